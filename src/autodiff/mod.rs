@@ -1,0 +1,1 @@
+//! autodiff (to be written).

@@ -1,1 +1,16 @@
-//! Property tests.
+//! Property tests, one binary. Run one area with a filter:
+//! `cargo test --release --test proptests flows::`.
+//!
+//! - `tolerance`: the named tolerances and the one comparison helper.
+//! - `strategies`: generators for shapes, strided views and flow inputs.
+//! - `tensor_kernels`: every kernel against a naive reference, on views with
+//!   odd strides (transposed, narrowed, broadcast).
+//! - `autodiff_ops`: gradcheck of every recorded op against central differences.
+//! - `flows`: `check_flow` (invertibility, log-det vs the finite-difference
+//!   Jacobian) and the parameter gradcheck on every layer and stack.
+
+mod autodiff_ops;
+mod flows;
+mod strategies;
+mod tensor_kernels;
+mod tolerance;

@@ -1,0 +1,1 @@
+//! Every op against finite differences.

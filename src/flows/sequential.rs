@@ -1,0 +1,74 @@
+//! [`Sequential`]: a composition of flows, log-dets summed.
+
+use super::Flow;
+use crate::autodiff::{Param, Var};
+use crate::tensor::Element;
+
+/// The composition f = f_{n−1} ∘ … ∘ f₀: `forward` applies the layers in
+/// order (z → x), `inverse` in reverse order (x → z), and the log-dets add
+/// (the chain rule: the Jacobian of a composition is the product of the
+/// Jacobians, and log|det| of a product is the sum).
+///
+/// # Shapes
+/// Those of its layers; log-det `[batch]`.
+pub struct Sequential<T: Element> {
+    /// The layers, in the forward (z → x) order.
+    pub layers: Vec<Box<dyn Flow<T>>>,
+}
+
+impl<T: Element> Sequential<T> {
+    /// A composition of `layers` (forward order). Each layer's parameter
+    /// names get the prefix `layer{i}.`.
+    pub fn new(mut layers: Vec<Box<dyn Flow<T>>>) -> Self {
+        for (i, layer) in layers.iter_mut().enumerate() {
+            for p in layer.params_mut() {
+                p.prefix(&format!("layer{i}"));
+            }
+        }
+        Sequential { layers }
+    }
+}
+
+impl<T: Element> Flow<T> for Sequential<T> {
+    fn name(&self) -> String {
+        format!("Sequential({} layers)", self.layers.len())
+    }
+
+    fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        let mut x = z.clone();
+        let mut log_det: Option<Var<'t, T>> = None;
+        for layer in &self.layers {
+            let (y, ld) = layer.forward(&x);
+            log_det = Some(match log_det {
+                Some(total) => total.add(&ld),
+                None => ld,
+            });
+            x = y;
+        }
+        let log_det = log_det.unwrap_or_else(|| z.constant(crate::tensor::Tensor::zeros(&[z.shape()[0]])));
+        (x, log_det)
+    }
+
+    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        let mut z = x.clone();
+        let mut log_det: Option<Var<'t, T>> = None;
+        for layer in self.layers.iter().rev() {
+            let (y, ld) = layer.inverse(&z);
+            log_det = Some(match log_det {
+                Some(total) => total.add(&ld),
+                None => ld,
+            });
+            z = y;
+        }
+        let log_det = log_det.unwrap_or_else(|| x.constant(crate::tensor::Tensor::zeros(&[x.shape()[0]])));
+        (z, log_det)
+    }
+
+    fn params(&self) -> Vec<&Param<T>> {
+        self.layers.iter().flat_map(|l| l.params()).collect()
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
+        self.layers.iter_mut().flat_map(|l| l.params_mut()).collect()
+    }
+}

@@ -1,0 +1,63 @@
+//! [`Linear`]: `y = x·W + b`.
+
+use super::init::glorot_uniform;
+use crate::autodiff::{Param, Var};
+use crate::tensor::{Element, Tensor};
+use rand::Rng;
+
+/// How a [`Linear`] layer's weight starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Init {
+    /// Glorot uniform weight, zero bias.
+    Glorot,
+    /// Zero weight and bias: the layer outputs 0, so a coupling layer whose
+    /// network ends in it starts as the identity.
+    Zero,
+}
+
+/// A fully connected layer `y = x·W + b`.
+///
+/// # Shapes
+/// `x: [batch, in_features]`, `W: [in_features, out_features]`,
+/// `b: [out_features]`, `y: [batch, out_features]`. (W is stored as
+/// `[in, out]` so the forward pass is a plain `x·W`, no transpose.)
+///
+/// # Panics
+/// `forward` panics if `x` is not `[_, in_features]` (from `matmul`, naming both shapes).
+#[derive(Clone, Debug)]
+pub struct Linear<T: Element> {
+    /// `[in_features, out_features]`.
+    pub weight: Param<T>,
+    /// `[out_features]`.
+    pub bias: Param<T>,
+}
+
+impl<T: Element> Linear<T> {
+    /// A layer from `in_features` to `out_features`, initialised by `init`.
+    pub fn new<R: Rng + ?Sized>(in_features: usize, out_features: usize, init: Init, rng: &mut R) -> Self {
+        let weight = match init {
+            Init::Glorot => glorot_uniform(in_features, out_features, rng),
+            Init::Zero => Tensor::zeros(&[in_features, out_features]),
+        };
+        Linear {
+            weight: Param::new("weight", weight),
+            bias: Param::new("bias", Tensor::zeros(&[out_features])),
+        }
+    }
+
+    /// `x·W + b`.
+    pub fn forward<'t>(&self, x: &Var<'t, T>) -> Var<'t, T> {
+        let tape = x.tape();
+        x.matmul(&tape.param(&self.weight)).add(&tape.param(&self.bias))
+    }
+
+    /// The parameters, weight first.
+    pub fn params(&self) -> Vec<&Param<T>> {
+        vec![&self.weight, &self.bias]
+    }
+
+    /// The parameters, mutably.
+    pub fn params_mut(&mut self) -> Vec<&mut Param<T>> {
+        vec![&mut self.weight, &mut self.bias]
+    }
+}

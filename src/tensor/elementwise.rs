@@ -1,0 +1,212 @@
+//! Element-wise kernels: unary maps and binary ops with numpy broadcasting.
+//!
+//! Each kernel has a contiguous fast path (plain slices, which the compiler
+//! vectorises) and a strided path that walks rows (see `strided.rs`); both go
+//! parallel above [`PAR_MIN_ELEMENTS`](super::parallel::PAR_MIN_ELEMENTS).
+
+use super::parallel::{go_parallel, PAR_CHUNK};
+use super::strided::{for_each_row, inner_stride, rows_of};
+use super::{broadcast_shapes, Element, Tensor};
+use rayon::prelude::*;
+
+impl<T: Element> Tensor<T> {
+    /// Applies `f` to every element: `out[i] = f(self[i])`, a new contiguous tensor.
+    pub fn map<F: Fn(T) -> T + Sync + Send>(&self, f: F) -> Tensor<T> {
+        let n = self.numel();
+        if let Some(src) = self.as_slice() {
+            let data: Vec<T> = if go_parallel(n) {
+                let mut out = Vec::with_capacity(n);
+                src.par_iter().with_min_len(PAR_CHUNK).map(|&a| f(a)).collect_into_vec(&mut out);
+                out
+            } else {
+                src.iter().map(|&a| f(a)).collect()
+            };
+            return Tensor::from_vec(data, self.shape());
+        }
+        let shape = self.shape();
+        let (n_rows, row_len) = rows_of(shape);
+        let stride = inner_stride(self.layout());
+        let storage = self.storage();
+        let layout = *self.layout();
+        let mut out = vec![T::ZERO; n];
+        let fill = |first_row: usize, dst: &mut [T]| {
+            let mut at = 0;
+            for_each_row(shape, [&layout], first_row, dst.len() / row_len.max(1), |[s]| {
+                for i in 0..row_len {
+                    dst[at + i] = f(storage[s + i * stride]);
+                }
+                at += row_len;
+            });
+        };
+        run_rows(&mut out, n_rows, row_len, fill);
+        Tensor::from_vec(out, shape)
+    }
+
+    /// Combines two tensors element by element after broadcasting them to a
+    /// common shape (numpy rules): `out[i] = f(lhs[i], rhs[i])`.
+    ///
+    /// # Panics
+    /// If the shapes do not broadcast; the message names `op` and both shapes.
+    pub fn zip_map<F: Fn(T, T) -> T + Sync + Send>(&self, rhs: &Tensor<T>, op: &str, f: F) -> Tensor<T> {
+        let same_shape = self.shape() == rhs.shape();
+        if same_shape {
+            if let (Some(a), Some(b)) = (self.as_slice(), rhs.as_slice()) {
+                let n = a.len();
+                let data: Vec<T> = if go_parallel(n) {
+                    let mut out = Vec::with_capacity(n);
+                    a.par_iter()
+                        .zip(b.par_iter())
+                        .with_min_len(PAR_CHUNK)
+                        .map(|(&x, &y)| f(x, y))
+                        .collect_into_vec(&mut out);
+                    out
+                } else {
+                    a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
+                };
+                return Tensor::from_vec(data, self.shape());
+            }
+        }
+        let shape = if same_shape {
+            self.shape().to_vec()
+        } else {
+            broadcast_shapes(op, self.shape(), rhs.shape())
+        };
+        let lhs_layout = self.layout().broadcast_to(&shape);
+        let rhs_layout = rhs.layout().broadcast_to(&shape);
+        let (n_rows, row_len) = rows_of(&shape);
+        let (ls, rs) = (inner_stride(&lhs_layout), inner_stride(&rhs_layout));
+        let (lhs, rhs_data) = (self.storage(), rhs.storage());
+        let mut out = vec![T::ZERO; n_rows * row_len];
+        let fill = |first_row: usize, dst: &mut [T]| {
+            let mut at = 0;
+            let rows = dst.len() / row_len.max(1);
+            for_each_row(&shape, [&lhs_layout, &rhs_layout], first_row, rows, |[a, b]| {
+                let row = &mut dst[at..at + row_len];
+                if ls == 1 && rs == 1 {
+                    let (x, y) = (&lhs[a..a + row_len], &rhs_data[b..b + row_len]);
+                    for i in 0..row_len {
+                        row[i] = f(x[i], y[i]);
+                    }
+                } else if ls == 1 && rs == 0 {
+                    let (x, y) = (&lhs[a..a + row_len], rhs_data[b]);
+                    for i in 0..row_len {
+                        row[i] = f(x[i], y);
+                    }
+                } else {
+                    for (i, r) in row.iter_mut().enumerate() {
+                        *r = f(lhs[a + i * ls], rhs_data[b + i * rs]);
+                    }
+                }
+                at += row_len;
+            });
+        };
+        run_rows(&mut out, n_rows, row_len, fill);
+        Tensor::from_vec(out, &shape)
+    }
+
+    /// `self + rhs` with broadcasting.
+    pub fn add(&self, rhs: &Tensor<T>) -> Tensor<T> {
+        self.zip_map(rhs, "add", |a, b| a + b)
+    }
+    /// `self − rhs` with broadcasting.
+    pub fn sub(&self, rhs: &Tensor<T>) -> Tensor<T> {
+        self.zip_map(rhs, "sub", |a, b| a - b)
+    }
+    /// `self ⊙ rhs` (element-wise product) with broadcasting.
+    pub fn mul(&self, rhs: &Tensor<T>) -> Tensor<T> {
+        self.zip_map(rhs, "mul", |a, b| a * b)
+    }
+    /// `self / rhs` element-wise with broadcasting.
+    pub fn div(&self, rhs: &Tensor<T>) -> Tensor<T> {
+        self.zip_map(rhs, "div", |a, b| a / b)
+    }
+    /// Element-wise maximum with broadcasting.
+    pub fn maximum(&self, rhs: &Tensor<T>) -> Tensor<T> {
+        self.zip_map(rhs, "maximum", |a, b| if a >= b { a } else { b })
+    }
+    /// Element-wise minimum with broadcasting.
+    pub fn minimum(&self, rhs: &Tensor<T>) -> Tensor<T> {
+        self.zip_map(rhs, "minimum", |a, b| if a <= b { a } else { b })
+    }
+    /// `1` where `self > rhs`, else `0`, with broadcasting.
+    pub fn gt(&self, rhs: &Tensor<T>) -> Tensor<T> {
+        self.zip_map(rhs, "gt", |a, b| if a > b { T::ONE } else { T::ZERO })
+    }
+    /// `self + c` for a scalar `c`.
+    pub fn add_scalar(&self, c: T) -> Tensor<T> {
+        self.map(|a| a + c)
+    }
+    /// `c · self` for a scalar `c`.
+    pub fn mul_scalar(&self, c: T) -> Tensor<T> {
+        self.map(|a| a * c)
+    }
+    /// `−self`.
+    pub fn neg(&self) -> Tensor<T> {
+        self.map(|a| -a)
+    }
+    /// `exp(self)` element-wise.
+    pub fn exp(&self) -> Tensor<T> {
+        self.map(T::exp)
+    }
+    /// Natural log element-wise.
+    pub fn ln(&self) -> Tensor<T> {
+        self.map(T::ln)
+    }
+    /// `tanh(self)` element-wise.
+    pub fn tanh(&self) -> Tensor<T> {
+        self.map(T::tanh)
+    }
+    /// `max(self, 0)` element-wise.
+    pub fn relu(&self) -> Tensor<T> {
+        self.map(|a| if a > T::ZERO { a } else { T::ZERO })
+    }
+    /// `√self` element-wise.
+    pub fn sqrt(&self) -> Tensor<T> {
+        self.map(T::sqrt)
+    }
+    /// `self²` element-wise.
+    pub fn square(&self) -> Tensor<T> {
+        self.map(|a| a * a)
+    }
+    /// Where `cond ≠ 0` take `on_true`, else `on_false`; all three broadcast together.
+    ///
+    /// # Panics
+    /// If the shapes do not broadcast.
+    pub fn select(cond: &Tensor<T>, on_true: &Tensor<T>, on_false: &Tensor<T>) -> Tensor<T> {
+        // where(c, a, b) = b + c·(a − b) would lose exactness; pick instead.
+        let picked_true = cond.zip_map(on_true, "select", |c, a| if c != T::ZERO { a } else { T::ZERO });
+        let keep_false = cond.zip_map(on_false, "select", |c, b| if c != T::ZERO { T::ZERO } else { b });
+        picked_true.add(&keep_false)
+    }
+}
+
+/// Fills `out` (rows of `row_len`) by calling `fill(first_row, chunk)`, over
+/// rayon chunks of whole rows when the output is large, else in one call.
+fn run_rows<T: Element>(out: &mut [T], n_rows: usize, row_len: usize, fill: impl Fn(usize, &mut [T]) + Sync) {
+    if row_len == 0 || n_rows == 0 {
+        return;
+    }
+    if go_parallel(out.len()) {
+        let rows_per_chunk = (PAR_CHUNK / row_len).max(1);
+        out.par_chunks_mut(rows_per_chunk * row_len)
+            .enumerate()
+            .for_each(|(c, chunk)| fill(c * rows_per_chunk, chunk));
+    } else {
+        fill(0, out);
+    }
+}
+
+macro_rules! impl_binary_operator {
+    ($trait:ident, $method:ident) => {
+        impl<T: Element> std::ops::$trait<&Tensor<T>> for &Tensor<T> {
+            type Output = Tensor<T>;
+            fn $method(self, rhs: &Tensor<T>) -> Tensor<T> {
+                Tensor::$method(self, rhs)
+            }
+        }
+    };
+}
+impl_binary_operator!(Add, add);
+impl_binary_operator!(Sub, sub);
+impl_binary_operator!(Mul, mul);
+impl_binary_operator!(Div, div);

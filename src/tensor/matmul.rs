@@ -1,0 +1,208 @@
+//! Matrix products: `[m, k] × [k, n] → [m, n]` and the batched
+//! `[b, m, k] × [b, k, n] → [b, m, n]`.
+//!
+//! The operands' strides go to `matrixmultiply` as they are, so a transposed
+//! or narrowed operand costs no copy. Large products split the rows of the
+//! output across rayon's threads; a thin output (n ≤ 4, the last layer of a
+//! 2-D coupling net) takes a dot-product path that beats the packed GEMM.
+
+use super::parallel::PAR_MIN_MATMUL_FLOPS;
+use super::{Element, Tensor};
+use rayon::prelude::*;
+
+/// Output columns at or below which the thin path runs.
+const THIN_N: usize = 4;
+
+/// Raw strided product `C ← A·B` for one matrix, with `c` contiguous `[m, n]`.
+/// Splits rows across threads when the product is large.
+#[allow(clippy::too_many_arguments)]
+fn gemm_into<T: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    a_off: usize,
+    (rsa, csa): (usize, usize),
+    b: &[T],
+    b_off: usize,
+    (rsb, csb): (usize, usize),
+    c: &mut [T],
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c.fill(T::ZERO);
+        return;
+    }
+    if n <= THIN_N {
+        thin_gemm(m, k, n, a, a_off, (rsa, csa), b, b_off, (rsb, csb), c);
+        return;
+    }
+    let threads = rayon::current_num_threads();
+    let parallel = threads > 1 && m * k * n >= PAR_MIN_MATMUL_FLOPS && m >= 2 * 8;
+    let rows_per_task = if parallel { m.div_ceil(threads) } else { m };
+    let run = |task: usize, c_rows: &mut [T]| {
+        let row0 = task * rows_per_task;
+        let rows = c_rows.len() / n;
+        // SAFETY: the layouts were checked against the storages by `Tensor`
+        // (invariant 3), rows `row0..row0+rows` of A exist, and `c_rows` is a
+        // distinct `[rows, n]` block of the output.
+        unsafe {
+            T::gemm(
+                rows,
+                k,
+                n,
+                T::ONE,
+                a.as_ptr().add(a_off + row0 * rsa),
+                rsa as isize,
+                csa as isize,
+                b.as_ptr().add(b_off),
+                rsb as isize,
+                csb as isize,
+                T::ZERO,
+                c_rows.as_mut_ptr(),
+                n as isize,
+                1,
+            )
+        }
+    };
+    if parallel {
+        c.par_chunks_mut(rows_per_task * n)
+            .enumerate()
+            .for_each(|(task, rows)| run(task, rows));
+    } else {
+        run(0, c);
+    }
+}
+
+/// `C ← A·B` for `n ≤ THIN_N` output columns: each output is a dot product of a
+/// row of A with a column of B (copied contiguous once), with eight partial
+/// sums so the compiler can vectorise the loop.
+#[allow(clippy::too_many_arguments)]
+fn thin_gemm<T: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    a_off: usize,
+    (rsa, csa): (usize, usize),
+    b: &[T],
+    b_off: usize,
+    (rsb, csb): (usize, usize),
+    c: &mut [T],
+) {
+    let columns: Vec<Vec<T>> = (0..n)
+        .map(|j| (0..k).map(|p| b[b_off + p * rsb + j * csb]).collect())
+        .collect();
+    let row_of = |i: usize, buf: &mut Vec<T>| -> Option<usize> {
+        if csa == 1 {
+            Some(a_off + i * rsa)
+        } else {
+            buf.clear();
+            buf.extend((0..k).map(|p| a[a_off + i * rsa + p * csa]));
+            None
+        }
+    };
+    let work = |i0: usize, c_rows: &mut [T]| {
+        let mut buf = Vec::with_capacity(k);
+        for (r, out) in c_rows.chunks_mut(n).enumerate() {
+            let i = i0 + r;
+            let row: &[T] = match row_of(i, &mut buf) {
+                Some(start) => &a[start..start + k],
+                None => &buf,
+            };
+            for (j, col) in columns.iter().enumerate() {
+                out[j] = dot(row, col);
+            }
+        }
+    };
+    if m * k * n >= PAR_MIN_MATMUL_FLOPS / 4 && rayon::current_num_threads() > 1 {
+        let rows_per_task = m.div_ceil(rayon::current_num_threads());
+        c.par_chunks_mut(rows_per_task * n)
+            .enumerate()
+            .for_each(|(t, rows)| work(t * rows_per_task, rows));
+    } else {
+        work(0, c);
+    }
+}
+
+/// Dot product with eight independent accumulators (vectorises without
+/// reassociation by the compiler).
+#[inline]
+fn dot<T: Element>(x: &[T], y: &[T]) -> T {
+    let mut acc = [T::ZERO; 8];
+    let chunks = x.len() / 8;
+    for c in 0..chunks {
+        let (xs, ys) = (&x[c * 8..c * 8 + 8], &y[c * 8..c * 8 + 8]);
+        for l in 0..8 {
+            acc[l] += xs[l] * ys[l];
+        }
+    }
+    let mut total = T::ZERO;
+    for i in chunks * 8..x.len() {
+        total += x[i] * y[i];
+    }
+    acc.iter().fold(total, |s, &v| s + v)
+}
+
+impl<T: Element> Tensor<T> {
+    /// Matrix product `[m, k] × [k, n] → [m, n]`, or batched
+    /// `[b, m, k] × [b, k, n] → [b, m, n]` (a rank-2 operand broadcasts over
+    /// the batch). Any strides are accepted without copying.
+    ///
+    /// # Panics
+    /// If the operands are not rank 2 or 3, or the inner dimensions or batch
+    /// sizes differ: `matmul: inner dimensions differ: lhs [4, 3], rhs [5, 2]`.
+    pub fn matmul(&self, rhs: &Tensor<T>) -> Tensor<T> {
+        let (ls, rs) = (self.shape(), rhs.shape());
+        match (ls.len(), rs.len()) {
+            (2, 2) => {
+                let (m, k, n) = (ls[0], ls[1], rs[1]);
+                assert_eq!(k, rs[0], "matmul: inner dimensions differ: lhs {ls:?}, rhs {rs:?}");
+                let mut out = vec![T::ZERO; m * n];
+                gemm_into(
+                    m,
+                    k,
+                    n,
+                    self.storage(),
+                    self.layout().offset(),
+                    (self.strides()[0], self.strides()[1]),
+                    rhs.storage(),
+                    rhs.layout().offset(),
+                    (rhs.strides()[0], rhs.strides()[1]),
+                    &mut out,
+                );
+                Tensor::from_vec(out, &[m, n])
+            }
+            (2 | 3, 2 | 3) => {
+                let batch = if ls.len() == 3 { ls[0] } else { rs[0] };
+                let lhs = if ls.len() == 3 { self.clone() } else { self.unsqueeze(0).broadcast_to(&[batch, ls[0], ls[1]]) };
+                let rhs = if rs.len() == 3 { rhs.clone() } else { rhs.unsqueeze(0).broadcast_to(&[batch, rs[0], rs[1]]) };
+                let (l, r) = (lhs.shape(), rhs.shape());
+                assert_eq!(l[0], r[0], "matmul: batch sizes differ: lhs {ls:?}, rhs {rs:?}");
+                assert_eq!(l[2], r[1], "matmul: inner dimensions differ: lhs {ls:?}, rhs {rs:?}");
+                let (m, k, n) = (l[1], l[2], r[2]);
+                let mut out = vec![T::ZERO; batch * m * n];
+                if m * n > 0 {
+                    for (b, c) in out.chunks_mut(m * n).enumerate() {
+                        gemm_into(
+                            m,
+                            k,
+                            n,
+                            lhs.storage(),
+                            lhs.layout().offset() + b * lhs.strides()[0],
+                            (lhs.strides()[1], lhs.strides()[2]),
+                            rhs.storage(),
+                            rhs.layout().offset() + b * rhs.strides()[0],
+                            (rhs.strides()[1], rhs.strides()[2]),
+                            c,
+                        );
+                    }
+                }
+                Tensor::from_vec(out, &[batch, m, n])
+            }
+            _ => panic!("matmul: expected rank 2 or 3 operands: lhs {ls:?}, rhs {rs:?}"),
+        }
+    }
+}

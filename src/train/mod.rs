@@ -1,1 +1,18 @@
-//! train (to be written).
+//! Training and evaluation: minibatch maximum likelihood with Adam
+//! ([`fit`]), test NLL and bits/dim ([`eval`]), and the grids behind density
+//! pictures ([`sample`]).
+//!
+//! The story in one paragraph: each step draws a batch x, computes the loss
+//! L = −(1/B) Σ log p(xᵦ) on a recording tape, backpropagates, and lets Adam
+//! move every parameter. For a fixed dataset a validation score is checked
+//! every few steps and the parameters with the best score are kept, because
+//! small datasets overfit. Every random draw comes from one seeded RNG, so the
+//! same seed and thread count reproduce the run. Read `fit.rs` first.
+
+pub mod eval;
+pub mod fit;
+pub mod run;
+pub mod sample;
+
+pub use eval::{bits_per_dim, mean_nll};
+pub use fit::{fit, FitConfig, FitReport};

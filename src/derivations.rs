@@ -1,1 +1,32 @@
-//! Derivation pages.
+//! The derivation pages of docs/derivations, compiled into the API docs so
+//! every formula is one click from the code that computes it.
+//!
+//! Each module below is empty: its documentation *is* the page, included from
+//! `docs/derivations/*.md`, so the same text reads on GitHub and in rustdoc.
+//! Read them in this order: change of variables, affine coupling, bits per
+//! dimension for the flows; tensor layout and reverse mode for the engine.
+
+/// Change of variables: the density of a bijection, summed log-dets, the sign
+/// convention, maximum likelihood, and bits/dim.
+#[doc = include_str!("../docs/derivations/change-of-variables.md")]
+pub mod change_of_variables {}
+
+/// Affine coupling (RealNVP): masks, the triangular Jacobian, log-det Σ s, the
+/// bounded log-scale, zero initialisation, and the additive (NICE) case.
+#[doc = include_str!("../docs/derivations/affine-coupling.md")]
+pub mod affine_coupling {}
+
+/// Tensor layout: strides, offsets, contiguity, and why transpose, narrow and
+/// broadcast are free views.
+#[doc = include_str!("../docs/derivations/tensor-layout.md")]
+pub mod tensor_layout {}
+
+/// Reverse mode: the chain rule on a Wengert list, vector-Jacobian products,
+/// the backward rules, and gradcheck.
+#[doc = include_str!("../docs/derivations/reverse-mode.md")]
+pub mod reverse_mode {}
+
+/// Bits per dimension: dequantisation, the logit transform and their
+/// Jacobians, and the bound on the discrete log-likelihood.
+#[doc = include_str!("../docs/derivations/bits-per-dim.md")]
+pub mod bits_per_dim {}

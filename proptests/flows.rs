@@ -86,11 +86,23 @@ fn check_flow_catches_a_wrong_log_det() {
         fn name(&self) -> String {
             "Liar".into()
         }
-        fn forward<'t>(&self, z: &flowzoo::autodiff::Var<'t, f64>) -> (flowzoo::autodiff::Var<'t, f64>, flowzoo::autodiff::Var<'t, f64>) {
+        fn forward<'t>(
+            &self,
+            z: &flowzoo::autodiff::Var<'t, f64>,
+        ) -> (
+            flowzoo::autodiff::Var<'t, f64>,
+            flowzoo::autodiff::Var<'t, f64>,
+        ) {
             let ld = z.sum_axes(&[1]).mul_scalar(0.0).add_scalar(0.1);
             (z.mul_scalar(1.0), ld)
         }
-        fn inverse<'t>(&self, x: &flowzoo::autodiff::Var<'t, f64>) -> (flowzoo::autodiff::Var<'t, f64>, flowzoo::autodiff::Var<'t, f64>) {
+        fn inverse<'t>(
+            &self,
+            x: &flowzoo::autodiff::Var<'t, f64>,
+        ) -> (
+            flowzoo::autodiff::Var<'t, f64>,
+            flowzoo::autodiff::Var<'t, f64>,
+        ) {
             let ld = x.sum_axes(&[1]).mul_scalar(0.0).add_scalar(-0.1);
             (x.mul_scalar(1.0), ld)
         }

@@ -25,6 +25,9 @@ pub fn close(a: f64, b: f64, rtol: f64) -> bool {
 pub fn assert_all_close(what: &str, got: &[f64], expected: &[f64], rtol: f64) {
     assert_eq!(got.len(), expected.len(), "{what}: lengths differ");
     for (i, (g, e)) in got.iter().zip(expected).enumerate() {
-        assert!(close(*g, *e, rtol), "{what}: index {i}: got {g:.15e}, expected {e:.15e}");
+        assert!(
+            close(*g, *e, rtol),
+            "{what}: index {i}: got {g:.15e}, expected {e:.15e}"
+        );
     }
 }

@@ -83,7 +83,8 @@ where
             shifted[i] = Tensor::from_vec(minus, x.shape());
             let f_minus = value_at(&shifted);
             let numeric = (f_plus - f_minus) / (2.0 * h);
-            let error = (analytic[j] - numeric).abs() / 1f64.max(analytic[j].abs()).max(numeric.abs());
+            let error =
+                (analytic[j] - numeric).abs() / 1f64.max(analytic[j].abs()).max(numeric.abs());
             if error > rtol || error.is_nan() {
                 return Err(GradcheckFailure {
                     input: i,

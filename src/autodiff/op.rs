@@ -15,6 +15,7 @@
 //! | `Tanh` | `tanh(a)` | the output |
 //! | `Relu` | `max(a, 0)` | `a` |
 //! | `MatMul` | `A·B`, 2-D or batched | both values |
+//! | `Linear` | `x·W + b` (fused for speed) | `x` and `W` |
 //! | `Sum` | sum over axes (keep-dim shape recorded) | input shape, keep-dim shape |
 //! | `Broadcast` | `a` repeated to a larger shape | input shape |
 //! | `Reshape` | same elements, new shape | input shape |
@@ -35,23 +36,102 @@ pub type Parent = Option<usize>;
 #[allow(missing_docs)]
 pub enum Op<T: Element> {
     Leaf,
-    Add { a: Parent, b: Parent, a_shape: Layout, b_shape: Layout },
-    Sub { a: Parent, b: Parent, a_shape: Layout, b_shape: Layout },
-    Mul { a: Parent, b: Parent, a_value: Tensor<T>, b_value: Tensor<T> },
-    Div { a: Parent, b: Parent, a_shape: Layout, b_value: Tensor<T>, out: Tensor<T> },
-    Neg { a: Parent },
-    AddScalar { a: Parent },
-    MulScalar { a: Parent, c: T },
-    Exp { a: Parent, out: Tensor<T> },
-    Log { a: Parent, a_value: Tensor<T> },
-    Tanh { a: Parent, out: Tensor<T> },
-    Relu { a: Parent, a_value: Tensor<T> },
-    MatMul { a: Parent, b: Parent, a_value: Tensor<T>, b_value: Tensor<T> },
-    Sum { a: Parent, in_shape: Layout, keep_shape: Layout },
-    Broadcast { a: Parent, in_shape: Layout },
-    Reshape { a: Parent, in_shape: Layout },
-    Permute { a: Parent, perm: Vec<usize> },
-    Narrow { a: Parent, axis: usize, start: usize, in_shape: Layout },
-    Concat { parts: Vec<Parent>, axis: usize, lengths: Vec<usize> },
-    IndexSelect { a: Parent, axis: usize, indices: Vec<usize>, in_shape: Layout },
+    Add {
+        a: Parent,
+        b: Parent,
+        a_shape: Layout,
+        b_shape: Layout,
+    },
+    Sub {
+        a: Parent,
+        b: Parent,
+        a_shape: Layout,
+        b_shape: Layout,
+    },
+    Mul {
+        a: Parent,
+        b: Parent,
+        a_value: Tensor<T>,
+        b_value: Tensor<T>,
+    },
+    Div {
+        a: Parent,
+        b: Parent,
+        a_shape: Layout,
+        b_value: Tensor<T>,
+        out: Tensor<T>,
+    },
+    Neg {
+        a: Parent,
+    },
+    AddScalar {
+        a: Parent,
+    },
+    MulScalar {
+        a: Parent,
+        c: T,
+    },
+    Exp {
+        a: Parent,
+        out: Tensor<T>,
+    },
+    Log {
+        a: Parent,
+        a_value: Tensor<T>,
+    },
+    Tanh {
+        a: Parent,
+        out: Tensor<T>,
+    },
+    Relu {
+        a: Parent,
+        a_value: Tensor<T>,
+    },
+    MatMul {
+        a: Parent,
+        b: Parent,
+        a_value: Tensor<T>,
+        b_value: Tensor<T>,
+    },
+    Linear {
+        x: Parent,
+        weight: Parent,
+        bias: Parent,
+        x_value: Tensor<T>,
+        weight_value: Tensor<T>,
+    },
+    Sum {
+        a: Parent,
+        in_shape: Layout,
+        keep_shape: Layout,
+    },
+    Broadcast {
+        a: Parent,
+        in_shape: Layout,
+    },
+    Reshape {
+        a: Parent,
+        in_shape: Layout,
+    },
+    Permute {
+        a: Parent,
+        perm: Vec<usize>,
+    },
+    Narrow {
+        a: Parent,
+        axis: usize,
+        start: usize,
+        in_shape: Layout,
+    },
+    Concat {
+        parts: Vec<Parent>,
+        axis: usize,
+        lengths: Vec<usize>,
+    },
+    IndexSelect {
+        a: Parent,
+        axis: usize,
+        indices: Vec<usize>,
+        in_shape: Layout,
+    },
 }

@@ -75,22 +75,41 @@ impl<'t, T: Element> Var<'t, T> {
         Var::from_parts(self.tape, value, node)
     }
 
-    fn binary(&self, rhs: &Var<'t, T>, value: Tensor<T>, op: impl FnOnce(Parent, Parent) -> Op<T>) -> Var<'t, T> {
-        assert!(std::ptr::eq(self.tape, rhs.tape), "autodiff: operands live on different tapes");
-        let node = (self.node.is_some() || rhs.node.is_some()).then(|| self.tape.push(op(self.node, rhs.node)));
+    fn binary(
+        &self,
+        rhs: &Var<'t, T>,
+        value: Tensor<T>,
+        op: impl FnOnce(Parent, Parent) -> Op<T>,
+    ) -> Var<'t, T> {
+        assert!(
+            std::ptr::eq(self.tape, rhs.tape),
+            "autodiff: operands live on different tapes"
+        );
+        let node = (self.node.is_some() || rhs.node.is_some())
+            .then(|| self.tape.push(op(self.node, rhs.node)));
         Var::from_parts(self.tape, value, node)
     }
 
     /// `a + b`, broadcast.
     pub fn add(&self, rhs: &Var<'t, T>) -> Var<'t, T> {
         let (a_shape, b_shape) = (*self.value.layout(), *rhs.value.layout());
-        self.binary(rhs, self.value.add(&rhs.value), |a, b| Op::Add { a, b, a_shape, b_shape })
+        self.binary(rhs, self.value.add(&rhs.value), |a, b| Op::Add {
+            a,
+            b,
+            a_shape,
+            b_shape,
+        })
     }
 
     /// `a − b`, broadcast.
     pub fn sub(&self, rhs: &Var<'t, T>) -> Var<'t, T> {
         let (a_shape, b_shape) = (*self.value.layout(), *rhs.value.layout());
-        self.binary(rhs, self.value.sub(&rhs.value), |a, b| Op::Sub { a, b, a_shape, b_shape })
+        self.binary(rhs, self.value.sub(&rhs.value), |a, b| Op::Sub {
+            a,
+            b,
+            a_shape,
+            b_shape,
+        })
     }
 
     /// `a ⊙ b`, broadcast.
@@ -174,11 +193,39 @@ impl<'t, T: Element> Var<'t, T> {
         })
     }
 
+    /// `x·W + b` for a batch `x: [batch, in]`, `W: [in, out]`, `b: [out]`:
+    /// one fused op (see [`Tensor::linear`]).
+    ///
+    /// # Panics
+    /// If the shapes do not fit or the operands live on different tapes.
+    pub fn linear(&self, weight: &Var<'t, T>, bias: &Var<'t, T>) -> Var<'t, T> {
+        assert!(
+            std::ptr::eq(self.tape, weight.tape) && std::ptr::eq(self.tape, bias.tape),
+            "autodiff: operands live on different tapes"
+        );
+        let out = self.value.linear(&weight.value, &bias.value);
+        let recorded = self.node.is_some() || weight.node.is_some() || bias.node.is_some();
+        let node = recorded.then(|| {
+            self.tape.push(Op::Linear {
+                x: self.node,
+                weight: weight.node,
+                bias: bias.node,
+                x_value: self.value.clone(),
+                weight_value: weight.value.clone(),
+            })
+        });
+        Var::from_parts(self.tape, out, node)
+    }
+
     /// Sum over `axes`, keeping them as length 1.
     pub fn sum_axes_keepdim(&self, axes: &[usize]) -> Var<'t, T> {
         let out = self.value.sum_axes_keepdim(axes);
         let (in_shape, keep_shape) = (*self.value.layout(), *out.layout());
-        self.unary(out, |a| Op::Sum { a, in_shape, keep_shape })
+        self.unary(out, |a| Op::Sum {
+            a,
+            in_shape,
+            keep_shape,
+        })
     }
 
     /// Sum over `axes`, removing them.
@@ -203,19 +250,24 @@ impl<'t, T: Element> Var<'t, T> {
     /// Mean over `axes`, removing them.
     pub fn mean_axes(&self, axes: &[usize]) -> Var<'t, T> {
         let count: usize = axes.iter().map(|&a| self.shape()[a]).product();
-        self.sum_axes(axes).mul_scalar(T::ONE / T::from_f64(count as f64))
+        self.sum_axes(axes)
+            .mul_scalar(T::ONE / T::from_f64(count as f64))
     }
 
     /// Mean of every element, rank 0.
     pub fn mean_all(&self) -> Var<'t, T> {
         let count = self.value.numel();
-        self.sum_all().mul_scalar(T::ONE / T::from_f64(count as f64))
+        self.sum_all()
+            .mul_scalar(T::ONE / T::from_f64(count as f64))
     }
 
     /// Repeats the value to `shape` (numpy broadcasting).
     pub fn broadcast_to(&self, shape: &[usize]) -> Var<'t, T> {
         let in_shape = *self.value.layout();
-        self.unary(self.value.broadcast_to(shape), |a| Op::Broadcast { a, in_shape })
+        self.unary(self.value.broadcast_to(shape), |a| Op::Broadcast {
+            a,
+            in_shape,
+        })
     }
 
     /// The same elements under a new shape.
@@ -229,7 +281,10 @@ impl<'t, T: Element> Var<'t, T> {
 
     /// Reorders the axes: output axis `k` is input axis `perm[k]`.
     pub fn permute(&self, perm: &[usize]) -> Var<'t, T> {
-        self.unary(self.value.permute(perm), |a| Op::Permute { a, perm: perm.to_vec() })
+        self.unary(self.value.permute(perm), |a| Op::Permute {
+            a,
+            perm: perm.to_vec(),
+        })
     }
 
     /// Swaps two axes.
@@ -278,11 +333,13 @@ impl<'t, T: Element> Var<'t, T> {
             return self.narrow(axis, indices[0], indices.len());
         }
         let in_shape = *self.value.layout();
-        self.unary(self.value.index_select(axis, indices), |a| Op::IndexSelect {
-            a,
-            axis,
-            indices: indices.to_vec(),
-            in_shape,
+        self.unary(self.value.index_select(axis, indices), |a| {
+            Op::IndexSelect {
+                a,
+                axis,
+                indices: indices.to_vec(),
+                in_shape,
+            }
         })
     }
 

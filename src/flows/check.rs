@@ -77,7 +77,11 @@ pub fn close(a: f64, b: f64, rtol: f64) -> bool {
 /// let z = Tensor::<f64>::from_vec(vec![0.1, -2.0, 3.0, 0.5, 0.0, 1.0], &[2, 3]);
 /// check_flow(&Reverse::new(3), &z, CheckOptions::default()).unwrap();
 /// ```
-pub fn check_flow(flow: &dyn Flow<f64>, z: &Tensor<f64>, options: CheckOptions) -> Result<(), CheckFailure> {
+pub fn check_flow(
+    flow: &dyn Flow<f64>,
+    z: &Tensor<f64>,
+    options: CheckOptions,
+) -> Result<(), CheckFailure> {
     let (batch, dim) = (z.dim(0), z.numel() / z.dim(0).max(1));
     let fail = |property, sample, got, expected| CheckFailure {
         layer: flow.name(),
@@ -100,19 +104,30 @@ pub fn check_flow(flow: &dyn Flow<f64>, z: &Tensor<f64>, options: CheckOptions) 
     let (x_round, _) = flow.forward_tensor(&z_from_x);
     let xr = x_round.to_vec();
     for i in 0..xv.len() {
-        if !close(xr[i], xv[i], options.inverse_rtol) || !close(xav[i], xv[i], options.inverse_rtol) {
+        if !close(xr[i], xv[i], options.inverse_rtol) || !close(xav[i], xv[i], options.inverse_rtol)
+        {
             return Err(fail("forward(inverse(x)) == x", i / dim, xr[i], xv[i]));
         }
     }
     let (ldf, ldi) = (ld_forward.to_vec(), ld_inverse.to_vec());
     for b in 0..batch {
         if !close(ldf[b], -ldi[b], options.log_det_rtol) {
-            return Err(fail("logdet_forward(z) == -logdet_inverse(forward(z))", b, ldf[b], -ldi[b]));
+            return Err(fail(
+                "logdet_forward(z) == -logdet_inverse(forward(z))",
+                b,
+                ldf[b],
+                -ldi[b],
+            ));
         }
         let jac = finite_difference_jacobian(flow, z, b, options.h);
         let (_, log_abs_det) = linalg::slogdet(&jac);
         if !close(ldf[b], log_abs_det, options.log_det_rtol) {
-            return Err(fail("logdet_forward(z) == log|det J| (finite differences)", b, ldf[b], log_abs_det));
+            return Err(fail(
+                "logdet_forward(z) == log|det J| (finite differences)",
+                b,
+                ldf[b],
+                log_abs_det,
+            ));
         }
     }
     Ok(())
@@ -121,8 +136,15 @@ pub fn check_flow(flow: &dyn Flow<f64>, z: &Tensor<f64>, options: CheckOptions) 
 /// The Jacobian ∂x/∂z of `flow.forward` at sample `b` of `z`, by central
 /// differences: column j is (f(z + h·eⱼ) − f(z − h·eⱼ)) / 2h. Shape `[D, D]`
 /// with D the number of elements per sample.
-pub fn finite_difference_jacobian(flow: &dyn Flow<f64>, z: &Tensor<f64>, b: usize, h: f64) -> Tensor<f64> {
-    let sample_shape: Vec<usize> = std::iter::once(1).chain(z.shape()[1..].iter().copied()).collect();
+pub fn finite_difference_jacobian(
+    flow: &dyn Flow<f64>,
+    z: &Tensor<f64>,
+    b: usize,
+    h: f64,
+) -> Tensor<f64> {
+    let sample_shape: Vec<usize> = std::iter::once(1)
+        .chain(z.shape()[1..].iter().copied())
+        .collect();
     let dim: usize = sample_shape.iter().product();
     let row = z.narrow(0, b, 1).to_vec();
     // All 2D perturbed copies go through the flow as one batch.
@@ -140,7 +162,10 @@ pub fn finite_difference_jacobian(flow: &dyn Flow<f64>, z: &Tensor<f64>, b: usiz
     let out = out.to_vec();
     let mut jac = vec![0.0; dim * dim];
     for j in 0..dim {
-        let (plus, minus) = (&out[2 * j * dim..(2 * j + 1) * dim], &out[(2 * j + 1) * dim..(2 * j + 2) * dim]);
+        let (plus, minus) = (
+            &out[2 * j * dim..(2 * j + 1) * dim],
+            &out[(2 * j + 1) * dim..(2 * j + 2) * dim],
+        );
         for i in 0..dim {
             jac[i * dim + j] = (plus[i] - minus[i]) / (2.0 * h);
         }
@@ -154,7 +179,12 @@ pub fn finite_difference_jacobian(flow: &dyn Flow<f64>, z: &Tensor<f64>, b: usiz
 ///
 /// # Errors
 /// The first mismatch: the parameter's name, the entry, both values.
-pub fn gradcheck_params(flow: &mut dyn Flow<f64>, x: &Tensor<f64>, h: f64, rtol: f64) -> Result<(), String> {
+pub fn gradcheck_params(
+    flow: &mut dyn Flow<f64>,
+    x: &Tensor<f64>,
+    h: f64,
+    rtol: f64,
+) -> Result<(), String> {
     let prior = super::StandardNormal::new(x.numel() / x.dim(0));
     fn loss_of<'t>(
         flow: &dyn Flow<f64>,

@@ -29,11 +29,20 @@ impl Mask {
     pub fn half(dim: usize, flip: bool) -> Mask {
         assert!(dim >= 2, "Mask::half: need at least 2 features, got {dim}");
         let split = dim / 2;
-        let (first, second): (Vec<usize>, Vec<usize>) = ((0..split).collect(), (split..dim).collect());
+        let (first, second): (Vec<usize>, Vec<usize>) =
+            ((0..split).collect(), (split..dim).collect());
         if flip {
-            Mask { dim, cond: second, trans: first }
+            Mask {
+                dim,
+                cond: second,
+                trans: first,
+            }
         } else {
-            Mask { dim, cond: first, trans: second }
+            Mask {
+                dim,
+                cond: first,
+                trans: second,
+            }
         }
     }
 
@@ -42,7 +51,10 @@ impl Mask {
     /// # Panics
     /// If `dim < 2`.
     pub fn alternating(dim: usize, parity: usize) -> Mask {
-        assert!(dim >= 2, "Mask::alternating: need at least 2 features, got {dim}");
+        assert!(
+            dim >= 2,
+            "Mask::alternating: need at least 2 features, got {dim}"
+        );
         let (cond, trans) = (0..dim).partition(|i| i % 2 == parity % 2);
         Mask { dim, cond, trans }
     }
@@ -147,7 +159,10 @@ impl<T: Element> AffineCoupling<T> {
     fn scale_and_shift<'t>(&self, part1: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
         let n2 = self.mask.trans.len();
         let h = self.net.forward(part1);
-        let s = h.narrow(1, 0, n2).tanh().mul(&part1.tape().param(&self.scale));
+        let s = h
+            .narrow(1, 0, n2)
+            .tanh()
+            .mul(&part1.tape().param(&self.scale));
         let t = h.narrow(1, n2, n2);
         (s, t)
     }
@@ -160,7 +175,10 @@ impl<T: Element> Flow<T> for AffineCoupling<T> {
 
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
         self.check(z);
-        let (z1, z2) = (z.index_select(1, &self.mask.cond), z.index_select(1, &self.mask.trans));
+        let (z1, z2) = (
+            z.index_select(1, &self.mask.cond),
+            z.index_select(1, &self.mask.trans),
+        );
         let (s, t) = self.scale_and_shift(&z1);
         // x₂ = z₂ ⊙ exp(s) + t
         let x2 = z2.mul(&s.exp()).add(&t);
@@ -170,7 +188,10 @@ impl<T: Element> Flow<T> for AffineCoupling<T> {
 
     fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
         self.check(x);
-        let (x1, x2) = (x.index_select(1, &self.mask.cond), x.index_select(1, &self.mask.trans));
+        let (x1, x2) = (
+            x.index_select(1, &self.mask.cond),
+            x.index_select(1, &self.mask.trans),
+        );
         let (s, t) = self.scale_and_shift(&x1);
         // z₂ = (x₂ − t) ⊙ exp(−s)
         let z2 = x2.sub(&t).mul(&s.neg().exp());

@@ -5,6 +5,7 @@ use super::prior::StandardNormal;
 use super::sequential::Sequential;
 use super::Flow;
 use crate::autodiff::{Param, Tape, Var};
+use crate::tensor::parallel::in_pool;
 use crate::tensor::{Element, Tensor};
 use rand::Rng;
 
@@ -50,7 +51,10 @@ impl<T: Element> FlowModel<T> {
     /// # Source
     /// Dinh, Sohl-Dickstein, Bengio, arXiv:1605.08803.
     pub fn realnvp<R: Rng + ?Sized>(dim: usize, layers: usize, hidden: usize, rng: &mut R) -> Self {
-        FlowModel::new(dim, Sequential::new(realnvp_layers(dim, layers, hidden, rng)))
+        FlowModel::new(
+            dim,
+            Sequential::new(realnvp_layers(dim, layers, hidden, rng)),
+        )
     }
 
     /// The number of dimensions D.
@@ -69,15 +73,17 @@ impl<T: Element> FlowModel<T> {
     /// # Panics
     /// If `x` is not `[batch, dim]`.
     pub fn log_prob(&self, x: &Tensor<T>) -> Tensor<T> {
-        let tape = Tape::no_grad();
-        self.log_prob_var(&tape.constant(x.clone())).into_value()
+        in_pool(|| {
+            let tape = Tape::no_grad();
+            self.log_prob_var(&tape.constant(x.clone())).into_value()
+        })
     }
 
     /// `n` samples x = f(τ·ε), ε ~ N(0, I), at temperature τ (1 samples the
     /// model; below 1 concentrates on typical samples). Records nothing.
     pub fn sample<R: Rng + ?Sized>(&self, n: usize, temperature: f64, rng: &mut R) -> Tensor<T> {
         let z = self.prior.sample(n, temperature, rng);
-        self.flow.forward_tensor(&z).0
+        in_pool(|| self.flow.forward_tensor(&z).0)
     }
 
     /// Every trainable parameter.
@@ -104,6 +110,12 @@ pub fn realnvp_layers<T: Element, R: Rng + ?Sized>(
     rng: &mut R,
 ) -> Vec<Box<dyn Flow<T>>> {
     (0..layers)
-        .map(|i| Box::new(AffineCoupling::new(Mask::half(dim, i % 2 == 1), hidden, rng)) as Box<dyn Flow<T>>)
+        .map(|i| {
+            Box::new(AffineCoupling::new(
+                Mask::half(dim, i % 2 == 1),
+                hidden,
+                rng,
+            )) as Box<dyn Flow<T>>
+        })
         .collect()
 }

@@ -37,12 +37,20 @@ impl StandardNormal {
             z.shape()
         );
         let constant = -0.5 * self.dim as f64 * (2.0 * std::f64::consts::PI).ln();
-        z.square().sum_axes(&[1]).mul_scalar(T::from_f64(-0.5)).add_scalar(T::from_f64(constant))
+        z.square()
+            .sum_axes(&[1])
+            .mul_scalar(T::from_f64(-0.5))
+            .add_scalar(T::from_f64(constant))
     }
 
     /// `n` samples `temperature · ε`, ε ~ N(0, I) (temperature 1 is the prior
     /// itself; below 1 trades diversity for typicality, as in Glow).
-    pub fn sample<T: Element, R: Rng + ?Sized>(&self, n: usize, temperature: f64, rng: &mut R) -> Tensor<T> {
+    pub fn sample<T: Element, R: Rng + ?Sized>(
+        &self,
+        n: usize,
+        temperature: f64,
+        rng: &mut R,
+    ) -> Tensor<T> {
         Tensor::<T>::randn(&[n, self.dim], rng).mul_scalar(T::from_f64(temperature))
     }
 }

@@ -45,7 +45,8 @@ impl<T: Element> Flow<T> for Sequential<T> {
             });
             x = y;
         }
-        let log_det = log_det.unwrap_or_else(|| z.constant(crate::tensor::Tensor::zeros(&[z.shape()[0]])));
+        let log_det =
+            log_det.unwrap_or_else(|| z.constant(crate::tensor::Tensor::zeros(&[z.shape()[0]])));
         (x, log_det)
     }
 
@@ -60,7 +61,8 @@ impl<T: Element> Flow<T> for Sequential<T> {
             });
             z = y;
         }
-        let log_det = log_det.unwrap_or_else(|| x.constant(crate::tensor::Tensor::zeros(&[x.shape()[0]])));
+        let log_det =
+            log_det.unwrap_or_else(|| x.constant(crate::tensor::Tensor::zeros(&[x.shape()[0]])));
         (z, log_det)
     }
 
@@ -69,6 +71,9 @@ impl<T: Element> Flow<T> for Sequential<T> {
     }
 
     fn params_mut(&mut self) -> Vec<&mut Param<T>> {
-        self.layers.iter_mut().flat_map(|l| l.params_mut()).collect()
+        self.layers
+            .iter_mut()
+            .flat_map(|l| l.params_mut())
+            .collect()
     }
 }

@@ -34,7 +34,12 @@ pub struct Linear<T: Element> {
 
 impl<T: Element> Linear<T> {
     /// A layer from `in_features` to `out_features`, initialised by `init`.
-    pub fn new<R: Rng + ?Sized>(in_features: usize, out_features: usize, init: Init, rng: &mut R) -> Self {
+    pub fn new<R: Rng + ?Sized>(
+        in_features: usize,
+        out_features: usize,
+        init: Init,
+        rng: &mut R,
+    ) -> Self {
         let weight = match init {
             Init::Glorot => glorot_uniform(in_features, out_features, rng),
             Init::Zero => Tensor::zeros(&[in_features, out_features]),
@@ -48,7 +53,7 @@ impl<T: Element> Linear<T> {
     /// `x·W + b`.
     pub fn forward<'t>(&self, x: &Var<'t, T>) -> Var<'t, T> {
         let tape = x.tape();
-        x.matmul(&tape.param(&self.weight)).add(&tape.param(&self.bias))
+        x.linear(&tape.param(&self.weight), &tape.param(&self.bias))
     }
 
     /// The parameters, weight first.

@@ -24,7 +24,10 @@ impl<T: Element> Mlp<T> {
     /// # Panics
     /// If `sizes` has fewer than two entries.
     pub fn new<R: Rng + ?Sized>(sizes: &[usize], last: Init, rng: &mut R) -> Self {
-        assert!(sizes.len() >= 2, "Mlp::new: need at least input and output sizes, got {sizes:?}");
+        assert!(
+            sizes.len() >= 2,
+            "Mlp::new: need at least input and output sizes, got {sizes:?}"
+        );
         let n = sizes.len() - 1;
         let layers = (0..n)
             .map(|i| {
@@ -55,6 +58,9 @@ impl<T: Element> Mlp<T> {
 
     /// Every parameter, mutably.
     pub fn params_mut(&mut self) -> Vec<&mut Param<T>> {
-        self.layers.iter_mut().flat_map(|l| l.params_mut()).collect()
+        self.layers
+            .iter_mut()
+            .flat_map(|l| l.params_mut())
+            .collect()
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::autodiff::Param;
 use crate::tensor::{Element, Tensor};
+use rayon::prelude::*;
 
 /// Adam: per-entry step sizes from running moments of the gradient.
 ///
@@ -62,22 +63,35 @@ impl<T: Element> Adam<T> {
         let step_size = T::from_f64(self.lr * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t)));
         let eps_hat = T::from_f64(self.eps * (1.0 - b2.powi(t)).sqrt());
         let (b1, b2) = (T::from_f64(b1), T::from_f64(b2));
-        for (i, p) in params.into_iter().enumerate() {
-            if self.moments.len() == i {
-                self.moments.push((Tensor::zeros(p.value.shape()), Tensor::zeros(p.value.shape())));
-            }
-            let Some(grad) = p.grad.as_ref() else { continue };
-            let grad = grad.contiguous();
-            let g = grad.as_slice().expect("contiguous() gives a contiguous tensor");
-            let (m, v) = &mut self.moments[i];
-            assert_eq!(m.shape(), p.value.shape(), "Adam: parameter {} changed shape", p.name);
-            let (m, v) = (m.as_mut_slice(), v.as_mut_slice());
-            let theta = p.value.as_mut_slice();
-            for j in 0..theta.len() {
-                m[j] = b1 * m[j] + (T::ONE - b1) * g[j];
-                v[j] = b2 * v[j] + (T::ONE - b2) * g[j] * g[j];
-                theta[j] -= step_size * m[j] / (v[j].sqrt() + eps_hat);
-            }
+        let mut params: Vec<&mut Param<T>> = params.into_iter().collect();
+        while self.moments.len() < params.len() {
+            let shape = params[self.moments.len()].value.shape().to_vec();
+            self.moments
+                .push((Tensor::zeros(&shape), Tensor::zeros(&shape)));
         }
+        // Parameters are independent: update them in parallel.
+        params
+            .par_iter_mut()
+            .zip(self.moments.par_iter_mut())
+            .for_each(|(p, (m, v))| {
+                let Some(grad) = p.grad.as_ref() else { return };
+                let grad = grad.contiguous();
+                let g = grad
+                    .as_slice()
+                    .expect("contiguous() gives a contiguous tensor");
+                assert_eq!(
+                    m.shape(),
+                    p.value.shape(),
+                    "Adam: parameter {} changed shape",
+                    p.name
+                );
+                let (m, v) = (m.as_mut_slice(), v.as_mut_slice());
+                let theta = p.value.as_mut_slice();
+                for j in 0..theta.len() {
+                    m[j] = b1 * m[j] + (T::ONE - b1) * g[j];
+                    v[j] = b2 * v[j] + (T::ONE - b2) * g[j] * g[j];
+                    theta[j] -= step_size * m[j] / (v[j].sqrt() + eps_hat);
+                }
+            });
     }
 }

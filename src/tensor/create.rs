@@ -72,7 +72,12 @@ impl<T: Element> Tensor<T> {
     ///
     /// # Panics
     /// If `low >= high`.
-    pub fn rand_uniform<R: Rng + ?Sized>(shape: &[usize], low: f64, high: f64, rng: &mut R) -> Self {
+    pub fn rand_uniform<R: Rng + ?Sized>(
+        shape: &[usize],
+        low: f64,
+        high: f64,
+        rng: &mut R,
+    ) -> Self {
         assert!(low < high, "rand_uniform: empty range [{low}, {high})");
         let dist = Uniform::new(low, high);
         let n = shape.iter().product();

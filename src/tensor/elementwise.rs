@@ -16,7 +16,10 @@ impl<T: Element> Tensor<T> {
         if let Some(src) = self.as_slice() {
             let data: Vec<T> = if go_parallel(n) {
                 let mut out = Vec::with_capacity(n);
-                src.par_iter().with_min_len(PAR_CHUNK).map(|&a| f(a)).collect_into_vec(&mut out);
+                src.par_iter()
+                    .with_min_len(PAR_CHUNK)
+                    .map(|&a| f(a))
+                    .collect_into_vec(&mut out);
                 out
             } else {
                 src.iter().map(|&a| f(a)).collect()
@@ -31,12 +34,18 @@ impl<T: Element> Tensor<T> {
         let mut out = vec![T::ZERO; n];
         let fill = |first_row: usize, dst: &mut [T]| {
             let mut at = 0;
-            for_each_row(shape, [&layout], first_row, dst.len() / row_len.max(1), |[s]| {
-                for i in 0..row_len {
-                    dst[at + i] = f(storage[s + i * stride]);
-                }
-                at += row_len;
-            });
+            for_each_row(
+                shape,
+                [&layout],
+                first_row,
+                dst.len() / row_len.max(1),
+                |[s]| {
+                    for i in 0..row_len {
+                        dst[at + i] = f(storage[s + i * stride]);
+                    }
+                    at += row_len;
+                },
+            );
         };
         run_rows(&mut out, n_rows, row_len, fill);
         Tensor::from_vec(out, shape)
@@ -47,7 +56,12 @@ impl<T: Element> Tensor<T> {
     ///
     /// # Panics
     /// If the shapes do not broadcast; the message names `op` and both shapes.
-    pub fn zip_map<F: Fn(T, T) -> T + Sync + Send>(&self, rhs: &Tensor<T>, op: &str, f: F) -> Tensor<T> {
+    pub fn zip_map<F: Fn(T, T) -> T + Sync + Send>(
+        &self,
+        rhs: &Tensor<T>,
+        op: &str,
+        f: F,
+    ) -> Tensor<T> {
         let same_shape = self.shape() == rhs.shape();
         if same_shape {
             if let (Some(a), Some(b)) = (self.as_slice(), rhs.as_slice()) {
@@ -80,25 +94,31 @@ impl<T: Element> Tensor<T> {
         let fill = |first_row: usize, dst: &mut [T]| {
             let mut at = 0;
             let rows = dst.len() / row_len.max(1);
-            for_each_row(&shape, [&lhs_layout, &rhs_layout], first_row, rows, |[a, b]| {
-                let row = &mut dst[at..at + row_len];
-                if ls == 1 && rs == 1 {
-                    let (x, y) = (&lhs[a..a + row_len], &rhs_data[b..b + row_len]);
-                    for i in 0..row_len {
-                        row[i] = f(x[i], y[i]);
+            for_each_row(
+                &shape,
+                [&lhs_layout, &rhs_layout],
+                first_row,
+                rows,
+                |[a, b]| {
+                    let row = &mut dst[at..at + row_len];
+                    if ls == 1 && rs == 1 {
+                        let (x, y) = (&lhs[a..a + row_len], &rhs_data[b..b + row_len]);
+                        for i in 0..row_len {
+                            row[i] = f(x[i], y[i]);
+                        }
+                    } else if ls == 1 && rs == 0 {
+                        let (x, y) = (&lhs[a..a + row_len], rhs_data[b]);
+                        for i in 0..row_len {
+                            row[i] = f(x[i], y);
+                        }
+                    } else {
+                        for (i, r) in row.iter_mut().enumerate() {
+                            *r = f(lhs[a + i * ls], rhs_data[b + i * rs]);
+                        }
                     }
-                } else if ls == 1 && rs == 0 {
-                    let (x, y) = (&lhs[a..a + row_len], rhs_data[b]);
-                    for i in 0..row_len {
-                        row[i] = f(x[i], y);
-                    }
-                } else {
-                    for (i, r) in row.iter_mut().enumerate() {
-                        *r = f(lhs[a + i * ls], rhs_data[b + i * rs]);
-                    }
-                }
-                at += row_len;
-            });
+                    at += row_len;
+                },
+            );
         };
         run_rows(&mut out, n_rows, row_len, fill);
         Tensor::from_vec(out, &shape)
@@ -174,15 +194,28 @@ impl<T: Element> Tensor<T> {
     /// If the shapes do not broadcast.
     pub fn select(cond: &Tensor<T>, on_true: &Tensor<T>, on_false: &Tensor<T>) -> Tensor<T> {
         // where(c, a, b) = b + c·(a − b) would lose exactness; pick instead.
-        let picked_true = cond.zip_map(on_true, "select", |c, a| if c != T::ZERO { a } else { T::ZERO });
-        let keep_false = cond.zip_map(on_false, "select", |c, b| if c != T::ZERO { T::ZERO } else { b });
+        let picked_true = cond.zip_map(
+            on_true,
+            "select",
+            |c, a| if c != T::ZERO { a } else { T::ZERO },
+        );
+        let keep_false = cond.zip_map(
+            on_false,
+            "select",
+            |c, b| if c != T::ZERO { T::ZERO } else { b },
+        );
         picked_true.add(&keep_false)
     }
 }
 
 /// Fills `out` (rows of `row_len`) by calling `fill(first_row, chunk)`, over
 /// rayon chunks of whole rows when the output is large, else in one call.
-fn run_rows<T: Element>(out: &mut [T], n_rows: usize, row_len: usize, fill: impl Fn(usize, &mut [T]) + Sync) {
+fn run_rows<T: Element>(
+    out: &mut [T],
+    n_rows: usize,
+    row_len: usize,
+    fill: impl Fn(usize, &mut [T]) + Sync,
+) {
     if row_len == 0 || n_rows == 0 {
         return;
     }

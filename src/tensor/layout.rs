@@ -60,8 +60,16 @@ pub fn broadcast_shapes(op: &str, lhs: &[usize], rhs: &[usize]) -> Vec<usize> {
     let ndim = lhs.len().max(rhs.len());
     let mut out = vec![0; ndim];
     for k in 0..ndim {
-        let l = if k + lhs.len() >= ndim { lhs[k + lhs.len() - ndim] } else { 1 };
-        let r = if k + rhs.len() >= ndim { rhs[k + rhs.len() - ndim] } else { 1 };
+        let l = if k + lhs.len() >= ndim {
+            lhs[k + lhs.len() - ndim]
+        } else {
+            1
+        };
+        let r = if k + rhs.len() >= ndim {
+            rhs[k + rhs.len() - ndim]
+        } else {
+            1
+        };
         out[k] = if l == r || r == 1 {
             l
         } else if l == 1 {

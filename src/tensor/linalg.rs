@@ -38,7 +38,12 @@ pub fn lu<T: Element>(a: &Tensor<T>) -> Lu<T> {
     let mut sign = T::ONE;
     for k in 0..n {
         let pivot = (k..n)
-            .max_by(|&i, &j| m[i * n + k].abs().partial_cmp(&m[j * n + k].abs()).unwrap_or(std::cmp::Ordering::Equal))
+            .max_by(|&i, &j| {
+                m[i * n + k]
+                    .abs()
+                    .partial_cmp(&m[j * n + k].abs())
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
             .unwrap_or(k);
         if pivot != k {
             for c in 0..n {
@@ -60,7 +65,12 @@ pub fn lu<T: Element>(a: &Tensor<T>) -> Lu<T> {
             }
         }
     }
-    Lu { lu: m, perm, sign, n }
+    Lu {
+        lu: m,
+        perm,
+        sign,
+        n,
+    }
 }
 
 /// `(sign, log|det A|)`: det A = sign · exp(log|det A|), from the LU

@@ -39,6 +39,17 @@ fn gemm_into<T: Element>(
         thin_gemm(m, k, n, a, a_off, (rsa, csa), b, b_off, (rsb, csb), c);
         return;
     }
+    if m <= THIN_N {
+        // Cᵀ = Bᵀ·Aᵀ has a thin output: compute it, then transpose into C.
+        let mut ct = vec![T::ZERO; n * m];
+        thin_gemm(n, k, m, b, b_off, (csb, rsb), a, a_off, (csa, rsa), &mut ct);
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = ct[j * m + i];
+            }
+        }
+        return;
+    }
     let threads = rayon::current_num_threads();
     let parallel = threads > 1 && m * k * n >= PAR_MIN_MATMUL_FLOPS && m >= 2 * 8;
     let rows_per_task = if parallel { m.div_ceil(threads) } else { m };
@@ -76,9 +87,12 @@ fn gemm_into<T: Element>(
     }
 }
 
-/// `C ← A·B` for `n ≤ THIN_N` output columns: each output is a dot product of a
-/// row of A with a column of B (copied contiguous once), with eight partial
-/// sums so the compiler can vectorise the loop.
+/// `C ← A·B` for `n ≤ THIN_N` output columns, where a packed GEMM spends more
+/// time packing than multiplying. Two forms, chosen by A's layout:
+/// - rows of A contiguous: each output is a dot product of a row of A with a
+///   column of B (copied contiguous once);
+/// - columns of A contiguous (A is a transposed view): each output column is
+///   a sum of columns of A scaled by entries of B (axpy), so no gather.
 #[allow(clippy::too_many_arguments)]
 fn thin_gemm<T: Element>(
     m: usize,
@@ -92,38 +106,40 @@ fn thin_gemm<T: Element>(
     (rsb, csb): (usize, usize),
     c: &mut [T],
 ) {
-    let columns: Vec<Vec<T>> = (0..n)
-        .map(|j| (0..k).map(|p| b[b_off + p * rsb + j * csb]).collect())
-        .collect();
-    let row_of = |i: usize, buf: &mut Vec<T>| -> Option<usize> {
-        if csa == 1 {
-            Some(a_off + i * rsa)
-        } else {
-            buf.clear();
-            buf.extend((0..k).map(|p| a[a_off + i * rsa + p * csa]));
-            None
-        }
-    };
-    let work = |i0: usize, c_rows: &mut [T]| {
-        let mut buf = Vec::with_capacity(k);
-        for (r, out) in c_rows.chunks_mut(n).enumerate() {
-            let i = i0 + r;
-            let row: &[T] = match row_of(i, &mut buf) {
-                Some(start) => &a[start..start + k],
-                None => &buf,
-            };
-            for (j, col) in columns.iter().enumerate() {
-                out[j] = dot(row, col);
+    let b_at = |p: usize, j: usize| b[b_off + p * rsb + j * csb];
+    if rsa == 1 && csa != 1 {
+        // C[:, j] = Σₚ A[:, p]·B[p, j], each A[:, p] contiguous.
+        let mut column = vec![T::ZERO; m];
+        for j in 0..n {
+            column.fill(T::ZERO);
+            for p in 0..k {
+                let (scale, a_col) = (b_at(p, j), &a[a_off + p * csa..a_off + p * csa + m]);
+                for (acc, &v) in column.iter_mut().zip(a_col) {
+                    *acc += scale * v;
+                }
+            }
+            for (i, &v) in column.iter().enumerate() {
+                c[i * n + j] = v;
             }
         }
-    };
-    if m * k * n >= PAR_MIN_MATMUL_FLOPS / 4 && rayon::current_num_threads() > 1 {
-        let rows_per_task = m.div_ceil(rayon::current_num_threads());
-        c.par_chunks_mut(rows_per_task * n)
-            .enumerate()
-            .for_each(|(t, rows)| work(t * rows_per_task, rows));
-    } else {
-        work(0, c);
+        return;
+    }
+    let columns: Vec<Vec<T>> = (0..n)
+        .map(|j| (0..k).map(|p| b_at(p, j)).collect())
+        .collect();
+    let mut row = Vec::with_capacity(k);
+    for (i, out) in c.chunks_mut(n).enumerate() {
+        let start = a_off + i * rsa;
+        let a_row: &[T] = if csa == 1 {
+            &a[start..start + k]
+        } else {
+            row.clear();
+            row.extend((0..k).map(|p| a[start + p * csa]));
+            &row
+        };
+        for (j, col) in columns.iter().enumerate() {
+            out[j] = dot(a_row, col);
+        }
     }
 }
 
@@ -159,7 +175,10 @@ impl<T: Element> Tensor<T> {
         match (ls.len(), rs.len()) {
             (2, 2) => {
                 let (m, k, n) = (ls[0], ls[1], rs[1]);
-                assert_eq!(k, rs[0], "matmul: inner dimensions differ: lhs {ls:?}, rhs {rs:?}");
+                assert_eq!(
+                    k, rs[0],
+                    "matmul: inner dimensions differ: lhs {ls:?}, rhs {rs:?}"
+                );
                 let mut out = vec![T::ZERO; m * n];
                 gemm_into(
                     m,
@@ -177,11 +196,25 @@ impl<T: Element> Tensor<T> {
             }
             (2 | 3, 2 | 3) => {
                 let batch = if ls.len() == 3 { ls[0] } else { rs[0] };
-                let lhs = if ls.len() == 3 { self.clone() } else { self.unsqueeze(0).broadcast_to(&[batch, ls[0], ls[1]]) };
-                let rhs = if rs.len() == 3 { rhs.clone() } else { rhs.unsqueeze(0).broadcast_to(&[batch, rs[0], rs[1]]) };
+                let lhs = if ls.len() == 3 {
+                    self.clone()
+                } else {
+                    self.unsqueeze(0).broadcast_to(&[batch, ls[0], ls[1]])
+                };
+                let rhs = if rs.len() == 3 {
+                    rhs.clone()
+                } else {
+                    rhs.unsqueeze(0).broadcast_to(&[batch, rs[0], rs[1]])
+                };
                 let (l, r) = (lhs.shape(), rhs.shape());
-                assert_eq!(l[0], r[0], "matmul: batch sizes differ: lhs {ls:?}, rhs {rs:?}");
-                assert_eq!(l[2], r[1], "matmul: inner dimensions differ: lhs {ls:?}, rhs {rs:?}");
+                assert_eq!(
+                    l[0], r[0],
+                    "matmul: batch sizes differ: lhs {ls:?}, rhs {rs:?}"
+                );
+                assert_eq!(
+                    l[2], r[1],
+                    "matmul: inner dimensions differ: lhs {ls:?}, rhs {rs:?}"
+                );
                 let (m, k, n) = (l[1], l[2], r[2]);
                 let mut out = vec![T::ZERO; batch * m * n];
                 if m * n > 0 {
@@ -204,5 +237,39 @@ impl<T: Element> Tensor<T> {
             }
             _ => panic!("matmul: expected rank 2 or 3 operands: lhs {ls:?}, rhs {rs:?}"),
         }
+    }
+}
+
+impl<T: Element> Tensor<T> {
+    /// The affine map of a batch, `x·W + b`, with the bias added in place to
+    /// the fresh product (one pass over hot memory, no second allocation).
+    ///
+    /// # Shapes
+    /// `x: [batch, in]`, `W: [in, out]`, `b: [out]` → `[batch, out]`.
+    ///
+    /// # Panics
+    /// If the shapes do not fit, naming the op and the shapes.
+    pub fn linear(&self, weight: &Tensor<T>, bias: &Tensor<T>) -> Tensor<T> {
+        assert!(
+            self.ndim() == 2 && weight.ndim() == 2 && bias.shape() == [weight.dim(1)],
+            "linear: shapes do not fit: x {:?}, weight {:?}, bias {:?}",
+            self.shape(),
+            weight.shape(),
+            bias.shape()
+        );
+        let mut out = self.matmul(weight);
+        let b = bias.contiguous();
+        let b = b
+            .as_slice()
+            .expect("contiguous() gives a contiguous tensor");
+        let n = b.len();
+        if n > 0 {
+            for row in out.as_mut_slice().chunks_mut(n) {
+                for (o, &v) in row.iter_mut().zip(b) {
+                    *o += v;
+                }
+            }
+        }
+        out
     }
 }

@@ -159,7 +159,10 @@ impl<T: Element> Tensor<T> {
     /// This tensor converted to element type `U` (a copy).
     pub fn cast<U: Element>(&self) -> Tensor<U> {
         Tensor::from_vec(
-            self.to_vec().into_iter().map(|v| U::from_f64(v.to_f64())).collect(),
+            self.to_vec()
+                .into_iter()
+                .map(|v| U::from_f64(v.to_f64()))
+                .collect(),
             self.shape(),
         )
     }
@@ -198,9 +201,8 @@ impl<T: Element> Tensor<T> {
     /// The elements as a mutable row-major slice; copies first when the layout
     /// is not contiguous or the storage is shared (copy-on-write).
     pub fn as_mut_slice(&mut self) -> &mut [T] {
-        let whole = self.is_contiguous()
-            && self.layout.offset() == 0
-            && self.storage.len() == self.numel();
+        let whole =
+            self.is_contiguous() && self.layout.offset() == 0 && self.storage.len() == self.numel();
         if !whole {
             *self = Tensor::from_vec(self.to_vec(), self.shape());
         }

@@ -20,3 +20,19 @@ pub const PAR_MIN_MATMUL_FLOPS: usize = 1 << 20;
 pub fn go_parallel(n: usize) -> bool {
     n >= PAR_MIN_ELEMENTS && rayon::current_num_threads() > 1
 }
+
+/// Runs `f` on a thread of rayon's pool (directly when already on one).
+///
+/// Why: a parallel kernel called from outside the pool injects its work and
+/// puts the calling thread to sleep until the pool is done, paying two
+/// thread wake-ups per op (tens of µs on a busy machine, more than a
+/// 65k-element op costs). Called from a pool thread, the caller works on one
+/// half itself and the other thread steals the rest if it is free. Training
+/// loops and batch evaluations wrap their whole body in this.
+pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        f()
+    } else {
+        rayon::scope(|_| f())
+    }
+}

@@ -21,7 +21,13 @@ impl<T: Element> Tensor<T> {
 
     /// Folds the elements along `axes` with `combine`, starting from `init`;
     /// the reduced axes stay as length 1.
-    fn fold_keepdim(&self, op: &str, axes: &[usize], init: T, combine: impl Fn(T, T) -> T) -> Tensor<T> {
+    fn fold_keepdim(
+        &self,
+        op: &str,
+        axes: &[usize],
+        init: T,
+        combine: impl Fn(T, T) -> T,
+    ) -> Tensor<T> {
         let out_shape = self.reduced_shape(op, axes);
         // The output seen through the input's shape: stride 0 along reduced axes,
         // so walking the input walks the output slot each element folds into.
@@ -30,20 +36,40 @@ impl<T: Element> Tensor<T> {
         let (n_rows, row_len) = rows_of(self.shape());
         let (is, os) = (inner_stride(self.layout()), inner_stride(&out_view));
         let src = self.storage();
-        if self.numel() > 0 {
-            for_each_row(self.shape(), [self.layout(), &out_view], 0, n_rows, |[s, o]| {
-                if os == 0 {
-                    let mut acc = out[o];
-                    for i in 0..row_len {
-                        acc = combine(acc, src[s + i * is]);
-                    }
-                    out[o] = acc;
-                } else {
-                    for i in 0..row_len {
-                        out[o + i * os] = combine(out[o + i * os], src[s + i * is]);
+        // Fast path: a contiguous input reduced over leading axes only (a
+        // bias gradient, [batch, dim] → [dim]) folds whole rows into `out`.
+        let leading = axes.iter().all(|&a| axes.contains(&0) && a < axes.len());
+        if let (Some(data), true, false) = (self.as_slice(), leading, axes.is_empty()) {
+            let block = out.len();
+            if block > 0 {
+                for chunk in data.chunks_exact(block) {
+                    for (o, &v) in out.iter_mut().zip(chunk) {
+                        *o = combine(*o, v);
                     }
                 }
-            });
+            }
+            return Tensor::from_vec(out, &out_shape);
+        }
+        if self.numel() > 0 {
+            for_each_row(
+                self.shape(),
+                [self.layout(), &out_view],
+                0,
+                n_rows,
+                |[s, o]| {
+                    if os == 0 {
+                        let mut acc = out[o];
+                        for i in 0..row_len {
+                            acc = combine(acc, src[s + i * is]);
+                        }
+                        out[o] = acc;
+                    } else {
+                        for i in 0..row_len {
+                            out[o + i * os] = combine(out[o + i * os], src[s + i * is]);
+                        }
+                    }
+                },
+            );
         }
         Tensor::from_vec(out, &out_shape)
     }
@@ -86,8 +112,12 @@ impl<T: Element> Tensor<T> {
     /// # Panics
     /// If an axis is out of range or repeated.
     pub fn mean_axes_keepdim(&self, axes: &[usize]) -> Tensor<T> {
-        let count: usize = axes.iter().map(|&a| self.shape().get(a).copied().unwrap_or(1)).product();
-        self.sum_axes_keepdim(axes).mul_scalar(T::ONE / T::from_f64(count as f64))
+        let count: usize = axes
+            .iter()
+            .map(|&a| self.shape().get(a).copied().unwrap_or(1))
+            .product();
+        self.sum_axes_keepdim(axes)
+            .mul_scalar(T::ONE / T::from_f64(count as f64))
     }
 
     /// Mean over `axes`, removing them.
@@ -110,7 +140,13 @@ impl<T: Element> Tensor<T> {
     /// If an axis is out of range or repeated.
     pub fn max_axes_keepdim(&self, axes: &[usize]) -> Tensor<T> {
         let neg_inf = T::from_f64(f64::NEG_INFINITY);
-        self.fold_keepdim("max", axes, neg_inf, |a, b| if b > a || a.to_f64().is_nan() { b } else { a })
+        self.fold_keepdim("max", axes, neg_inf, |a, b| {
+            if b > a || a.to_f64().is_nan() {
+                b
+            } else {
+                a
+            }
+        })
     }
 
     /// Maximum over `axes`, removing them.
@@ -128,7 +164,9 @@ impl<T: Element> Tensor<T> {
     /// If an axis is out of range or repeated.
     pub fn logsumexp_axes_keepdim(&self, axes: &[usize]) -> Tensor<T> {
         // A slot whose max is ±∞ uses shift 0: the result is then ±∞ exactly.
-        let shift = self.max_axes_keepdim(axes).map(|m| if m.is_finite() { m } else { T::ZERO });
+        let shift = self
+            .max_axes_keepdim(axes)
+            .map(|m| if m.is_finite() { m } else { T::ZERO });
         let sum = self.sub(&shift).exp().sum_axes_keepdim(axes);
         sum.ln().add(&shift)
     }
@@ -151,7 +189,10 @@ impl<T: Element> Tensor<T> {
             return self.clone();
         }
         let lead = self.ndim().checked_sub(shape.len()).unwrap_or_else(|| {
-            panic!("sum_to_shape: cannot reduce shape {:?} to {shape:?}", self.shape())
+            panic!(
+                "sum_to_shape: cannot reduce shape {:?} to {shape:?}",
+                self.shape()
+            )
         });
         let mut axes: Vec<usize> = (0..lead).collect();
         for (k, &n) in shape.iter().enumerate() {
@@ -159,7 +200,12 @@ impl<T: Element> Tensor<T> {
             if n == 1 && m != 1 {
                 axes.push(lead + k);
             } else {
-                assert_eq!(n, m, "sum_to_shape: cannot reduce shape {:?} to {shape:?}", self.shape());
+                assert_eq!(
+                    n,
+                    m,
+                    "sum_to_shape: cannot reduce shape {:?} to {shape:?}",
+                    self.shape()
+                );
             }
         }
         self.sum_axes_keepdim(&axes).reshape(shape)

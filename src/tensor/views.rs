@@ -24,7 +24,12 @@ impl<T: Element> Tensor<T> {
     /// # Panics
     /// If the tensor is not rank 2.
     pub fn t(&self) -> Tensor<T> {
-        assert_eq!(self.ndim(), 2, "t: expected a matrix, got shape {:?}", self.shape());
+        assert_eq!(
+            self.ndim(),
+            2,
+            "t: expected a matrix, got shape {:?}",
+            self.shape()
+        );
         self.transpose(0, 1)
     }
 
@@ -87,14 +92,20 @@ impl<T: Element> Tensor<T> {
     pub fn concat(parts: &[&Tensor<T>], axis: usize) -> Tensor<T> {
         assert!(!parts.is_empty(), "concat: no tensors to join");
         let first = parts[0].shape();
-        assert!(axis < first.len(), "concat: axis {axis} out of range for shape {first:?}");
+        assert!(
+            axis < first.len(),
+            "concat: axis {axis} out of range for shape {first:?}"
+        );
         let mut shape = first.to_vec();
         shape[axis] = 0;
         for p in parts {
             let s = p.shape();
             assert!(
                 s.len() == first.len()
-                    && s.iter().zip(first).enumerate().all(|(k, (a, b))| k == axis || a == b),
+                    && s.iter()
+                        .zip(first)
+                        .enumerate()
+                        .all(|(k, (a, b))| k == axis || a == b),
                 "concat: shapes disagree off axis {axis}: {first:?} and {s:?}"
             );
             shape[axis] += s[axis];
@@ -117,12 +128,20 @@ impl<T: Element> Tensor<T> {
     /// # Panics
     /// If the axis or an index is out of range.
     pub fn index_select(&self, axis: usize, indices: &[usize]) -> Tensor<T> {
-        assert!(axis < self.ndim(), "index_select: axis {axis} out of range for shape {:?}", self.shape());
+        assert!(
+            axis < self.ndim(),
+            "index_select: axis {axis} out of range for shape {:?}",
+            self.shape()
+        );
         let n = self.shape()[axis];
         let parts: Vec<Tensor<T>> = indices
             .iter()
             .map(|&i| {
-                assert!(i < n, "index_select: index {i} out of range for axis {axis} of shape {:?}", self.shape());
+                assert!(
+                    i < n,
+                    "index_select: index {i} out of range for axis {axis} of shape {:?}",
+                    self.shape()
+                );
                 self.narrow(axis, i, 1)
             })
             .collect();
@@ -149,19 +168,34 @@ impl<T: Element> Tensor<T> {
     ///
     /// # Panics
     /// If the shapes disagree or an index is out of range.
-    pub fn index_add_into_zeros(shape: &[usize], axis: usize, indices: &[usize], src: &Tensor<T>) -> Tensor<T> {
+    pub fn index_add_into_zeros(
+        shape: &[usize],
+        axis: usize,
+        indices: &[usize],
+        src: &Tensor<T>,
+    ) -> Tensor<T> {
         let mut expected = shape.to_vec();
         expected[axis] = indices.len();
-        assert_eq!(src.shape(), &expected[..], "index_add: src shape {:?} does not fit {shape:?} along axis {axis}", src.shape());
+        assert_eq!(
+            src.shape(),
+            &expected[..],
+            "index_add: src shape {:?} does not fit {shape:?} along axis {axis}",
+            src.shape()
+        );
         let outer: usize = shape[..axis].iter().product();
         let inner: usize = shape[axis + 1..].iter().product();
         let (n, m) = (shape[axis], indices.len());
         let src = src.contiguous();
-        let s = src.as_slice().expect("contiguous() gives a contiguous tensor");
+        let s = src
+            .as_slice()
+            .expect("contiguous() gives a contiguous tensor");
         let mut out = vec![T::ZERO; shape.iter().product()];
         for o in 0..outer {
             for (j, &i) in indices.iter().enumerate() {
-                assert!(i < n, "index_add: index {i} out of range for axis {axis} of shape {shape:?}");
+                assert!(
+                    i < n,
+                    "index_add: index {i} out of range for axis {axis} of shape {shape:?}"
+                );
                 let (dst, from) = ((o * n + i) * inner, (o * m + j) * inner);
                 for r in 0..inner {
                     out[dst + r] += s[from + r];

@@ -4,6 +4,7 @@ use crate::autodiff::{Tape, Var};
 use crate::error::TrainError;
 use crate::flows::FlowModel;
 use crate::nn::Adam;
+use crate::tensor::parallel::in_pool;
 use crate::tensor::{Element, Tensor};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -76,8 +77,20 @@ pub struct FitReport {
 pub fn fit<T: Element>(
     model: &mut FlowModel<T>,
     config: &FitConfig,
+    next_batch: impl FnMut(usize, &mut StdRng) -> Tensor<T> + Send,
+    validate: Option<&mut (dyn FnMut(&FlowModel<T>) -> f64 + Send)>,
+    on_step: impl FnMut(usize, f64) + Send,
+) -> Result<FitReport, TrainError> {
+    // The whole loop runs on a pool thread: see `tensor::parallel::in_pool`.
+    in_pool(move || fit_loop(model, config, next_batch, validate, on_step))
+}
+
+#[allow(clippy::type_complexity)]
+fn fit_loop<T: Element>(
+    model: &mut FlowModel<T>,
+    config: &FitConfig,
     mut next_batch: impl FnMut(usize, &mut StdRng) -> Tensor<T>,
-    mut validate: Option<&mut dyn FnMut(&FlowModel<T>) -> f64>,
+    mut validate: Option<&mut (dyn FnMut(&FlowModel<T>) -> f64 + Send)>,
     mut on_step: impl FnMut(usize, f64),
 ) -> Result<FitReport, TrainError> {
     if config.steps == 0 {
@@ -129,7 +142,10 @@ pub fn fit<T: Element>(
                 report.validation_curve.push((step, score));
                 if best.as_ref().is_none_or(|(b, _)| score < *b) {
                     // Cheap: the tensors share storage until Adam writes (copy-on-write).
-                    best = Some((score, model.params().iter().map(|p| p.value.clone()).collect()));
+                    best = Some((
+                        score,
+                        model.params().iter().map(|p| p.value.clone()).collect(),
+                    ));
                     report.best_step = step;
                     report.best_validation = Some(score);
                 }

@@ -128,8 +128,12 @@ pub fn build_model(config: &RunConfig) -> FlowModel<f32> {
 /// # Errors
 /// [`TrainError::BadArgument`] for a zero batch, layer count or width;
 /// [`TrainError::Diverged`] if training diverges.
-pub fn run(config: &RunConfig, on_step: impl FnMut(usize, f64)) -> Result<RunResult, Error> {
-    for (name, value) in [("batch", config.batch), ("layers", config.layers), ("hidden", config.hidden)] {
+pub fn run(config: &RunConfig, on_step: impl FnMut(usize, f64) + Send) -> Result<RunResult, Error> {
+    for (name, value) in [
+        ("batch", config.batch),
+        ("layers", config.layers),
+        ("hidden", config.hidden),
+    ] {
         if value == 0 {
             return Err(TrainError::BadArgument {
                 name: name.into(),
@@ -157,7 +161,10 @@ pub fn run(config: &RunConfig, on_step: impl FnMut(usize, f64)) -> Result<RunRes
                 on_step,
             )?;
             let mut test_rng = StdRng::seed_from_u64(10_000 + config.seed);
-            let test = Tensor::<f32>::from_f64_slice(&toy.sample(config.test_size, &mut test_rng), &[config.test_size, 2]);
+            let test = Tensor::<f32>::from_f64_slice(
+                &toy.sample(config.test_size, &mut test_rng),
+                &[config.test_size, 2],
+            );
             let test_nll_nats = mean_nll(&model, &test);
             Ok(RunResult {
                 model,
@@ -170,13 +177,18 @@ pub fn run(config: &RunConfig, on_step: impl FnMut(usize, f64)) -> Result<RunRes
             let dim = config.dataset.dim();
             let (train, validation) = digits::train().split_validation(digits::VALIDATION_LEN);
             let test = digits::test();
-            let as_tensor = |d: &digits::Digits| Tensor::<f32>::from_f64_slice(&d.images_f64(), &[d.n, dim]);
-            let (train_v, validation_v, test_v) = (train.images_f64(), as_tensor(&validation), as_tensor(&test));
+            let as_tensor =
+                |d: &digits::Digits| Tensor::<f32>::from_f64_slice(&d.images_f64(), &[d.n, dim]);
+            let (train_v, validation_v, test_v) =
+                (train.images_f64(), as_tensor(&validation), as_tensor(&test));
             let dequantize = Dequantize::new(digits::LEVELS);
             let mut batcher = Batcher::new(train.n, config.batch, config.seed.wrapping_add(2));
             let next_batch = |_: usize, rng: &mut StdRng| {
                 let rows = batcher.next_batch();
-                let v = Tensor::<f32>::from_f64_slice(&gather_rows(&train_v, dim, &rows), &[rows.len(), dim]);
+                let v = Tensor::<f32>::from_f64_slice(
+                    &gather_rows(&train_v, dim, &rows),
+                    &[rows.len(), dim],
+                );
                 dequantize.apply(&v, rng)
             };
             // One fixed noise draw for every validation check, so scores compare.
@@ -185,7 +197,13 @@ pub fn run(config: &RunConfig, on_step: impl FnMut(usize, f64)) -> Result<RunRes
                 let mut rng = StdRng::seed_from_u64(validation_seed);
                 bits_per_dim(discrete_nll(m, &validation_v, dequantize, &mut rng), dim)
             };
-            let report = fit(&mut model, &fit_config, next_batch, Some(&mut validate), on_step)?;
+            let report = fit(
+                &mut model,
+                &fit_config,
+                next_batch,
+                Some(&mut validate),
+                on_step,
+            )?;
             let mut test_rng = StdRng::seed_from_u64(10_000 + config.seed);
             let test_nll_nats = discrete_nll(&model, &test_v, dequantize, &mut test_rng);
             Ok(RunResult {

@@ -23,8 +23,18 @@ impl DensityGrid {
     ///
     /// # Panics
     /// If the model is not 2-D or `resolution` is 0.
-    pub fn new<T: Element>(model: &FlowModel<T>, x_range: [f64; 2], y_range: [f64; 2], resolution: usize) -> Self {
-        assert_eq!(model.dim(), 2, "DensityGrid: the model is {}-D, not 2-D", model.dim());
+    pub fn new<T: Element>(
+        model: &FlowModel<T>,
+        x_range: [f64; 2],
+        y_range: [f64; 2],
+        resolution: usize,
+    ) -> Self {
+        assert_eq!(
+            model.dim(),
+            2,
+            "DensityGrid: the model is {}-D, not 2-D",
+            model.dim()
+        );
         assert!(resolution > 0, "DensityGrid: resolution must be positive");
         let (dx, dy) = (
             (x_range[1] - x_range[0]) / resolution as f64,

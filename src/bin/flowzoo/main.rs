@@ -18,7 +18,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "flowzoo", version, about = "Normalizing flows in pure Rust: train, then look at the numbers and pictures.")]
+#[command(
+    name = "flowzoo",
+    version,
+    about = "Normalizing flows in pure Rust: train, then look at the numbers and pictures."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -84,11 +88,21 @@ fn main() -> ExitCode {
 
 fn train(args: TrainArgs) -> Result<(), String> {
     if args.flow != "realnvp" {
-        return Err(format!("unknown --flow '{}': available: realnvp", args.flow));
+        return Err(format!(
+            "unknown --flow '{}': available: realnvp",
+            args.flow
+        ));
     }
-    let dataset: Dataset = args.data.parse().map_err(|e: flowzoo::Error| e.to_string())?;
-    let out = args.out.clone().unwrap_or_else(|| Path::new("runs").join(dataset.name()));
-    std::fs::create_dir_all(&out).map_err(|e| format!("{}: cannot create the output folder: {e}", out.display()))?;
+    let dataset: Dataset = args
+        .data
+        .parse()
+        .map_err(|e: flowzoo::Error| e.to_string())?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("runs").join(dataset.name()));
+    std::fs::create_dir_all(&out)
+        .map_err(|e| format!("{}: cannot create the output folder: {e}", out.display()))?;
     let config = RunConfig {
         dataset,
         layers: args.layers,
@@ -100,10 +114,16 @@ fn train(args: TrainArgs) -> Result<(), String> {
         eval_every: args.eval_every,
         ..RunConfig::default()
     };
-    let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(config.steps as u64) };
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(config.steps as u64)
+    };
     bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]")
-            .expect("the template is valid"),
+        ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]",
+        )
+        .expect("the template is valid"),
     );
     let result = run(&config, |step, loss| {
         if step % 10 == 0 || step == config.steps {
@@ -170,7 +190,10 @@ fn metrics_line(config: &RunConfig, result: &RunResult, mass: Option<f64>) {
         result.test_nll_nats
     );
     if let Some(bpd) = result.test_bits_per_dim {
-        print!(", test {bpd:.4} bits/dim (best validation at step {})", result.report.best_step);
+        print!(
+            ", test {bpd:.4} bits/dim (best validation at step {})",
+            result.report.best_step
+        );
     }
     if let Some(mass) = mass {
         print!(", density mass on the plotted box {mass:.4}");
@@ -182,4 +205,3 @@ fn metrics_line(config: &RunConfig, result: &RunResult, mass: Option<f64>) {
         result.model.n_params()
     );
 }
-

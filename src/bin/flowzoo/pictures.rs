@@ -10,7 +10,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
     tmp.push(".tmp");
     let tmp = std::path::PathBuf::from(tmp);
     std::fs::write(&tmp, bytes).map_err(|e| format!("{}: cannot write: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: cannot rename into place: {e}", path.display()))
+    std::fs::rename(&tmp, path)
+        .map_err(|e| format!("{}: cannot rename into place: {e}", path.display()))
 }
 
 /// An RGB image being drawn.
@@ -43,7 +44,9 @@ impl Canvas {
             encoder.set_color(png::ColorType::Rgb);
             encoder.set_depth(png::BitDepth::Eight);
             let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
-            writer.write_image_data(&self.rgb).map_err(|e| e.to_string())?;
+            writer
+                .write_image_data(&self.rgb)
+                .map_err(|e| e.to_string())?;
         }
         write_atomically(path, &bytes)
     }
@@ -51,13 +54,20 @@ impl Canvas {
 
 /// Data points (grey) under model samples (blue), both `[n, 2]` row-major,
 /// in the box `x_range × y_range`, on a 512×512 canvas with y pointing up.
-pub fn scatter(path: &Path, data: &[f64], samples: &[f64], x_range: [f64; 2], y_range: [f64; 2]) -> Result<(), String> {
+pub fn scatter(
+    path: &Path,
+    data: &[f64],
+    samples: &[f64],
+    x_range: [f64; 2],
+    y_range: [f64; 2],
+) -> Result<(), String> {
     const SIZE: usize = 512;
     let mut canvas = Canvas::new(SIZE, SIZE, [255, 255, 255]);
     let to_pixel = |x: f64, y: f64| -> Option<(usize, usize)> {
         let px = (x - x_range[0]) / (x_range[1] - x_range[0]) * SIZE as f64;
         let py = (y_range[1] - y) / (y_range[1] - y_range[0]) * SIZE as f64;
-        (px >= 0.0 && py >= 0.0 && px < SIZE as f64 && py < SIZE as f64).then_some((px as usize, py as usize))
+        (px >= 0.0 && py >= 0.0 && px < SIZE as f64 && py < SIZE as f64)
+            .then_some((px as usize, py as usize))
     };
     for (points, color) in [(data, [170, 170, 170]), (samples, [31, 86, 196])] {
         for p in points.chunks_exact(2) {
@@ -77,7 +87,11 @@ pub fn heat_map(path: &Path, grid: &DensityGrid) -> Result<(), String> {
     let n = grid.resolution;
     let scale = 512usize.div_ceil(n).max(1);
     let density: Vec<f64> = grid.log_density.iter().map(|l| l.exp()).collect();
-    let max = density.iter().cloned().fold(0.0, f64::max).max(f64::MIN_POSITIVE);
+    let max = density
+        .iter()
+        .cloned()
+        .fold(0.0, f64::max)
+        .max(f64::MIN_POSITIVE);
     let mut canvas = Canvas::new(n * scale, n * scale, [0, 0, 0]);
     for row in 0..n {
         for col in 0..n {
@@ -102,7 +116,11 @@ fn colormap(t: f64) -> [u8; 3] {
         [94.0, 201.0, 98.0],
         [253.0, 231.0, 37.0],
     ];
-    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 } * (ANCHORS.len() - 1) as f64;
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    } * (ANCHORS.len() - 1) as f64;
     let i = (t.floor() as usize).min(ANCHORS.len() - 2);
     let f = t - i as f64;
     let mut c = [0u8; 3];
@@ -121,14 +139,22 @@ pub fn digit_grid(path: &Path, images: &[f64], side: usize, columns: usize) -> R
     let n = images.len() / (side * side);
     let rows = n.div_ceil(columns);
     let cell = side * ZOOM + GUTTER;
-    let mut canvas = Canvas::new(columns * cell + GUTTER, rows * cell + GUTTER, [200, 200, 200]);
+    let mut canvas = Canvas::new(
+        columns * cell + GUTTER,
+        rows * cell + GUTTER,
+        [200, 200, 200],
+    );
     for (k, image) in images.chunks_exact(side * side).enumerate() {
         let (x0, y0) = (GUTTER + (k % columns) * cell, GUTTER + (k / columns) * cell);
         for (p, &v) in image.iter().enumerate() {
             let grey = (255.0 * (1.0 - v.clamp(0.0, 1.0))).round() as u8;
             for dy in 0..ZOOM {
                 for dx in 0..ZOOM {
-                    canvas.put(x0 + (p % side) * ZOOM + dx, y0 + (p / side) * ZOOM + dy, [grey; 3]);
+                    canvas.put(
+                        x0 + (p % side) * ZOOM + dx,
+                        y0 + (p / side) * ZOOM + dy,
+                        [grey; 3],
+                    );
                 }
             }
         }

@@ -150,8 +150,15 @@ pub(crate) fn run_backward<T: Element>(
                 x_value,
                 weight_value,
             } => {
-                accumulate(&mut grads, *x, || g.matmul(&weight_value.t()));
-                accumulate(&mut grads, *weight, || x_value.t().matmul(&g));
+                // The two products are independent: one per core.
+                let (gx, gw) = crate::tensor::parallel::join_serial(
+                    || x.map(|_| g.matmul(&weight_value.t())),
+                    || weight.map(|_| x_value.t().matmul(&g)),
+                );
+                accumulate(&mut grads, *x, || gx.expect("computed when x is recorded"));
+                accumulate(&mut grads, *weight, || {
+                    gw.expect("computed when weight is recorded")
+                });
                 accumulate(&mut grads, *bias, || g.sum_axes(&[0]));
             }
             // y = Σ over axes:  ā += ȳ repeated along the summed axes

@@ -6,7 +6,7 @@
 //! output across rayon's threads; a thin output (n ≤ 4, the last layer of a
 //! 2-D coupling net) takes a dot-product path that beats the packed GEMM.
 
-use super::parallel::PAR_MIN_MATMUL_FLOPS;
+use super::parallel::{threads_available, PAR_MIN_MATMUL_FLOPS};
 use super::{Element, Tensor};
 use rayon::prelude::*;
 
@@ -51,7 +51,7 @@ fn gemm_into<T: Element>(
         return;
     }
     let threads = rayon::current_num_threads();
-    let parallel = threads > 1 && m * k * n >= PAR_MIN_MATMUL_FLOPS && m >= 2 * 8;
+    let parallel = threads_available() && m * k * n >= PAR_MIN_MATMUL_FLOPS && m >= 2 * 8;
     let rows_per_task = if parallel { m.div_ceil(threads) } else { m };
     let run = |task: usize, c_rows: &mut [T]| {
         let row0 = task * rows_per_task;

@@ -15,10 +15,46 @@ pub const PAR_CHUNK: usize = 1 << 13;
 /// Matmuls with fewer multiply-adds (`m·k·n`) than this run on one thread.
 pub const PAR_MIN_MATMUL_FLOPS: usize = 1 << 20;
 
+thread_local! {
+    static SERIAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// True when a kernel producing `n` elements should split across threads.
 #[inline]
 pub fn go_parallel(n: usize) -> bool {
-    n >= PAR_MIN_ELEMENTS && rayon::current_num_threads() > 1
+    n >= PAR_MIN_ELEMENTS && threads_available()
+}
+
+/// True when kernels on this thread may split work across rayon's threads:
+/// more than one thread, and not inside [`serial_kernels`].
+#[inline]
+pub fn threads_available() -> bool {
+    rayon::current_num_threads() > 1 && !SERIAL.with(|s| s.get())
+}
+
+/// Runs `f` with this thread's kernels kept serial.
+///
+/// Why: two independent products (the two gradients of a matmul) run side
+/// by side with `rayon::join` use both cores fully, whereas each splitting
+/// its rows again would pack its right operand once per half for nothing.
+pub fn serial_kernels<R>(f: impl FnOnce() -> R) -> R {
+    let before = SERIAL.with(|s| s.replace(true));
+    let out = f();
+    SERIAL.with(|s| s.set(before));
+    out
+}
+
+/// Computes `a()` and `b()` side by side on rayon's pool, each with serial
+/// kernels (see [`serial_kernels`]); serially when no second thread is free.
+pub fn join_serial<A: Send, B: Send>(
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    if threads_available() {
+        rayon::join(|| serial_kernels(a), || serial_kernels(b))
+    } else {
+        (a(), b())
+    }
 }
 
 /// Runs `f` on a thread of rayon's pool (directly when already on one).

@@ -114,23 +114,8 @@ fn fit_loop<T: Element>(
     let mut validation_seconds = 0.0;
     for step in 1..=config.steps {
         let x = next_batch(step, &mut rng);
-        let loss = {
-            let tape = Tape::new();
-            let x_var = tape.constant(x.clone());
-            let loss = model.log_prob_var(&x_var).mean_all().neg();
-            let value = loss.value().item().to_f64();
-            if !value.is_finite() {
-                return Err(TrainError::Diverged {
-                    step,
-                    what: first_non_finite(model, &x),
-                });
-            }
-            let grads = tape.backward(&loss);
-            grads.assign(model.params_mut());
-            value
-        };
-        // Keep the parameters before the update, so a divergence leaves a good model.
-        adam.step(model.params_mut());
+        let loss =
+            train_step(model, &mut adam, &x).map_err(|what| TrainError::Diverged { step, what })?;
         on_step(step, loss);
         report.final_loss = loss;
         if step % eval_every == 0 || step == config.steps {
@@ -164,6 +149,36 @@ fn fit_loop<T: Element>(
         None => report.best_step = config.steps,
     }
     Ok(report)
+}
+
+/// One optimisation step on batch `x` (`[batch, dim]`): the loss
+/// L = −(1/B) Σᵦ log p(xᵦ) on a fresh tape, its gradient, one Adam update.
+/// Returns L in nats per sample.
+///
+/// # Errors
+/// When L is not finite: a description of the first layer whose output or
+/// log-det went non-finite (see [`first_non_finite`]); the parameters are
+/// left as they were.
+pub fn train_step<T: Element>(
+    model: &mut FlowModel<T>,
+    adam: &mut Adam<T>,
+    x: &Tensor<T>,
+) -> Result<f64, String> {
+    let loss = {
+        let tape = Tape::new();
+        let loss = model
+            .log_prob_var(&tape.constant(x.clone()))
+            .mean_all()
+            .neg();
+        let value = loss.value().item().to_f64();
+        if !value.is_finite() {
+            return Err(first_non_finite(model, x));
+        }
+        tape.backward(&loss).assign(model.params_mut());
+        value
+    };
+    adam.step(model.params_mut());
+    Ok(loss)
 }
 
 /// Names the first layer, in the inverse (data → latent) order the loss

@@ -315,7 +315,7 @@ mod tests {
     #[test]
     fn huge_announced_sizes_read_as_truncation_not_overflow() {
         let mut bytes = vec![0, 0, 8, 8];
-        bytes.extend(std::iter::repeat(0xff).take(32));
+        bytes.extend(std::iter::repeat_n(0xff, 32));
         let error = parse_idx(&bytes, Path::new("<memory>")).unwrap_err();
         assert!(matches!(
             error,

@@ -202,8 +202,7 @@ pub fn gradcheck_params(
     let analytic: Vec<Option<Tensor<f64>>> = flow.params().iter().map(|p| grads.of(p)).collect();
     drop(loss);
     let value = |flow: &dyn Flow<f64>| loss_of(flow, &Tape::no_grad(), x, prior).value().item();
-    let n_params = flow.params().len();
-    for k in 0..n_params {
+    for (k, analytic_k) in analytic.iter().enumerate() {
         let numel = flow.params()[k].numel();
         for j in 0..numel {
             let shift = |flow: &mut dyn Flow<f64>, delta: f64| {
@@ -216,7 +215,7 @@ pub fn gradcheck_params(
             let minus = value(flow);
             shift(flow, h);
             let numeric = (plus - minus) / (2.0 * h);
-            let got = analytic[k].as_ref().map_or(0.0, |g| g.to_vec()[j]);
+            let got = analytic_k.as_ref().map_or(0.0, |g| g.to_vec()[j]);
             if !close(got, numeric, rtol) {
                 return Err(format!(
                     "{}: gradient of parameter {} entry {j}: tape {got:.10e}, finite differences {numeric:.10e}",

@@ -5,6 +5,7 @@
 //! (docs/derivations/bits-per-dim.md).
 
 use crate::autodiff::Var;
+use crate::flows::spec::LayerSpec;
 use crate::flows::Flow;
 use crate::tensor::{Element, Tensor};
 use rand::Rng;
@@ -91,6 +92,14 @@ impl Logit {
 impl<T: Element> Flow<T> for Logit {
     fn name(&self) -> String {
         "Logit".into()
+    }
+
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(
+            LayerSpec::new("Logit")
+                .with("dim", self.dim)
+                .with("alpha", self.alpha),
+        )
     }
 
     fn forward<'t>(&self, w: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {

@@ -1,6 +1,7 @@
 //! Coupling layers: [`AffineCoupling`] (RealNVP) and the masks that choose
 //! which features condition and which are transformed.
 
+use super::spec::LayerSpec;
 use super::Flow;
 use crate::autodiff::{Param, Var};
 use crate::nn::{Init, Mlp};
@@ -197,6 +198,22 @@ impl<T: Element> Flow<T> for AffineCoupling<T> {
         let z2 = x2.sub(&t).mul(&s.neg().exp());
         // log|det ∂z/∂x| = −Σᵢ sᵢ
         (self.mask.assemble(&x1, &z2), s.sum_axes(&[1]).neg())
+    }
+
+    fn spec(&self) -> Option<LayerSpec> {
+        // The network's hidden widths: every layer's output but the last.
+        let layers = &self.net.layers;
+        let hidden: Vec<usize> = layers[..layers.len() - 1]
+            .iter()
+            .map(|l| l.weight.value.shape()[1])
+            .collect();
+        Some(
+            LayerSpec::new("AffineCoupling")
+                .with("dim", self.mask.dim)
+                .with("cond", &self.mask.cond[..])
+                .with("trans", &self.mask.trans[..])
+                .with("hidden", hidden),
+        )
     }
 
     fn params(&self) -> Vec<&Param<T>> {

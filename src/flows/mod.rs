@@ -27,6 +27,7 @@ pub mod model;
 pub mod permute;
 pub mod prior;
 pub mod sequential;
+pub mod spec;
 
 pub use coupling::{AffineCoupling, Mask};
 pub use model::FlowModel;
@@ -35,6 +36,7 @@ pub use prior::StandardNormal;
 pub use sequential::Sequential;
 
 use crate::autodiff::{Param, Tape, Var};
+use crate::error::CheckpointError;
 use crate::tensor::{Element, Tensor};
 
 /// A bijection with a tractable log-determinant, written once for training
@@ -62,6 +64,32 @@ pub trait Flow<T: Element>: Send + Sync {
     /// The trainable parameters, mutably (none by default).
     fn params_mut(&mut self) -> Vec<&mut Param<T>> {
         Vec::new()
+    }
+
+    /// The layer's architecture as data (kind, sizes, masks, orders, flags,
+    /// sub-layers), from which [`spec::build_layer`] rebuilds it for a
+    /// checkpoint. `None` (the default) marks a layer that cannot be saved:
+    /// saving a model holding it fails with
+    /// [`CheckpointError::NotSaveable`] naming the layer.
+    fn spec(&self) -> Option<spec::LayerSpec> {
+        None
+    }
+
+    /// Non-trainable state tensors, by name (BatchNorm's running
+    /// statistics); saved and restored with the checkpoint. None by default.
+    fn buffers(&self) -> Vec<(String, Tensor<T>)> {
+        Vec::new()
+    }
+
+    /// Restores the tensors [`Flow::buffers`] returned (see
+    /// [`spec::take_buffers`]).
+    ///
+    /// # Errors
+    /// [`CheckpointError::ArchitectureMismatch`] for a name the layer does
+    /// not hold or a shape that differs; the default (a layer without
+    /// buffers) rejects any buffer.
+    fn set_buffers(&mut self, buffers: Vec<(String, Tensor<T>)>) -> Result<(), CheckpointError> {
+        spec::take_buffers(&self.name(), buffers, &[]).map(|_| ())
     }
 
     /// [`Flow::forward`] on plain tensors, recording nothing.

@@ -1,5 +1,6 @@
 //! Fixed permutations of the features: exact, volume-preserving (log-det 0).
 
+use super::spec::LayerSpec;
 use super::Flow;
 use crate::autodiff::Var;
 use crate::tensor::{Element, Tensor};
@@ -40,6 +41,9 @@ impl<T: Element> Flow<T> for Reverse {
     }
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
         self.apply(z)
+    }
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(LayerSpec::new("Reverse").with("dim", self.dim))
     }
     fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
         self.apply(x)

@@ -1,8 +1,10 @@
 //! [`Sequential`]: a composition of flows, log-dets summed.
 
+use super::spec::LayerSpec;
 use super::Flow;
 use crate::autodiff::{Param, Var};
-use crate::tensor::Element;
+use crate::error::CheckpointError;
+use crate::tensor::{Element, Tensor};
 
 /// The composition f = f_{n−1} ∘ … ∘ f₀: `forward` applies the layers in
 /// order (z → x), `inverse` in reverse order (x → z), and the log-dets add
@@ -64,6 +66,58 @@ impl<T: Element> Flow<T> for Sequential<T> {
         let log_det =
             log_det.unwrap_or_else(|| x.constant(crate::tensor::Tensor::zeros(&[x.shape()[0]])));
         (z, log_det)
+    }
+
+    fn spec(&self) -> Option<LayerSpec> {
+        let children = self
+            .layers
+            .iter()
+            .map(|l| l.spec())
+            .collect::<Option<Vec<_>>>()?;
+        Some(LayerSpec {
+            kind: "Sequential".into(),
+            fields: Vec::new(),
+            children,
+        })
+    }
+
+    /// Each layer's buffers, prefixed `layer{i}.` as its parameters are.
+    fn buffers(&self) -> Vec<(String, Tensor<T>)> {
+        let mut all = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            for (name, t) in layer.buffers() {
+                all.push((format!("layer{i}.{name}"), t));
+            }
+        }
+        all
+    }
+
+    fn set_buffers(&mut self, buffers: Vec<(String, Tensor<T>)>) -> Result<(), CheckpointError> {
+        let mut per_layer: Vec<Vec<(String, Tensor<T>)>> = vec![Vec::new(); self.layers.len()];
+        for (name, t) in buffers {
+            // "layer{i}.rest" -> (i, "rest")
+            let routed = name
+                .strip_prefix("layer")
+                .and_then(|s| s.split_once('.'))
+                .and_then(|(i, rest)| Some((i.parse::<usize>().ok()?, rest)))
+                .filter(|&(i, _)| i < self.layers.len());
+            match routed {
+                Some((i, rest)) => per_layer[i].push((rest.to_string(), t)),
+                None => {
+                    return Err(CheckpointError::ArchitectureMismatch {
+                        path: Default::default(),
+                        what: format!(
+                            "buffer `{name}` names no layer of a {}-layer Sequential",
+                            self.layers.len()
+                        ),
+                    })
+                }
+            }
+        }
+        for (layer, buffers) in self.layers.iter_mut().zip(per_layer) {
+            layer.set_buffers(buffers)?;
+        }
+        Ok(())
     }
 
     fn params(&self) -> Vec<&Param<T>> {

@@ -1,0 +1,450 @@
+//! Layer specs: a flow's architecture as data, and the registry that builds
+//! a layer back from it. This is what makes a checkpoint self-describing:
+//! [`Flow::spec`] writes a [`LayerSpec`] (the layer's kind, its sizes, masks,
+//! orders, permutations, flags, and its sub-layers), the checkpoint stores
+//! the tree, and [`build_layer`] turns the tree back into layers whose
+//! parameters are then filled by name. No code change is needed to load any
+//! architecture the crate can build.
+//!
+//! What goes where:
+//!
+//! | state | where it is saved |
+//! | --- | --- |
+//! | sizes, masks, orders, permutations, flags (ActNorm's initialised flag) | the spec's `fields` |
+//! | sub-layers (a `Sequential`'s layers) | the spec's `children`, in order |
+//! | trainable tensors | [`Flow::params`], by name |
+//! | non-trainable tensors (BatchNorm running statistics) | [`Flow::buffers`], by name |
+//!
+//! **Adding a layer.** Implement [`Flow::spec`] in the layer's file (kind =
+//! the type's name, one field per constructor argument), then add one arm to
+//! [`build_layer`] that reads the fields back with the typed accessors
+//! ([`LayerSpec::usize`], [`LayerSpec::usizes`], ...) and calls the layer's
+//! constructor; the round-trip test in `tests/checkpoint.rs` proves the pair.
+//!
+//! The byte layout of a spec in a file is in docs/checkpoint-format.md.
+
+use super::coupling::{AffineCoupling, Mask};
+use super::permute::Reverse;
+use super::sequential::Sequential;
+use super::Flow;
+use crate::autodiff::Param;
+use crate::data::preprocess::Logit;
+use crate::error::CheckpointError;
+use crate::nn::{Init, Mlp};
+use crate::tensor::{Element, Tensor};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::path::PathBuf;
+
+/// One value of a [`LayerSpec`] field.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SpecValue {
+    /// An integer: a size, a count, an index.
+    Int(i64),
+    /// A real number: a margin, a constant.
+    Float(f64),
+    /// A flag.
+    Bool(bool),
+    /// A name.
+    Str(String),
+    /// A list of integers: a mask's indices, an order's degrees, a permutation.
+    Ints(Vec<i64>),
+    /// A list of reals: fixed per-feature constants (standardisation means).
+    Floats(Vec<f64>),
+}
+
+impl SpecValue {
+    /// The variant's name, for messages (`"int"`, `"list of ints"`, ...).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SpecValue::Int(_) => "int",
+            SpecValue::Float(_) => "float",
+            SpecValue::Bool(_) => "bool",
+            SpecValue::Str(_) => "string",
+            SpecValue::Ints(_) => "list of ints",
+            SpecValue::Floats(_) => "list of floats",
+        }
+    }
+}
+
+impl From<usize> for SpecValue {
+    fn from(v: usize) -> Self {
+        SpecValue::Int(v as i64)
+    }
+}
+impl From<i64> for SpecValue {
+    fn from(v: i64) -> Self {
+        SpecValue::Int(v)
+    }
+}
+impl From<f64> for SpecValue {
+    fn from(v: f64) -> Self {
+        SpecValue::Float(v)
+    }
+}
+impl From<bool> for SpecValue {
+    fn from(v: bool) -> Self {
+        SpecValue::Bool(v)
+    }
+}
+impl From<&str> for SpecValue {
+    fn from(v: &str) -> Self {
+        SpecValue::Str(v.to_string())
+    }
+}
+impl From<String> for SpecValue {
+    fn from(v: String) -> Self {
+        SpecValue::Str(v)
+    }
+}
+impl From<&[usize]> for SpecValue {
+    fn from(v: &[usize]) -> Self {
+        SpecValue::Ints(v.iter().map(|&i| i as i64).collect())
+    }
+}
+impl From<Vec<usize>> for SpecValue {
+    fn from(v: Vec<usize>) -> Self {
+        SpecValue::from(&v[..])
+    }
+}
+impl From<&[f64]> for SpecValue {
+    fn from(v: &[f64]) -> Self {
+        SpecValue::Floats(v.to_vec())
+    }
+}
+impl From<Vec<f64>> for SpecValue {
+    fn from(v: Vec<f64>) -> Self {
+        SpecValue::Floats(v)
+    }
+}
+
+/// A layer's architecture as data: its kind, its named fields, and its
+/// sub-layers. Parameters and buffers are not part of it (they are stored
+/// as tensors by name).
+///
+/// # Examples
+/// ```
+/// use flowzoo::flows::spec::{build_layer, LayerSpec};
+/// use flowzoo::flows::{Flow, Reverse};
+/// let spec = LayerSpec::new("Reverse").with("dim", 3usize);
+/// assert_eq!(Flow::<f32>::spec(&Reverse::new(3)), Some(spec.clone()));
+/// let layer = build_layer::<f32>(&spec).unwrap();
+/// assert_eq!(layer.name(), "Reverse");
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerSpec {
+    /// The layer's kind, the name [`build_layer`] dispatches on (`"AffineCoupling"`).
+    pub kind: String,
+    /// Named values, in the order the layer wrote them.
+    pub fields: Vec<(String, SpecValue)>,
+    /// Sub-layers, in order (a `Sequential`'s layers, forward order).
+    pub children: Vec<LayerSpec>,
+}
+
+impl LayerSpec {
+    /// A spec of `kind` with no fields and no children.
+    pub fn new(kind: impl Into<String>) -> Self {
+        LayerSpec {
+            kind: kind.into(),
+            fields: Vec::new(),
+            children: Vec::new(),
+        }
+    }
+
+    /// The spec with the field `name = value` appended.
+    pub fn with(mut self, name: &str, value: impl Into<SpecValue>) -> Self {
+        self.fields.push((name.to_string(), value.into()));
+        self
+    }
+
+    /// The spec with `child` appended to its sub-layers.
+    pub fn child(mut self, child: LayerSpec) -> Self {
+        self.children.push(child);
+        self
+    }
+
+    /// The value of field `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&SpecValue> {
+        self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// A [`CheckpointError::BadSpec`] about field `field` of this layer.
+    pub fn error(&self, field: &str, what: impl Into<String>) -> CheckpointError {
+        CheckpointError::BadSpec {
+            path: PathBuf::new(),
+            layer: self.kind.clone(),
+            field: field.to_string(),
+            what: what.into(),
+        }
+    }
+
+    fn field(&self, name: &str) -> Result<&SpecValue, CheckpointError> {
+        self.get(name)
+            .ok_or_else(|| self.error(name, "missing from the spec"))
+    }
+
+    fn wrong_type(&self, name: &str, wanted: &str, found: &SpecValue) -> CheckpointError {
+        self.error(
+            name,
+            format!("expected {wanted}, found {}", found.type_name()),
+        )
+    }
+
+    /// Field `name` as a non-negative integer.
+    ///
+    /// # Errors
+    /// [`CheckpointError::BadSpec`] if it is missing, not an int, or negative.
+    pub fn usize(&self, name: &str) -> Result<usize, CheckpointError> {
+        match self.field(name)? {
+            &SpecValue::Int(v) => {
+                usize::try_from(v).map_err(|_| self.error(name, format!("{v} is negative")))
+            }
+            other => Err(self.wrong_type(name, "an int", other)),
+        }
+    }
+
+    /// Field `name` as a list of non-negative integers.
+    ///
+    /// # Errors
+    /// [`CheckpointError::BadSpec`] if it is missing, not a list of ints, or
+    /// holds a negative entry.
+    pub fn usizes(&self, name: &str) -> Result<Vec<usize>, CheckpointError> {
+        match self.field(name)? {
+            SpecValue::Ints(v) => v
+                .iter()
+                .map(|&i| {
+                    usize::try_from(i)
+                        .map_err(|_| self.error(name, format!("entry {i} is negative")))
+                })
+                .collect(),
+            other => Err(self.wrong_type(name, "a list of ints", other)),
+        }
+    }
+
+    /// Field `name` as a finite real (an int is accepted and converted).
+    ///
+    /// # Errors
+    /// [`CheckpointError::BadSpec`] if it is missing, not a number, or not finite.
+    pub fn f64(&self, name: &str) -> Result<f64, CheckpointError> {
+        let v = match self.field(name)? {
+            &SpecValue::Float(v) => v,
+            &SpecValue::Int(v) => v as f64,
+            other => return Err(self.wrong_type(name, "a float", other)),
+        };
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(self.error(name, format!("{v} is not finite")))
+        }
+    }
+
+    /// Field `name` as a list of finite reals.
+    ///
+    /// # Errors
+    /// [`CheckpointError::BadSpec`] if it is missing, not a list of floats,
+    /// or holds a NaN or infinity.
+    pub fn f64s(&self, name: &str) -> Result<Vec<f64>, CheckpointError> {
+        match self.field(name)? {
+            SpecValue::Floats(v) => match v.iter().position(|x| !x.is_finite()) {
+                Some(i) => Err(self.error(name, format!("entry {i} ({}) is not finite", v[i]))),
+                None => Ok(v.clone()),
+            },
+            other => Err(self.wrong_type(name, "a list of floats", other)),
+        }
+    }
+
+    /// Field `name` as a flag.
+    ///
+    /// # Errors
+    /// [`CheckpointError::BadSpec`] if it is missing or not a bool.
+    pub fn bool(&self, name: &str) -> Result<bool, CheckpointError> {
+        match self.field(name)? {
+            &SpecValue::Bool(v) => Ok(v),
+            other => Err(self.wrong_type(name, "a bool", other)),
+        }
+    }
+
+    /// Field `name` as a string.
+    ///
+    /// # Errors
+    /// [`CheckpointError::BadSpec`] if it is missing or not a string.
+    pub fn str(&self, name: &str) -> Result<&str, CheckpointError> {
+        match self.field(name)? {
+            SpecValue::Str(v) => Ok(v),
+            other => Err(self.wrong_type(name, "a string", other)),
+        }
+    }
+}
+
+/// The largest size (features, hidden units, channels) a spec may ask for.
+/// A checksum-valid but hand-crafted file could otherwise make the loader
+/// allocate without bound before any tensor is compared.
+pub const MAX_SIZE: usize = 1 << 24;
+
+/// The largest number of scalars one layer built from a spec may allocate.
+pub const MAX_LAYER_ELEMENTS: usize = 1 << 31;
+
+/// Field `name` as a size in 1..=[`MAX_SIZE`].
+fn size(spec: &LayerSpec, name: &str) -> Result<usize, CheckpointError> {
+    let v = spec.usize(name)?;
+    if (1..=MAX_SIZE).contains(&v) {
+        Ok(v)
+    } else {
+        Err(spec.error(name, format!("{v} is not a size in 1..={MAX_SIZE}")))
+    }
+}
+
+/// Field `name` as a list of sizes in 1..=[`MAX_SIZE`].
+fn sizes(spec: &LayerSpec, name: &str) -> Result<Vec<usize>, CheckpointError> {
+    let v = spec.usizes(name)?;
+    match v.iter().find(|&&s| !(1..=MAX_SIZE).contains(&s)) {
+        Some(s) => Err(spec.error(name, format!("{s} is not a size in 1..={MAX_SIZE}"))),
+        None => Ok(v),
+    }
+}
+
+/// Checks that a dense network through `widths` stays under
+/// [`MAX_LAYER_ELEMENTS`] scalars before it is allocated.
+fn check_network(spec: &LayerSpec, field: &str, widths: &[usize]) -> Result<(), CheckpointError> {
+    let total = widths.windows(2).try_fold(0usize, |acc, w| {
+        w[0].checked_mul(w[1])
+            .and_then(|n| n.checked_add(w[1]))
+            .and_then(|n| acc.checked_add(n))
+    });
+    match total {
+        Some(n) if n <= MAX_LAYER_ELEMENTS => Ok(()),
+        _ => Err(spec.error(
+            field,
+            format!("a network through {widths:?} exceeds {MAX_LAYER_ELEMENTS} parameters"),
+        )),
+    }
+}
+
+/// Checks that `cond` and `trans` partition 0..dim, each non-empty and increasing.
+fn mask_from_spec(spec: &LayerSpec) -> Result<Mask, CheckpointError> {
+    let dim = size(spec, "dim")?;
+    let cond = spec.usizes("cond")?;
+    let trans = spec.usizes("trans")?;
+    let mut seen = vec![false; dim];
+    for (field, part) in [("cond", &cond), ("trans", &trans)] {
+        if part.is_empty() {
+            return Err(spec.error(field, "is empty"));
+        }
+        if part.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(spec.error(field, format!("{part:?} is not increasing")));
+        }
+        for &i in part.iter() {
+            if i >= dim || seen[i] {
+                return Err(spec.error(
+                    field,
+                    format!("feature {i} is out of 0..{dim} or in both halves"),
+                ));
+            }
+            seen[i] = true;
+        }
+    }
+    if seen.iter().any(|s| !s) {
+        return Err(spec.error("cond", format!("cond and trans do not cover 0..{dim}")));
+    }
+    Ok(Mask { dim, cond, trans })
+}
+
+/// Builds the layer `spec` describes, with placeholder parameter values
+/// (fill them by name afterwards, as the checkpoint loader does).
+///
+/// Known kinds: `AffineCoupling`, `Reverse`, `Sequential`, `Logit`.
+///
+/// # Errors
+/// [`CheckpointError::UnknownLayer`] for a kind not listed;
+/// [`CheckpointError::BadSpec`] for a missing, mistyped or invalid field
+/// (sizes must lie in 1..=[`MAX_SIZE`]). The errors carry an empty path:
+/// [`CheckpointError::in_file`] names the file.
+pub fn build_layer<T: Element>(spec: &LayerSpec) -> Result<Box<dyn Flow<T>>, CheckpointError> {
+    // The placeholder values are overwritten by the stored ones, so any seed does.
+    let mut rng = StdRng::seed_from_u64(0);
+    let layer: Box<dyn Flow<T>> = match spec.kind.as_str() {
+        "AffineCoupling" => {
+            let mask = mask_from_spec(spec)?;
+            let hidden = sizes(spec, "hidden")?;
+            let widths: Vec<usize> = std::iter::once(mask.cond.len())
+                .chain(hidden.iter().copied())
+                .chain(std::iter::once(2 * mask.trans.len()))
+                .collect();
+            check_network(spec, "hidden", &widths)?;
+            // As AffineCoupling::new, with any number of hidden layers.
+            let mut net = Mlp::new(&widths, Init::Zero, &mut rng);
+            for p in net.params_mut() {
+                p.prefix("net");
+            }
+            let n2 = mask.trans.len();
+            Box::new(AffineCoupling {
+                mask,
+                net,
+                scale: Param::new("scale", Tensor::ones(&[n2])),
+            })
+        }
+        "Reverse" => Box::new(Reverse::new(size(spec, "dim")?)),
+        "Logit" => {
+            let dim = size(spec, "dim")?;
+            let alpha = spec.f64("alpha")?;
+            if !(0.0..0.5).contains(&alpha) {
+                return Err(spec.error("alpha", format!("{alpha} is not in [0, 0.5)")));
+            }
+            Box::new(Logit::new(dim, alpha))
+        }
+        "Sequential" => {
+            let layers = spec
+                .children
+                .iter()
+                .map(build_layer)
+                .collect::<Result<Vec<_>, _>>()?;
+            Box::new(Sequential::new(layers))
+        }
+        _ => {
+            return Err(CheckpointError::UnknownLayer {
+                path: PathBuf::new(),
+                kind: spec.kind.clone(),
+            })
+        }
+    };
+    Ok(layer)
+}
+
+/// Takes exactly the buffers `wanted` (name, shape) from `buffers`, in that
+/// order: the helper a layer's [`Flow::set_buffers`] uses.
+///
+/// # Errors
+/// [`CheckpointError::ArchitectureMismatch`] naming `layer` and the buffer,
+/// if one is missing, has another shape, or is not wanted.
+pub fn take_buffers<T: Element>(
+    layer: &str,
+    buffers: Vec<(String, Tensor<T>)>,
+    wanted: &[(&str, &[usize])],
+) -> Result<Vec<Tensor<T>>, CheckpointError> {
+    let mismatch = |what: String| CheckpointError::ArchitectureMismatch {
+        path: PathBuf::new(),
+        what: format!("layer {layer}: {what}"),
+    };
+    let mut buffers: Vec<Option<(String, Tensor<T>)>> = buffers.into_iter().map(Some).collect();
+    let taken = wanted
+        .iter()
+        .map(|&(name, shape)| {
+            let slot = buffers
+                .iter_mut()
+                .find(|b| b.as_ref().is_some_and(|(n, _)| n == name))
+                .ok_or_else(|| mismatch(format!("buffer `{name}` is missing")))?;
+            let (_, tensor) = slot.take().expect("found above as Some");
+            if tensor.shape() != shape {
+                return Err(mismatch(format!(
+                    "buffer `{name}` has shape {:?}, the layer needs {shape:?}",
+                    tensor.shape()
+                )));
+            }
+            Ok(tensor)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    match buffers.into_iter().flatten().next() {
+        Some((name, _)) => Err(mismatch(format!("unexpected buffer `{name}`"))),
+        None => Ok(taken),
+    }
+}

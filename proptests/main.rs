@@ -10,6 +10,7 @@
 //!   Jacobian) and the parameter gradcheck on every layer and stack.
 
 mod autodiff_ops;
+mod autoregressive;
 mod flows;
 mod strategies;
 mod tensor_kernels;

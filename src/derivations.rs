@@ -30,3 +30,17 @@ pub mod reverse_mode {}
 /// Jacobians, and the bound on the discrete log-likelihood.
 #[doc = include_str!("../docs/derivations/bits-per-dim.md")]
 pub mod bits_per_dim {}
+
+/// MADE: masks from degrees, why the outputs are autoregressive, and the
+/// incremental solve that samples in one pass of work.
+#[doc = include_str!("../docs/derivations/made.md")]
+pub mod made {}
+
+/// MAF: the affine autoregressive map, its triangular Jacobian, the parallel
+/// density and the sequential sampling.
+#[doc = include_str!("../docs/derivations/maf.md")]
+pub mod maf {}
+
+/// IAF: MAF read backwards, the gated update, and training by reverse KL.
+#[doc = include_str!("../docs/derivations/iaf.md")]
+pub mod iaf {}

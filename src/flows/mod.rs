@@ -21,14 +21,17 @@
 //! Derivation: [`derivations::change_of_variables`](crate::derivations::change_of_variables)
 //! (docs/derivations/change-of-variables.md).
 
+pub mod autoregressive;
 pub mod check;
 pub mod coupling;
+pub mod energy;
 pub mod model;
 pub mod permute;
 pub mod prior;
 pub mod sequential;
 pub mod spec;
 
+pub use autoregressive::{Iaf, Maf, SequentialMethod, Transform};
 pub use coupling::{AffineCoupling, Mask};
 pub use model::FlowModel;
 pub use permute::Reverse;

@@ -8,10 +8,12 @@
 
 pub mod init;
 pub mod linear;
+pub mod made;
 pub mod mlp;
 pub mod optim;
 
 pub use crate::autodiff::Param;
 pub use linear::{Init, Linear};
+pub use made::Made;
 pub use mlp::Mlp;
 pub use optim::Adam;

@@ -11,6 +11,7 @@
 
 pub mod eval;
 pub mod fit;
+pub mod reverse_kl;
 pub mod run;
 pub mod sample;
 

@@ -1,0 +1,485 @@
+//! Autoregressive flows: [`Maf`] (fast density, sequential sampling) and
+//! [`Iaf`] (fast sampling, sequential density), both an element-wise affine
+//! map whose scale and shift come from a [`Made`].
+//!
+//! Both compute x = z ⊙ exp(ℓ) + b feature by feature; they differ in what
+//! (ℓ, b) are conditioned on:
+//!
+//! | | (ℓ, b) from | `inverse` (x → z) | `forward` (z → x) |
+//! | --- | --- | --- | --- |
+//! | MAF | the data side, x_{<i} | one parallel pass | D sequential steps |
+//! | IAF | the latent side, z_{<i} | D sequential steps | one parallel pass |
+//!
+//! So an IAF is an MAF read backwards: MAF's parallel direction is density
+//! evaluation (training by maximum likelihood), IAF's is sampling (training
+//! by reverse KL, as a variational posterior or a distilled sampler).
+//!
+//! The sequential direction is solved in one of two ways ([`SequentialMethod`]):
+//! the textbook loop of D full passes of the network, or an incremental solve
+//! that computes each hidden unit once ([`Made::solve_autoregressive`]). On a
+//! recording tape the textbook loop always runs, so gradients flow through it.
+//!
+//! Derivations: [`derivations::maf`](crate::derivations::maf)
+//! (docs/derivations/maf.md), [`derivations::iaf`](crate::derivations::iaf)
+//! (docs/derivations/iaf.md), [`derivations::made`](crate::derivations::made).
+
+use super::Flow;
+use crate::autodiff::{Param, Tape, Var};
+use crate::nn::made::{Made, MadeOptions, Order};
+use crate::tensor::{Element, Tensor};
+use rand::Rng;
+
+/// The initial gate bias of [`Transform::Gated`]: σ(2) ≈ 0.88, so a gated
+/// layer starts close to the identity (Kingma et al. 2016, §4: "+1 or +2").
+pub const GATE_INIT_BIAS: f64 = 2.0;
+
+/// How the MADE's two outputs per feature become the log-scale ℓᵢ and the
+/// shift bᵢ of the element-wise map x = z ⊙ exp(ℓ) + b.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transform {
+    /// Outputs (μ, α̂): ℓ = tanh(α̂), b = μ. The bound |ℓ| < 1 keeps one layer
+    /// from blowing up (the reference MAF's choice).
+    Affine,
+    /// The gated update of IAF (Kingma et al. 2016, eq. 14-15), outputs (m, s):
+    /// σ = sigmoid(s), x = σ ⊙ z + (1 − σ) ⊙ m, i.e. ℓ = log σ, b = (1 − σ) ⊙ m.
+    Gated,
+}
+
+impl Transform {
+    /// (ℓ, b) from the two outputs of each feature, `first` and `second`
+    /// (both `[batch, n]`).
+    pub fn log_scale_and_shift<'t, T: Element>(
+        &self,
+        first: &Var<'t, T>,
+        second: &Var<'t, T>,
+    ) -> (Var<'t, T>, Var<'t, T>) {
+        match self {
+            Transform::Affine => (second.tanh(), first.clone()),
+            Transform::Gated => {
+                let gate = second.sigmoid();
+                // ℓ = log σ(s);  b = (1 − σ) ⊙ m
+                let shift = gate.neg().add_scalar(T::ONE).mul(first);
+                (gate.ln(), shift)
+            }
+        }
+    }
+}
+
+/// How the sequential direction (MAF's forward, IAF's inverse) is solved
+/// when nothing is recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SequentialMethod {
+    /// Each hidden unit computed once, feature by feature in degree order
+    /// ([`Made::solve_autoregressive`]): D small steps, one pass of work.
+    #[default]
+    Incremental,
+    /// The textbook loop: D full passes of the network, the i-th fixing the
+    /// i-th feature in the order. D times the work of the parallel direction.
+    FullPasses,
+}
+
+/// The shared machinery: a MADE with two outputs per feature and a transform.
+#[derive(Clone, Debug)]
+struct Conditioner<T: Element> {
+    made: Made<T>,
+    transform: Transform,
+}
+
+impl<T: Element> Conditioner<T> {
+    fn new(made: Made<T>, transform: Transform) -> Self {
+        assert_eq!(
+            made.params_per_dim, 2,
+            "autoregressive flow: the MADE must give 2 outputs per feature, gives {}",
+            made.params_per_dim
+        );
+        let mut made = made;
+        if transform == Transform::Gated {
+            // Gate outputs (the second block) start at σ(GATE_INIT_BIAS).
+            let dim = made.dim;
+            let bias = &mut made
+                .layers
+                .last_mut()
+                .expect("a MADE has an output layer")
+                .bias;
+            for b in &mut bias.value.as_mut_slice()[dim..] {
+                *b = T::from_f64(GATE_INIT_BIAS);
+            }
+        }
+        Conditioner { made, transform }
+    }
+
+    fn check(&self, layer: &str, v: &Var<'_, T>) {
+        assert!(
+            v.shape().len() == 2 && v.shape()[1] == self.made.dim,
+            "{layer}: expected [batch, {}], got {:?}",
+            self.made.dim,
+            v.shape()
+        );
+    }
+
+    /// (ℓ, b) of every feature, conditioned on `v` (one parallel pass).
+    fn log_scale_and_shift<'t>(&self, v: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        let dim = self.made.dim;
+        let out = self.made.forward(v);
+        self.transform
+            .log_scale_and_shift(&out.narrow(1, 0, dim), &out.narrow(1, dim, dim))
+    }
+
+    /// Solves w = update(known, ℓ(w), b(w)) for the conditioning side w, where
+    /// (ℓ, b) of feature i depend on the w of lower degree only. Returns w and
+    /// ℓ(w).
+    fn solve<'t, U>(
+        &self,
+        known: &Var<'t, T>,
+        method: SequentialMethod,
+        update: U,
+    ) -> (Var<'t, T>, Var<'t, T>)
+    where
+        U: for<'a> Fn(&Var<'a, T>, &Var<'a, T>, &Var<'a, T>) -> Var<'a, T> + Sync,
+    {
+        let (batch, dim) = (known.shape()[0], self.made.dim);
+        if known.tape().is_recording() || method == SequentialMethod::FullPasses {
+            // Pass k leaves the first k features in the order exact: feature i
+            // reads only features before it, which the previous pass fixed.
+            // After D passes all are exact, and the last pass's ℓ was computed
+            // from an input exact wherever ℓ looks (the masks zero the rest).
+            let mut w = known.constant(Tensor::zeros(&[batch, dim]));
+            let mut log_scale = None;
+            for _ in 0..dim {
+                let (l, b) = self.log_scale_and_shift(&w);
+                w = update(known, &l, &b);
+                log_scale = Some(l);
+            }
+            let log_scale = log_scale.expect("dim ≥ 1: at least one pass");
+            return (w, log_scale);
+        }
+        let known_value = known.value();
+        let (w, out) = self.made.solve_autoregressive(batch, |feature, rows, raw| {
+            let tape = Tape::no_grad();
+            let (l, b) = self.transform.log_scale_and_shift(
+                &tape.constant(raw.narrow(1, 0, 1)),
+                &tape.constant(raw.narrow(1, 1, 1)),
+            );
+            let column = known_value
+                .narrow(0, rows.start, rows.len())
+                .narrow(1, feature, 1);
+            update(&tape.constant(column), &l, &b).into_value()
+        });
+        let tape = Tape::no_grad();
+        let out = tape.constant(out);
+        let (l, _) = self
+            .transform
+            .log_scale_and_shift(&out.narrow(1, 0, dim), &out.narrow(1, dim, dim));
+        (known.constant(w), known.constant(l.into_value()))
+    }
+}
+
+/// y = u ⊙ exp(ℓ) + b (the direction of the affine map that scales up).
+fn scale_and_shift<'t, T: Element>(u: &Var<'t, T>, l: &Var<'t, T>, b: &Var<'t, T>) -> Var<'t, T> {
+    u.mul(&l.exp()).add(b)
+}
+
+/// u = (y − b) ⊙ exp(−ℓ), the inverse of [`scale_and_shift`].
+fn unshift_and_unscale<'t, T: Element>(
+    y: &Var<'t, T>,
+    l: &Var<'t, T>,
+    b: &Var<'t, T>,
+) -> Var<'t, T> {
+    y.sub(b).mul(&l.neg().exp())
+}
+
+/// Masked autoregressive flow layer: the scale and shift of feature i are
+/// functions of the *data-side* features before it,
+///
+/// forward (z → x, D sequential steps): xᵢ = zᵢ · exp(ℓᵢ(x_{<i})) + bᵢ(x_{<i}),
+/// inverse (x → z, one pass): z = (x − b(x)) ⊙ exp(−ℓ(x)),
+/// log|det ∂x/∂z| = Σᵢ ℓᵢ(x), log|det ∂z/∂x| = −Σᵢ ℓᵢ(x),
+///
+/// with (ℓ, b) from a [`Made`] by a [`Transform`] (default: ℓ = tanh(α̂), b = μ).
+/// "Before" is the MADE's order. The output layer starts at zero, so the
+/// layer starts as the identity.
+///
+/// # Shapes
+/// `forward` and `inverse` take `[batch, dim]` and return `[batch, dim]` and
+/// a per-sample log-det `[batch]`.
+///
+/// # Units
+/// Log-dets in nats.
+///
+/// # Panics
+/// If the input is not `[_, dim]`; the message names the layer and both shapes.
+///
+/// # Source
+/// G. Papamakarios, T. Pavlakou, I. Murray, "Masked Autoregressive Flow for
+/// Density Estimation", NeurIPS 2017, arXiv:1705.07057 (§3.1-3.2).
+///
+/// # Derivation
+/// [`derivations::maf`](crate::derivations::maf) (docs/derivations/maf.md).
+///
+/// # Examples
+/// ```
+/// use flowzoo::flows::{Flow, Maf};
+/// use flowzoo::flows::check::randomize_params;
+/// use flowzoo::nn::made::Order;
+/// use flowzoo::tensor::Tensor;
+/// use rand::SeedableRng;
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut maf = Maf::<f64>::new(4, &[16, 16], Order::Natural, &mut rng);
+/// randomize_params(&mut maf, 0.3, &mut rng);
+/// let x = Tensor::randn(&[3, 4], &mut rng);
+/// let (z, log_det) = maf.inverse_tensor(&x); // one pass
+/// let (x_back, _) = maf.forward_tensor(&z); // four sequential steps
+/// assert_eq!(log_det.shape(), &[3]);
+/// assert!(x.sub(&x_back).to_vec().iter().all(|d| d.abs() < 1e-12));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Maf<T: Element> {
+    conditioner: Conditioner<T>,
+    /// How `forward` is solved when nothing is recorded.
+    pub method: SequentialMethod,
+}
+
+impl<T: Element> Maf<T> {
+    /// An MAF layer on `dim` features with a MADE of hidden widths `hidden`
+    /// (ReLU, cyclic hidden degrees) in `order`, and ℓ = tanh(α̂).
+    ///
+    /// # Panics
+    /// If `dim` or a hidden width is 0.
+    pub fn new<R: Rng + ?Sized>(dim: usize, hidden: &[usize], order: Order, rng: &mut R) -> Self {
+        Maf::from_made(Made::new(dim, hidden, 2, order, rng), Transform::Affine)
+    }
+
+    /// An MAF layer on a given MADE (2 outputs per feature) and transform.
+    /// With [`Transform::Gated`], the gate biases are set to [`GATE_INIT_BIAS`].
+    ///
+    /// # Panics
+    /// If the MADE does not give 2 outputs per feature.
+    pub fn from_made(made: Made<T>, transform: Transform) -> Self {
+        Maf {
+            conditioner: Conditioner::new(made, transform),
+            method: SequentialMethod::default(),
+        }
+    }
+
+    /// The conditioner network.
+    pub fn made(&self) -> &Made<T> {
+        &self.conditioner.made
+    }
+
+    /// The transform from the MADE's outputs to (ℓ, b).
+    pub fn transform(&self) -> Transform {
+        self.conditioner.transform
+    }
+}
+
+impl<T: Element> Flow<T> for Maf<T> {
+    fn name(&self) -> String {
+        "Maf".into()
+    }
+
+    fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.conditioner.check("Maf", z);
+        // xᵢ = zᵢ · exp(ℓᵢ(x_{<i})) + bᵢ(x_{<i}), solved for x.
+        let (x, l) = self.conditioner.solve(z, self.method, scale_and_shift);
+        // log|det ∂x/∂z| = Σᵢ ℓᵢ (triangular Jacobian, diagonal exp(ℓᵢ))
+        (x, l.sum_axes(&[1]))
+    }
+
+    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.conditioner.check("Maf", x);
+        let (l, b) = self.conditioner.log_scale_and_shift(x);
+        // z = (x − b(x)) ⊙ exp(−ℓ(x)),  log|det ∂z/∂x| = −Σᵢ ℓᵢ
+        (unshift_and_unscale(x, &l, &b), l.sum_axes(&[1]).neg())
+    }
+
+    fn params(&self) -> Vec<&Param<T>> {
+        self.conditioner.made.params()
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
+        self.conditioner.made.params_mut()
+    }
+}
+
+/// Inverse autoregressive flow layer: the scale and shift of feature i are
+/// functions of the *latent-side* features before it,
+///
+/// forward (z → x, one pass): x = z ⊙ exp(ℓ(z)) + b(z),
+/// inverse (x → z, D sequential steps): zᵢ = (xᵢ − bᵢ(z_{<i})) · exp(−ℓᵢ(z_{<i})),
+/// log|det ∂x/∂z| = Σᵢ ℓᵢ(z),
+///
+/// with (ℓ, b) from a [`Made`] by a [`Transform`]: [`Transform::Affine`] or
+/// the paper's gated update [`Transform::Gated`] (x = σ ⊙ z + (1 − σ) ⊙ m).
+/// Sampling and the log-density *of its own samples* take one pass each,
+/// which is what a variational posterior or a distilled sampler needs.
+///
+/// # Shapes
+/// `forward` and `inverse` take `[batch, dim]` and return `[batch, dim]` and
+/// a per-sample log-det `[batch]`.
+///
+/// # Units
+/// Log-dets in nats.
+///
+/// # Panics
+/// If the input is not `[_, dim]`; the message names the layer and both shapes.
+///
+/// # Source
+/// D. P. Kingma, T. Salimans, R. Jozefowicz, X. Chen, I. Sutskever, M. Welling,
+/// "Improved Variational Inference with Inverse Autoregressive Flow",
+/// NeurIPS 2016, arXiv:1606.04934 (§4, eq. 10-15).
+///
+/// # Derivation
+/// [`derivations::iaf`](crate::derivations::iaf) (docs/derivations/iaf.md).
+///
+/// # Examples
+/// ```
+/// use flowzoo::flows::{Flow, Iaf, Transform};
+/// use flowzoo::flows::check::randomize_params;
+/// use flowzoo::nn::made::Order;
+/// use flowzoo::tensor::Tensor;
+/// use rand::SeedableRng;
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut iaf = Iaf::<f64>::new(3, &[8], Order::Reversed, Transform::Gated, &mut rng);
+/// randomize_params(&mut iaf, 0.3, &mut rng);
+/// let z = Tensor::randn(&[2, 3], &mut rng);
+/// let (x, _) = iaf.forward_tensor(&z); // one pass
+/// let (z_back, _) = iaf.inverse_tensor(&x); // three sequential steps
+/// assert!(z.sub(&z_back).to_vec().iter().all(|d| d.abs() < 1e-12));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Iaf<T: Element> {
+    conditioner: Conditioner<T>,
+    /// How `inverse` is solved when nothing is recorded.
+    pub method: SequentialMethod,
+}
+
+impl<T: Element> Iaf<T> {
+    /// An IAF layer on `dim` features with a MADE of hidden widths `hidden`
+    /// (ReLU, cyclic hidden degrees) in `order`, and the given transform.
+    ///
+    /// # Panics
+    /// If `dim` or a hidden width is 0.
+    pub fn new<R: Rng + ?Sized>(
+        dim: usize,
+        hidden: &[usize],
+        order: Order,
+        transform: Transform,
+        rng: &mut R,
+    ) -> Self {
+        Iaf::from_made(Made::new(dim, hidden, 2, order, rng), transform)
+    }
+
+    /// An IAF layer on a given MADE (2 outputs per feature) and transform.
+    /// With [`Transform::Gated`], the gate biases are set to [`GATE_INIT_BIAS`].
+    ///
+    /// # Panics
+    /// If the MADE does not give 2 outputs per feature.
+    pub fn from_made(made: Made<T>, transform: Transform) -> Self {
+        Iaf {
+            conditioner: Conditioner::new(made, transform),
+            method: SequentialMethod::default(),
+        }
+    }
+
+    /// The conditioner network.
+    pub fn made(&self) -> &Made<T> {
+        &self.conditioner.made
+    }
+
+    /// The transform from the MADE's outputs to (ℓ, b).
+    pub fn transform(&self) -> Transform {
+        self.conditioner.transform
+    }
+}
+
+impl<T: Element> Flow<T> for Iaf<T> {
+    fn name(&self) -> String {
+        "Iaf".into()
+    }
+
+    fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.conditioner.check("Iaf", z);
+        let (l, b) = self.conditioner.log_scale_and_shift(z);
+        // x = z ⊙ exp(ℓ(z)) + b(z),  log|det ∂x/∂z| = Σᵢ ℓᵢ
+        (scale_and_shift(z, &l, &b), l.sum_axes(&[1]))
+    }
+
+    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.conditioner.check("Iaf", x);
+        // zᵢ = (xᵢ − bᵢ(z_{<i})) · exp(−ℓᵢ(z_{<i})), solved for z.
+        let (z, l) = self.conditioner.solve(x, self.method, unshift_and_unscale);
+        (z, l.sum_axes(&[1]).neg())
+    }
+
+    fn params(&self) -> Vec<&Param<T>> {
+        self.conditioner.made.params()
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
+        self.conditioner.made.params_mut()
+    }
+}
+
+/// The layers of an MAF stack as in the MAF paper and the reference: `layers`
+/// MAF layers with MADEs of hidden widths `hidden`, the order natural in even
+/// layers and reversed in odd ones, so every feature comes early somewhere.
+///
+/// # Source
+/// Papamakarios et al., arXiv:1705.07057, §3.2 and §4.
+pub fn maf_layers<T: Element, R: Rng + ?Sized>(
+    dim: usize,
+    layers: usize,
+    hidden: &[usize],
+    rng: &mut R,
+) -> Vec<Box<dyn Flow<T>>> {
+    (0..layers)
+        .map(|i| {
+            let order = if i % 2 == 0 {
+                Order::Natural
+            } else {
+                Order::Reversed
+            };
+            Box::new(Maf::new(dim, hidden, order, rng)) as Box<dyn Flow<T>>
+        })
+        .collect()
+}
+
+/// The layers of an IAF stack: `layers` IAF layers with MADEs of hidden
+/// widths `hidden` and the given transform, orders alternating natural and
+/// reversed.
+///
+/// # Source
+/// Kingma et al., arXiv:1606.04934, §4 ("reverse the ordering after each step").
+pub fn iaf_layers<T: Element, R: Rng + ?Sized>(
+    dim: usize,
+    layers: usize,
+    hidden: &[usize],
+    transform: Transform,
+    rng: &mut R,
+) -> Vec<Box<dyn Flow<T>>> {
+    (0..layers)
+        .map(|i| {
+            let order = if i % 2 == 0 {
+                Order::Natural
+            } else {
+                Order::Reversed
+            };
+            Box::new(Iaf::new(dim, hidden, order, transform, rng)) as Box<dyn Flow<T>>
+        })
+        .collect()
+}
+
+/// A MADE with explicit options for [`Maf::from_made`] / [`Iaf::from_made`]:
+/// two outputs per feature, input degrees from `order`.
+///
+/// # Panics
+/// As [`Made::with_options`].
+pub fn made_for_flow<T: Element, R: Rng + ?Sized>(
+    dim: usize,
+    hidden: &[usize],
+    order: Order,
+    options: MadeOptions,
+    rng: &mut R,
+) -> Made<T> {
+    Made::with_options(dim, hidden, 2, &order.degrees(dim), options, rng)
+}

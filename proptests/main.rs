@@ -12,6 +12,8 @@
 mod autodiff_ops;
 mod autoregressive;
 mod flows;
+mod linalg;
 mod strategies;
 mod tensor_kernels;
+mod tensor_views;
 mod tolerance;

@@ -152,6 +152,54 @@ impl<T: Element> Tensor<T> {
     pub fn gt(&self, rhs: &Tensor<T>) -> Tensor<T> {
         self.zip_map(rhs, "gt", |a, b| if a > b { T::ONE } else { T::ZERO })
     }
+    /// `1` where `self ≥ rhs`, else `0`, with broadcasting (NaN compares false).
+    ///
+    /// # Panics
+    /// If the shapes do not broadcast; the message names `ge` and both shapes.
+    pub fn ge(&self, rhs: &Tensor<T>) -> Tensor<T> {
+        self.zip_map(rhs, "ge", |a, b| if a >= b { T::ONE } else { T::ZERO })
+    }
+    /// `1` where `self < rhs`, else `0`, with broadcasting (NaN compares false).
+    ///
+    /// # Panics
+    /// If the shapes do not broadcast; the message names `lt` and both shapes.
+    pub fn lt(&self, rhs: &Tensor<T>) -> Tensor<T> {
+        self.zip_map(rhs, "lt", |a, b| if a < b { T::ONE } else { T::ZERO })
+    }
+    /// `1` where `self ≤ rhs`, else `0`, with broadcasting (NaN compares false).
+    ///
+    /// # Panics
+    /// If the shapes do not broadcast; the message names `le` and both shapes.
+    pub fn le(&self, rhs: &Tensor<T>) -> Tensor<T> {
+        self.zip_map(rhs, "le", |a, b| if a <= b { T::ONE } else { T::ZERO })
+    }
+    /// `1` where `self == rhs`, else `0`, with broadcasting (NaN equals nothing).
+    ///
+    /// # Panics
+    /// If the shapes do not broadcast; the message names `eq` and both shapes.
+    pub fn eq(&self, rhs: &Tensor<T>) -> Tensor<T> {
+        self.zip_map(rhs, "eq", |a, b| if a == b { T::ONE } else { T::ZERO })
+    }
+    /// `1` where `self ≠ rhs`, else `0`, with broadcasting (NaN differs from everything).
+    ///
+    /// # Panics
+    /// If the shapes do not broadcast; the message names `ne` and both shapes.
+    pub fn ne(&self, rhs: &Tensor<T>) -> Tensor<T> {
+        self.zip_map(rhs, "ne", |a, b| if a != b { T::ONE } else { T::ZERO })
+    }
+    /// `value` where `mask ≠ 0`, else `self`; `mask` broadcasts against `self`
+    /// and the result has the broadcast shape.
+    ///
+    /// # Panics
+    /// If the shapes do not broadcast; the message names `masked_fill` and
+    /// both shapes.
+    pub fn masked_fill(&self, mask: &Tensor<T>, value: T) -> Tensor<T> {
+        self.zip_map(
+            mask,
+            "masked_fill",
+            |a, m| if m != T::ZERO { value } else { a },
+        )
+    }
     /// `self + c` for a scalar `c`.
     pub fn add_scalar(&self, c: T) -> Tensor<T> {
         self.map(|a| a + c)

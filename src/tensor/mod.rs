@@ -12,6 +12,7 @@
 //! Derivation: [`derivations::tensor_layout`](crate::derivations::tensor_layout)
 //! (docs/derivations/tensor-layout.md).
 
+mod conv;
 mod create;
 mod display;
 pub mod element;

@@ -157,6 +157,29 @@ impl<T: Element> Tensor<T> {
         Self::drop_axes(self.max_axes_keepdim(axes), axes)
     }
 
+    /// Minimum over `axes`, keeping them as length 1 (+∞ for an empty axis).
+    ///
+    /// # Panics
+    /// If an axis is out of range or repeated (the message names `min` and the shape).
+    pub fn min_axes_keepdim(&self, axes: &[usize]) -> Tensor<T> {
+        let inf = T::from_f64(f64::INFINITY);
+        self.fold_keepdim("min", axes, inf, |a, b| {
+            if b < a || a.to_f64().is_nan() {
+                b
+            } else {
+                a
+            }
+        })
+    }
+
+    /// Minimum over `axes`, removing them.
+    ///
+    /// # Panics
+    /// If an axis is out of range or repeated.
+    pub fn min_axes(&self, axes: &[usize]) -> Tensor<T> {
+        Self::drop_axes(self.min_axes_keepdim(axes), axes)
+    }
+
     /// `log Σ exp(x)` over `axes`, keeping them: computed as `m + log Σ exp(x − m)`
     /// with `m` the maximum, so no term overflows.
     ///

@@ -154,6 +154,117 @@ impl<T: Element> Tensor<T> {
         Tensor::concat(&refs, axis)
     }
 
+    /// Joins equally shaped tensors along a new axis `axis` (a copy): `n`
+    /// tensors of shape `[d₀, …]` give `[d₀, …, n, …]` with `n` at `axis`,
+    /// and `out.narrow(axis, i, 1).squeeze(axis) == parts[i]`.
+    ///
+    /// # Panics
+    /// If `parts` is empty, the shapes differ (the message names `stack` and
+    /// both shapes), or `axis > ndim`.
+    pub fn stack(parts: &[&Tensor<T>], axis: usize) -> Tensor<T> {
+        assert!(!parts.is_empty(), "stack: no tensors to join");
+        let first = parts[0].shape();
+        assert!(
+            axis <= first.len(),
+            "stack: axis {axis} out of range for shape {first:?}"
+        );
+        for p in parts {
+            assert_eq!(
+                p.shape(),
+                first,
+                "stack: shapes differ: {first:?} and {:?}",
+                p.shape()
+            );
+        }
+        let lifted: Vec<Tensor<T>> = parts.iter().map(|p| p.unsqueeze(axis)).collect();
+        let refs: Vec<&Tensor<T>> = lifted.iter().collect();
+        Tensor::concat(&refs, axis)
+    }
+
+    /// Space-to-depth (the "squeeze" of RealNVP and Glow, `factor = 2`): each
+    /// `factor × factor` block of pixels becomes `factor²` channels (a copy).
+    ///
+    /// Channel order, as Glow's `squeeze2d` and PyTorch's `pixel_unshuffle`:
+    /// `out[b, c·f² + i·f + j, y, x] = self[b, c, y·f + i, x·f + j]`, so the
+    /// `f²` channels made from input channel `c` are adjacent, row `i` of the
+    /// block before column `j`. Computed as a rank-6 view
+    /// `[B, C, H/f, f, W/f, f]` permuted to `[B, C, f, f, H/f, W/f]`, then
+    /// copied. [`Tensor::depth_to_space`] is its exact inverse.
+    ///
+    /// # Shapes
+    /// `[batch, channels, height, width]` →
+    /// `[batch, channels·f², height/f, width/f]`.
+    ///
+    /// # Panics
+    /// If the tensor is not rank 4, `factor` is 0, or height or width is not
+    /// divisible by `factor`; the message names `space_to_depth` and the shape.
+    ///
+    /// # Examples
+    /// ```
+    /// use flowzoo::tensor::Tensor;
+    /// let x = Tensor::<f64>::arange(16).reshape(&[1, 1, 4, 4]);
+    /// let y = x.space_to_depth(2);
+    /// assert_eq!(y.shape(), &[1, 4, 2, 2]);
+    /// // channel 1 = (i, j) = (0, 1): the right pixel of each block's top row
+    /// assert_eq!(y.narrow(1, 1, 1).to_vec(), vec![1.0, 3.0, 9.0, 11.0]);
+    /// assert_eq!(y.depth_to_space(2).to_vec(), x.to_vec());
+    /// ```
+    pub fn space_to_depth(&self, factor: usize) -> Tensor<T> {
+        let s = self.shape();
+        assert!(
+            s.len() == 4 && factor > 0 && s[2] % factor == 0 && s[3] % factor == 0,
+            "space_to_depth: expected [batch, channels, height, width] with height and \
+             width divisible by {factor}, got {s:?}"
+        );
+        let (b, c, h, w, f) = (s[0], s[1], s[2], s[3], factor);
+        self.reshape(&[b, c, h / f, f, w / f, f])
+            .permute(&[0, 1, 3, 5, 2, 4])
+            .contiguous()
+            .reshape(&[b, c * f * f, h / f, w / f])
+    }
+
+    /// Depth-to-space, the inverse of [`Tensor::space_to_depth`] (a copy):
+    /// `out[b, c, y·f + i, x·f + j] = self[b, c·f² + i·f + j, y, x]`.
+    ///
+    /// # Shapes
+    /// `[batch, channels·f², height, width]` →
+    /// `[batch, channels, height·f, width·f]`.
+    ///
+    /// # Panics
+    /// If the tensor is not rank 4, `factor` is 0, or the channel count is
+    /// not divisible by `factor²`; the message names `depth_to_space` and the
+    /// shape.
+    pub fn depth_to_space(&self, factor: usize) -> Tensor<T> {
+        let s = self.shape();
+        assert!(
+            s.len() == 4 && factor > 0 && s[1] % (factor * factor) == 0,
+            "depth_to_space: expected [batch, channels, height, width] with channels \
+             divisible by {}, got {s:?}",
+            factor * factor
+        );
+        let (b, c, h, w, f) = (s[0], s[1] / (factor * factor), s[2], s[3], factor);
+        self.reshape(&[b, c, f, f, h, w])
+            .permute(&[0, 1, 4, 2, 5, 3])
+            .contiguous()
+            .reshape(&[b, c, h * f, w * f])
+    }
+
+    /// The entries of `axis` in reverse order (a copy: strides are unsigned,
+    /// so a reversed view does not exist): `out[…, i, …] = self[…, n−1−i, …]`.
+    ///
+    /// # Panics
+    /// If `axis` is out of range; the message names `flip` and the shape.
+    pub fn flip(&self, axis: usize) -> Tensor<T> {
+        assert!(
+            axis < self.ndim(),
+            "flip: axis {axis} out of range for shape {:?}",
+            self.shape()
+        );
+        let n = self.shape()[axis];
+        let reversed: Vec<usize> = (0..n).rev().collect();
+        self.index_select(axis, &reversed)
+    }
+
     /// The storage indices of every element, row-major (for kernels and tests).
     pub fn storage_offsets(&self) -> Vec<usize> {
         strided::offsets(&self.layout)
@@ -190,6 +301,21 @@ impl<T: Element> Tensor<T> {
             .as_slice()
             .expect("contiguous() gives a contiguous tensor");
         let mut out = vec![T::ZERO; shape.iter().product()];
+        let is_range = indices.windows(2).all(|w| w[1] == w[0] + 1);
+        if is_range && !indices.is_empty() {
+            // A narrow's gradient: each outer block lands as one contiguous run.
+            let (start, block) = (indices[0], m * inner);
+            assert!(
+                start + m <= n,
+                "index_add: indices {start}..{} out of range for axis {axis} of shape {shape:?}",
+                start + m
+            );
+            for o in 0..outer {
+                let dst = (o * n + start) * inner;
+                out[dst..dst + block].copy_from_slice(&s[o * block..(o + 1) * block]);
+            }
+            return Tensor::from_vec(out, shape);
+        }
         for o in 0..outer {
             for (j, &i) in indices.iter().enumerate() {
                 assert!(

@@ -22,7 +22,7 @@ use crate::tensor::{Element, Tensor};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use rayon::prelude::*;
+use crate::tensor::parallel::prelude::*;
 
 /// The autoregressive order of the inputs: which feature comes first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -339,7 +339,7 @@ impl<T: Element> Made<T> {
         let mut u = vec![T::ZERO; batch * self.dim];
         let mut out = vec![T::ZERO; batch * width];
         // Rows per task: enough work per thread to pay for the split.
-        let threads = rayon::current_num_threads().max(1);
+        let threads = crate::tensor::parallel::current_num_threads().max(1);
         let rows_per_task = if threads > 1 && batch >= 32 {
             batch.div_ceil(threads)
         } else {

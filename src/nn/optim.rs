@@ -2,7 +2,7 @@
 
 use crate::autodiff::Param;
 use crate::tensor::{Element, Tensor};
-use rayon::prelude::*;
+use crate::tensor::parallel::prelude::*;
 
 /// Adam: per-entry step sizes from running moments of the gradient.
 ///

@@ -25,7 +25,7 @@
 
 use super::parallel::PAR_MIN_MATMUL_FLOPS;
 use super::{Element, Tensor};
-use rayon::prelude::*;
+use crate::tensor::parallel::prelude::*;
 
 /// Largest `col` buffer (in elements) one group of images fills: 256 k
 /// elements, 1 MiB in f32, so a group's `col` stays in L2 between im2col and
@@ -109,14 +109,14 @@ impl Geometry {
         let per_image = (self.patch() * self.out_pixels()).max(1);
         let mut group = (COL_BUDGET / per_image).clamp(1, self.batch.max(1));
         if parallel {
-            group = group.min(self.batch.div_ceil(rayon::current_num_threads()));
+            group = group.min(self.batch.div_ceil(crate::tensor::parallel::current_num_threads()));
         }
         group.max(1)
     }
 
     /// True when groups of images should run on several threads.
     fn parallel(&self) -> bool {
-        rayon::current_num_threads() > 1 && self.batch > 1 && self.macs() >= PAR_MIN_MATMUL_FLOPS
+        crate::tensor::parallel::current_num_threads() > 1 && self.batch > 1 && self.macs() >= PAR_MIN_MATMUL_FLOPS
     }
 }
 
@@ -429,7 +429,7 @@ impl<T: Element> Tensor<T> {
         // Contiguous ranges of groups per task, each summed in order, then the
         // task sums in order: the same association for the same thread count.
         let tasks = if parallel {
-            rayon::current_num_threads().min(n_groups)
+            crate::tensor::parallel::current_num_threads().min(n_groups)
         } else {
             1
         };

@@ -7,7 +7,7 @@
 use super::parallel::{go_parallel, PAR_CHUNK};
 use super::strided::{for_each_row, inner_stride, rows_of};
 use super::{broadcast_shapes, Element, Tensor};
-use rayon::prelude::*;
+use crate::tensor::parallel::prelude::*;
 
 impl<T: Element> Tensor<T> {
     /// Applies `f` to every element: `out[i] = f(self[i])`, a new contiguous tensor.

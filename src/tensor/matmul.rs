@@ -8,7 +8,7 @@
 
 use super::parallel::{threads_available, PAR_MIN_MATMUL_FLOPS};
 use super::{Element, Tensor};
-use rayon::prelude::*;
+use crate::tensor::parallel::prelude::*;
 
 /// Output columns at or below which the thin path runs.
 const THIN_N: usize = 4;
@@ -50,7 +50,7 @@ fn gemm_into<T: Element>(
         }
         return;
     }
-    let threads = rayon::current_num_threads();
+    let threads = crate::tensor::parallel::current_num_threads();
     let parallel = threads_available() && m * k * n >= PAR_MIN_MATMUL_FLOPS && m >= 2 * 8;
     let rows_per_task = if parallel { m.div_ceil(threads) } else { m };
     let run = |task: usize, c_rows: &mut [T]| {

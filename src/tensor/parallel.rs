@@ -5,6 +5,14 @@
 //! exceeds the work; above it, element-wise kernels split their output into
 //! chunks of [`PAR_CHUNK`] elements. The numbers come from `cargo bench --bench
 //! tensor` on the 2-core development machine (docs/benchmarks.md).
+//!
+//! **Without threads.** rayon sits behind the default cargo feature
+//! `parallel`. Built without it (`--no-default-features`, e.g. for
+//! `wasm32-unknown-unknown`), [`current_num_threads`] is 1, so every kernel
+//! takes its serial path, and [`prelude`] supplies serial stand-ins for the
+//! few rayon methods the kernels name (`par_iter`, `par_chunks_mut`,
+//! `into_par_iter`, `with_min_len`, `collect_into_vec`), so the kernels are
+//! written once, with `use crate::tensor::parallel::prelude::*`.
 
 /// Element-wise kernels with fewer output elements than this run serially.
 pub const PAR_MIN_ELEMENTS: usize = 1 << 15;
@@ -14,6 +22,91 @@ pub const PAR_CHUNK: usize = 1 << 13;
 
 /// Matmuls with fewer multiply-adds (`m·k·n`) than this run on one thread.
 pub const PAR_MIN_MATMUL_FLOPS: usize = 1 << 20;
+
+/// rayon's prelude when the `parallel` feature is on.
+#[cfg(feature = "parallel")]
+pub mod prelude {
+    pub use rayon::prelude::*;
+}
+
+/// Serial stand-ins for the rayon methods the kernels call, when the
+/// `parallel` feature is off: each returns the standard sequential iterator,
+/// so `x.par_chunks_mut(n).zip(..).for_each(..)` compiles to a plain loop.
+#[cfg(not(feature = "parallel"))]
+pub mod prelude {
+    /// `par_iter` and `par_chunks` on slices: their sequential iterators.
+    pub trait ParallelSlice<T> {
+        /// `self.iter()`.
+        fn par_iter(&self) -> std::slice::Iter<'_, T>;
+        /// `self.chunks(size)`.
+        fn par_chunks(&self, size: usize) -> std::slice::Chunks<'_, T>;
+    }
+
+    impl<T> ParallelSlice<T> for [T] {
+        fn par_iter(&self) -> std::slice::Iter<'_, T> {
+            self.iter()
+        }
+        fn par_chunks(&self, size: usize) -> std::slice::Chunks<'_, T> {
+            self.chunks(size)
+        }
+    }
+
+    /// `par_iter_mut` and `par_chunks_mut` on slices: their sequential iterators.
+    pub trait ParallelSliceMut<T> {
+        /// `self.iter_mut()`.
+        fn par_iter_mut(&mut self) -> std::slice::IterMut<'_, T>;
+        /// `self.chunks_mut(size)`.
+        fn par_chunks_mut(&mut self, size: usize) -> std::slice::ChunksMut<'_, T>;
+    }
+
+    impl<T> ParallelSliceMut<T> for [T] {
+        fn par_iter_mut(&mut self) -> std::slice::IterMut<'_, T> {
+            self.iter_mut()
+        }
+        fn par_chunks_mut(&mut self, size: usize) -> std::slice::ChunksMut<'_, T> {
+            self.chunks_mut(size)
+        }
+    }
+
+    /// `into_par_iter` on anything iterable: `into_iter`.
+    pub trait IntoParallelIterator: IntoIterator + Sized {
+        /// `self.into_iter()`.
+        fn into_par_iter(self) -> Self::IntoIter {
+            self.into_iter()
+        }
+    }
+
+    impl<I: IntoIterator> IntoParallelIterator for I {}
+
+    /// rayon's tuning and collecting methods on sequential iterators.
+    pub trait ParallelIterator: Iterator + Sized {
+        /// Does nothing: there is one task.
+        fn with_min_len(self, _min: usize) -> Self {
+            self
+        }
+        /// Replaces the contents of `out` with the items.
+        fn collect_into_vec(self, out: &mut Vec<Self::Item>) {
+            out.clear();
+            out.extend(self);
+        }
+    }
+
+    impl<I: Iterator> ParallelIterator for I {}
+}
+
+/// The number of threads kernels may split work across: rayon's pool size,
+/// or 1 without the `parallel` feature.
+#[inline]
+pub fn current_num_threads() -> usize {
+    #[cfg(feature = "parallel")]
+    {
+        rayon::current_num_threads()
+    }
+    #[cfg(not(feature = "parallel"))]
+    {
+        1
+    }
+}
 
 thread_local! {
     static SERIAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
@@ -29,7 +122,7 @@ pub fn go_parallel(n: usize) -> bool {
 /// more than one thread, and not inside [`serial_kernels`].
 #[inline]
 pub fn threads_available() -> bool {
-    rayon::current_num_threads() > 1 && !SERIAL.with(|s| s.get())
+    current_num_threads() > 1 && !SERIAL.with(|s| s.get())
 }
 
 /// Runs `f` with this thread's kernels kept serial.
@@ -50,11 +143,11 @@ pub fn join_serial<A: Send, B: Send>(
     a: impl FnOnce() -> A + Send,
     b: impl FnOnce() -> B + Send,
 ) -> (A, B) {
+    #[cfg(feature = "parallel")]
     if threads_available() {
-        rayon::join(|| serial_kernels(a), || serial_kernels(b))
-    } else {
-        (a(), b())
+        return rayon::join(|| serial_kernels(a), || serial_kernels(b));
     }
+    (a(), b())
 }
 
 /// Runs `f` on a thread of rayon's pool (directly when already on one).
@@ -66,9 +159,9 @@ pub fn join_serial<A: Send, B: Send>(
 /// half itself and the other thread steals the rest if it is free. Training
 /// loops and batch evaluations wrap their whole body in this.
 pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if rayon::current_thread_index().is_some() {
-        f()
-    } else {
-        rayon::scope(|_| f())
+    #[cfg(feature = "parallel")]
+    if rayon::current_thread_index().is_none() {
+        return rayon::scope(|_| f());
     }
+    f()
 }

@@ -18,11 +18,11 @@
 use super::init::glorot_uniform;
 use super::linear::{Init, Linear};
 use crate::autodiff::{Param, Var};
+use crate::tensor::parallel::prelude::*;
 use crate::tensor::{Element, Tensor};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use crate::tensor::parallel::prelude::*;
 
 /// The autoregressive order of the inputs: which feature comes first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

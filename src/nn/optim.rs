@@ -1,8 +1,8 @@
 //! Optimisers. Each reads `Param::grad` and updates `Param::value` in place.
 
 use crate::autodiff::Param;
-use crate::tensor::{Element, Tensor};
 use crate::tensor::parallel::prelude::*;
+use crate::tensor::{Element, Tensor};
 
 /// Adam: per-entry step sizes from running moments of the gradient.
 ///

@@ -109,14 +109,19 @@ impl Geometry {
         let per_image = (self.patch() * self.out_pixels()).max(1);
         let mut group = (COL_BUDGET / per_image).clamp(1, self.batch.max(1));
         if parallel {
-            group = group.min(self.batch.div_ceil(crate::tensor::parallel::current_num_threads()));
+            group = group.min(
+                self.batch
+                    .div_ceil(crate::tensor::parallel::current_num_threads()),
+            );
         }
         group.max(1)
     }
 
     /// True when groups of images should run on several threads.
     fn parallel(&self) -> bool {
-        crate::tensor::parallel::current_num_threads() > 1 && self.batch > 1 && self.macs() >= PAR_MIN_MATMUL_FLOPS
+        crate::tensor::parallel::current_num_threads() > 1
+            && self.batch > 1
+            && self.macs() >= PAR_MIN_MATMUL_FLOPS
     }
 }
 
@@ -145,6 +150,12 @@ fn im2col<T: Element>(src: &[T], g: &Geometry, first: usize, images: usize, col:
                             continue;
                         }
                         let src_row = &plane[(iy - p) * w..][..w];
+                        // x0 == x1 when this kernel column never touches the image
+                        // (a kernel wider than the input): then x0 + j − p may underflow.
+                        if x0 == x1 {
+                            dst.fill(T::ZERO);
+                            continue;
+                        }
                         dst[..x0].fill(T::ZERO);
                         dst[x0..x1].copy_from_slice(&src_row[x0 + j - p..x1 + j - p]);
                         dst[x1..].fill(T::ZERO);
@@ -173,7 +184,7 @@ fn col2im_add<T: Element>(col: &[T], g: &Geometry, images: usize, dst: &mut [T])
                     let plane = &mut dst[(n * g.c_in + c) * h * w..][..h * w];
                     for y in 0..g.out_h {
                         let iy = y + i;
-                        if iy < p || iy - p >= h {
+                        if iy < p || iy - p >= h || x0 == x1 {
                             continue;
                         }
                         let from = &src_row[n * pixels + y * g.out_w..][x0..x1];

@@ -1,5 +1,5 @@
 //! Training and evaluation: minibatch maximum likelihood with Adam
-//! ([`fit`]), test NLL and bits/dim ([`eval`]), and the grids behind density
+//! ([`mod@fit`]), test NLL and bits/dim ([`eval`]), and the grids behind density
 //! pictures ([`sample`]).
 //!
 //! The story in one paragraph: each step draws a batch x, computes the loss

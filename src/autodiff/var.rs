@@ -1,9 +1,11 @@
-//! [`Var`]: a value on a tape. One method per recorded op, plus the composed
-//! functions (mean, softplus, square) that the flows use.
+//! [`Var`]: a value on a tape. One method per recorded op (see the table in
+//! [`op`](super::op)), plus the composed functions (mean, square,
+//! log-sigmoid, masked select, squeeze and unsqueeze, the image reshapes).
 
-use super::op::{Op, Parent};
+use super::op::{Conv2dOp, Op, Parent, PowOp, SelectOp, SolveTriangularOp};
 use super::tape::Tape;
-use crate::tensor::{Element, Tensor};
+use crate::tensor::linalg::{self, Diagonal, Triangle};
+use crate::tensor::{Element, Layout, Tensor};
 
 /// A tensor value and, when it needs a gradient, its node on a [`Tape`].
 ///
@@ -228,17 +230,17 @@ impl<'t, T: Element> Var<'t, T> {
         })
     }
 
-    /// Sum over `axes`, removing them.
+    /// Sum over `axes`, removing them (one node: the backward rule of a sum
+    /// reshapes `ȳ` to the keep-dim shape itself).
     pub fn sum_axes(&self, axes: &[usize]) -> Var<'t, T> {
-        let kept = self.sum_axes_keepdim(axes);
-        let shape: Vec<usize> = self
-            .shape()
-            .iter()
-            .enumerate()
-            .filter(|(k, _)| !axes.contains(k))
-            .map(|(_, &n)| n)
-            .collect();
-        kept.reshape(&shape)
+        let out = self.value.sum_axes(axes);
+        let in_shape = *self.value.layout();
+        let keep_shape = Layout::contiguous(&keepdim_shape(self.shape(), axes));
+        self.unary(out, |a| Op::Sum {
+            a,
+            in_shape,
+            keep_shape,
+        })
     }
 
     /// Sum of every element, rank 0.
@@ -348,11 +350,452 @@ impl<'t, T: Element> Var<'t, T> {
         self.mul(self)
     }
 
-    /// `σ(a) = 1 / (1 + exp(−a))`, composed from recorded ops.
+    /// `σ(a) = 1 / (1 + e⁻ᵃ)`, the logistic sigmoid, as one node.
+    /// Backward: `ā += ȳ ⊙ y(1 − y)`.
     pub fn sigmoid(&self) -> Var<'t, T> {
-        let one = self.constant(Tensor::scalar(T::ONE));
-        one.div(&self.neg().exp().add_scalar(T::ONE))
+        let out = self.value.map(|x| T::ONE / (T::ONE + (-x).exp()));
+        let saved = out.clone();
+        self.unary(out, |a| Op::Sigmoid { a, out: saved })
     }
+
+    /// `ln(1 + a)`, accurate for small `a`. Backward: `ā += ȳ / (1 + a)`.
+    pub fn log1p(&self) -> Var<'t, T> {
+        self.unary(self.value.map(T::ln_1p), |a| Op::Log1p {
+            a,
+            a_value: self.value.clone(),
+        })
+    }
+
+    /// `√a`. Backward: `ā += ȳ / (2√a)` (infinite at `a = 0`).
+    pub fn sqrt(&self) -> Var<'t, T> {
+        let out = self.value.sqrt();
+        let saved = out.clone();
+        self.unary(out, |a| Op::Sqrt { a, out: saved })
+    }
+
+    /// `aᵖ` for a scalar exponent `p` (`powf` as on `f64`).
+    /// Backward: `ā += ȳ ⊙ p·aᵖ⁻¹`, and 0 for `p = 0`.
+    pub fn powf(&self, p: T) -> Var<'t, T> {
+        self.unary(self.value.map(|x| x.powf(p)), |a| Op::PowScalar {
+            a,
+            a_value: self.value.clone(),
+            p,
+        })
+    }
+
+    /// `aᵇ` element-wise with a tensor exponent, broadcast. The exponent's
+    /// gradient `ȳ ⊙ y ⊙ ln a` needs `a > 0` (it is taken as 0 where
+    /// `y = 0`); the base's is `ȳ ⊙ b·aᵇ⁻¹`.
+    ///
+    /// # Panics
+    /// If the shapes do not broadcast, or the operands live on different tapes.
+    pub fn pow(&self, exponent: &Var<'t, T>) -> Var<'t, T> {
+        let out = self.value.zip_map(&exponent.value, "pow", T::powf);
+        let saved = out.clone();
+        self.binary(exponent, out, |a, b| {
+            Op::Pow(Box::new(PowOp {
+                a,
+                b,
+                a_value: self.value.clone(),
+                b_value: exponent.value.clone(),
+                out: saved,
+            }))
+        })
+    }
+
+    /// `softplus(a) = ln(1 + eᵃ)`, computed as `max(a, 0) + ln(1 + e^−|a|)`
+    /// so that no exponent is positive. Backward: `ā += ȳ ⊙ σ(a)`.
+    pub fn softplus(&self) -> Var<'t, T> {
+        let out = self
+            .value
+            .map(|x| x.max(T::ZERO) + (-x.abs()).exp().ln_1p());
+        self.unary(out, |a| Op::Softplus {
+            a,
+            a_value: self.value.clone(),
+        })
+    }
+
+    /// `log σ(a) = −softplus(−a)`, stable for large `|a|` (composed).
+    pub fn log_sigmoid(&self) -> Var<'t, T> {
+        self.neg().softplus().neg()
+    }
+
+    /// Leaky ReLU: `a` where `a > 0`, `slope·a` elsewhere.
+    /// Backward: `ā += ȳ` or `slope·ȳ` (the slope at 0 is `slope`).
+    pub fn leaky_relu(&self, slope: T) -> Var<'t, T> {
+        let out = self.value.map(|x| if x > T::ZERO { x } else { slope * x });
+        self.unary(out, |a| Op::LeakyRelu {
+            a,
+            a_value: self.value.clone(),
+            slope,
+        })
+    }
+
+    /// ELU: `a` where `a > 0`, `α(eᵃ − 1)` elsewhere.
+    /// Backward: `ā += ȳ` or `ȳ ⊙ (y + α)`.
+    ///
+    /// # Source
+    /// D.-A. Clevert, T. Unterthiner, S. Hochreiter, "Fast and Accurate Deep
+    /// Network Learning by Exponential Linear Units (ELUs)", ICLR 2016,
+    /// arXiv:1511.07289.
+    pub fn elu(&self, alpha: T) -> Var<'t, T> {
+        let out = self.value.map(|x| {
+            if x > T::ZERO {
+                x
+            } else {
+                alpha * (x.exp() - T::ONE)
+            }
+        });
+        let saved = out.clone();
+        self.unary(out, |a| Op::Elu {
+            a,
+            a_value: self.value.clone(),
+            out: saved,
+            alpha,
+        })
+    }
+
+    /// Maximum over `axes`, keeping them as length 1. Backward: `ȳ` goes to
+    /// the entries equal to the maximum, split evenly among ties.
+    ///
+    /// # Panics
+    /// If an axis is out of range or repeated.
+    pub fn max_axes_keepdim(&self, axes: &[usize]) -> Var<'t, T> {
+        let out = self.value.max_axes_keepdim(axes);
+        self.record_reduction(out.clone(), out, |a, a_value, out_keepdim| Op::Max {
+            a,
+            a_value,
+            out_keepdim,
+        })
+    }
+
+    /// Maximum over `axes`, removing them (see [`Var::max_axes_keepdim`]).
+    ///
+    /// # Panics
+    /// If an axis is out of range or repeated.
+    pub fn max_axes(&self, axes: &[usize]) -> Var<'t, T> {
+        let out = self.value.max_axes_keepdim(axes);
+        let value = out.reshape(&drop_axes(self.shape(), axes));
+        self.record_reduction(value, out, |a, a_value, out_keepdim| Op::Max {
+            a,
+            a_value,
+            out_keepdim,
+        })
+    }
+
+    /// `y = log Σ exp(a)` over `axes`, keeping them as length 1, computed as
+    /// `m + log Σ exp(a − m)` with `m` the maximum so no term overflows.
+    /// Backward, in closed form: `ā += ȳ ⊙ exp(a − y)`, the softmax of `a`.
+    ///
+    /// # Panics
+    /// If an axis is out of range or repeated.
+    ///
+    /// # Derivation
+    /// [`derivations::reverse_mode`](crate::derivations::reverse_mode)
+    /// (docs/derivations/reverse-mode.md, "Closed forms").
+    pub fn logsumexp_axes_keepdim(&self, axes: &[usize]) -> Var<'t, T> {
+        let out = self.value.logsumexp_axes_keepdim(axes);
+        self.record_reduction(out.clone(), out, |a, a_value, out_keepdim| Op::LogSumExp {
+            a,
+            a_value,
+            out_keepdim,
+        })
+    }
+
+    /// `log Σ exp(a)` over `axes`, removing them (see
+    /// [`Var::logsumexp_axes_keepdim`]).
+    ///
+    /// # Panics
+    /// If an axis is out of range or repeated.
+    pub fn logsumexp_axes(&self, axes: &[usize]) -> Var<'t, T> {
+        let out = self.value.logsumexp_axes_keepdim(axes);
+        let value = out.reshape(&drop_axes(self.shape(), axes));
+        self.record_reduction(value, out, |a, a_value, out_keepdim| Op::LogSumExp {
+            a,
+            a_value,
+            out_keepdim,
+        })
+    }
+
+    /// Records a reduction whose backward needs the input and the keep-dim
+    /// output; `value` is the output in the shape the caller asked for.
+    fn record_reduction(
+        &self,
+        value: Tensor<T>,
+        out_keepdim: Tensor<T>,
+        op: impl FnOnce(Parent, Tensor<T>, Tensor<T>) -> Op<T>,
+    ) -> Var<'t, T> {
+        self.unary(value, |a| op(a, self.value.clone(), out_keepdim))
+    }
+
+    /// `where(cond, on_true, on_false)`: `on_true` where `cond ≠ 0`, else
+    /// `on_false`; all three broadcast together. Backward: each branch gets
+    /// `ȳ` where it was picked, 0 elsewhere (summed to its shape); the
+    /// condition is data and gets no gradient.
+    ///
+    /// # Panics
+    /// If the shapes do not broadcast, or the operands live on different tapes.
+    pub fn select(cond: &Tensor<T>, on_true: &Var<'t, T>, on_false: &Var<'t, T>) -> Var<'t, T> {
+        let out = Tensor::select(cond, &on_true.value, &on_false.value);
+        let (a_shape, b_shape) = (*on_true.value.layout(), *on_false.value.layout());
+        on_true.binary(on_false, out, |a, b| {
+            Op::Select(Box::new(SelectOp {
+                a,
+                b,
+                cond: cond.clone(),
+                a_shape,
+                b_shape,
+            }))
+        })
+    }
+
+    /// The entries where `mask ≠ 0`, in row-major order, as a rank-1 `Var`
+    /// (composed: a reshape to one axis, then a gather). Backward: each
+    /// picked entry gets its gradient back, the others 0.
+    ///
+    /// # Panics
+    /// If `mask` does not have this value's shape.
+    pub fn masked_select(&self, mask: &Tensor<T>) -> Var<'t, T> {
+        assert_eq!(
+            mask.shape(),
+            self.shape(),
+            "masked_select: mask shape {:?} differs from value shape {:?}",
+            mask.shape(),
+            self.shape()
+        );
+        let picked: Vec<usize> = mask
+            .to_vec()
+            .iter()
+            .enumerate()
+            .filter(|(_, &m)| m != T::ZERO)
+            .map(|(i, _)| i)
+            .collect();
+        self.reshape(&[self.value.numel()]).index_select(0, &picked)
+    }
+
+    /// Inserts an axis of length 1 at `axis` (a reshape).
+    ///
+    /// # Panics
+    /// If `axis > ndim`.
+    pub fn unsqueeze(&self, axis: usize) -> Var<'t, T> {
+        let mut shape = self.shape().to_vec();
+        assert!(
+            axis <= shape.len(),
+            "unsqueeze: axis {axis} out of range for shape {shape:?}"
+        );
+        shape.insert(axis, 1);
+        self.reshape(&shape)
+    }
+
+    /// Removes axis `axis`, which must have length 1 (a reshape).
+    ///
+    /// # Panics
+    /// If the axis is out of range or not of length 1.
+    pub fn squeeze(&self, axis: usize) -> Var<'t, T> {
+        let mut shape = self.shape().to_vec();
+        assert!(
+            axis < shape.len() && shape[axis] == 1,
+            "squeeze: axis {axis} is not of length 1 in shape {shape:?}"
+        );
+        shape.remove(axis);
+        self.reshape(&shape)
+    }
+
+    /// Squeeze (space-to-depth) by `factor`, as [`Tensor::space_to_depth`]:
+    /// `out[b, c·f² + i·f + j, y, x] = in[b, c, y·f + i, x·f + j]`. Composed
+    /// from reshape and permute, whose backward rules move the gradient back.
+    ///
+    /// # Shapes
+    /// `[batch, channels, height, width]` → `[batch, channels·f², height/f, width/f]`.
+    ///
+    /// # Panics
+    /// If the value is not rank 4 or height or width is not divisible by `factor`.
+    ///
+    /// # Source
+    /// Dinh, Sohl-Dickstein, Bengio, "Density estimation using Real NVP",
+    /// ICLR 2017, arXiv:1605.08803, §3.6 (the squeezing operation).
+    pub fn space_to_depth(&self, factor: usize) -> Var<'t, T> {
+        let s = self.shape();
+        assert!(
+            s.len() == 4 && factor > 0 && s[2] % factor == 0 && s[3] % factor == 0,
+            "space_to_depth: expected [batch, channels, height, width] with height and \
+             width divisible by {factor}, got {s:?}"
+        );
+        let (b, c, h, w, f) = (s[0], s[1], s[2], s[3], factor);
+        self.reshape(&[b, c, h / f, f, w / f, f])
+            .permute(&[0, 1, 3, 5, 2, 4])
+            .reshape(&[b, c * f * f, h / f, w / f])
+    }
+
+    /// Unsqueeze (depth-to-space) by `factor`, the inverse of
+    /// [`Var::space_to_depth`], as [`Tensor::depth_to_space`].
+    ///
+    /// # Shapes
+    /// `[batch, channels·f², height, width]` → `[batch, channels, height·f, width·f]`.
+    ///
+    /// # Panics
+    /// If the value is not rank 4 or the channels are not divisible by `factor²`.
+    pub fn depth_to_space(&self, factor: usize) -> Var<'t, T> {
+        let s = self.shape();
+        assert!(
+            s.len() == 4 && factor > 0 && s[1] % (factor * factor) == 0,
+            "depth_to_space: expected [batch, channels, height, width] with channels \
+             divisible by {}, got {s:?}",
+            factor * factor
+        );
+        let (b, c, h, w, f) = (s[0], s[1] / (factor * factor), s[2], s[3], factor);
+        self.reshape(&[b, c, f, f, h, w])
+            .permute(&[0, 1, 4, 2, 5, 3])
+            .reshape(&[b, c, h * f, w * f])
+    }
+
+    /// 2-D convolution of an NCHW batch, stride 1, zero `padding`, as
+    /// [`Tensor::conv2d`]. Backward: the input gets the adjoint convolution
+    /// of `ȳ` ([`Tensor::conv2d_input_grad`]), the weight the correlation of
+    /// `ȳ` with the input ([`Tensor::conv2d_weight_grad`]), the bias `ȳ`
+    /// summed over batch and pixels.
+    ///
+    /// # Shapes
+    /// `self: [batch, in_channels, height, width]`,
+    /// `weight: [out_channels, in_channels, K, K]`, `bias: [out_channels]` →
+    /// `[batch, out_channels, height + 2p − K + 1, width + 2p − K + 1]`.
+    ///
+    /// # Panics
+    /// As [`Tensor::conv2d`]; or if the operands live on different tapes.
+    pub fn conv2d(
+        &self,
+        weight: &Var<'t, T>,
+        bias: Option<&Var<'t, T>>,
+        padding: usize,
+    ) -> Var<'t, T> {
+        let same_tape = |v: &Var<'t, T>| std::ptr::eq(self.tape, v.tape);
+        assert!(
+            same_tape(weight) && bias.is_none_or(same_tape),
+            "autodiff: operands live on different tapes"
+        );
+        let out = self
+            .value
+            .conv2d(&weight.value, bias.map(|b| &b.value), padding);
+        let bias_node = bias.and_then(|b| b.node);
+        let recorded = self.node.is_some() || weight.node.is_some() || bias_node.is_some();
+        let node = recorded.then(|| {
+            self.tape.push(Op::Conv2d(Box::new(Conv2dOp {
+                x: self.node,
+                weight: weight.node,
+                bias: bias_node,
+                x_value: self.value.clone(),
+                weight_value: weight.value.clone(),
+                padding,
+            })))
+        });
+        Var::from_parts(self.tape, out, node)
+    }
+
+    /// The matrix inverse `Y = A⁻¹` of a square matrix (LU with partial
+    /// pivoting, [`linalg::inverse`]). Backward, in closed form:
+    /// `Ā −= Yᵀ·Ȳ·Yᵀ`. An exactly singular `A` gives a matrix of NaN, so a
+    /// training loop's finiteness check reports it.
+    ///
+    /// # Shapes
+    /// `[n, n]` → `[n, n]`.
+    ///
+    /// # Panics
+    /// If the value is not a square matrix.
+    ///
+    /// # Derivation
+    /// [`derivations::reverse_mode`](crate::derivations::reverse_mode)
+    /// (docs/derivations/reverse-mode.md, "Closed forms").
+    pub fn inverse(&self) -> Var<'t, T> {
+        let out = inverse_or_nan(&self.value);
+        let saved = out.clone();
+        self.unary(out, |a| Op::Inverse { a, out: saved })
+    }
+
+    /// `(sign, log|det A|)` of a square matrix, with det A = sign·exp(log|det A|):
+    /// the sign as a number (it is locally constant, so it has no gradient),
+    /// the log-determinant as a rank-0 `Var`. Backward, by Jacobi's formula:
+    /// `Ā += ȳ·A⁻ᵀ`. A singular `A` gives `(0, −∞)` and a NaN gradient.
+    ///
+    /// # Shapes
+    /// `[n, n]` → `[]`.
+    ///
+    /// # Panics
+    /// If the value is not a square matrix.
+    ///
+    /// # Source
+    /// M. B. Giles, "Collected matrix derivative results for forward and
+    /// reverse mode algorithmic differentiation", Advances in Automatic
+    /// Differentiation, Springer 2008 (the determinant and inverse results).
+    ///
+    /// # Derivation
+    /// [`derivations::reverse_mode`](crate::derivations::reverse_mode)
+    /// (docs/derivations/reverse-mode.md, "Closed forms").
+    pub fn slogdet(&self) -> (T, Var<'t, T>) {
+        let (sign, log_abs) = linalg::slogdet(&self.value);
+        let var = self.unary(Tensor::scalar(log_abs), |a| Op::Slogdet {
+            a,
+            inverse_t: inverse_or_nan(&self.value).t(),
+        });
+        (sign, var)
+    }
+
+    /// Solves `T·X = B` for `X`, where `T` is the `triangle` of this square
+    /// matrix `A` (the other triangle is not read) with its own diagonal or a
+    /// unit one ([`linalg::solve_triangular`]). Backward:
+    /// `B̄ += T⁻ᵀ·X̄` (one more triangular solve) and `Ā −= B̄·Xᵀ` on the
+    /// entries of `A` the solve reads (none for the other triangle, none on a
+    /// unit diagonal).
+    ///
+    /// # Shapes
+    /// `self: [n, n]`, `rhs: [n]` or `[n, m]` → the shape of `rhs`.
+    ///
+    /// # Panics
+    /// As [`linalg::solve_triangular`]; or if the operands live on different tapes.
+    pub fn solve_triangular(
+        &self,
+        rhs: &Var<'t, T>,
+        triangle: Triangle,
+        diagonal: Diagonal,
+    ) -> Var<'t, T> {
+        let out = linalg::solve_triangular(&self.value, &rhs.value, triangle, diagonal);
+        let saved = out.clone();
+        self.binary(rhs, out, |a, b| {
+            Op::SolveTriangular(Box::new(SolveTriangularOp {
+                a,
+                b,
+                a_value: self.value.clone(),
+                out: saved,
+                triangle,
+                diagonal,
+            }))
+        })
+    }
+}
+
+/// `shape` with the entries at `axes` set to 1.
+fn keepdim_shape(shape: &[usize], axes: &[usize]) -> Vec<usize> {
+    let mut keep = shape.to_vec();
+    for &a in axes {
+        if a < keep.len() {
+            keep[a] = 1;
+        }
+    }
+    keep
+}
+
+/// `shape` without the entries at `axes`.
+fn drop_axes(shape: &[usize], axes: &[usize]) -> Vec<usize> {
+    shape
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| !axes.contains(k))
+        .map(|(_, &n)| n)
+        .collect()
+}
+
+/// `A⁻¹`, or a matrix of NaN when A is exactly singular.
+fn inverse_or_nan<T: Element>(a: &Tensor<T>) -> Tensor<T> {
+    linalg::inverse(a).unwrap_or_else(|| Tensor::full(a.shape(), T::from_f64(f64::NAN)))
 }
 
 macro_rules! impl_var_operator {

@@ -6,6 +6,7 @@
 //! for each parameter, so the same code trains (recording tape) and evaluates
 //! (no-grad tape). Read `linear.rs` first.
 
+pub mod conv;
 pub mod init;
 pub mod linear;
 pub mod made;
@@ -16,4 +17,4 @@ pub use crate::autodiff::Param;
 pub use linear::{Init, Linear};
 pub use made::Made;
 pub use mlp::Mlp;
-pub use optim::Adam;
+pub use optim::{clip_grad_norm, Adam, AdamW, LrSchedule, Sgd};

@@ -31,6 +31,27 @@ pub mod reverse_mode {}
 #[doc = include_str!("../docs/derivations/bits-per-dim.md")]
 pub mod bits_per_dim {}
 
+/// NICE: the additive coupling, volume preservation, the diagonal rescaling,
+/// and the logistic prior.
+#[doc = include_str!("../docs/derivations/nice.md")]
+pub mod nice {}
+
+/// RealNVP on images: checkerboard and channel masks, the squeeze, the
+/// multi-scale factor-out and its log-det bookkeeping, batch normalisation as
+/// a bijector.
+#[doc = include_str!("../docs/derivations/realnvp.md")]
+pub mod realnvp {}
+
+/// Glow: ActNorm and its data-dependent initialisation, the invertible 1×1
+/// convolution and its LU form, the sigmoid scale and the learned prior.
+#[doc = include_str!("../docs/derivations/glow.md")]
+pub mod glow {}
+
+/// Dequantisation: why bits/dim needs the discrete likelihood, and which
+/// Jacobians it counts.
+#[doc = include_str!("../docs/derivations/dequantization.md")]
+pub mod dequantization {}
+
 /// MADE: masks from degrees, why the outputs are autoregressive, and the
 /// incremental solve that samples in one pass of work.
 #[doc = include_str!("../docs/derivations/made.md")]

@@ -1,9 +1,24 @@
-//! Coupling layers: [`AffineCoupling`] (RealNVP) and the masks that choose
-//! which features condition and which are transformed.
+//! Coupling layers: [`AdditiveCoupling`] (NICE), [`AffineCoupling`]
+//! (RealNVP, with Glow's sigmoid scale as an option) on vectors,
+//! [`ImageCoupling`] on images, and the masks that choose which features
+//! condition and which are transformed ([`Mask`] for vectors, [`ImageMask`]
+//! for images).
+//!
+//! Every coupling has the same shape: x₁ = z₁ passes through, and the other
+//! part is moved by an element-wise map whose parameters a network computes
+//! from z₁. The Jacobian is triangular, so the log-det is the sum of the
+//! log-scales (0 for the additive coupling); the inverse recomputes the same
+//! network output from x₁ = z₁ and never inverts the network.
+//!
+//! Derivations: [`derivations::affine_coupling`](crate::derivations::affine_coupling),
+//! [`derivations::nice`](crate::derivations::nice),
+//! [`derivations::realnvp`](crate::derivations::realnvp),
+//! [`derivations::glow`](crate::derivations::glow).
 
 use super::spec::LayerSpec;
 use super::Flow;
 use crate::autodiff::{Param, Var};
+use crate::nn::conv::ConvResNet;
 use crate::nn::{Init, Mlp};
 use crate::tensor::{Element, Tensor};
 use rand::Rng;
@@ -80,16 +95,56 @@ impl Mask {
     }
 }
 
+/// How an affine coupling turns the network's raw output ŝ into the
+/// log-scale s of x₂ = z₂ ⊙ exp(s) + t.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ScaleKind {
+    /// RealNVP's bounded log-scale s = c ⊙ tanh(ŝ), with a learned bound c
+    /// per transformed feature (starting at 1): |s| ≤ |c|, and s = 0 at ŝ = 0,
+    /// so a zero-initialised network starts the layer at the identity.
+    #[default]
+    Tanh,
+    /// Glow's sigmoid scale: the data → latent map multiplies by
+    /// σ(ŝ + 2) ∈ (0, 1), i.e. s = −log σ(ŝ + 2) = softplus(−ŝ − 2) ≥ 0. The
+    /// training direction is a contraction, so one step cannot blow up; at
+    /// ŝ = 0 the scale is σ(2) ≈ 0.88 (near, not at, the identity). No bound
+    /// parameter is used.
+    Sigmoid,
+}
+
+impl ScaleKind {
+    /// s from the raw output `raw` (and the bound `c`, broadcast against
+    /// `raw`, for [`ScaleKind::Tanh`]).
+    fn log_scale<'t, T: Element>(&self, raw: &Var<'t, T>, bound: &Var<'t, T>) -> Var<'t, T> {
+        match self {
+            // s = c ⊙ tanh(ŝ)
+            ScaleKind::Tanh => raw.tanh().mul(bound),
+            // s = −log σ(ŝ + 2) = softplus(−(ŝ + 2))
+            ScaleKind::Sigmoid => raw.add_scalar(T::from_f64(2.0)).neg().softplus(),
+        }
+    }
+
+    /// The name messages and the command line use (`"tanh"`, `"sigmoid"`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ScaleKind::Tanh => "tanh",
+            ScaleKind::Sigmoid => "sigmoid",
+        }
+    }
+}
+
 /// Affine coupling layer (RealNVP): the conditioning features pass through
 /// unchanged and set the scale and shift of an element-wise affine map of
 /// the others.
 ///
 /// Forward, z → x, with z split by the mask into (z₁, z₂):
 /// x₁ = z₁,  x₂ = z₂ ⊙ exp(s(z₁)) + t(z₁),  log|det ∂x/∂z| = Σᵢ s(z₁)ᵢ.
-/// Inverse: z₂ = (x₂ − t(x₁)) ⊙ exp(−s(x₁)). The log-scale is bounded,
-/// s = scale ⊙ tanh(ŝ) with a learned per-feature `scale` (starting at 1), so
-/// one step cannot blow up; the network (ŝ, t) = NN(z₁) is an [`Mlp`] whose
-/// last layer starts at zero, so the layer starts as the identity.
+/// Inverse: z₂ = (x₂ − t(x₁)) ⊙ exp(−s(x₁)). By default the log-scale is
+/// bounded, s = scale ⊙ tanh(ŝ) with a learned per-feature `scale` (starting
+/// at 1), so one step cannot blow up; [`ScaleKind::Sigmoid`] selects Glow's
+/// form instead (see [`AffineCoupling::with_scale_kind`]). The network
+/// (ŝ, t) = NN(z₁) is an [`Mlp`] whose last layer starts at zero, so the layer
+/// starts as the identity (tanh) or at Glow's fixed scale σ(2) (sigmoid).
 ///
 /// # Shapes
 /// `forward` and `inverse` take `[batch, dim]` and return `[batch, dim]` and a
@@ -127,8 +182,11 @@ pub struct AffineCoupling<T: Element> {
     pub mask: Mask,
     /// (ŝ, t) = net(z₁): `[batch, |cond|] → [batch, 2·|trans|]`.
     pub net: Mlp<T>,
-    /// The bound of the log-scale per transformed feature, `[|trans|]`.
+    /// The bound of the log-scale per transformed feature, `[|trans|]`
+    /// (used, and listed in `params`, only with [`ScaleKind::Tanh`]).
     pub scale: Param<T>,
+    /// How ŝ becomes the log-scale s.
+    pub scale_kind: ScaleKind,
 }
 
 impl<T: Element> AffineCoupling<T> {
@@ -144,7 +202,20 @@ impl<T: Element> AffineCoupling<T> {
             mask,
             net,
             scale: Param::new("scale", Tensor::ones(&[n2])),
+            scale_kind: ScaleKind::Tanh,
         }
+    }
+
+    /// The same layer with the log-scale formed by `kind` (Glow's
+    /// [`ScaleKind::Sigmoid`], say).
+    ///
+    /// # Source
+    /// D. P. Kingma, P. Dhariwal, "Glow: Generative Flow with Invertible 1x1
+    /// Convolutions", NeurIPS 2018, arXiv:1807.03039, §3.3 and its code
+    /// (`scale = sigmoid(h + 2)`).
+    pub fn with_scale_kind(mut self, kind: ScaleKind) -> Self {
+        self.scale_kind = kind;
+        self
     }
 
     fn check(&self, v: &Var<'_, T>) {
@@ -156,14 +227,14 @@ impl<T: Element> AffineCoupling<T> {
         );
     }
 
-    /// (s, t) from the conditioning half: s = scale ⊙ tanh(ŝ).
+    /// (s, t) from the conditioning half: s = scale ⊙ tanh(ŝ), or Glow's
+    /// softplus(−ŝ − 2).
     fn scale_and_shift<'t>(&self, part1: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
         let n2 = self.mask.trans.len();
         let h = self.net.forward(part1);
-        let s = h
-            .narrow(1, 0, n2)
-            .tanh()
-            .mul(&part1.tape().param(&self.scale));
+        let s = self
+            .scale_kind
+            .log_scale(&h.narrow(1, 0, n2), &part1.tape().param(&self.scale));
         let t = h.narrow(1, n2, n2);
         (s, t)
     }
@@ -212,19 +283,396 @@ impl<T: Element> Flow<T> for AffineCoupling<T> {
                 .with("dim", self.mask.dim)
                 .with("cond", &self.mask.cond[..])
                 .with("trans", &self.mask.trans[..])
-                .with("hidden", hidden),
+                .with("hidden", hidden)
+                .with("scale_kind", self.scale_kind.name()),
         )
     }
 
     fn params(&self) -> Vec<&Param<T>> {
         let mut p = self.net.params();
-        p.push(&self.scale);
+        if self.scale_kind == ScaleKind::Tanh {
+            p.push(&self.scale);
+        }
         p
     }
 
     fn params_mut(&mut self) -> Vec<&mut Param<T>> {
         let mut p = self.net.params_mut();
-        p.push(&mut self.scale);
+        if self.scale_kind == ScaleKind::Tanh {
+            p.push(&mut self.scale);
+        }
+        p
+    }
+}
+
+/// Additive coupling layer (NICE): the conditioning features pass through
+/// and shift the others by a network's output.
+///
+/// Forward, z → x, with z split by the mask into (z₁, z₂):
+/// x₁ = z₁,  x₂ = z₂ + m(z₁);  inverse z₂ = x₂ − m(x₁). The Jacobian is unit
+/// lower-triangular (after ordering the features as [z₁ | z₂]), so the layer
+/// preserves volume: log|det| = 0 both ways. NICE adds a diagonal
+/// [`Rescale`](super::rescale::Rescale) at the end so the model can still
+/// change volume.
+///
+/// The network m is an [`Mlp`] with `depth` hidden ReLU layers of width
+/// `hidden`, its last layer zero, so the layer starts as the identity.
+///
+/// # Shapes
+/// `[batch, dim] → [batch, dim]`, log-det `[batch]` of zeros.
+///
+/// # Panics
+/// If the input is not `[_, dim]`; the message names the layer and both shapes.
+///
+/// # Source
+/// L. Dinh, D. Krueger, Y. Bengio, "NICE: Non-linear Independent Components
+/// Estimation", ICLR 2015 workshop, arXiv:1410.8516, §3.2 (eq. 4: the additive
+/// coupling), §5.1 (ReLU coupling networks).
+///
+/// # Derivation
+/// [`derivations::nice`](crate::derivations::nice) (docs/derivations/nice.md).
+///
+/// # Examples
+/// ```
+/// use flowzoo::flows::{coupling::{AdditiveCoupling, Mask}, check::randomize_params, Flow};
+/// use flowzoo::tensor::Tensor;
+/// use rand::SeedableRng;
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut layer = AdditiveCoupling::<f64>::new(Mask::alternating(4, 0), 8, 2, &mut rng);
+/// randomize_params(&mut layer, 0.5, &mut rng);
+/// let z = Tensor::randn(&[3, 4], &mut rng);
+/// let (x, log_det) = layer.forward_tensor(&z);
+/// assert_eq!(log_det.to_vec(), vec![0.0; 3]); // volume-preserving
+/// let (z_back, _) = layer.inverse_tensor(&x);
+/// assert!(z.sub(&z_back).to_vec().iter().all(|d| d.abs() < 1e-12));
+/// ```
+pub struct AdditiveCoupling<T: Element> {
+    /// Which features condition and which are shifted.
+    pub mask: Mask,
+    /// m = net(z₁): `[batch, |cond|] → [batch, |trans|]`.
+    pub net: Mlp<T>,
+}
+
+impl<T: Element> AdditiveCoupling<T> {
+    /// An additive coupling over `mask` whose network has `depth ≥ 1` hidden
+    /// ReLU layers of width `hidden`, its last layer zero.
+    ///
+    /// # Panics
+    /// If `depth` is 0.
+    pub fn new<R: Rng + ?Sized>(mask: Mask, hidden: usize, depth: usize, rng: &mut R) -> Self {
+        assert!(
+            depth >= 1,
+            "AdditiveCoupling::new: depth must be at least 1"
+        );
+        let sizes: Vec<usize> = std::iter::once(mask.cond.len())
+            .chain(std::iter::repeat_n(hidden, depth))
+            .chain(std::iter::once(mask.trans.len()))
+            .collect();
+        let mut net = Mlp::new(&sizes, Init::Zero, rng);
+        for p in net.params_mut() {
+            p.prefix("net");
+        }
+        AdditiveCoupling { mask, net }
+    }
+
+    fn check(&self, v: &Var<'_, T>) {
+        assert!(
+            v.shape().len() == 2 && v.shape()[1] == self.mask.dim,
+            "AdditiveCoupling: expected [batch, {}], got {:?}",
+            self.mask.dim,
+            v.shape()
+        );
+    }
+
+    /// Applies x₂ = z₂ + sign·m(z₁), with sign +1 forward and −1 inverse.
+    fn shift<'t>(&self, v: &Var<'t, T>, sign: f64) -> (Var<'t, T>, Var<'t, T>) {
+        self.check(v);
+        let (v1, v2) = (
+            v.index_select(1, &self.mask.cond),
+            v.index_select(1, &self.mask.trans),
+        );
+        let m = self.net.forward(&v1).mul_scalar(T::from_f64(sign));
+        let zeros = v.constant(Tensor::zeros(&[v.shape()[0]]));
+        (self.mask.assemble(&v1, &v2.add(&m)), zeros)
+    }
+}
+
+impl<T: Element> Flow<T> for AdditiveCoupling<T> {
+    fn name(&self) -> String {
+        "AdditiveCoupling".into()
+    }
+
+    fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        // x₂ = z₂ + m(z₁), log|det| = 0
+        self.shift(z, 1.0)
+    }
+
+    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        // z₂ = x₂ − m(x₁), log|det| = 0
+        self.shift(x, -1.0)
+    }
+
+    fn params(&self) -> Vec<&Param<T>> {
+        self.net.params()
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
+        self.net.params_mut()
+    }
+}
+
+/// Which elements of an image `[channels, height, width]` condition (pass
+/// through) and which are transformed, in an [`ImageCoupling`].
+///
+/// RealNVP alternates the two kinds within a scale: checkerboard masks on the
+/// full-resolution image, then (after a squeeze) channel-wise masks; in each
+/// kind consecutive layers swap the roles of the two parts ([`ImageMask::flipped`]),
+/// so every element is transformed by some layer.
+///
+/// # Source
+/// Dinh, Sohl-Dickstein, Bengio, arXiv:1605.08803, §3.4 (masked convolution,
+/// figure 3) and §3.6 (multi-scale architecture).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageMask {
+    /// Pixel (i, j) of every channel conditions when (i + j) mod 2 = `parity`.
+    Checkerboard {
+        /// 0 or 1.
+        parity: usize,
+    },
+    /// Channels split into halves: the first ⌊C/2⌋ condition and the rest are
+    /// transformed, or, `flip`ped, the last ⌈C/2⌉ condition the first ⌊C/2⌋.
+    Channel {
+        /// Swap the halves' roles.
+        flip: bool,
+    },
+}
+
+impl ImageMask {
+    /// The mask of the next layer: the other parity, or the halves swapped.
+    pub fn flipped(&self) -> ImageMask {
+        match *self {
+            ImageMask::Checkerboard { parity } => ImageMask::Checkerboard { parity: 1 - parity },
+            ImageMask::Channel { flip } => ImageMask::Channel { flip: !flip },
+        }
+    }
+
+    /// The 0/1 checkerboard b of shape `[1, 1, height, width]` (1 = conditions).
+    fn checkerboard<T: Element>(parity: usize, height: usize, width: usize) -> Tensor<T> {
+        let data = (0..height * width)
+            .map(|k| {
+                let (i, j) = (k / width, k % width);
+                if (i + j) % 2 == parity {
+                    T::ONE
+                } else {
+                    T::ZERO
+                }
+            })
+            .collect();
+        Tensor::from_vec(data, &[1, 1, height, width])
+    }
+
+    /// (first conditioning channel, count), (first transformed channel, count)
+    /// of a channel mask over `channels`.
+    fn channel_ranges(flip: bool, channels: usize) -> ((usize, usize), (usize, usize)) {
+        let split = channels / 2;
+        let (first, second) = ((0, split), (split, channels - split));
+        if flip {
+            (second, first)
+        } else {
+            (first, second)
+        }
+    }
+}
+
+/// An affine coupling layer on images: [`ImageMask`] chooses the
+/// conditioning elements x₁ = z₁, and a [`ConvResNet`] computes from them a
+/// per-element log-scale s and shift t for the others:
+///
+/// x₂ = z₂ ⊙ exp(s(z₁)) + t(z₁),   log|det ∂x/∂z| = Σ s  (over channels and pixels);
+/// inverse z₂ = (x₂ − t(x₁)) ⊙ exp(−s(x₁)).
+///
+/// With a checkerboard mask b the network sees b ⊙ z (`channels` in,
+/// 2·`channels` out) and s, t are multiplied by (1 − b), so the conditioning
+/// pixels get s = 0, t = 0 and pass through exactly (RealNVP's masked form,
+/// x = b⊙z + (1−b)⊙(z⊙exp(s(b⊙z)) + t(b⊙z))). With a channel mask the network
+/// maps the conditioning channels to 2·(transformed channels). The log-scale
+/// is formed as in [`AffineCoupling`] ([`ScaleKind::Tanh`] with a learned
+/// bound per transformed channel, or Glow's [`ScaleKind::Sigmoid`]); the
+/// network's last convolution starts at zero.
+///
+/// # Shapes
+/// `[batch, channels, height, width]` in and out; log-det `[batch]`.
+///
+/// # Units
+/// Log-dets in nats.
+///
+/// # Panics
+/// `new` panics for a channel mask on fewer than 2 channels; `forward` and
+/// `inverse` panic if the input is not `[_, channels, _, _]`, naming the
+/// layer and both shapes.
+///
+/// # Source
+/// Dinh, Sohl-Dickstein, Bengio, arXiv:1605.08803, §3.4-3.6; Kingma &
+/// Dhariwal, arXiv:1807.03039, §3.3 (channel-wise affine coupling).
+///
+/// # Derivation
+/// [`derivations::realnvp`](crate::derivations::realnvp) (docs/derivations/realnvp.md).
+///
+/// # Examples
+/// ```
+/// use flowzoo::flows::{coupling::{ImageCoupling, ImageMask, ScaleKind}, Flow};
+/// use flowzoo::tensor::Tensor;
+/// use rand::SeedableRng;
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mask = ImageMask::Checkerboard { parity: 0 };
+/// let layer = ImageCoupling::<f64>::new(2, mask, 8, 1, ScaleKind::Tanh, &mut rng);
+/// let z = Tensor::randn(&[3, 2, 4, 4], &mut rng);
+/// let (x, log_det) = layer.forward_tensor(&z);
+/// assert_eq!((x.shape(), log_det.shape()), (&[3, 2, 4, 4][..], &[3][..]));
+/// ```
+pub struct ImageCoupling<T: Element> {
+    /// Which elements condition.
+    pub mask: ImageMask,
+    /// The image's channel count C.
+    pub channels: usize,
+    /// (ŝ, t) = net(z₁), stacked along the channels.
+    pub net: ConvResNet<T>,
+    /// The bound of the log-scale per transformed channel (used, and listed
+    /// in `params`, only with [`ScaleKind::Tanh`]).
+    pub scale: Param<T>,
+    /// How ŝ becomes the log-scale s.
+    pub scale_kind: ScaleKind,
+}
+
+impl<T: Element> ImageCoupling<T> {
+    /// A coupling on images of `channels` channels with mask `mask`, its
+    /// network a [`ConvResNet`] of `hidden` channels and `blocks` residual
+    /// blocks, the log-scale formed by `scale_kind`.
+    ///
+    /// # Panics
+    /// For a channel mask on fewer than 2 channels.
+    pub fn new<R: Rng + ?Sized>(
+        channels: usize,
+        mask: ImageMask,
+        hidden: usize,
+        blocks: usize,
+        scale_kind: ScaleKind,
+        rng: &mut R,
+    ) -> Self {
+        let (n_in, n_trans) = match mask {
+            ImageMask::Checkerboard { .. } => (channels, channels),
+            ImageMask::Channel { flip } => {
+                assert!(
+                    channels >= 2,
+                    "ImageCoupling::new: a channel mask needs at least 2 channels, got {channels}"
+                );
+                let ((_, n1), (_, n2)) = ImageMask::channel_ranges(flip, channels);
+                (n1, n2)
+            }
+        };
+        let mut net = ConvResNet::new(n_in, hidden, 2 * n_trans, blocks, rng);
+        for p in net.params_mut() {
+            p.prefix("net");
+        }
+        ImageCoupling {
+            mask,
+            channels,
+            net,
+            scale: Param::new("scale", Tensor::ones(&[n_trans])),
+            scale_kind,
+        }
+    }
+
+    fn check(&self, v: &Var<'_, T>) {
+        assert!(
+            v.shape().len() == 4 && v.shape()[1] == self.channels,
+            "ImageCoupling: expected [batch, {}, height, width], got {:?}",
+            self.channels,
+            v.shape()
+        );
+    }
+
+    /// (s, t) from the network's output `h` (`[batch, 2·n, H, W]`).
+    fn scale_and_shift<'t>(&self, h: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        let n = h.shape()[1] / 2;
+        let bound = h.tape().param(&self.scale).reshape(&[1, n, 1, 1]);
+        let s = self.scale_kind.log_scale(&h.narrow(1, 0, n), &bound);
+        (s, h.narrow(1, n, n))
+    }
+
+    /// The coupling in either direction: `sign` +1 applies the forward map to
+    /// `v` = z, −1 the inverse to `v` = x. Returns the output and the log-det
+    /// of the map applied.
+    fn couple<'t>(&self, v: &Var<'t, T>, sign: f64) -> (Var<'t, T>, Var<'t, T>) {
+        self.check(v);
+        let (height, width) = (v.shape()[2], v.shape()[3]);
+        let apply = |v2: &Var<'t, T>, s: &Var<'t, T>, t: &Var<'t, T>| {
+            if sign > 0.0 {
+                // x₂ = z₂ ⊙ exp(s) + t
+                v2.mul(&s.exp()).add(t)
+            } else {
+                // z₂ = (x₂ − t) ⊙ exp(−s)
+                v2.sub(t).mul(&s.neg().exp())
+            }
+        };
+        let (out, s) = match self.mask {
+            ImageMask::Checkerboard { parity } => {
+                let b = v.constant(ImageMask::checkerboard(parity, height, width));
+                let not_b = b.neg().add_scalar(T::ONE);
+                let (s, t) = self.scale_and_shift(&self.net.forward(&v.mul(&b)));
+                // (1 − b) zeroes s and t where b = 1: those pixels pass through.
+                let (s, t) = (s.mul(&not_b), t.mul(&not_b));
+                (apply(v, &s, &t), s)
+            }
+            ImageMask::Channel { flip } => {
+                let ((c1, n1), (c2, n2)) = ImageMask::channel_ranges(flip, self.channels);
+                let (v1, v2) = (v.narrow(1, c1, n1), v.narrow(1, c2, n2));
+                let (s, t) = self.scale_and_shift(&self.net.forward(&v1));
+                let out2 = apply(&v2, &s, &t);
+                let out = if flip {
+                    Var::concat(&[&out2, &v1], 1)
+                } else {
+                    Var::concat(&[&v1, &out2], 1)
+                };
+                (out, s)
+            }
+        };
+        // log|det| = ±Σ s over channels, rows and columns
+        let log_det = s.sum_axes(&[1, 2, 3]).mul_scalar(T::from_f64(sign));
+        (out, log_det)
+    }
+}
+
+impl<T: Element> Flow<T> for ImageCoupling<T> {
+    fn name(&self) -> String {
+        let mask = match self.mask {
+            ImageMask::Checkerboard { parity } => format!("checkerboard {parity}"),
+            ImageMask::Channel { flip } => format!("channel{}", if flip { " flipped" } else { "" }),
+        };
+        format!("ImageCoupling({mask}, {})", self.scale_kind.name())
+    }
+
+    fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.couple(z, 1.0)
+    }
+
+    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.couple(x, -1.0)
+    }
+
+    fn params(&self) -> Vec<&Param<T>> {
+        let mut p = self.net.params();
+        if self.scale_kind == ScaleKind::Tanh {
+            p.push(&self.scale);
+        }
+        p
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
+        let mut p = self.net.params_mut();
+        if self.scale_kind == ScaleKind::Tanh {
+            p.push(&mut self.scale);
+        }
         p
     }
 }

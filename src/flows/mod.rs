@@ -9,7 +9,18 @@
 //!
 //! | layer | file | log-det | source |
 //! | --- | --- | --- | --- |
-//! | [`AffineCoupling`] | `coupling.rs` | Σ s(z₁) | RealNVP, arXiv:1605.08803 |
+//! | [`AdditiveCoupling`] | `coupling.rs` | 0 | NICE, arXiv:1410.8516 |
+//! | [`Rescale`] | `rescale.rs` | Σ log Sᵢ | NICE, arXiv:1410.8516 |
+//! | [`AffineCoupling`] | `coupling.rs` | Σ s(z₁) (tanh or Glow's sigmoid scale) | RealNVP, arXiv:1605.08803 |
+//! | [`ImageCoupling`] | `coupling.rs` | Σ s(z₁) over channels and pixels (checkerboard or channel mask) | RealNVP; Glow, arXiv:1807.03039 |
+//! | [`BatchNorm`] | `batchnorm.rs` | H·W·Σ (γ − ½ log(v + ε)) (inverse) | RealNVP §3.7; MAF |
+//! | [`ActNorm`] | `actnorm.rs` | H·W·Σ log scale | Glow, arXiv:1807.03039 |
+//! | [`InvConv1x1`] | `inv_conv.rs` | H·W·log\|det W\| (plain or LU) | Glow, arXiv:1807.03039 |
+//! | [`Permutation`] | `permute.rs` | 0 | — |
+//! | [`Squeeze`], [`Reshape`] | `squeeze.rs` | 0 | RealNVP §3.6 |
+//! | [`Split`] | `squeeze.rs` | inner's (+ −Σ log σ with a learned prior) | RealNVP §3.6; Glow |
+//! | [`Maf`] | `autoregressive.rs` | Σ ℓᵢ(x) (ℓ from a MADE of x_{<i}) | MAF, arXiv:1705.07057 |
+//! | [`Iaf`] | `autoregressive.rs` | Σ ℓᵢ(z) (ℓ from a MADE of z_{<i}) | IAF, arXiv:1606.04934 |
 //! | [`Reverse`] | `permute.rs` | 0 | — |
 //! | [`Sequential`] | `sequential.rs` | sum of the layers' | — |
 //! | [`Logit`](crate::data::preprocess::Logit) | `data/preprocess.rs` | Σ log((1−2α)/(p(1−p))) (inverse) | RealNVP §4.1 |
@@ -21,22 +32,33 @@
 //! Derivation: [`derivations::change_of_variables`](crate::derivations::change_of_variables)
 //! (docs/derivations/change-of-variables.md).
 
+pub mod actnorm;
+pub mod architectures;
 pub mod autoregressive;
+pub mod batchnorm;
 pub mod check;
 pub mod coupling;
 pub mod energy;
+pub mod inv_conv;
 pub mod model;
 pub mod permute;
 pub mod prior;
+pub mod rescale;
 pub mod sequential;
 pub mod spec;
+pub mod squeeze;
 
+pub use actnorm::ActNorm;
 pub use autoregressive::{Iaf, Maf, SequentialMethod, Transform};
-pub use coupling::{AffineCoupling, Mask};
+pub use batchnorm::BatchNorm;
+pub use coupling::{AdditiveCoupling, AffineCoupling, ImageCoupling, ImageMask, Mask, ScaleKind};
+pub use inv_conv::InvConv1x1;
 pub use model::FlowModel;
-pub use permute::Reverse;
-pub use prior::StandardNormal;
+pub use permute::{Permutation, Reverse};
+pub use prior::{Logistic, Prior, StandardNormal};
+pub use rescale::Rescale;
 pub use sequential::Sequential;
+pub use squeeze::{Reshape, Split, Squeeze};
 
 use crate::autodiff::{Param, Tape, Var};
 use crate::error::CheckpointError;
@@ -67,6 +89,20 @@ pub trait Flow<T: Element>: Send + Sync {
     /// The trainable parameters, mutably (none by default).
     fn params_mut(&mut self) -> Vec<&mut Param<T>> {
         Vec::new()
+    }
+
+    /// Data-dependent initialisation before training (ActNorm's): takes a
+    /// batch `x` on the data side, lets every layer that has not been
+    /// initialised set its parameters from the batch it sees, and returns
+    /// z = f⁻¹(x) computed with the new parameters. Layers without such
+    /// state (the default) just return their inverse; containers pass the
+    /// batch through their layers in the inverse order. A layer initialises
+    /// once: its initialised flag is part of its state.
+    ///
+    /// # Derivation
+    /// [`derivations::glow`](crate::derivations::glow) (docs/derivations/glow.md, ActNorm).
+    fn initialize(&mut self, x: &Tensor<T>) -> Tensor<T> {
+        self.inverse_tensor(x).0
     }
 
     /// The layer's architecture as data (kind, sizes, masks, orders, flags,

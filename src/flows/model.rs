@@ -1,7 +1,7 @@
 //! [`FlowModel`]: a prior and a flow, with `log_prob` and `sample`.
 
 use super::coupling::{AffineCoupling, Mask};
-use super::prior::StandardNormal;
+use super::prior::{Prior, StandardNormal};
 use super::sequential::Sequential;
 use super::Flow;
 use crate::autodiff::{Param, Tape, Var};
@@ -29,8 +29,8 @@ use rand::Rng;
 /// assert_eq!(model.log_prob(&x).shape(), &[5]);
 /// ```
 pub struct FlowModel<T: Element> {
-    /// The base density.
-    pub prior: StandardNormal,
+    /// The base density (standard normal unless built by [`FlowModel::with_prior`]).
+    pub prior: Prior,
     /// The bijection, forward = latent → data.
     pub flow: Sequential<T>,
 }
@@ -39,7 +39,16 @@ impl<T: Element> FlowModel<T> {
     /// A model of `flow` over a standard normal on `dim` dimensions.
     pub fn new(dim: usize, flow: Sequential<T>) -> Self {
         FlowModel {
-            prior: StandardNormal::new(dim),
+            prior: Prior::StandardNormal(StandardNormal::new(dim)),
+            flow,
+        }
+    }
+
+    /// A model of `flow` over the base density `prior` (NICE's
+    /// [`Logistic`](super::prior::Logistic), say).
+    pub fn with_prior(prior: impl Into<Prior>, flow: Sequential<T>) -> Self {
+        FlowModel {
+            prior: prior.into(),
             flow,
         }
     }
@@ -59,7 +68,7 @@ impl<T: Element> FlowModel<T> {
 
     /// The number of dimensions D.
     pub fn dim(&self) -> usize {
-        self.prior.dim
+        self.prior.dim()
     }
 
     /// log p(x) per sample, on a tape (for training).

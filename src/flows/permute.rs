@@ -49,3 +49,95 @@ impl<T: Element> Flow<T> for Reverse {
         self.apply(x)
     }
 }
+
+/// A fixed permutation of the features (vectors) or channels (images),
+/// chosen once, e.g. at random from a seed: `x[:, i] = z[:, perm[i]]`. Exact
+/// in both directions; log|det| = 0.
+///
+/// RealNVP reverses the features between couplings ([`Reverse`]); a random
+/// fixed permutation mixes them more evenly, and Glow's "shuffle" baseline
+/// is this layer on channels.
+///
+/// # Shapes
+/// `[batch, dim]` or `[batch, channels, height, width]` (axis 1 permuted),
+/// same shape out; log-det `[batch]` of zeros.
+///
+/// # Panics
+/// `new` panics if `perm` is not a permutation of 0..n; `forward` and
+/// `inverse` if axis 1 of the input is not n long.
+///
+/// # Source
+/// Kingma & Dhariwal, arXiv:1807.03039, §3.2 and figure 3 (reverse and
+/// shuffle baselines).
+///
+/// # Examples
+/// ```
+/// use flowzoo::flows::{permute::Permutation, Flow};
+/// use flowzoo::tensor::Tensor;
+/// use rand::SeedableRng;
+/// let layer = Permutation::random(5, &mut rand::rngs::StdRng::seed_from_u64(3));
+/// let z = Tensor::<f64>::arange(5).reshape(&[1, 5]);
+/// let (x, _) = layer.forward_tensor(&z);
+/// let order: Vec<f64> = layer.perm.iter().map(|&i| i as f64).collect();
+/// assert_eq!(x.to_vec(), order);
+/// assert_eq!(layer.inverse_tensor(&x).0.to_vec(), z.to_vec());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Permutation {
+    /// perm[i]: the input feature that becomes output feature i (forward).
+    pub perm: Vec<usize>,
+    /// The inverse permutation.
+    pub inverse_perm: Vec<usize>,
+}
+
+impl Permutation {
+    /// The permutation `perm` of 0..perm.len().
+    ///
+    /// # Panics
+    /// If `perm` is not a permutation.
+    pub fn new(perm: Vec<usize>) -> Self {
+        let mut inverse_perm = vec![usize::MAX; perm.len()];
+        for (i, &p) in perm.iter().enumerate() {
+            assert!(
+                p < perm.len() && inverse_perm[p] == usize::MAX,
+                "Permutation::new: {perm:?} is not a permutation of 0..{}",
+                perm.len()
+            );
+            inverse_perm[p] = i;
+        }
+        Permutation { perm, inverse_perm }
+    }
+
+    /// A uniformly random permutation of `dim` features (Fisher-Yates on `rng`).
+    pub fn random<R: rand::Rng + ?Sized>(dim: usize, rng: &mut R) -> Self {
+        use rand::seq::SliceRandom;
+        let mut perm: Vec<usize> = (0..dim).collect();
+        perm.shuffle(rng);
+        Permutation::new(perm)
+    }
+
+    fn apply<'t, T: Element>(&self, v: &Var<'t, T>, order: &[usize]) -> (Var<'t, T>, Var<'t, T>) {
+        assert!(
+            v.shape().len() >= 2 && v.shape()[1] == order.len(),
+            "Permutation: expected [batch, {}, …], got {:?}",
+            order.len(),
+            v.shape()
+        );
+        let zeros = v.constant(Tensor::zeros(&[v.shape()[0]]));
+        (v.index_select(1, order), zeros)
+    }
+}
+
+impl<T: Element> Flow<T> for Permutation {
+    fn name(&self) -> String {
+        "Permutation".into()
+    }
+    fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        // x[:, i] = z[:, perm[i]]
+        self.apply(z, &self.perm)
+    }
+    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        // z[:, j] = x[:, perm⁻¹[j]]
+        self.apply(x, &self.inverse_perm)
+    }
+}

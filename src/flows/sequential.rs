@@ -130,4 +130,14 @@ impl<T: Element> Flow<T> for Sequential<T> {
             .flat_map(|l| l.params_mut())
             .collect()
     }
+
+    fn initialize(&mut self, x: &crate::tensor::Tensor<T>) -> crate::tensor::Tensor<T> {
+        // The inverse order, as `inverse`: each layer sees what the layers
+        // nearer the data made of x, with their parameters already set.
+        let mut z = x.clone();
+        for layer in self.layers.iter_mut().rev() {
+            z = layer.initialize(&z);
+        }
+        z
+    }
 }

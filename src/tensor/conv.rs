@@ -23,7 +23,7 @@
 //! Derivation: [`derivations::tensor_layout`](crate::derivations::tensor_layout)
 //! (docs/derivations/tensor-layout.md, section "Convolution as a matrix product").
 
-use super::parallel::PAR_MIN_MATMUL_FLOPS;
+use super::parallel::{serial_kernels, threads_available, PAR_MIN_MATMUL_FLOPS};
 use super::{Element, Tensor};
 use crate::tensor::parallel::prelude::*;
 
@@ -117,11 +117,10 @@ impl Geometry {
         group.max(1)
     }
 
-    /// True when groups of images should run on several threads.
+    /// True when groups of images should run on several threads (not inside
+    /// `parallel::serial_kernels`, where the caller already splits the work).
     fn parallel(&self) -> bool {
-        crate::tensor::parallel::current_num_threads() > 1
-            && self.batch > 1
-            && self.macs() >= PAR_MIN_MATMUL_FLOPS
+        threads_available() && self.batch > 1 && self.macs() >= PAR_MIN_MATMUL_FLOPS
     }
 }
 
@@ -225,6 +224,17 @@ fn gather_out<T: Element>(
     Tensor::from_vec(data, &[g.c_out, images * pixels])
 }
 
+/// `lhs · rhs` by [`Tensor::matmul`]; with serial kernels when the groups
+/// already run on several threads, since splitting each product's rows again
+/// would pack its right operand once per half for nothing.
+fn product<T: Element>(lhs: &Tensor<T>, rhs: &Tensor<T>, groups_parallel: bool) -> Tensor<T> {
+    if groups_parallel {
+        serial_kernels(|| lhs.matmul(rhs))
+    } else {
+        lhs.matmul(rhs)
+    }
+}
+
 /// Runs `f(group, chunk)` over the `group`-image chunks of `out`, on rayon's
 /// threads when `parallel`.
 fn for_each_group<T: Element>(
@@ -313,7 +323,7 @@ impl<T: Element> Tensor<T> {
             im2col(src, &g, first, images, &mut col);
             let col = Tensor::from_vec(col, &[g.patch(), images * pixels]);
             // [O, C·K·K] · [C·K·K, images·Hₒ·Wₒ]: column n·Hₒ·Wₒ + q is pixel q of image n.
-            let product = w2.matmul(&col);
+            let product = product(&w2, &col, parallel);
             let product = product
                 .as_slice()
                 .expect("matmul returns a contiguous tensor");
@@ -377,7 +387,7 @@ impl<T: Element> Tensor<T> {
         for_each_group(&mut grad_in, group * per_image, parallel, |index, dst| {
             let (first, images) = (index * group, dst.len() / per_image);
             let grad_block = gather_out(grad_out, &g, first, images);
-            let grad_col = w2t.matmul(&grad_block);
+            let grad_col = product(&w2t, &grad_block, parallel);
             let grad_col = grad_col
                 .as_slice()
                 .expect("matmul returns a contiguous tensor");
@@ -458,7 +468,11 @@ impl<T: Element> Tensor<T> {
                 let col_t =
                     Tensor::from_vec(std::mem::take(&mut col), &[g.patch(), images * pixels]);
                 // [O, images·Hₒ·Wₒ] · colᵀ (a view) = [O, C·K·K].
-                let partial = gather_out(grad_out, &g, first, images).matmul(&col_t.t());
+                let partial = product(
+                    &gather_out(grad_out, &g, first, images),
+                    &col_t.t(),
+                    tasks > 1,
+                );
                 col = col_t.into_vec();
                 let partial = partial
                     .as_slice()

@@ -1,0 +1,307 @@
+//! [`InvConv1x1`]: Glow's invertible 1×1 convolution, a learned linear map
+//! of the channels applied at every pixel, in its plain and LU forms.
+
+use super::Flow;
+use crate::autodiff::{Param, Tape, Var};
+use crate::tensor::linalg::{self, Diagonal, Triangle};
+use crate::tensor::{Element, Tensor};
+use rand::Rng;
+
+/// How an [`InvConv1x1`] holds its C×C matrix W.
+#[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // one per layer; boxing would only add an indirection
+pub enum InvConvWeight<T: Element> {
+    /// W itself, `[C, C]`; log|det W| by LU every step (O(C³)), W⁻¹ by LU.
+    Plain {
+        /// W.
+        weight: Param<T>,
+    },
+    /// W = P·L·(U + diag(s)) with P a fixed permutation, L unit lower
+    /// triangular, U strictly upper triangular, s = sign ⊙ exp(log_s):
+    /// log|det W| = Σ log|sᵢ| costs O(C), and W⁻¹ is two triangular solves.
+    Lu {
+        /// P, `[C, C]`, fixed.
+        permutation: Tensor<T>,
+        /// L's strictly lower entries (the rest of the tensor is not used), `[C, C]`.
+        lower: Param<T>,
+        /// U's strictly upper entries (the rest is not used), `[C, C]`.
+        upper: Param<T>,
+        /// log|sᵢ|, `[C]`.
+        log_s: Param<T>,
+        /// The signs of s, fixed, `[C]`.
+        sign_s: Tensor<T>,
+    },
+}
+
+/// The invertible 1×1 convolution of Glow: at every pixel, the channel
+/// vector is multiplied by a learned C×C matrix W,
+///
+/// forward x[b, :, h, w] = W·z[b, :, h, w],  log|det ∂x/∂z| = H·W_px·log|det W|
+///
+/// (the Jacobian is block-diagonal with one copy of W per pixel; H·W_px is the
+/// number of pixels, 1 for vectors); inverse z = W⁻¹·x, log-det the negative.
+/// It generalises the fixed channel permutation of RealNVP to a learned one.
+///
+/// Two parameterisations ([`InvConvWeight`]): the plain matrix, whose
+/// log-determinant is an LU factorisation per step, and Glow's LU form
+/// W = P·L·(U + diag(s)), whose log-determinant is Σ log|sᵢ|. Both start
+/// from a random rotation (Q of the QR factorisation of a Gaussian matrix),
+/// so log|det W| = 0 at the start; the LU form keeps P and the signs of s
+/// fixed from that start.
+///
+/// # Shapes
+/// `[batch, channels]` or `[batch, channels, height, width]`, same shape out;
+/// log-det `[batch]`.
+///
+/// # Units
+/// Log-dets in nats.
+///
+/// # Panics
+/// If the input's axis 1 is not `channels`, naming the layer and both shapes.
+///
+/// # Source
+/// D. P. Kingma, P. Dhariwal, "Glow: Generative Flow with Invertible 1x1
+/// Convolutions", NeurIPS 2018, arXiv:1807.03039, §3.2 (and its LU
+/// decomposition paragraph), table 1.
+///
+/// # Derivation
+/// [`derivations::glow`](crate::derivations::glow) (docs/derivations/glow.md).
+///
+/// # Examples
+/// ```
+/// use flowzoo::flows::{inv_conv::InvConv1x1, Flow};
+/// use flowzoo::tensor::Tensor;
+/// use rand::SeedableRng;
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let layer = InvConv1x1::<f64>::new_lu(4, &mut rng);
+/// let z = Tensor::randn(&[2, 4, 3, 3], &mut rng);
+/// let (x, log_det) = layer.forward_tensor(&z);
+/// assert!(log_det.to_vec().iter().all(|l| l.abs() < 1e-12)); // a rotation
+/// let (z_back, _) = layer.inverse_tensor(&x);
+/// assert!(z.sub(&z_back).to_vec().iter().all(|d| d.abs() < 1e-12));
+/// ```
+#[derive(Clone, Debug)]
+pub struct InvConv1x1<T: Element> {
+    /// The number of channels C.
+    pub channels: usize,
+    /// W, plain or in LU form.
+    pub weight: InvConvWeight<T>,
+}
+
+/// A random C×C rotation: Q of the QR factorisation of a matrix of N(0, 1)
+/// entries (modified Gram-Schmidt on its columns), in f64.
+fn random_rotation<R: Rng + ?Sized>(channels: usize, rng: &mut R) -> Tensor<f64> {
+    let n = channels;
+    let a = Tensor::<f64>::randn(&[n, n], rng).to_vec();
+    // columns[j] = column j of A, orthonormalised in place.
+    let mut columns: Vec<Vec<f64>> = (0..n)
+        .map(|j| (0..n).map(|i| a[i * n + j]).collect())
+        .collect();
+    for j in 0..n {
+        for k in 0..j {
+            let (done, rest) = columns.split_at_mut(j);
+            let (column, basis) = (&mut rest[0], &done[k]);
+            let dot: f64 = column.iter().zip(basis).map(|(a, b)| a * b).sum();
+            column
+                .iter_mut()
+                .zip(basis)
+                .for_each(|(a, b)| *a -= dot * b);
+        }
+        let norm = columns[j].iter().map(|v| v * v).sum::<f64>().sqrt();
+        columns[j].iter_mut().for_each(|v| *v /= norm);
+    }
+    let data = (0..n * n).map(|at| columns[at % n][at / n]).collect();
+    Tensor::from_vec(data, &[n, n])
+}
+
+/// The 0/1 matrix with ones strictly below (`lower`) or above the diagonal.
+fn strict_triangle<T: Element>(n: usize, lower: bool) -> Tensor<T> {
+    let data = (0..n * n)
+        .map(|at| {
+            let (i, j) = (at / n, at % n);
+            if (lower && i > j) || (!lower && i < j) {
+                T::ONE
+            } else {
+                T::ZERO
+            }
+        })
+        .collect();
+    Tensor::from_vec(data, &[n, n])
+}
+
+/// The identity matrix.
+fn eye<T: Element>(n: usize) -> Tensor<T> {
+    let data = (0..n * n)
+        .map(|at| if at / n == at % n { T::ONE } else { T::ZERO })
+        .collect();
+    Tensor::from_vec(data, &[n, n])
+}
+
+impl<T: Element> InvConv1x1<T> {
+    /// The plain form over `channels` channels, W a random rotation.
+    pub fn new<R: Rng + ?Sized>(channels: usize, rng: &mut R) -> Self {
+        let q = random_rotation(channels, rng).cast::<T>();
+        InvConv1x1 {
+            channels,
+            weight: InvConvWeight::Plain {
+                weight: Param::new("weight", q),
+            },
+        }
+    }
+
+    /// The LU form over `channels` channels: a random rotation factored as
+    /// P·L·U by LU with partial pivoting, s = diag(U).
+    pub fn new_lu<R: Rng + ?Sized>(channels: usize, rng: &mut R) -> Self {
+        let n = channels;
+        let q = random_rotation(n, rng);
+        let factors = linalg::lu(&q);
+        let upper = factors.upper().to_vec();
+        let s: Vec<f64> = (0..n).map(|i| upper[i * n + i]).collect();
+        let log_s: Vec<f64> = s.iter().map(|v| v.abs().ln()).collect();
+        let sign_s: Vec<f64> = s.iter().map(|v| v.signum()).collect();
+        let strict_lower = factors.lower().mul(&strict_triangle(n, true));
+        let strict_upper = factors.upper().mul(&strict_triangle(n, false));
+        InvConv1x1 {
+            channels,
+            weight: InvConvWeight::Lu {
+                permutation: factors.permutation().cast::<T>(),
+                lower: Param::new("lower", strict_lower.cast::<T>()),
+                upper: Param::new("upper", strict_upper.cast::<T>()),
+                log_s: Param::new("log_s", Tensor::from_f64_slice(&log_s, &[n])),
+                sign_s: Tensor::from_f64_slice(&sign_s, &[n]),
+            },
+        }
+    }
+
+    /// U + diag(s) of the LU form, on `tape`.
+    fn upper_with_diagonal<'t>(
+        &self,
+        tape: &'t Tape<T>,
+        upper: &Param<T>,
+        log_s: &Param<T>,
+        sign_s: &Tensor<T>,
+    ) -> Var<'t, T> {
+        let n = self.channels;
+        // diag(s)ᵢⱼ = Iᵢⱼ·sⱼ, s = sign ⊙ exp(log_s)
+        let s = tape.param(log_s).exp().mul(&tape.constant(sign_s.clone()));
+        let diagonal = tape.constant(eye(n)).mul(&s.reshape(&[1, n]));
+        tape.param(upper)
+            .mul(&tape.constant(strict_triangle(n, false)))
+            .add(&diagonal)
+    }
+
+    /// W (or W⁻¹, when `inverse`) and log|det W|, on `tape`.
+    fn matrix<'t>(&self, tape: &'t Tape<T>, inverse: bool) -> (Var<'t, T>, Var<'t, T>) {
+        let n = self.channels;
+        match &self.weight {
+            InvConvWeight::Plain { weight } => {
+                let w = tape.param(weight);
+                let (_, log_abs_det) = w.slogdet();
+                (if inverse { w.inverse() } else { w }, log_abs_det)
+            }
+            InvConvWeight::Lu {
+                permutation,
+                lower,
+                upper,
+                log_s,
+                sign_s,
+            } => {
+                let l_strict = tape.param(lower);
+                let u = self.upper_with_diagonal(tape, upper, log_s, sign_s);
+                let matrix = if inverse {
+                    // W⁻¹ = (U + diag s)⁻¹·L⁻¹·Pᵀ: a unit-lower solve, then an
+                    // upper one; the unit-lower solve reads only the strictly
+                    // lower entries.
+                    let l_inv_pt = l_strict.solve_triangular(
+                        &tape.constant(permutation.t().contiguous()),
+                        Triangle::Lower,
+                        Diagonal::Unit,
+                    );
+                    u.solve_triangular(&l_inv_pt, Triangle::Upper, Diagonal::NonUnit)
+                } else {
+                    // W = P·L·(U + diag s), L = (strictly lower part) + I
+                    let l = l_strict
+                        .mul(&tape.constant(strict_triangle(n, true)))
+                        .add(&tape.constant(eye(n)));
+                    tape.constant(permutation.clone()).matmul(&l).matmul(&u)
+                };
+                // log|det W| = log|det P| + log|det L| + Σ log|sᵢ| = Σ log|sᵢ|
+                (matrix, tape.param(log_s).sum_all())
+            }
+        }
+    }
+
+    /// `matrix` applied to the channel vector of every pixel of `v`, and the
+    /// number of pixels.
+    fn apply<'t>(&self, v: &Var<'t, T>, matrix: &Var<'t, T>) -> (Var<'t, T>, usize) {
+        let shape = v.shape();
+        assert!(
+            (shape.len() == 2 || shape.len() == 4) && shape[1] == self.channels,
+            "InvConv1x1: expected [batch, {c}] or [batch, {c}, height, width], got {shape:?}",
+            c = self.channels
+        );
+        let c = self.channels;
+        if shape.len() == 2 {
+            // rows are channel vectors: x = z·Wᵀ
+            (v.matmul(&matrix.transpose(0, 1)), 1)
+        } else {
+            // a 1×1 convolution with kernel W[o, c]
+            let kernel = matrix.reshape(&[c, c, 1, 1]);
+            (v.conv2d(&kernel, None, 0), shape[2] * shape[3])
+        }
+    }
+}
+
+impl<T: Element> Flow<T> for InvConv1x1<T> {
+    fn name(&self) -> String {
+        match self.weight {
+            InvConvWeight::Plain { .. } => "InvConv1x1".into(),
+            InvConvWeight::Lu { .. } => "InvConv1x1(LU)".into(),
+        }
+    }
+
+    fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        let (w, log_abs_det) = self.matrix(z.tape(), false);
+        let (x, pixels) = self.apply(z, &w);
+        // log|det| = (pixels)·log|det W|
+        let log_det = log_abs_det
+            .mul_scalar(T::from_f64(pixels as f64))
+            .reshape(&[1])
+            .broadcast_to(&[z.shape()[0]]);
+        (x, log_det)
+    }
+
+    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        let (w_inv, log_abs_det) = self.matrix(x.tape(), true);
+        let (z, pixels) = self.apply(x, &w_inv);
+        let log_det = log_abs_det
+            .mul_scalar(T::from_f64(-(pixels as f64)))
+            .reshape(&[1])
+            .broadcast_to(&[x.shape()[0]]);
+        (z, log_det)
+    }
+
+    fn params(&self) -> Vec<&Param<T>> {
+        match &self.weight {
+            InvConvWeight::Plain { weight } => vec![weight],
+            InvConvWeight::Lu {
+                lower,
+                upper,
+                log_s,
+                ..
+            } => vec![lower, upper, log_s],
+        }
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
+        match &mut self.weight {
+            InvConvWeight::Plain { weight } => vec![weight],
+            InvConvWeight::Lu {
+                lower,
+                upper,
+                log_s,
+                ..
+            } => vec![lower, upper, log_s],
+        }
+    }
+}

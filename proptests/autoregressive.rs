@@ -14,6 +14,7 @@ use flowzoo::flows::check::{
     check_flow, finite_difference_jacobian, gradcheck_params, randomize_params, CheckOptions,
 };
 use flowzoo::flows::energy::Energy;
+use flowzoo::flows::spec::build_layer;
 use flowzoo::flows::{Flow, Iaf, Maf, Sequential, SequentialMethod, Transform};
 use flowzoo::nn::made::{HiddenDegrees, Made, MadeOptions, Order};
 use flowzoo::nn::Init;
@@ -265,6 +266,30 @@ proptest! {
         if let Err(e) = gradcheck_params(&mut iaf, &x, GRADCHECK_H, GRADCHECK_RTOL) { panic!("{shape:?} {transform:?}: {e}"); }
         let mut inverted = Inverted(iaf);
         if let Err(e) = gradcheck_params(&mut inverted, &x, GRADCHECK_H, GRADCHECK_RTOL) { panic!("{shape:?} {transform:?} inverted: {e}"); }
+    }
+
+    // spec() → build_layer → parameters copied by name: the same layer (what
+    // a checkpoint relies on), for every shape, order and transform.
+    #[test]
+    fn spec_rebuilds_the_same_layer(shape in shape_strategy(), transform in transform_strategy(), iaf in any::<bool>(), seed in any::<u64>()) {
+        let made = made_of(&shape, seed);
+        let mut layer: Box<dyn Flow<f64>> = if iaf {
+            Box::new(Iaf::from_made(made, transform))
+        } else {
+            Box::new(Maf::from_made(made, transform))
+        };
+        randomize_params(layer.as_mut(), IAF_PARAM_SCALE, &mut rng(seed ^ 18));
+        let spec = layer.spec().expect("Maf and Iaf describe themselves");
+        let mut rebuilt = build_layer::<f64>(&spec).unwrap();
+        prop_assert_eq!(rebuilt.spec(), Some(spec));
+        prop_assert_eq!(rebuilt.params().len(), layer.params().len());
+        for (p, q) in rebuilt.params_mut().into_iter().zip(layer.params()) {
+            prop_assert_eq!(&p.name, &q.name);
+            p.value = q.value.clone();
+        }
+        let z = randn(&[2, shape.dim], seed ^ 19);
+        prop_assert_eq!(layer.forward_tensor(&z).0.to_vec(), rebuilt.forward_tensor(&z).0.to_vec());
+        prop_assert_eq!(layer.inverse_tensor(&z).1.to_vec(), rebuilt.inverse_tensor(&z).1.to_vec());
     }
 
     // Stacks with orders alternating: invertible, log-dets right.

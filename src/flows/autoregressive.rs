@@ -23,11 +23,15 @@
 //! (docs/derivations/maf.md), [`derivations::iaf`](crate::derivations::iaf)
 //! (docs/derivations/iaf.md), [`derivations::made`](crate::derivations::made).
 
+use super::spec::{LayerSpec, MAX_LAYER_ELEMENTS, MAX_SIZE};
 use super::Flow;
 use crate::autodiff::{Param, Tape, Var};
+use crate::error::CheckpointError;
 use crate::nn::made::{Made, MadeOptions, Order};
+use crate::nn::Init;
 use crate::tensor::{Element, Tensor};
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 /// The initial gate bias of [`Transform::Gated`]: σ(2) ≈ 0.88, so a gated
 /// layer starts close to the identity (Kingma et al. 2016, §4: "+1 or +2").
@@ -42,6 +46,9 @@ pub enum Transform {
     Affine,
     /// The gated update of IAF (Kingma et al. 2016, eq. 14-15), outputs (m, s):
     /// σ = sigmoid(s), x = σ ⊙ z + (1 − σ) ⊙ m, i.e. ℓ = log σ, b = (1 − σ) ⊙ m.
+    /// Since σ < 1 a gated layer never expands volume (its log-det is
+    /// negative): on a fixed N(0, I) prior, put a layer that can expand before
+    /// it (the paper's base is a learned Gaussian).
     Gated,
 }
 
@@ -106,6 +113,25 @@ impl<T: Element> Conditioner<T> {
             }
         }
         Conditioner { made, transform }
+    }
+
+    /// The architecture as data (see [`layer_from_spec`]).
+    fn spec(&self, kind: &str) -> LayerSpec {
+        let made = &self.made;
+        let widths: Vec<usize> = made.hidden_degrees.iter().map(Vec::len).collect();
+        LayerSpec::new(kind)
+            .with("dim", made.dim)
+            .with("hidden", widths)
+            .with("input_degrees", &made.input_degrees[..])
+            .with("hidden_degrees", made.hidden_degrees.concat())
+            .with("residual", made.residual)
+            .with(
+                "transform",
+                match self.transform {
+                    Transform::Affine => "affine",
+                    Transform::Gated => "gated",
+                },
+            )
     }
 
     fn check(&self, layer: &str, v: &Var<'_, T>) {
@@ -292,6 +318,10 @@ impl<T: Element> Flow<T> for Maf<T> {
         (unshift_and_unscale(x, &l, &b), l.sum_axes(&[1]).neg())
     }
 
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(self.conditioner.spec("Maf"))
+    }
+
     fn params(&self) -> Vec<&Param<T>> {
         self.conditioner.made.params()
     }
@@ -411,6 +441,10 @@ impl<T: Element> Flow<T> for Iaf<T> {
         (z, l.sum_axes(&[1]).neg())
     }
 
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(self.conditioner.spec("Iaf"))
+    }
+
     fn params(&self) -> Vec<&Param<T>> {
         self.conditioner.made.params()
     }
@@ -482,4 +516,98 @@ pub fn made_for_flow<T: Element, R: Rng + ?Sized>(
     rng: &mut R,
 ) -> Made<T> {
     Made::with_options(dim, hidden, 2, &order.degrees(dim), options, rng)
+}
+
+/// Rebuilds a [`Maf`] or [`Iaf`] from the [`LayerSpec`] its `spec` wrote
+/// (kind `"Maf"` or `"Iaf"`; fields `dim`, `hidden`, `input_degrees`,
+/// `hidden_degrees` (every hidden layer's, concatenated), `residual`,
+/// `transform`), with placeholder parameters to be filled by name, as
+/// [`spec::build_layer`](super::spec::build_layer) does for every layer.
+///
+/// # Errors
+/// [`CheckpointError::BadSpec`] for a missing, mistyped or invalid field:
+/// sizes outside 1..=[`MAX_SIZE`], input degrees that are not a permutation
+/// of 1..=dim, hidden degrees outside 1..=max(1, dim − 1) or not matching the
+/// widths, residual blocks over unequal layers, a network over
+/// [`MAX_LAYER_ELEMENTS`] scalars, an unknown transform or kind.
+pub fn layer_from_spec<T: Element>(spec: &LayerSpec) -> Result<Box<dyn Flow<T>>, CheckpointError> {
+    let dim = spec.usize("dim")?;
+    if !(1..=MAX_SIZE).contains(&dim) {
+        return Err(spec.error("dim", format!("{dim} is not a size in 1..={MAX_SIZE}")));
+    }
+    let widths = spec.usizes("hidden")?;
+    if let Some(w) = widths.iter().find(|&&w| !(1..=MAX_SIZE).contains(&w)) {
+        return Err(spec.error("hidden", format!("{w} is not a size in 1..={MAX_SIZE}")));
+    }
+    let sizes: Vec<usize> = std::iter::once(dim)
+        .chain(widths.iter().copied())
+        .chain(std::iter::once(2 * dim))
+        .collect();
+    let elements = sizes.windows(2).try_fold(0usize, |acc, w| {
+        w[0].checked_mul(w[1])
+            .and_then(|n| n.checked_add(w[1]))
+            .and_then(|n| acc.checked_add(n))
+    });
+    if elements.is_none_or(|n| n > MAX_LAYER_ELEMENTS) {
+        return Err(spec.error(
+            "hidden",
+            format!("a MADE through {sizes:?} exceeds {MAX_LAYER_ELEMENTS} parameters"),
+        ));
+    }
+    let input_degrees = spec.usizes("input_degrees")?;
+    let mut sorted = input_degrees.clone();
+    sorted.sort_unstable();
+    if sorted != (1..=dim).collect::<Vec<_>>() {
+        return Err(spec.error("input_degrees", format!("not a permutation of 1..={dim}")));
+    }
+    let flat = spec.usizes("hidden_degrees")?;
+    if flat.len() != widths.iter().sum::<usize>() {
+        return Err(spec.error(
+            "hidden_degrees",
+            format!("{} degrees for hidden widths {widths:?}", flat.len()),
+        ));
+    }
+    let top = dim.saturating_sub(1).max(1);
+    if let Some(m) = flat.iter().find(|m| !(1..=top).contains(*m)) {
+        return Err(spec.error("hidden_degrees", format!("{m} is outside 1..={top}")));
+    }
+    let mut hidden_degrees = Vec::with_capacity(widths.len());
+    let mut start = 0;
+    for &w in &widths {
+        hidden_degrees.push(flat[start..start + w].to_vec());
+        start += w;
+    }
+    let residual = spec.bool("residual")?;
+    if residual && hidden_degrees.windows(2).any(|w| w[0] != w[1]) {
+        return Err(spec.error(
+            "residual",
+            "residual blocks need equal degrees from layer to layer",
+        ));
+    }
+    let transform = match spec.str("transform")? {
+        "affine" => Transform::Affine,
+        "gated" => Transform::Gated,
+        other => {
+            return Err(spec.error(
+                "transform",
+                format!("unknown transform '{other}': affine or gated"),
+            ))
+        }
+    };
+    // The placeholder values are overwritten by the stored ones, so any seed does.
+    let mut rng = StdRng::seed_from_u64(0);
+    let made = Made::from_degrees(
+        dim,
+        2,
+        &input_degrees,
+        hidden_degrees,
+        residual,
+        Init::Zero,
+        &mut rng,
+    );
+    match spec.kind.as_str() {
+        "Maf" => Ok(Box::new(Maf::from_made(made, transform))),
+        "Iaf" => Ok(Box::new(Iaf::from_made(made, transform))),
+        other => Err(spec.error("kind", format!("'{other}' is not Maf or Iaf"))),
+    }
 }

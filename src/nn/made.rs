@@ -193,12 +193,45 @@ impl<T: Element> Made<T> {
         rng: &mut R,
     ) -> Self {
         assert!(
-            dim > 0 && params_per_dim > 0,
-            "Made: need dim ≥ 1 and params_per_dim ≥ 1, got {dim} and {params_per_dim}"
-        );
-        assert!(
             hidden.iter().all(|&h| h > 0),
             "Made: hidden widths must be positive, got {hidden:?}"
+        );
+        assert!(
+            !options.residual || hidden.windows(2).all(|w| w[0] == w[1]),
+            "Made: residual blocks need equal hidden widths, got {hidden:?}"
+        );
+        Made::from_degrees(
+            dim,
+            params_per_dim,
+            input_degrees,
+            hidden_degrees(dim, hidden, options),
+            options.residual,
+            options.output_init,
+            rng,
+        )
+    }
+
+    /// A MADE with every degree given: the input degrees (a permutation of
+    /// 1..=dim) and the degrees of each hidden layer's units (each in
+    /// 1..=max(1, dim − 1)). This is the architecture a checkpoint stores;
+    /// [`Made::with_options`] computes the hidden degrees and calls it.
+    ///
+    /// # Panics
+    /// If `dim` or `params_per_dim` is 0, a hidden layer is empty, the input
+    /// degrees are not a permutation of 1..=dim, a hidden degree is out of
+    /// range, or `residual` is set and two hidden layers' degrees differ.
+    pub fn from_degrees<R: Rng + ?Sized>(
+        dim: usize,
+        params_per_dim: usize,
+        input_degrees: &[usize],
+        hidden_degrees: Vec<Vec<usize>>,
+        residual: bool,
+        output_init: Init,
+        rng: &mut R,
+    ) -> Self {
+        assert!(
+            dim > 0 && params_per_dim > 0,
+            "Made: need dim ≥ 1 and params_per_dim ≥ 1, got {dim} and {params_per_dim}"
         );
         let mut sorted = input_degrees.to_vec();
         sorted.sort_unstable();
@@ -206,13 +239,19 @@ impl<T: Element> Made<T> {
             sorted == (1..=dim).collect::<Vec<_>>(),
             "Made: input degrees {input_degrees:?} are not a permutation of 1..={dim}"
         );
+        let top = dim.saturating_sub(1).max(1);
+        for (l, degrees) in hidden_degrees.iter().enumerate() {
+            assert!(
+                !degrees.is_empty() && degrees.iter().all(|m| (1..=top).contains(m)),
+                "Made: hidden layer {l} has no units or a degree outside 1..={top}"
+            );
+        }
         assert!(
-            !options.residual || hidden.windows(2).all(|w| w[0] == w[1]),
-            "Made: residual blocks need equal hidden widths, got {hidden:?}"
+            !residual || hidden_degrees.windows(2).all(|w| w[0] == w[1]),
+            "Made: residual blocks need equal degrees from layer to layer"
         );
-        let hidden_degrees = hidden_degrees(dim, hidden, options);
-        let mut layers = Vec::with_capacity(hidden.len() + 1);
-        let mut masks = Vec::with_capacity(hidden.len() + 1);
+        let mut layers = Vec::with_capacity(hidden_degrees.len() + 1);
+        let mut masks = Vec::with_capacity(hidden_degrees.len() + 1);
         let mut below: &[usize] = input_degrees;
         for (l, degrees) in hidden_degrees.iter().enumerate() {
             // Into a hidden unit: m(k) ≥ m(k′).
@@ -227,18 +266,18 @@ impl<T: Element> Made<T> {
             into > from
         });
         let out_features = params_per_dim * dim;
-        let weight = match options.output_init {
+        let weight = match output_init {
             Init::Glorot => glorot_uniform::<T, _>(below.len(), out_features, rng).mul(&mask),
             Init::Zero => Tensor::zeros(&[below.len(), out_features]),
         };
-        layers.push(named_linear(weight, hidden.len()));
+        layers.push(named_linear(weight, hidden_degrees.len()));
         masks.push(mask);
         Made {
             dim,
             params_per_dim,
             input_degrees: input_degrees.to_vec(),
             hidden_degrees,
-            residual: options.residual,
+            residual,
             layers,
             masks,
         }

@@ -6,12 +6,15 @@
 //! - `tensor_kernels`: every kernel against a naive reference, on views with
 //!   odd strides (transposed, narrowed, broadcast).
 //! - `autodiff_ops`: gradcheck of every recorded op against central differences.
+//! - `fuzz`: random and mutated bytes into the IDX, `.npy` and checkpoint
+//!   readers: typed errors, never a panic (prints the input counts).
 //! - `flows`: `check_flow` (invertibility, log-det vs the finite-difference
 //!   Jacobian) and the parameter gradcheck on every layer and stack.
 
 mod autodiff_ops;
 mod autoregressive;
 mod flows;
+mod fuzz;
 mod linalg;
 mod strategies;
 mod tensor_kernels;

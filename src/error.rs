@@ -105,6 +105,16 @@ pub enum DataError {
         /// Column number, 1-based.
         column: usize,
     },
+    /// A `.npy` file that is not a numeric matrix this reader takes, or
+    /// that holds a NaN or infinity.
+    BadNpy {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset of the offending header field or value.
+        offset: u64,
+        /// What is wrong (for a value: its row and column, 0-based).
+        what: String,
+    },
     /// A dataset name that no loader knows.
     UnknownDataset {
         /// The name asked for.
@@ -205,6 +215,9 @@ impl fmt::Display for DataError {
                 "{}: line {row}, column {column}: the value is not finite (NaN or infinity)",
                 path.display()
             ),
+            DataError::BadNpy { path, offset, what } => {
+                write!(f, "{}: offset {offset}: {what}", path.display())
+            }
             DataError::UnknownDataset { name, known } => write!(
                 f,
                 "unknown dataset \"{name}\"; known datasets: {}",

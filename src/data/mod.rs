@@ -18,8 +18,11 @@
 //! - [`tabular`]: [`Table`], numeric CSV files, and [`standardize`].
 //! - [`batch`]: [`Batcher`], seeded shuffling into minibatches of row indices,
 //!   and [`gather_rows`] to copy those rows out.
+//! - [`npy`]: NumPy `.npy` matrices read as a [`Table`].
 //! - [`preprocess`]: dequantisation and the logit transform as flows, whose
 //!   log-dets count towards bits/dim.
+//! - [`standardize`]: per-column standardisation as a flow layer, so tabular
+//!   densities are reported in the data's original units.
 //!
 //! Randomness is always explicit: samplers take `&mut impl Rng`, the batcher a
 //! `u64` seed. Malformed input returns a
@@ -29,7 +32,9 @@
 pub mod batch;
 pub mod digits;
 pub mod idx;
+pub mod npy;
 pub mod preprocess;
+pub mod standardize;
 pub mod tabular;
 pub mod toy2d;
 

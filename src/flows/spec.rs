@@ -23,7 +23,7 @@
 //!
 //! The byte layout of a spec in a file is in docs/checkpoint-format.md.
 
-use super::coupling::{AffineCoupling, Mask};
+use super::coupling::{AffineCoupling, Mask, ScaleKind};
 use super::permute::Reverse;
 use super::sequential::Sequential;
 use super::Flow;
@@ -352,7 +352,8 @@ fn mask_from_spec(spec: &LayerSpec) -> Result<Mask, CheckpointError> {
 /// Builds the layer `spec` describes, with placeholder parameter values
 /// (fill them by name afterwards, as the checkpoint loader does).
 ///
-/// Known kinds: `AffineCoupling`, `Reverse`, `Sequential`, `Logit`.
+/// Known kinds: `AffineCoupling`, `Reverse`, `Sequential`, `Logit`,
+/// `Standardize`.
 ///
 /// # Errors
 /// [`CheckpointError::UnknownLayer`] for a kind not listed;
@@ -381,6 +382,10 @@ pub fn build_layer<T: Element>(spec: &LayerSpec) -> Result<Box<dyn Flow<T>>, Che
                 mask,
                 net,
                 scale: Param::new("scale", Tensor::ones(&[n2])),
+                scale_kind: match spec.get("scale_kind") {
+                    Some(SpecValue::Str(kind)) if kind == "sigmoid" => ScaleKind::Sigmoid,
+                    _ => ScaleKind::Tanh,
+                },
             })
         }
         "Reverse" => Box::new(Reverse::new(size(spec, "dim")?)),
@@ -392,14 +397,9 @@ pub fn build_layer<T: Element>(spec: &LayerSpec) -> Result<Box<dyn Flow<T>>, Che
             }
             Box::new(Logit::new(dim, alpha))
         }
-        "Sequential" => {
-            let layers = spec
-                .children
-                .iter()
-                .map(build_layer)
-                .collect::<Result<Vec<_>, _>>()?;
-            Box::new(Sequential::new(layers))
-        }
+        "Maf" | "Iaf" => super::autoregressive::layer_from_spec(spec)?,
+        "Sequential" => Box::new(build_sequential(spec)?),
+        "Standardize" => Box::new(crate::data::standardize::from_spec(spec)?),
         _ => {
             return Err(CheckpointError::UnknownLayer {
                 path: PathBuf::new(),
@@ -408,6 +408,25 @@ pub fn build_layer<T: Element>(spec: &LayerSpec) -> Result<Box<dyn Flow<T>>, Che
         }
     };
     Ok(layer)
+}
+
+/// Builds a [`Sequential`] from a spec of kind `Sequential`: each child
+/// with [`build_layer`], in order (a [`FlowModel`](super::FlowModel)'s flow
+/// is one).
+///
+/// # Errors
+/// [`CheckpointError::BadSpec`] if `spec` is of another kind; otherwise as
+/// [`build_layer`] for each child.
+pub fn build_sequential<T: Element>(spec: &LayerSpec) -> Result<Sequential<T>, CheckpointError> {
+    if spec.kind != "Sequential" {
+        return Err(spec.error("kind", "expected a Sequential"));
+    }
+    let layers = spec
+        .children
+        .iter()
+        .map(build_layer)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Sequential::new(layers))
 }
 
 /// Takes exactly the buffers `wanted` (name, shape) from `buffers`, in that

@@ -1,0 +1,157 @@
+//! [`Standardize`]: per-column standardisation of tabular data as a flow
+//! layer, so a model trained on standardised values reports densities in the
+//! data's original units and samples in them.
+
+use crate::autodiff::Var;
+use crate::data::tabular::Table;
+use crate::error::CheckpointError;
+use crate::flows::spec::LayerSpec;
+use crate::flows::Flow;
+use crate::tensor::{Element, Tensor};
+
+/// The fixed affine map between standardised values z and data x, one
+/// mean μᵢ and standard deviation σᵢ per column:
+///
+/// forward (z → x): x = μ + σ ⊙ z,  log|det ∂x/∂z| = Σᵢ log σᵢ;
+/// inverse (x → z): z = (x − μ) ⊘ σ,  log|det ∂z/∂x| = −Σᵢ log σᵢ.
+///
+/// Put last in a model's `Sequential` (at the data end), it makes
+/// `log_prob` the density of the *original* x, the standardisation's
+/// Jacobian counted: log p(x) = log p_z((x − μ)/σ) − Σᵢ log σᵢ. Its
+/// statistics are part of its spec, so a checkpoint stores them. It has no
+/// trainable parameters.
+///
+/// # Shapes
+/// `[batch, dim] → [batch, dim]`, log-det `[batch]`.
+///
+/// # Units
+/// μ and σ in the data's units; log-dets in nats.
+///
+/// # Panics
+/// `new` panics if `mean` and `std` differ in length, are empty, or a σ
+/// is not positive and finite; `forward`/`inverse` if the input is not
+/// `[_, dim]` (naming both shapes).
+///
+/// # Examples
+/// ```
+/// use flowzoo::data::standardize::Standardize;
+/// use flowzoo::flows::Flow;
+/// use flowzoo::tensor::Tensor;
+/// let layer = Standardize::new(vec![10.0, -1.0], vec![2.0, 0.5]);
+/// let x = Tensor::<f64>::from_vec(vec![12.0, -1.5], &[1, 2]);
+/// let (z, log_det) = layer.inverse_tensor(&x);
+/// assert_eq!(z.to_vec(), vec![1.0, -1.0]);
+/// // −(log 2 + log ½) = 0
+/// assert!(log_det.item().abs() < 1e-15);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Standardize {
+    /// μ per column.
+    pub mean: Vec<f64>,
+    /// σ per column, positive.
+    pub std: Vec<f64>,
+}
+
+impl Standardize {
+    /// The layer with means `mean` and standard deviations `std`.
+    ///
+    /// # Panics
+    /// See the type's doc.
+    pub fn new(mean: Vec<f64>, std: Vec<f64>) -> Self {
+        assert!(
+            !mean.is_empty() && mean.len() == std.len(),
+            "Standardize: {} means and {} standard deviations",
+            mean.len(),
+            std.len()
+        );
+        assert!(
+            std.iter().all(|s| s.is_finite() && *s > 0.0) && mean.iter().all(|m| m.is_finite()),
+            "Standardize: standard deviations must be positive and finite, means finite: {std:?}, {mean:?}"
+        );
+        Standardize { mean, std }
+    }
+
+    /// The column means and standard deviations of `table` (as
+    /// [`standardize`](crate::data::tabular::standardize) computes them:
+    /// population σ, 1 for a constant column), leaving the table unchanged.
+    ///
+    /// # Panics
+    /// If the table has no columns.
+    pub fn fit(table: &Table) -> Self {
+        let mut copy = table.clone();
+        let (mean, std) = crate::data::tabular::standardize(&mut copy);
+        Standardize::new(mean, std)
+    }
+
+    /// The number of columns.
+    pub fn dim(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// Σᵢ log σᵢ, the forward log-det of every sample.
+    pub fn log_det_forward(&self) -> f64 {
+        self.std.iter().map(|s| s.ln()).sum()
+    }
+
+    fn constants<'t, T: Element>(&self, v: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        assert!(
+            v.shape().len() == 2 && v.shape()[1] == self.dim(),
+            "Standardize: expected [batch, {}], got {:?}",
+            self.dim(),
+            v.shape()
+        );
+        let row = |values: &[f64]| v.constant(Tensor::from_f64_slice(values, &[1, self.dim()]));
+        (row(&self.mean), row(&self.std))
+    }
+
+    fn log_dets<'t, T: Element>(&self, v: &Var<'t, T>, sign: f64) -> Var<'t, T> {
+        let value = T::from_f64(sign * self.log_det_forward());
+        v.constant(Tensor::full(&[v.shape()[0]], value))
+    }
+}
+
+impl<T: Element> Flow<T> for Standardize {
+    fn name(&self) -> String {
+        "Standardize".into()
+    }
+
+    fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        let (mean, std) = self.constants(z);
+        // x = μ + σ ⊙ z
+        (z.mul(&std).add(&mean), self.log_dets(z, 1.0))
+    }
+
+    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        let (mean, std) = self.constants(x);
+        // z = (x − μ) ⊘ σ
+        (x.sub(&mean).div(&std), self.log_dets(x, -1.0))
+    }
+
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(
+            LayerSpec::new("Standardize")
+                .with("mean", self.mean.clone())
+                .with("std", self.std.clone()),
+        )
+    }
+}
+
+/// The layer a spec of kind `Standardize` describes.
+///
+/// # Errors
+/// [`CheckpointError::BadSpec`] if `mean` or `std` is missing, they differ
+/// in length or are empty, or a σ is not positive.
+pub fn from_spec(spec: &LayerSpec) -> Result<Standardize, CheckpointError> {
+    let mean = spec.f64s("mean")?;
+    let std = spec.f64s("std")?;
+    if mean.is_empty() || mean.len() != std.len() {
+        return Err(spec.error(
+            "std",
+            format!("{} means and {} standard deviations", mean.len(), std.len()),
+        ));
+    }
+    if let Some(s) = std.iter().find(|s| **s <= 0.0) {
+        return Err(spec.error("std", format!("{s} is not positive")));
+    }
+    Ok(Standardize::new(mean, std))
+}

@@ -1,0 +1,466 @@
+//! Checkpoints: every flow of the zoo round-trips bit for bit, saving never
+//! leaves a half-written file under the real name, and every way a file can
+//! be wrong gives its typed error naming the file and the offset or field.
+
+mod common;
+
+use flowzoo::autodiff::Var;
+use flowzoo::data::preprocess::Logit;
+use flowzoo::error::CheckpointError;
+use flowzoo::flows::model::realnvp_layers;
+use flowzoo::flows::prior::Logistic;
+use flowzoo::flows::spec::{LayerSpec, SpecValue};
+use flowzoo::flows::{AffineCoupling, Flow, FlowModel, Mask, Reverse, Sequential};
+use flowzoo::nn::Adam;
+use flowzoo::tensor::{Element, Tensor};
+use flowzoo::train::checkpoint::{
+    fnv1a64, load_model, save, save_model, temporary_path, to_bytes, AdamState, Checkpoint,
+    FORMAT_VERSION,
+};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::path::{Path, PathBuf};
+
+fn rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
+}
+
+/// The bits of every entry, so that equality means bit-for-bit.
+fn bits<T: Element>(t: &Tensor<T>) -> Vec<u64> {
+    t.to_f64_vec().iter().map(|v| v.to_bits()).collect()
+}
+
+/// Saves `model`, loads it back, and checks that parameters, buffers,
+/// `log_prob` on `x` and samples from the same seed are identical to the bit.
+fn assert_round_trip<T: Element>(name: &str, mut model: FlowModel<T>, x: &Tensor<T>) {
+    // Random parameters, so that a parameter loaded into the wrong place shows.
+    let mut r = rng(7);
+    for p in model.params_mut() {
+        p.value = Tensor::randn(p.value.shape(), &mut r).mul_scalar(T::from_f64(0.1));
+    }
+    let path = common::temp_dir(&format!("ckpt-{name}")).join("model.flowzoo");
+    save_model(&path, &model).unwrap_or_else(|e| panic!("{name}: save: {e}"));
+    let loaded = load_model::<T>(&path).unwrap_or_else(|e| panic!("{name}: load: {e}"));
+
+    let (before, after) = (model.params(), loaded.params());
+    assert_eq!(before.len(), after.len(), "{name}: parameter count");
+    for (p, q) in before.iter().zip(&after) {
+        assert_eq!(p.name, q.name, "{name}: parameter order");
+        assert_eq!(bits(&p.value), bits(&q.value), "{name}: {}", p.name);
+    }
+    let (before, after) = (model.flow.buffers(), loaded.flow.buffers());
+    assert_eq!(before.len(), after.len(), "{name}: buffer count");
+    for ((n, a), (m, b)) in before.iter().zip(&after) {
+        assert_eq!((n, bits(a)), (m, bits(b)), "{name}: buffer {n}");
+    }
+    assert_eq!(model.prior, loaded.prior, "{name}: prior");
+    let (lp, lq) = (model.log_prob(x), loaded.log_prob(x));
+    assert!(lp.all_finite(), "{name}: log_prob is not finite: {lp:?}");
+    assert_eq!(bits(&lp), bits(&lq), "{name}: log_prob");
+    let (sp, sq) = (
+        model.sample(16, 0.8, &mut rng(3)),
+        loaded.sample(16, 0.8, &mut rng(3)),
+    );
+    assert_eq!(bits(&sp), bits(&sq), "{name}: samples");
+    // The file is also what a re-save of the loaded model writes.
+    let again = to_bytes(&loaded, None, &[]).unwrap();
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        again,
+        "{name}: re-saved bytes"
+    );
+}
+
+fn vectors<T: Element>(batch: usize, dim: usize, seed: u64) -> Tensor<T> {
+    Tensor::randn(&[batch, dim], &mut rng(seed))
+}
+
+#[test]
+fn realnvp_round_trips_in_f32_and_f64() {
+    let model = FlowModel::<f32>::realnvp(2, 4, 16, &mut rng(0));
+    assert_round_trip("realnvp-f32", model, &vectors(64, 2, 1));
+    let model = FlowModel::<f64>::realnvp(5, 3, 8, &mut rng(0));
+    assert_round_trip("realnvp-f64", model, &vectors(64, 5, 1));
+}
+
+#[test]
+fn hand_assembled_stack_round_trips() {
+    // Alternating masks, a reversal, a nested Sequential and a logistic prior:
+    // none of it comes from a named builder, all of it from the specs.
+    let dim = 6;
+    let mut r = rng(0);
+    let inner: Vec<Box<dyn Flow<f64>>> = vec![
+        Box::new(AffineCoupling::new(Mask::alternating(dim, 1), 8, &mut r)),
+        Box::new(Reverse::new(dim)),
+    ];
+    let layers: Vec<Box<dyn Flow<f64>>> = vec![
+        Box::new(AffineCoupling::new(Mask::alternating(dim, 0), 12, &mut r)),
+        Box::new(Sequential::new(inner)),
+        Box::new(AffineCoupling::new(Mask::half(dim, true), 4, &mut r)),
+    ];
+    let model = FlowModel::with_prior(Logistic::new(dim), Sequential::new(layers));
+    assert_round_trip("hand-assembled", model, &vectors(32, dim, 2));
+}
+
+#[test]
+fn digits_model_with_logit_round_trips() {
+    let dim = 64;
+    let mut layers = realnvp_layers::<f32, _>(dim, 2, 32, &mut rng(0));
+    layers.push(Box::new(Logit::new(dim, 0.05)));
+    let model = FlowModel::new(dim, Sequential::new(layers));
+    let x = Tensor::<f32>::rand_uniform(&[16, dim], 0.0, 1.0, &mut rng(4));
+    assert_round_trip("digits-logit", model, &x);
+}
+
+#[test]
+fn optimiser_state_and_metadata_round_trip() {
+    let mut model = FlowModel::<f32>::realnvp(2, 2, 8, &mut rng(0));
+    let mut adam = Adam::new(3e-4);
+    adam.beta2 = 0.99;
+    let x = vectors::<f32>(32, 2, 5);
+    for _ in 0..3 {
+        flowzoo::train::train_step(&mut model, &mut adam, &x).unwrap();
+    }
+    let meta = vec![
+        ("data".to_string(), SpecValue::from("moons")),
+        (
+            "image_shape".to_string(),
+            SpecValue::from(vec![1usize, 8, 8]),
+        ),
+        ("temperature".to_string(), SpecValue::from(0.5)),
+        ("flag".to_string(), SpecValue::from(true)),
+    ];
+    let path = common::temp_dir("ckpt-adam").join("model.flowzoo");
+    save(&path, &model, Some(&AdamState::of(&adam)), &meta).unwrap();
+    let loaded = Checkpoint::<f32>::load(&path).unwrap();
+    assert_eq!(loaded.metadata, meta);
+    assert_eq!(loaded.meta("data"), Some(&SpecValue::from("moons")));
+    let state = loaded.optimizer.expect("the optimiser state was saved");
+    assert_eq!((state.lr, state.beta2, state.step), (3e-4, 0.99, 3));
+    assert_eq!(state.moments.len(), model.params().len());
+    for ([m, v], [m2, v2]) in adam.moments().iter().zip(&state.moments) {
+        assert_eq!((bits(m), bits(v)), (bits(m2), bits(v2)));
+    }
+    // One more step from the restored state equals one more step of the original.
+    let (mut resumed_model, mut resumed) = (loaded.model, state.to_adam());
+    let a = flowzoo::train::train_step(&mut model, &mut adam, &x).unwrap();
+    let b = flowzoo::train::train_step(&mut resumed_model, &mut resumed, &x).unwrap();
+    assert_eq!(a.to_bits(), b.to_bits());
+    for (p, q) in model.params().iter().zip(resumed_model.params()) {
+        assert_eq!(
+            bits(&p.value),
+            bits(&q.value),
+            "{} after a resumed step",
+            p.name
+        );
+    }
+}
+
+#[test]
+fn f32_checkpoint_loads_into_f64_exactly() {
+    let model = FlowModel::<f32>::realnvp(3, 2, 8, &mut rng(0));
+    let path = common::temp_dir("ckpt-cast").join("model.flowzoo");
+    save_model(&path, &model).unwrap();
+    let wide = load_model::<f64>(&path).unwrap();
+    for (p, q) in model.params().iter().zip(wide.params()) {
+        let widened: Vec<f64> = p.value.to_f64_vec();
+        assert_eq!(widened, q.value.to_f64_vec(), "{}", p.name);
+    }
+}
+
+#[test]
+fn a_crash_mid_save_leaves_the_old_checkpoint_whole() {
+    let dir = common::temp_dir("ckpt-crash");
+    let path = dir.join("model.flowzoo");
+    let old = FlowModel::<f32>::realnvp(2, 2, 8, &mut rng(0));
+    save_model(&path, &old).unwrap();
+    let old_bytes = std::fs::read(&path).unwrap();
+    assert!(
+        !temporary_path(&path).exists(),
+        "save left its temporary file"
+    );
+
+    // A save that died half-way: the new bytes cut in the middle, in NAME.tmp.
+    let new = FlowModel::<f32>::realnvp(2, 2, 8, &mut rng(1));
+    let new_bytes = to_bytes(&new, None, &[]).unwrap();
+    std::fs::write(temporary_path(&path), &new_bytes[..new_bytes.len() / 2]).unwrap();
+
+    // The real name still holds the old checkpoint, whole, and it loads.
+    assert_eq!(std::fs::read(&path).unwrap(), old_bytes);
+    let loaded = load_model::<f32>(&path).unwrap();
+    let x = vectors::<f32>(8, 2, 2);
+    assert_eq!(bits(&old.log_prob(&x)), bits(&loaded.log_prob(&x)));
+    // The half-written file itself is rejected, not misread.
+    let err = load_model::<f32>(temporary_path(&path)).err().unwrap();
+    assert!(matches!(err, CheckpointError::Truncated { .. }), "{err}");
+
+    // The next save replaces the leftover and the checkpoint.
+    save_model(&path, &new).unwrap();
+    assert!(!temporary_path(&path).exists());
+    assert_eq!(std::fs::read(&path).unwrap(), new_bytes);
+}
+
+// ------------------------------------------------------------ bad input
+
+/// A valid file's bytes for the bad-input tests.
+fn good_bytes() -> Vec<u8> {
+    let model = FlowModel::<f32>::realnvp(2, 2, 8, &mut rng(0));
+    to_bytes(&model, None, &[]).unwrap()
+}
+
+/// Recomputes the length field and the checksum after an edit, as a writer
+/// with a bug would produce them.
+fn reseal(mut bytes: Vec<u8>) -> Vec<u8> {
+    let n = bytes.len();
+    bytes[12..20].copy_from_slice(&(n as u64).to_le_bytes());
+    let sum = fnv1a64(&bytes[..n - 8]);
+    bytes[n - 8..].copy_from_slice(&sum.to_le_bytes());
+    bytes
+}
+
+fn load_bytes(bytes: &[u8]) -> Result<Checkpoint<f32>, CheckpointError> {
+    Checkpoint::from_bytes(bytes, Path::new("bad.flowzoo"))
+}
+
+fn error_of(bytes: &[u8]) -> CheckpointError {
+    match load_bytes(bytes) {
+        Ok(_) => panic!("a bad checkpoint loaded"),
+        Err(e) => {
+            let message = e.to_string();
+            assert!(message.contains("bad.flowzoo"), "no file name: {message}");
+            e
+        }
+    }
+}
+
+#[test]
+fn truncated_file_names_the_offset_where_it_ends() {
+    let bytes = good_bytes();
+    for cut in [0, 5, 11, 19, 20, 100, bytes.len() / 2, bytes.len() - 1] {
+        let err = error_of(&bytes[..cut]);
+        match &err {
+            CheckpointError::Truncated { offset, .. } => assert_eq!(*offset, cut as u64, "{err}"),
+            other => panic!("cut at {cut}: expected Truncated, got {other}"),
+        }
+        if cut > 0 {
+            assert!(err.to_string().contains(&format!("offset {cut}")), "{err}");
+        }
+    }
+}
+
+#[test]
+fn corrupted_byte_fails_the_checksum() {
+    let bytes = good_bytes();
+    // Past the header, so that the length and version still read as valid.
+    for at in [20, 21, bytes.len() / 2, bytes.len() - 9, bytes.len() - 1] {
+        let mut bad = bytes.clone();
+        bad[at] ^= 0x10;
+        let err = error_of(&bad);
+        match &err {
+            CheckpointError::ChecksumMismatch {
+                offset,
+                expected,
+                found,
+                ..
+            } => {
+                assert_eq!(*offset, bytes.len() as u64 - 8);
+                assert_ne!(expected, found);
+            }
+            other => panic!("byte {at} flipped: expected ChecksumMismatch, got {other}"),
+        }
+        assert!(err.to_string().contains("checksum"), "{err}");
+    }
+}
+
+#[test]
+fn wrong_magic_is_not_a_checkpoint() {
+    let mut bytes = good_bytes();
+    bytes[0] = b'G';
+    let err = error_of(&bytes);
+    assert!(matches!(err, CheckpointError::BadMagic { .. }), "{err}");
+    assert!(err.to_string().contains("offset 0"), "{err}");
+    // A PNG or any other file is rejected the same way, before anything else.
+    let err = error_of(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR");
+    assert!(matches!(err, CheckpointError::BadMagic { .. }), "{err}");
+}
+
+#[test]
+fn future_version_is_refused_by_number() {
+    let mut bytes = good_bytes();
+    bytes[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+    let err = error_of(&bytes);
+    match &err {
+        CheckpointError::UnsupportedVersion {
+            found, supported, ..
+        } => assert_eq!((*found, *supported), (FORMAT_VERSION + 1, FORMAT_VERSION)),
+        other => panic!("expected UnsupportedVersion, got {other}"),
+    }
+    assert!(err.to_string().contains("offset 8"), "{err}");
+}
+
+#[test]
+fn trailing_bytes_are_malformed() {
+    let mut bytes = good_bytes();
+    let n = bytes.len() as u64;
+    bytes.extend_from_slice(b"junk");
+    match error_of(&bytes) {
+        CheckpointError::Malformed { offset, .. } => assert_eq!(offset, n),
+        other => panic!("expected Malformed, got {other}"),
+    }
+}
+
+/// A layer that tells a different architecture than it holds: its spec
+/// claims `hidden` widths, its parameters are those of `inner`.
+struct Misdescribed {
+    inner: AffineCoupling<f32>,
+    claim: LayerSpec,
+}
+
+impl Flow<f32> for Misdescribed {
+    fn name(&self) -> String {
+        "Misdescribed".into()
+    }
+    fn forward<'t>(&self, z: &Var<'t, f32>) -> (Var<'t, f32>, Var<'t, f32>) {
+        self.inner.forward(z)
+    }
+    fn inverse<'t>(&self, x: &Var<'t, f32>) -> (Var<'t, f32>, Var<'t, f32>) {
+        self.inner.inverse(x)
+    }
+    fn params(&self) -> Vec<&flowzoo::autodiff::Param<f32>> {
+        self.inner.params()
+    }
+    fn params_mut(&mut self) -> Vec<&mut flowzoo::autodiff::Param<f32>> {
+        self.inner.params_mut()
+    }
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(self.claim.clone())
+    }
+}
+
+fn misdescribed_bytes(edit: impl FnOnce(LayerSpec) -> LayerSpec) -> Vec<u8> {
+    let inner = AffineCoupling::new(Mask::half(4, false), 8, &mut rng(0));
+    let claim = edit(inner.spec().unwrap());
+    let layers: Vec<Box<dyn Flow<f32>>> = vec![Box::new(Misdescribed { inner, claim })];
+    let model = FlowModel::new(4, Sequential::new(layers));
+    to_bytes(&model, None, &[]).unwrap()
+}
+
+fn set_field(mut spec: LayerSpec, name: &str, value: SpecValue) -> LayerSpec {
+    for (n, v) in &mut spec.fields {
+        if n == name {
+            *v = value.clone();
+        }
+    }
+    spec
+}
+
+#[test]
+fn architecture_and_tensors_that_disagree_name_the_tensor() {
+    // The spec says 16 hidden units, the stored weights have 8.
+    let bytes = misdescribed_bytes(|s| set_field(s, "hidden", SpecValue::from(vec![16usize, 16])));
+    let err = error_of(&bytes);
+    match &err {
+        CheckpointError::ArchitectureMismatch { what, .. } => {
+            assert!(what.contains("layer0.net.layer0.weight"), "{err}");
+            assert!(what.contains("[2, 16]") && what.contains("[2, 8]"), "{err}");
+        }
+        other => panic!("expected ArchitectureMismatch, got {other}"),
+    }
+    // The spec describes a layer without parameters: every stored tensor is left over.
+    let bytes = misdescribed_bytes(|_| LayerSpec::new("Reverse").with("dim", 4usize));
+    let err = error_of(&bytes);
+    assert!(
+        matches!(&err, CheckpointError::ArchitectureMismatch { what, .. }
+            if what.contains("stores parameter `layer0.net.layer0.bias`")),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_layer_and_bad_fields_are_named() {
+    let bytes = misdescribed_bytes(|mut s| {
+        s.kind = "Mystery".into();
+        s
+    });
+    let err = error_of(&bytes);
+    assert!(
+        matches!(&err, CheckpointError::UnknownLayer { kind, .. } if kind == "Mystery"),
+        "{err}"
+    );
+    // A mask that is not a partition of the features.
+    let bytes = misdescribed_bytes(|s| set_field(s, "cond", SpecValue::from(vec![0usize, 2])));
+    let err = error_of(&bytes);
+    assert!(
+        matches!(&err, CheckpointError::BadSpec { layer, field, .. } if layer == "AffineCoupling" && field == "trans"),
+        "{err}"
+    );
+    // A size the loader refuses to allocate.
+    let bytes = misdescribed_bytes(|s| set_field(s, "hidden", SpecValue::from(vec![1usize << 40])));
+    let err = error_of(&bytes);
+    assert!(
+        matches!(&err, CheckpointError::BadSpec { field, .. } if field == "hidden"),
+        "{err}"
+    );
+    // A field of the wrong type.
+    let bytes = misdescribed_bytes(|s| set_field(s, "dim", SpecValue::from("four")));
+    let err = error_of(&bytes);
+    assert!(
+        err.to_string().contains("field `dim`: expected an int"),
+        "{err}"
+    );
+}
+
+/// A layer with no spec.
+struct Opaque;
+
+impl Flow<f32> for Opaque {
+    fn name(&self) -> String {
+        "Opaque".into()
+    }
+    fn forward<'t>(&self, z: &Var<'t, f32>) -> (Var<'t, f32>, Var<'t, f32>) {
+        (z.clone(), z.sum_axes(&[1]).mul_scalar(0.0))
+    }
+    fn inverse<'t>(&self, x: &Var<'t, f32>) -> (Var<'t, f32>, Var<'t, f32>) {
+        (x.clone(), x.sum_axes(&[1]).mul_scalar(0.0))
+    }
+}
+
+#[test]
+fn a_layer_without_spec_cannot_be_saved_and_nothing_is_written() {
+    let layers: Vec<Box<dyn Flow<f32>>> = vec![Box::new(Reverse::new(2)), Box::new(Opaque)];
+    let model = FlowModel::new(2, Sequential::new(layers));
+    let path: PathBuf = common::temp_dir("ckpt-opaque").join("model.flowzoo");
+    let err = save_model(&path, &model).err().unwrap();
+    assert!(
+        matches!(&err, CheckpointError::NotSaveable { layer } if layer == "1 (Opaque)"),
+        "{err}"
+    );
+    assert!(!path.exists() && !temporary_path(&path).exists());
+}
+
+#[test]
+fn missing_file_is_an_io_error_naming_it() {
+    let path = common::temp_dir("ckpt-missing").join("nothing.flowzoo");
+    let err = load_model::<f32>(&path).err().unwrap();
+    assert!(matches!(err, CheckpointError::Io { .. }), "{err}");
+    assert!(err.to_string().contains("nothing.flowzoo"), "{err}");
+}
+
+#[test]
+fn resealed_garbage_inside_a_section_is_malformed_not_a_panic() {
+    // Unknown value tag where the first spec field's tag sits: magic 8 +
+    // version 4 + length 8 + tag 4 + length 8, then the prior's kind
+    // (4 + 14 bytes), the field count (4), the name "dim" (4 + 3).
+    let bytes = good_bytes();
+    let at = 20 + 12 + 4 + "StandardNormal".len() + 4 + 4 + 3;
+    assert_eq!(bytes[at], 0, "the int tag of the prior's dim");
+    let mut bad = bytes.clone();
+    bad[at] = 9;
+    match error_of(&reseal(bad)) {
+        CheckpointError::Malformed { offset, what, .. } => {
+            assert_eq!(offset, at as u64);
+            assert!(what.contains("unknown value tag 9"), "{what}");
+        }
+        other => panic!("expected Malformed, got {other}"),
+    }
+}

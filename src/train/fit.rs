@@ -81,22 +81,71 @@ pub fn fit<T: Element>(
     validate: Option<&mut (dyn FnMut(&FlowModel<T>) -> f64 + Send)>,
     on_step: impl FnMut(usize, f64) + Send,
 ) -> Result<FitReport, TrainError> {
+    let mut adam = Adam::<T>::new(config.lr);
+    fit_with(
+        model,
+        &mut adam,
+        config,
+        next_batch,
+        validate,
+        on_step,
+        |_, _, _| {},
+    )
+}
+
+/// [`fit`], continuing the optimisation `adam` holds: a fresh
+/// `Adam::new(config.lr)`, or one restored from a checkpoint to resume a
+/// run. Steps are counted from `adam.steps() + 1` up to `config.steps`
+/// (the total), with learning rate `config.lr`. At every validation point
+/// (every `config.eval_every` steps and the last) `on_check(step, model,
+/// adam)` is called after the validation, with the current parameters: the
+/// place to save a checkpoint, so that a run that diverges later keeps its
+/// last good one. The RNG is seeded from `config.seed` and the first step,
+/// so a resumed run draws other batches than the uninterrupted run would.
+///
+/// # Errors
+/// As [`fit`]; also [`TrainError::BadArgument`] if `adam` has already
+/// taken `config.steps` steps or more.
+#[allow(clippy::type_complexity)]
+pub fn fit_with<T: Element>(
+    model: &mut FlowModel<T>,
+    adam: &mut Adam<T>,
+    config: &FitConfig,
+    next_batch: impl FnMut(usize, &mut StdRng) -> Tensor<T> + Send,
+    validate: Option<&mut (dyn FnMut(&FlowModel<T>) -> f64 + Send)>,
+    on_step: impl FnMut(usize, f64) + Send,
+    on_check: impl FnMut(usize, &FlowModel<T>, &Adam<T>) + Send,
+) -> Result<FitReport, TrainError> {
     // The whole loop runs on a pool thread: see `tensor::parallel::in_pool`.
-    in_pool(move || fit_loop(model, config, next_batch, validate, on_step))
+    in_pool(move || fit_loop(model, adam, config, next_batch, validate, on_step, on_check))
 }
 
 #[allow(clippy::type_complexity)]
 fn fit_loop<T: Element>(
     model: &mut FlowModel<T>,
+    adam: &mut Adam<T>,
     config: &FitConfig,
     mut next_batch: impl FnMut(usize, &mut StdRng) -> Tensor<T>,
     mut validate: Option<&mut (dyn FnMut(&FlowModel<T>) -> f64 + Send)>,
     mut on_step: impl FnMut(usize, f64),
+    mut on_check: impl FnMut(usize, &FlowModel<T>, &Adam<T>),
 ) -> Result<FitReport, TrainError> {
     if config.steps == 0 {
         return Err(TrainError::BadArgument {
             name: "steps".into(),
             message: "must be at least 1".into(),
+        });
+    }
+    let first = usize::try_from(adam.steps())
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
+    if first > config.steps {
+        return Err(TrainError::BadArgument {
+            name: "steps".into(),
+            message: format!(
+                "the optimiser has already taken {} steps: ask for more than that",
+                first - 1
+            ),
         });
     }
     if !(config.lr > 0.0 && config.lr.is_finite()) {
@@ -106,16 +155,18 @@ fn fit_loop<T: Element>(
         });
     }
     let eval_every = config.eval_every.max(1);
-    let mut rng = StdRng::seed_from_u64(config.seed);
-    let mut adam = Adam::<T>::new(config.lr);
+    // The first step joins the seed so that a resumed run does not replay
+    // the batches of the steps it already took.
+    let mut rng = StdRng::seed_from_u64(config.seed.wrapping_add(first as u64 - 1));
+    adam.lr = config.lr;
     let mut report = FitReport::default();
     let mut best: Option<(f64, Vec<Tensor<T>>)> = None;
     let start = Instant::now();
     let mut validation_seconds = 0.0;
-    for step in 1..=config.steps {
+    for step in first..=config.steps {
         let x = next_batch(step, &mut rng);
         let loss =
-            train_step(model, &mut adam, &x).map_err(|what| TrainError::Diverged { step, what })?;
+            train_step(model, adam, &x).map_err(|what| TrainError::Diverged { step, what })?;
         on_step(step, loss);
         report.final_loss = loss;
         if step % eval_every == 0 || step == config.steps {
@@ -135,10 +186,12 @@ fn fit_loop<T: Element>(
                     report.best_validation = Some(score);
                 }
             }
+            on_check(step, model, adam);
         }
     }
     report.train_seconds = start.elapsed().as_secs_f64();
-    report.ms_per_step = 1e3 * (report.train_seconds - validation_seconds) / config.steps as f64;
+    let taken = config.steps + 1 - first;
+    report.ms_per_step = 1e3 * (report.train_seconds - validation_seconds) / taken as f64;
     report.steps = config.steps;
     match best {
         Some((_, values)) => {

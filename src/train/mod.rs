@@ -9,6 +9,7 @@
 //! small datasets overfit. Every random draw comes from one seeded RNG, so the
 //! same seed and thread count reproduce the run. Read `fit.rs` first.
 
+pub mod checkpoint;
 pub mod eval;
 pub mod fit;
 pub mod reverse_kl;
@@ -16,4 +17,4 @@ pub mod run;
 pub mod sample;
 
 pub use eval::{bits_per_dim, mean_nll};
-pub use fit::{fit, FitConfig, FitReport};
+pub use fit::{fit, train_step, FitConfig, FitReport};

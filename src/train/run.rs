@@ -8,7 +8,13 @@ use crate::data::digits;
 use crate::data::preprocess::{Dequantize, Logit};
 use crate::data::toy2d::Toy2d;
 use crate::error::{Error, TrainError};
+use crate::flows::architectures::{
+    glow_layers, glow_vector_layers, nice_layers, realnvp_image_layers, GlowConfig, NiceConfig,
+    RealNvpImageConfig,
+};
+use crate::flows::autoregressive::maf_layers;
 use crate::flows::model::realnvp_layers;
+use crate::flows::prior::{Logistic, Prior, StandardNormal};
 use crate::flows::{Flow, FlowModel, Sequential};
 use crate::tensor::Tensor;
 use rand::rngs::StdRng;
@@ -56,14 +62,89 @@ impl Dataset {
     }
 }
 
+/// The architecture trained by [`run`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FlowKind {
+    /// Affine couplings over alternating halves (RealNVP, arXiv:1605.08803).
+    #[default]
+    RealNvp,
+    /// MAF layers, order reversed between layers (arXiv:1705.07057): each a
+    /// MADE with two hidden layers of width `hidden`.
+    Maf,
+    /// NICE (arXiv:1410.8516): `layers` additive couplings over alternating
+    /// features, MLPs of 4 hidden layers of width `hidden`, a diagonal
+    /// rescaling, and the logistic prior. Vectors (2-D or the flat digits).
+    Nice,
+    /// The multi-scale RealNVP on images (arXiv:1605.08803, §3.6): 2 scales of
+    /// `layers` checkerboard couplings, squeeze, `layers` channel-wise
+    /// couplings and a factor-out, then `layers + 1` checkerboard couplings,
+    /// each a ResNet of `hidden` channels and 1 residual block. Digits only
+    /// (as `[batch, 1, 8, 8]` images).
+    RealNvpImage,
+    /// Glow (arXiv:1807.03039): on the digits, L = 2 levels of K = `layers`
+    /// steps (ActNorm, LU 1×1 convolution, sigmoid-scale affine coupling with
+    /// a network of `hidden` channels and 1 residual block), learned priors
+    /// at the split; on 2-D data, K steps with the 1×1 convolution as a 2×2
+    /// matrix and MLP couplings of width `hidden`. ActNorm is initialised
+    /// from 512 training points before the first step.
+    Glow,
+}
+
+impl FlowKind {
+    /// The name the command line uses.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FlowKind::RealNvp => "realnvp",
+            FlowKind::Maf => "maf",
+            FlowKind::Nice => "nice",
+            FlowKind::RealNvpImage => "realnvp-image",
+            FlowKind::Glow => "glow",
+        }
+    }
+
+    /// The default (layers, hidden) of the coupling family's flows on
+    /// `dataset`, the sizes whose results the README reports; `None` for the
+    /// flows whose defaults the command line sets itself.
+    pub fn coupling_family_defaults(&self, dataset: Dataset) -> Option<(usize, usize)> {
+        let digits = dataset == Dataset::Digits;
+        match self {
+            FlowKind::Nice => Some(if digits { (4, 256) } else { (4, 128) }),
+            FlowKind::RealNvpImage => Some((3, 32)),
+            FlowKind::Glow => Some(if digits { (4, 32) } else { (8, 128) }),
+            FlowKind::RealNvp | FlowKind::Maf => None,
+        }
+    }
+}
+
+impl std::str::FromStr for FlowKind {
+    type Err = TrainError;
+    fn from_str(name: &str) -> Result<Self, TrainError> {
+        match name {
+            "realnvp" => Ok(FlowKind::RealNvp),
+            "maf" => Ok(FlowKind::Maf),
+            "nice" => Ok(FlowKind::Nice),
+            "realnvp-image" => Ok(FlowKind::RealNvpImage),
+            "glow" => Ok(FlowKind::Glow),
+            _ => Err(TrainError::BadArgument {
+                name: "flow".into(),
+                message: format!(
+                    "unknown flow '{name}': available: realnvp, maf, nice, realnvp-image, glow"
+                ),
+            }),
+        }
+    }
+}
+
 /// The settings of one experiment (the command line's flags).
 #[derive(Clone, Debug)]
 pub struct RunConfig {
     /// The data.
     pub dataset: Dataset,
-    /// Coupling layers.
+    /// The architecture.
+    pub flow: FlowKind,
+    /// Coupling layers (RealNVP) or MADEs (MAF).
     pub layers: usize,
-    /// Hidden width of each coupling network (two hidden layers).
+    /// Hidden width of each coupling network or MADE (two hidden layers).
     pub hidden: usize,
     /// Optimisation steps.
     pub steps: usize,
@@ -86,6 +167,7 @@ impl Default for RunConfig {
     fn default() -> Self {
         RunConfig {
             dataset: Dataset::Toy(Toy2d::moons()),
+            flow: FlowKind::RealNvp,
             layers: 8,
             hidden: 256,
             steps: 5000,
@@ -110,19 +192,74 @@ pub struct RunResult {
     pub test_bits_per_dim: Option<f64>,
 }
 
-/// Builds the model for `config`: RealNVP on the data's dimension, plus the
-/// logit layer at the data end for the digits.
+/// The shape the image flows see the digits as, `[1, 8, 8]`.
+pub const DIGITS_IMAGE: [usize; 3] = [1, digits::SIDE, digits::SIDE];
+
+/// Builds the model for `config`: the chosen flow on the data's dimension
+/// (the digits as `[1, 8, 8]` images for the image flows), plus the logit
+/// layer at the data end for the digits.
+///
+/// # Panics
+/// For [`FlowKind::RealNvpImage`] on 2-D data ([`run`] rejects it first).
 pub fn build_model(config: &RunConfig) -> FlowModel<f32> {
     let dim = config.dataset.dim();
     let mut rng = StdRng::seed_from_u64(config.seed);
-    let mut layers = realnvp_layers::<f32, _>(dim, config.layers, config.hidden, &mut rng);
-    if config.dataset == Dataset::Digits {
+    let digits = config.dataset == Dataset::Digits;
+    let mut prior: Prior = StandardNormal::new(dim).into();
+    let mut layers = match config.flow {
+        FlowKind::RealNvp => realnvp_layers::<f32, _>(dim, config.layers, config.hidden, &mut rng),
+        FlowKind::Maf => maf_layers::<f32, _>(
+            dim,
+            config.layers,
+            &[config.hidden, config.hidden],
+            &mut rng,
+        ),
+        FlowKind::Nice => {
+            prior = Logistic::new(dim).into();
+            let nice = NiceConfig {
+                couplings: config.layers,
+                hidden: config.hidden,
+                ..NiceConfig::default()
+            };
+            nice_layers::<f32, _>(dim, nice, &mut rng)
+        }
+        FlowKind::RealNvpImage => {
+            assert!(
+                digits,
+                "build_model: realnvp-image needs image data (digits)"
+            );
+            let realnvp = RealNvpImageConfig {
+                checkerboard: config.layers,
+                channel: config.layers,
+                last: config.layers + 1,
+                hidden: config.hidden,
+                ..RealNvpImageConfig::default()
+            };
+            realnvp_image_layers::<f32, _>(DIGITS_IMAGE, realnvp, &mut rng)
+        }
+        FlowKind::Glow => {
+            let glow = GlowConfig {
+                steps: config.layers,
+                hidden: config.hidden,
+                ..GlowConfig::default()
+            };
+            if digits {
+                glow_layers::<f32, _>(DIGITS_IMAGE, glow, &mut rng)
+            } else {
+                glow_vector_layers::<f32, _>(dim, glow, &mut rng)
+            }
+        }
+    };
+    if digits {
         layers.push(Box::new(Logit::new(dim, DIGITS_ALPHA)) as Box<dyn Flow<f32>>);
     }
-    FlowModel::new(dim, Sequential::new(layers))
+    FlowModel::with_prior(prior, Sequential::new(layers))
 }
 
-/// Runs one experiment: trains a RealNVP on `config.dataset` and evaluates it
+/// Points for ActNorm's data-dependent initialisation (Glow).
+const INIT_POINTS: usize = 512;
+
+/// Runs one experiment: trains `config.flow` on `config.dataset` and evaluates it
 /// on the test split, calling `on_step(step, loss)` after every step.
 ///
 /// # Errors
@@ -142,6 +279,13 @@ pub fn run(config: &RunConfig, on_step: impl FnMut(usize, f64) + Send) -> Result
             .into());
         }
     }
+    if config.flow == FlowKind::RealNvpImage && config.dataset != Dataset::Digits {
+        return Err(TrainError::BadArgument {
+            name: "flow".into(),
+            message: "realnvp-image models images: use --data digits".into(),
+        }
+        .into());
+    }
     let mut model = build_model(config);
     let fit_config = FitConfig {
         steps: config.steps,
@@ -153,6 +297,14 @@ pub fn run(config: &RunConfig, on_step: impl FnMut(usize, f64) + Send) -> Result
     match config.dataset {
         Dataset::Toy(toy) => {
             let batch = config.batch;
+            if config.flow == FlowKind::Glow {
+                // ActNorm's data-dependent initialisation, on its own stream.
+                let mut init_rng = StdRng::seed_from_u64(config.seed.wrapping_add(5));
+                let points = toy.sample(INIT_POINTS, &mut init_rng);
+                model
+                    .flow
+                    .initialize(&Tensor::from_f64_slice(&points, &[INIT_POINTS, 2]));
+            }
             let report = fit(
                 &mut model,
                 &fit_config,
@@ -182,6 +334,14 @@ pub fn run(config: &RunConfig, on_step: impl FnMut(usize, f64) + Send) -> Result
             let (train_v, validation_v, test_v) =
                 (train.images_f64(), as_tensor(&validation), as_tensor(&test));
             let dequantize = Dequantize::new(digits::LEVELS);
+            if config.flow == FlowKind::Glow {
+                // ActNorm's data-dependent initialisation on the first
+                // INIT_POINTS training images, dequantised on their own stream.
+                let mut init_rng = StdRng::seed_from_u64(config.seed.wrapping_add(5));
+                let n = INIT_POINTS.min(train.n);
+                let v = Tensor::<f32>::from_f64_slice(&train_v[..n * dim], &[n, dim]);
+                model.flow.initialize(&dequantize.apply(&v, &mut init_rng));
+            }
             let mut batcher = Batcher::new(train.n, config.batch, config.seed.wrapping_add(2));
             let next_batch = |_: usize, rng: &mut StdRng| {
                 let rows = batcher.next_batch();

@@ -161,3 +161,88 @@ pub fn digit_grid(path: &Path, images: &[f64], side: usize, columns: usize) -> R
     }
     canvas.save(path)
 }
+
+/// Samples (`[n, 2]` row-major, white dots) over the heat map of a density
+/// grid (as [`heat_map`] draws it), in the grid's box: a sampler against its
+/// target.
+pub fn scatter_over_density(
+    path: &Path,
+    grid: &DensityGrid,
+    samples: &[f64],
+) -> Result<(), String> {
+    let n = grid.resolution;
+    let scale = 512usize.div_ceil(n).max(1);
+    let size = n * scale;
+    let density: Vec<f64> = grid.log_density.iter().map(|l| l.exp()).collect();
+    let max = density
+        .iter()
+        .cloned()
+        .fold(0.0, f64::max)
+        .max(f64::MIN_POSITIVE);
+    let mut canvas = Canvas::new(size, size, [0, 0, 0]);
+    for row in 0..n {
+        for col in 0..n {
+            let color = colormap(density[row * n + col] / max);
+            for dy in 0..scale {
+                for dx in 0..scale {
+                    canvas.put(col * scale + dx, row * scale + dy, color);
+                }
+            }
+        }
+    }
+    let (x_range, y_range) = (grid.x_range, grid.y_range);
+    for p in samples.chunks_exact(2) {
+        let px = (p[0] - x_range[0]) / (x_range[1] - x_range[0]) * size as f64;
+        let py = (y_range[1] - p[1]) / (y_range[1] - y_range[0]) * size as f64;
+        if px >= 0.0 && py >= 0.0 && px < size as f64 && py < size as f64 {
+            let (x, y) = (px as usize, py as usize);
+            for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                canvas.put(x + dx, y + dy, [255, 255, 255]);
+            }
+        }
+    }
+    canvas.save(path)
+}
+
+/// A latent interpolation strip, as in the Glow paper's figure: for three
+/// pairs of test digits (the first 2 and 7, 0 and 6, 3 and 8 of `test`),
+/// each encoded as z = f⁻¹(x) at the centre of its dequantisation cells,
+/// `steps` images decoded from z(t) = (1 − t)·z_a + t·z_b, t = 0 … 1. The
+/// ends reconstruct the two digits; returns `[3·steps, side·side]` row-major
+/// values in [0, 1].
+pub fn latent_interpolation(
+    model: &flowzoo::flows::FlowModel<f32>,
+    test: &flowzoo::data::digits::Digits,
+    steps: usize,
+) -> Vec<f64> {
+    use flowzoo::flows::Flow;
+    use flowzoo::tensor::Tensor;
+    let levels = flowzoo::data::digits::LEVELS as f64;
+    let pixels = test.height * test.width;
+    let first_of = |label: u8| {
+        let i = test.labels.iter().position(|&l| l == label).unwrap_or(0);
+        test.image(i)
+            .iter()
+            .map(|&v| (f64::from(v) + 0.5) / levels)
+            .collect::<Vec<f64>>()
+    };
+    let mut strip = Vec::with_capacity(3 * steps * pixels);
+    for (a, b) in [(2, 7), (0, 6), (3, 8)] {
+        let ends: Vec<f64> = first_of(a).into_iter().chain(first_of(b)).collect();
+        let (z, _) = model
+            .flow
+            .inverse_tensor(&Tensor::<f32>::from_f64_slice(&ends, &[2, pixels]));
+        let z = z.to_f64_vec();
+        let (z_a, z_b) = z.split_at(pixels);
+        let mut path = Vec::with_capacity(steps * pixels);
+        for k in 0..steps {
+            let t = k as f64 / (steps.max(2) - 1) as f64;
+            path.extend(z_a.iter().zip(z_b).map(|(p, q)| (1.0 - t) * p + t * q));
+        }
+        let (x, _) = model
+            .flow
+            .forward_tensor(&Tensor::<f32>::from_f64_slice(&path, &[steps, pixels]));
+        strip.extend(x.to_f64_vec());
+    }
+    strip
+}

@@ -15,13 +15,13 @@
 //!   images).
 //! - [`idx`]: the IDX reader and writer behind the digits (and MNIST-style
 //!   folders), with one typed error per way a file can be malformed.
-//! - [`tabular`]: [`Table`], numeric CSV files, and [`standardize`].
+//! - [`tabular`]: [`Table`], numeric CSV files, and [`standardize()`].
 //! - [`batch`]: [`Batcher`], seeded shuffling into minibatches of row indices,
 //!   and [`gather_rows`] to copy those rows out.
 //! - [`npy`]: NumPy `.npy` matrices read as a [`Table`].
 //! - [`preprocess`]: dequantisation and the logit transform as flows, whose
 //!   log-dets count towards bits/dim.
-//! - [`standardize`]: per-column standardisation as a flow layer, so tabular
+//! - [`mod@standardize`]: per-column standardisation as a flow layer, so tabular
 //!   densities are reported in the data's original units.
 //!
 //! Randomness is always explicit: samplers take `&mut impl Rng`, the batcher a

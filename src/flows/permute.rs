@@ -84,7 +84,7 @@ impl<T: Element> Flow<T> for Reverse {
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Permutation {
-    /// perm[i]: the input feature that becomes output feature i (forward).
+    /// `perm[i]`: the input feature that becomes output feature i (forward).
     pub perm: Vec<usize>,
     /// The inverse permutation.
     pub inverse_perm: Vec<usize>,

@@ -14,7 +14,7 @@
 //! Saving writes `NAME.tmp` in the same folder and renames it over `NAME`,
 //! so a crash mid-save leaves the previous checkpoint whole.
 //!
-//! The byte layout, field by field: [`format`] (docs/checkpoint-format.md).
+//! The byte layout, field by field: [`mod@format`] (docs/checkpoint-format.md).
 //!
 //! # Examples
 //! ```

@@ -132,6 +132,17 @@ macro_rules! args {
     ($($a:expr),* $(,)?) => { &[$(std::ffi::OsStr::new(&$a)),*] };
 }
 
+/// Trains a small RealNVP (2 couplings of width 16) on moons for `steps`
+/// steps into `out`, with `extra` flags.
+fn train_small(out: &std::path::Path, steps: &str, extra: &[&str]) {
+    let mut args: Vec<&std::ffi::OsStr> = args![
+        "train", "--steps", steps, "--hidden", "16", "--layers", "2", "--quiet", "--out", out
+    ]
+    .to_vec();
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    run_ok(&args);
+}
+
 /// The number printed right after `marker` in `text`.
 fn number_after(text: &str, marker: &str) -> f64 {
     let start = text
@@ -172,25 +183,26 @@ fn assert_same_4_decimals(printed: f64, stored: f64, what: &str) {
 fn train_writes_a_checkpoint_that_sample_and_eval_read() {
     let out = common::temp_dir("cli-ckpt-moons");
     let model = out.join("model.flowzoo");
-    run_ok(args![
-        "train", "--steps", "20", "--hidden", "16", "--layers", "2", "--quiet", "--out", out
-    ]);
+    train_small(&out, "20", &[]);
     assert_eq!(checkpoint_step(&model), 20);
 
+    let sample = |csv: &std::path::Path| {
+        run_ok(args![
+            "sample",
+            "--model",
+            model,
+            "-n",
+            "7",
+            "--temperature",
+            "0.8",
+            "--seed",
+            "3",
+            "--out",
+            csv
+        ])
+    };
     let csv = out.join("s.csv");
-    let stdout = run_ok(args![
-        "sample",
-        "--model",
-        model,
-        "-n",
-        "7",
-        "--temperature",
-        "0.8",
-        "--seed",
-        "3",
-        "--out",
-        csv
-    ]);
+    let stdout = sample(&csv);
     assert!(stdout.contains("7 samples"), "{stdout}");
     let text = std::fs::read_to_string(&csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -205,19 +217,7 @@ fn train_writes_a_checkpoint_that_sample_and_eval_read() {
     }
     // The same seed gives the same samples.
     let again = out.join("again.csv");
-    run_ok(args![
-        "sample",
-        "--model",
-        model,
-        "-n",
-        "7",
-        "--temperature",
-        "0.8",
-        "--seed",
-        "3",
-        "--out",
-        again
-    ]);
+    sample(&again);
     assert_eq!(text, std::fs::read_to_string(&again).unwrap());
 
     // Eval's default seed is the run's test seed: the same 20,000 points.
@@ -350,10 +350,7 @@ fn flows_without_layer_specs_still_train_and_say_why_there_is_no_checkpoint() {
 #[test]
 fn resume_restores_the_optimiser_and_continues_the_count() {
     let first = common::temp_dir("cli-resume-a");
-    run_ok(args![
-        "train", "--steps", "10", "--hidden", "16", "--layers", "2", "--lr", "2e-3", "--quiet",
-        "--out", first
-    ]);
+    train_small(&first, "10", &["--lr", "2e-3"]);
     let saved = first.join("model.flowzoo");
     let before = flowzoo::train::checkpoint::Checkpoint::<f32>::load(&saved).unwrap();
     let state = before.optimizer.as_ref().unwrap();
@@ -383,10 +380,7 @@ fn resume_restores_the_optimiser_and_continues_the_count() {
 
     // Straight through to 30 steps: other batches after step 10, so close, not equal.
     let straight = common::temp_dir("cli-resume-c");
-    run_ok(args![
-        "train", "--steps", "30", "--hidden", "16", "--layers", "2", "--lr", "2e-3", "--quiet",
-        "--out", straight
-    ]);
+    train_small(&straight, "30", &["--lr", "2e-3"]);
     let (a, b) = (
         metric(&resumed, "test_nll_nats"),
         metric(&straight, "test_nll_nats"),
@@ -411,9 +405,7 @@ fn resume_restores_the_optimiser_and_continues_the_count() {
 fn divergence_names_step_and_layer_and_keeps_the_last_good_checkpoint() {
     let out = common::temp_dir("cli-diverge");
     let model = out.join("model.flowzoo");
-    run_ok(args![
-        "train", "--steps", "10", "--hidden", "16", "--layers", "2", "--quiet", "--out", out
-    ]);
+    train_small(&out, "10", &[]);
     let good = std::fs::read(&model).unwrap();
     // Step 11 moves every parameter by about 1e30: its model is not saved
     // (its log-density is no longer finite), and step 12's loss is NaN.
@@ -451,9 +443,7 @@ fn bad_checkpoints_fail_naming_the_file() {
     assert!(stderr.contains("garbage.flowzoo"), "{stderr}");
 
     let out = dir.join("run");
-    run_ok(args![
-        "train", "--steps", "2", "--hidden", "8", "--layers", "2", "--quiet", "--out", out
-    ]);
+    train_small(&out, "2", &[]);
     let bytes = std::fs::read(out.join("model.flowzoo")).unwrap();
     let truncated = dir.join("truncated.flowzoo");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
@@ -538,21 +528,11 @@ fn csv_data_trains_in_the_data_units_and_eval_repeats_the_test_nll() {
 #[test]
 fn npy_data_trains() {
     let dir = common::temp_dir("cli-npy");
-    // A version 1.0 .npy of 40 rows × 2 little-endian f64.
-    let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (40, 2), }";
-    let mut header = header.to_string();
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    for i in 0..40 {
-        for x in [(i as f64).sin() * 3.0, (i as f64 * 0.5).cos() + 10.0] {
-            bytes.extend_from_slice(&x.to_le_bytes());
-        }
-    }
+    // 40 rows × 2 little-endian f64.
+    let values: Vec<f64> = (0..40)
+        .flat_map(|i| [(i as f64).sin() * 3.0, (i as f64 * 0.5).cos() + 10.0])
+        .collect();
+    let bytes = common::npy("<f8", false, "(40, 2)", &common::f8(&values));
     let npy = dir.join("points.npy");
     std::fs::write(&npy, bytes).unwrap();
     let out = dir.join("run");

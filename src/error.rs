@@ -241,7 +241,8 @@ impl std::error::Error for DataError {
 pub enum TrainError {
     /// The loss or a layer's output became NaN or infinite.
     Diverged {
-        /// The optimisation step (0-based) at which it happened.
+        /// The optimisation step (1-based, as the progress bar counts) at
+        /// which it happened.
         step: usize,
         /// What became non-finite, naming the layer, e.g.
         /// `"layer 5 (AffineCoupling) log-det"` or `"loss"`.

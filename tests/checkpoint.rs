@@ -7,8 +7,9 @@ mod common;
 use flowzoo::autodiff::Var;
 use flowzoo::data::preprocess::Logit;
 use flowzoo::error::CheckpointError;
+use flowzoo::flows::architectures::{nice_layers, NiceConfig};
 use flowzoo::flows::model::realnvp_layers;
-use flowzoo::flows::prior::Logistic;
+use flowzoo::flows::prior::{Logistic, Prior};
 use flowzoo::flows::spec::{LayerSpec, SpecValue};
 use flowzoo::flows::{AffineCoupling, Flow, FlowModel, Mask, Reverse, Sequential};
 use flowzoo::nn::Adam;
@@ -81,6 +82,19 @@ fn realnvp_round_trips_in_f32_and_f64() {
     assert_round_trip("realnvp-f32", model, &vectors(64, 2, 1));
     let model = FlowModel::<f64>::realnvp(5, 3, 8, &mut rng(0));
     assert_round_trip("realnvp-f64", model, &vectors(64, 5, 1));
+}
+
+#[test]
+fn nice_with_rescale_and_logistic_prior_round_trips() {
+    let nice = NiceConfig {
+        couplings: 4,
+        hidden: 8,
+        ..NiceConfig::default()
+    };
+    let layers = nice_layers::<f64, _>(4, nice, &mut rng(2));
+    let prior: Prior = Logistic::new(4).into();
+    let model = FlowModel::with_prior(prior, Sequential::new(layers));
+    assert_round_trip("nice", model, &vectors(5, 4, 4));
 }
 
 #[test]

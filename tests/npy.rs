@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::{f8, npy};
+
 use flowzoo::data::npy::{parse_npy, read_npy};
 use flowzoo::data::standardize::Standardize;
 use flowzoo::data::tabular::{parse_csv, read_table};
@@ -13,26 +15,6 @@ use flowzoo::flows::{AffineCoupling, Flow, FlowModel, Mask, Sequential};
 use flowzoo::tensor::Tensor;
 use rand::SeedableRng;
 use std::path::Path;
-
-/// A version-1 `.npy` file: magic, version, header padded to a multiple of
-/// 64 bytes and ending in a newline, then `data`.
-fn npy(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
-    let header = format!(
-        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
-        if fortran { "True" } else { "False" }
-    );
-    let total = (10 + header.len() + 1).div_ceil(64) * 64;
-    let padded = format!("{header:<width$}\n", width = total - 10 - 1);
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(padded.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(padded.as_bytes());
-    bytes.extend_from_slice(data);
-    bytes
-}
-
-fn f8(values: &[f64]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
 
 fn parse(bytes: &[u8]) -> Result<flowzoo::data::tabular::Table, DataError> {
     parse_npy(bytes, Path::new("x.npy"))

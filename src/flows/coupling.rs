@@ -273,11 +273,7 @@ impl<T: Element> Flow<T> for AffineCoupling<T> {
 
     fn spec(&self) -> Option<LayerSpec> {
         // The network's hidden widths: every layer's output but the last.
-        let layers = &self.net.layers;
-        let hidden: Vec<usize> = layers[..layers.len() - 1]
-            .iter()
-            .map(|l| l.weight.value.shape()[1])
-            .collect();
+        let hidden = hidden_widths(&self.net);
         Some(
             LayerSpec::new("AffineCoupling")
                 .with("dim", self.mask.dim)
@@ -397,6 +393,15 @@ impl<T: Element> AdditiveCoupling<T> {
     }
 }
 
+/// The hidden widths of a coupling network: every layer's output but the last.
+fn hidden_widths<T: Element>(net: &Mlp<T>) -> Vec<usize> {
+    let layers = &net.layers;
+    layers[..layers.len() - 1]
+        .iter()
+        .map(|l| l.weight.value.shape()[1])
+        .collect()
+}
+
 impl<T: Element> Flow<T> for AdditiveCoupling<T> {
     fn name(&self) -> String {
         "AdditiveCoupling".into()
@@ -418,6 +423,16 @@ impl<T: Element> Flow<T> for AdditiveCoupling<T> {
 
     fn params_mut(&mut self) -> Vec<&mut Param<T>> {
         self.net.params_mut()
+    }
+
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(
+            LayerSpec::new("AdditiveCoupling")
+                .with("dim", self.mask.dim)
+                .with("cond", &self.mask.cond[..])
+                .with("trans", &self.mask.trans[..])
+                .with("hidden", hidden_widths(&self.net)),
+        )
     }
 }
 

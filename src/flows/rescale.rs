@@ -1,6 +1,7 @@
 //! [`Rescale`]: NICE's final diagonal scaling, the one layer of a NICE model
 //! that changes volume.
 
+use super::spec::LayerSpec;
 use super::Flow;
 use crate::autodiff::{Param, Var};
 use crate::tensor::{Element, Tensor};
@@ -99,6 +100,10 @@ impl<T: Element> Flow<T> for Rescale<T> {
 
     fn params(&self) -> Vec<&Param<T>> {
         vec![&self.log_scale]
+    }
+
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(LayerSpec::new("Rescale").with("sample_shape", &self.sample_shape[..]))
     }
 
     fn params_mut(&mut self) -> Vec<&mut Param<T>> {

@@ -23,8 +23,9 @@
 //!
 //! The byte layout of a spec in a file is in docs/checkpoint-format.md.
 
-use super::coupling::{AffineCoupling, Mask, ScaleKind};
+use super::coupling::{AdditiveCoupling, AffineCoupling, Mask, ScaleKind};
 use super::permute::Reverse;
+use super::rescale::Rescale;
 use super::sequential::Sequential;
 use super::Flow;
 use crate::autodiff::Param;
@@ -320,6 +321,29 @@ fn check_network(spec: &LayerSpec, field: &str, widths: &[usize]) -> Result<(), 
     }
 }
 
+/// The network of a coupling layer read from `spec`: an MLP from the
+/// conditioning features through the `hidden` widths to `out` outputs, its
+/// parameters named `net.*` as the layers' constructors name them; values
+/// are placeholders for the stored ones.
+fn coupling_net<T: Element>(
+    spec: &LayerSpec,
+    mask: &Mask,
+    out: usize,
+    rng: &mut StdRng,
+) -> Result<Mlp<T>, CheckpointError> {
+    let hidden = sizes(spec, "hidden")?;
+    let widths: Vec<usize> = std::iter::once(mask.cond.len())
+        .chain(hidden)
+        .chain(std::iter::once(out))
+        .collect();
+    check_network(spec, "hidden", &widths)?;
+    let mut net = Mlp::new(&widths, Init::Zero, rng);
+    for p in net.params_mut() {
+        p.prefix("net");
+    }
+    Ok(net)
+}
+
 /// Checks that `cond` and `trans` partition 0..dim, each non-empty and increasing.
 fn mask_from_spec(spec: &LayerSpec) -> Result<Mask, CheckpointError> {
     let dim = size(spec, "dim")?;
@@ -366,17 +390,8 @@ pub fn build_layer<T: Element>(spec: &LayerSpec) -> Result<Box<dyn Flow<T>>, Che
     let layer: Box<dyn Flow<T>> = match spec.kind.as_str() {
         "AffineCoupling" => {
             let mask = mask_from_spec(spec)?;
-            let hidden = sizes(spec, "hidden")?;
-            let widths: Vec<usize> = std::iter::once(mask.cond.len())
-                .chain(hidden.iter().copied())
-                .chain(std::iter::once(2 * mask.trans.len()))
-                .collect();
-            check_network(spec, "hidden", &widths)?;
             // As AffineCoupling::new, with any number of hidden layers.
-            let mut net = Mlp::new(&widths, Init::Zero, &mut rng);
-            for p in net.params_mut() {
-                p.prefix("net");
-            }
+            let net = coupling_net(spec, &mask, 2 * mask.trans.len(), &mut rng)?;
             let n2 = mask.trans.len();
             Box::new(AffineCoupling {
                 mask,
@@ -387,6 +402,25 @@ pub fn build_layer<T: Element>(spec: &LayerSpec) -> Result<Box<dyn Flow<T>>, Che
                     _ => ScaleKind::Tanh,
                 },
             })
+        }
+        "AdditiveCoupling" => {
+            let mask = mask_from_spec(spec)?;
+            let net = coupling_net(spec, &mask, mask.trans.len(), &mut rng)?;
+            Box::new(AdditiveCoupling { mask, net })
+        }
+        "Rescale" => {
+            let shape = sizes(spec, "sample_shape")?;
+            let numel = shape.iter().try_fold(1usize, |n, &s| n.checked_mul(s));
+            if shape.is_empty()
+                || shape.len() >= crate::tensor::MAX_DIMS
+                || numel.is_none_or(|n| n > MAX_LAYER_ELEMENTS)
+            {
+                return Err(spec.error(
+                    "sample_shape",
+                    format!("{shape:?} is not a sample shape a tensor can hold"),
+                ));
+            }
+            Box::new(Rescale::new(&shape))
         }
         "Reverse" => Box::new(Reverse::new(size(spec, "dim")?)),
         "Logit" => {

@@ -96,12 +96,18 @@ pub fn fit<T: Element>(
 /// [`fit`], continuing the optimisation `adam` holds: a fresh
 /// `Adam::new(config.lr)`, or one restored from a checkpoint to resume a
 /// run. Steps are counted from `adam.steps() + 1` up to `config.steps`
-/// (the total), with learning rate `config.lr`. At every validation point
-/// (every `config.eval_every` steps and the last) `on_check(step, model,
-/// adam)` is called after the validation, with the current parameters: the
-/// place to save a checkpoint, so that a run that diverges later keeps its
-/// last good one. The RNG is seeded from `config.seed` and the first step,
-/// so a resumed run draws other batches than the uninterrupted run would.
+/// (the total), with learning rate `config.lr`.
+///
+/// `on_check(step, model, adam)` is the place to save a checkpoint, so that
+/// a run that diverges later keeps its last good one. It is called at a
+/// validation point (every `config.eval_every` steps and the last) with the
+/// current parameters when they are worth keeping: with `validate`, when
+/// the score is finite and the best so far (the parameters the run ends
+/// with); without it, when the updated model's log-density of the step's
+/// batch is finite, so a model that already produces NaN or infinity is
+/// never handed over. The RNG is seeded from `config.seed` and the first
+/// step, so a resumed run draws other batches than the uninterrupted run
+/// would.
 ///
 /// # Errors
 /// As [`fit`]; also [`TrainError::BadArgument`] if `adam` has already
@@ -176,7 +182,8 @@ fn fit_loop<T: Element>(
                 let score = validate(model);
                 validation_seconds += t.elapsed().as_secs_f64();
                 report.validation_curve.push((step, score));
-                if best.as_ref().is_none_or(|(b, _)| score < *b) {
+                let improved = score.is_finite() && best.as_ref().is_none_or(|(b, _)| score < *b);
+                if improved {
                     // Cheap: the tensors share storage until Adam writes (copy-on-write).
                     best = Some((
                         score,
@@ -184,9 +191,13 @@ fn fit_loop<T: Element>(
                     ));
                     report.best_step = step;
                     report.best_validation = Some(score);
+                    on_check(step, model, adam);
                 }
+            } else if model.log_prob(&x).all_finite() {
+                // Why test the updated model on this batch: the loss above was
+                // computed before the update, and an update can itself blow up.
+                on_check(step, model, adam);
             }
-            on_check(step, model, adam);
         }
     }
     report.train_seconds = start.elapsed().as_secs_f64();

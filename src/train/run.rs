@@ -1,13 +1,17 @@
 //! [`run`]: one whole experiment, data to metrics, as the command-line tool
 //! runs it: build the data and the model, train, evaluate on the test split.
+//! [`run_from`] does the same from a checkpoint's model and optimiser, and
+//! hands the model to a callback whenever it is worth saving.
 
 use super::eval::{bits_per_dim, discrete_nll, mean_nll};
-use super::fit::{fit, FitConfig, FitReport};
+use super::fit::{fit_with, FitConfig, FitReport};
 use crate::data::batch::{gather_rows, Batcher};
 use crate::data::digits;
 use crate::data::preprocess::{Dequantize, Logit};
+use crate::data::standardize::Standardize;
+use crate::data::tabular::{read_table, Table};
 use crate::data::toy2d::Toy2d;
-use crate::error::{Error, TrainError};
+use crate::error::{DataError, Error, TrainError};
 use crate::flows::architectures::{
     glow_layers, glow_vector_layers, nice_layers, realnvp_image_layers, GlowConfig, NiceConfig,
     RealNvpImageConfig,
@@ -16,28 +20,95 @@ use crate::flows::autoregressive::maf_layers;
 use crate::flows::model::realnvp_layers;
 use crate::flows::prior::{Logistic, Prior, StandardNormal};
 use crate::flows::{Flow, FlowModel, Sequential};
+use crate::nn::Adam;
 use crate::tensor::Tensor;
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// The logit margin α of the digits' preprocessing (RealNVP §4.1; RESULTS.md).
 pub const DIGITS_ALPHA: f64 = 0.05;
 
 /// Where the training data comes from.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Dataset {
     /// A 2-D toy density: a fresh batch every step, tested on fresh points.
     Toy(Toy2d),
     /// The embedded UCI 8x8 digits as 64-D vectors, dequantised and
     /// logit-transformed; validation = the last 383 training images.
     Digits,
+    /// The user's own vectors from a `.csv` or `.npy` file: a seeded split
+    /// into training and test rows ([`UserTable::split`]); the model ends
+    /// in a [`Standardize`] layer fitted to the training rows, so densities
+    /// are in the data's units.
+    Table(Arc<UserTable>),
+}
+
+/// A table of vectors read from the user's file.
+#[derive(Debug, PartialEq)]
+pub struct UserTable {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// Its rows (the readers have checked that every value is finite).
+    pub table: Table,
+}
+
+/// The share of a user's table held out as the test split.
+pub const TABLE_TEST_FRACTION: f64 = 0.1;
+
+impl UserTable {
+    /// Reads `path` (`.npy`, else CSV; see [`read_table`]).
+    ///
+    /// # Errors
+    /// As [`read_table`] (ragged rows, non-numbers, NaN or infinity are
+    /// rejected, naming the row and column); [`DataError::Mismatch`] for
+    /// fewer than 2 rows (nothing to split into training and test).
+    pub fn read(path: impl Into<PathBuf>) -> Result<Self, DataError> {
+        let path = path.into();
+        let table = read_table(&path)?;
+        if table.rows < 2 {
+            return Err(DataError::Mismatch {
+                what: format!(
+                    "{}: {} rows: at least 2 are needed, for a training and a test split",
+                    path.display(),
+                    table.rows
+                ),
+            });
+        }
+        Ok(UserTable { path, table })
+    }
+
+    /// The (training, test) rows: the rows in an order shuffled by a
+    /// `StdRng` seeded from `seed`, the last ⌈n·[`TABLE_TEST_FRACTION`]⌉
+    /// (at least 1, at most n − 1) held out for test. The same seed gives
+    /// the same split, so a resumed run and `flowzoo eval` see it again.
+    pub fn split(&self, seed: u64) -> (Table, Table) {
+        let n = self.table.rows;
+        let test_rows = ((n as f64 * TABLE_TEST_FRACTION).ceil() as usize).clamp(1, n - 1);
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut StdRng::seed_from_u64(seed));
+        let (train, test) = order.split_at(n - test_rows);
+        let rows = |indices: &[usize]| Table {
+            data: gather_rows(&self.table.data, self.table.dim(), indices),
+            rows: indices.len(),
+            columns: self.table.columns.clone(),
+        };
+        (rows(train), rows(test))
+    }
 }
 
 impl std::str::FromStr for Dataset {
     type Err = Error;
+    /// `digits`, a toy name, or a path ending in `.csv` or `.npy` (read at
+    /// once, see [`UserTable::read`]).
     fn from_str(name: &str) -> Result<Self, Error> {
+        let lower = name.to_ascii_lowercase();
         if name == "digits" {
             Ok(Dataset::Digits)
+        } else if lower.ends_with(".csv") || lower.ends_with(".npy") {
+            Ok(Dataset::Table(Arc::new(UserTable::read(name)?)))
         } else {
             Ok(Dataset::Toy(name.parse::<Toy2d>()?))
         }
@@ -45,11 +116,12 @@ impl std::str::FromStr for Dataset {
 }
 
 impl Dataset {
-    /// The name the command line uses.
+    /// The name the command line uses (`table` for a user's file).
     pub fn name(&self) -> &'static str {
         match self {
             Dataset::Toy(t) => t.name(),
             Dataset::Digits => "digits",
+            Dataset::Table(_) => "table",
         }
     }
 
@@ -58,6 +130,7 @@ impl Dataset {
         match self {
             Dataset::Toy(_) => 2,
             Dataset::Digits => digits::SIDE * digits::SIDE,
+            Dataset::Table(user) => user.table.dim(),
         }
     }
 }
@@ -105,8 +178,8 @@ impl FlowKind {
     /// The default (layers, hidden) of the coupling family's flows on
     /// `dataset`, the sizes whose results the README reports; `None` for the
     /// flows whose defaults the command line sets itself.
-    pub fn coupling_family_defaults(&self, dataset: Dataset) -> Option<(usize, usize)> {
-        let digits = dataset == Dataset::Digits;
+    pub fn coupling_family_defaults(&self, dataset: &Dataset) -> Option<(usize, usize)> {
+        let digits = *dataset == Dataset::Digits;
         match self {
             FlowKind::Nice => Some(if digits { (4, 256) } else { (4, 128) }),
             FlowKind::RealNvpImage => Some((3, 32)),
@@ -196,8 +269,9 @@ pub struct RunResult {
 pub const DIGITS_IMAGE: [usize; 3] = [1, digits::SIDE, digits::SIDE];
 
 /// Builds the model for `config`: the chosen flow on the data's dimension
-/// (the digits as `[1, 8, 8]` images for the image flows), plus the logit
-/// layer at the data end for the digits.
+/// (the digits as `[1, 8, 8]` images for the image flows), plus at the data
+/// end the logit layer for the digits, or for a user's table the
+/// [`Standardize`] layer of its training rows.
 ///
 /// # Panics
 /// For [`FlowKind::RealNvpImage`] on 2-D data ([`run`] rejects it first).
@@ -250,8 +324,13 @@ pub fn build_model(config: &RunConfig) -> FlowModel<f32> {
             }
         }
     };
-    if digits {
-        layers.push(Box::new(Logit::new(dim, DIGITS_ALPHA)) as Box<dyn Flow<f32>>);
+    match &config.dataset {
+        Dataset::Digits => layers.push(Box::new(Logit::new(dim, DIGITS_ALPHA))),
+        Dataset::Table(user) => {
+            let (train, _) = user.split(config.seed);
+            layers.push(Box::new(Standardize::fit(&train)));
+        }
+        Dataset::Toy(_) => {}
     }
     FlowModel::with_prior(prior, Sequential::new(layers))
 }
@@ -266,6 +345,31 @@ const INIT_POINTS: usize = 512;
 /// [`TrainError::BadArgument`] for a zero batch, layer count or width;
 /// [`TrainError::Diverged`] if training diverges.
 pub fn run(config: &RunConfig, on_step: impl FnMut(usize, f64) + Send) -> Result<RunResult, Error> {
+    run_from(config, None, on_step, |_, _, _| {})
+}
+
+/// [`run`], with two additions for the command line's checkpoints.
+///
+/// `resume`: the model and Adam state of a checkpoint to continue from,
+/// instead of a fresh [`build_model`] and `Adam::new`; training goes on from
+/// step `adam.steps() + 1` to `config.steps` (see
+/// [`fit_with`](super::fit::fit_with)), and ActNorm is not initialised again.
+///
+/// `on_check(step, model, adam)`: called whenever the model is worth
+/// saving (see [`fit_with`](super::fit::fit_with): at a validation point,
+/// when the validation score improved, or without validation when the
+/// model is still finite), so a run that diverges keeps its last good
+/// checkpoint.
+///
+/// # Errors
+/// As [`run`]; also [`TrainError::BadArgument`] if the resumed model's
+/// dimension is not the data's, or it has taken `config.steps` steps already.
+pub fn run_from(
+    config: &RunConfig,
+    resume: Option<(FlowModel<f32>, Adam<f32>)>,
+    on_step: impl FnMut(usize, f64) + Send,
+    on_check: impl FnMut(usize, &FlowModel<f32>, &Adam<f32>) + Send,
+) -> Result<RunResult, Error> {
     for (name, value) in [
         ("batch", config.batch),
         ("layers", config.layers),
@@ -286,7 +390,23 @@ pub fn run(config: &RunConfig, on_step: impl FnMut(usize, f64) + Send) -> Result
         }
         .into());
     }
-    let mut model = build_model(config);
+    let fresh = resume.is_none();
+    let (mut model, mut adam) = match resume {
+        Some((model, adam)) => (model, adam),
+        None => (build_model(config), Adam::new(config.lr)),
+    };
+    if model.dim() != config.dataset.dim() {
+        return Err(TrainError::BadArgument {
+            name: "resume".into(),
+            message: format!(
+                "the checkpoint's model takes {} dimensions, the data has {}",
+                model.dim(),
+                config.dataset.dim()
+            ),
+        }
+        .into());
+    }
+    let initialize_act_norm = fresh && config.flow == FlowKind::Glow;
     let fit_config = FitConfig {
         steps: config.steps,
         lr: config.lr,
@@ -294,10 +414,10 @@ pub fn run(config: &RunConfig, on_step: impl FnMut(usize, f64) + Send) -> Result
         seed: config.seed.wrapping_add(1),
         eval_every: config.eval_every,
     };
-    match config.dataset {
-        Dataset::Toy(toy) => {
+    match &config.dataset {
+        &Dataset::Toy(toy) => {
             let batch = config.batch;
-            if config.flow == FlowKind::Glow {
+            if initialize_act_norm {
                 // ActNorm's data-dependent initialisation, on its own stream.
                 let mut init_rng = StdRng::seed_from_u64(config.seed.wrapping_add(5));
                 let points = toy.sample(INIT_POINTS, &mut init_rng);
@@ -305,12 +425,14 @@ pub fn run(config: &RunConfig, on_step: impl FnMut(usize, f64) + Send) -> Result
                     .flow
                     .initialize(&Tensor::from_f64_slice(&points, &[INIT_POINTS, 2]));
             }
-            let report = fit(
+            let report = fit_with(
                 &mut model,
+                &mut adam,
                 &fit_config,
                 |_, rng| Tensor::from_f64_slice(&toy.sample(batch, rng), &[batch, 2]),
                 None,
                 on_step,
+                on_check,
             )?;
             let mut test_rng = StdRng::seed_from_u64(10_000 + config.seed);
             let test = Tensor::<f32>::from_f64_slice(
@@ -334,7 +456,7 @@ pub fn run(config: &RunConfig, on_step: impl FnMut(usize, f64) + Send) -> Result
             let (train_v, validation_v, test_v) =
                 (train.images_f64(), as_tensor(&validation), as_tensor(&test));
             let dequantize = Dequantize::new(digits::LEVELS);
-            if config.flow == FlowKind::Glow {
+            if initialize_act_norm {
                 // ActNorm's data-dependent initialisation on the first
                 // INIT_POINTS training images, dequantised on their own stream.
                 let mut init_rng = StdRng::seed_from_u64(config.seed.wrapping_add(5));
@@ -357,12 +479,14 @@ pub fn run(config: &RunConfig, on_step: impl FnMut(usize, f64) + Send) -> Result
                 let mut rng = StdRng::seed_from_u64(validation_seed);
                 bits_per_dim(discrete_nll(m, &validation_v, dequantize, &mut rng), dim)
             };
-            let report = fit(
+            let report = fit_with(
                 &mut model,
+                &mut adam,
                 &fit_config,
                 next_batch,
                 Some(&mut validate),
                 on_step,
+                on_check,
             )?;
             let mut test_rng = StdRng::seed_from_u64(10_000 + config.seed);
             let test_nll_nats = discrete_nll(&model, &test_v, dequantize, &mut test_rng);
@@ -371,6 +495,41 @@ pub fn run(config: &RunConfig, on_step: impl FnMut(usize, f64) + Send) -> Result
                 report,
                 test_nll_nats,
                 test_bits_per_dim: Some(bits_per_dim(test_nll_nats, dim)),
+            })
+        }
+        Dataset::Table(user) => {
+            let (train, test) = user.split(config.seed);
+            let dim = train.dim();
+            if initialize_act_norm {
+                // ActNorm sees the first training rows through Standardize.
+                let n = INIT_POINTS.min(train.rows);
+                model
+                    .flow
+                    .initialize(&Tensor::from_f64_slice(&train.data[..n * dim], &[n, dim]));
+            }
+            let mut batcher = Batcher::new(train.rows, config.batch, config.seed.wrapping_add(2));
+            let next_batch = |_: usize, _: &mut StdRng| {
+                let rows = batcher.next_batch();
+                Tensor::from_f64_slice(&gather_rows(&train.data, dim, &rows), &[rows.len(), dim])
+            };
+            let report = fit_with(
+                &mut model,
+                &mut adam,
+                &fit_config,
+                next_batch,
+                None,
+                on_step,
+                on_check,
+            )?;
+            let test_nll_nats = mean_nll(
+                &model,
+                &Tensor::<f32>::from_f64_slice(&test.data, &[test.rows, dim]),
+            );
+            Ok(RunResult {
+                model,
+                report,
+                test_nll_nats,
+                test_bits_per_dim: None,
             })
         }
     }

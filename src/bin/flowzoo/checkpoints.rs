@@ -11,6 +11,7 @@ use flowzoo::flows::FlowModel;
 use flowzoo::tensor::Tensor;
 use flowzoo::train::checkpoint::Checkpoint;
 use flowzoo::train::eval::{bits_per_dim, discrete_nll, mean_nll};
+use flowzoo::train::run::{Dataset, FlowKind, RunConfig, DIGITS_IMAGE};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::fmt::Write as _;
@@ -53,14 +54,105 @@ pub struct EvalArgs {
     /// units [default: the data the model was trained on, if built in].
     #[arg(long)]
     data: Option<String>,
-    /// Seed of the dequantisation noise or the toy test points.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// Seed of the dequantisation noise or the toy test points [default:
+    /// the one `flowzoo train` tested with, so eval repeats metrics.json's
+    /// test numbers].
+    #[arg(long)]
+    seed: Option<u64>,
 }
 
 /// Loads a checkpoint as the tool uses it (f32), naming the file on error.
-fn load(path: &Path) -> Result<Checkpoint<f32>, String> {
+pub fn load(path: &Path) -> Result<Checkpoint<f32>, String> {
     Checkpoint::<f32>::load(path).map_err(|e| e.to_string())
+}
+
+/// The seed of the test points (toy) or test dequantisation noise (digits)
+/// of a run seeded `seed`, as `flowzoo::train::run::run` draws them.
+fn test_seed(seed: u64) -> u64 {
+    10_000 + seed
+}
+
+/// The facts `flowzoo train` stores with its checkpoint: what `sample`
+/// and `eval` need (the data, the image shape, the dequantisation levels,
+/// the test seed, the column names) and what `--resume` needs to rebuild
+/// the run (flow, sizes, batch, seed). `data` is the `--data` argument.
+pub fn run_metadata(config: &RunConfig, data: &str) -> Vec<(String, SpecValue)> {
+    let mut metadata: Vec<(String, SpecValue)> = vec![
+        ("data".into(), data.into()),
+        ("flow".into(), config.flow.name().into()),
+        ("layers".into(), config.layers.into()),
+        ("hidden".into(), config.hidden.into()),
+        ("batch".into(), config.batch.into()),
+        ("seed".into(), SpecValue::Int(config.seed as i64)),
+        (
+            "test_seed".into(),
+            SpecValue::Int(test_seed(config.seed) as i64),
+        ),
+    ];
+    match &config.dataset {
+        Dataset::Digits => {
+            metadata.push(("image_shape".into(), DIGITS_IMAGE.to_vec().into()));
+            metadata.push(("dequantize_levels".into(), (digits::LEVELS as usize).into()));
+        }
+        Dataset::Table(user) => {
+            metadata.push(("columns".into(), user.table.columns.join(",").into()));
+        }
+        Dataset::Toy(_) => {}
+    }
+    metadata
+}
+
+/// The run a checkpoint of `flowzoo train` describes, for `--resume`.
+pub struct RunSettings {
+    pub data: String,
+    pub flow: FlowKind,
+    pub layers: usize,
+    pub hidden: usize,
+    pub batch: usize,
+    pub seed: u64,
+}
+
+impl RunSettings {
+    /// Reads the metadata [`run_metadata`] wrote; `path` names the file in errors.
+    pub fn of(checkpoint: &Checkpoint<f32>, path: &Path) -> Result<Self, String> {
+        let missing = |field: &str| {
+            format!(
+                "{}: metadata field `{field}` is missing or of the wrong type: \
+                 --resume needs a checkpoint written by `flowzoo train`",
+                path.display()
+            )
+        };
+        let size = |field: &str| {
+            meta_ints(checkpoint, field)
+                .and_then(|v| v.first().copied())
+                .ok_or_else(|| missing(field))
+        };
+        let flow = meta_str(checkpoint, "flow").ok_or_else(|| missing("flow"))?;
+        Ok(RunSettings {
+            data: meta_str(checkpoint, "data")
+                .ok_or_else(|| missing("data"))?
+                .to_string(),
+            flow: flow
+                .parse()
+                .map_err(|e: flowzoo::error::TrainError| format!("{}: {e}", path.display()))?,
+            layers: size("layers")?,
+            hidden: size("hidden")?,
+            batch: size("batch")?,
+            seed: size("seed")? as u64,
+        })
+    }
+}
+
+/// Writes rows of `values` (`[rows, columns.len()]`) as CSV under a header
+/// of `columns`, atomically. Each number is printed in Rust's shortest form
+/// that reads back to the same f64.
+pub fn write_csv(path: &Path, columns: &[String], values: &[f64]) -> Result<(), String> {
+    let mut text = columns.join(",") + "\n";
+    for row in values.chunks(columns.len().max(1)) {
+        let fields: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
+        writeln!(text, "{}", fields.join(",")).expect("writing to a String");
+    }
+    pictures::write_atomically(path, text.as_bytes())
 }
 
 fn meta_ints(checkpoint: &Checkpoint<f32>, name: &str) -> Option<Vec<usize>> {
@@ -129,12 +221,7 @@ pub fn sample(args: SampleArgs) -> Result<(), String> {
             }
             _ => (0..model.dim()).map(|j| format!("x{j}")).collect(),
         };
-        let mut text = names.join(",") + "\n";
-        for row in samples.chunks(model.dim().max(1)) {
-            let fields: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
-            writeln!(text, "{}", fields.join(",")).expect("writing to a String");
-        }
-        pictures::write_atomically(&out, text.as_bytes())?;
+        write_csv(&out, &names, &samples)?;
     }
     println!(
         "wrote {} samples at temperature {} to {}",
@@ -185,7 +272,12 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
             .map(str::to_string)
             .ok_or_else(|| "--data is needed: the checkpoint does not name its data".to_string())?,
     };
-    let mut rng = StdRng::seed_from_u64(args.seed);
+    let seed = args.seed.unwrap_or_else(|| {
+        meta_ints(&checkpoint, "test_seed")
+            .and_then(|v| v.first().copied())
+            .map_or(0, |s| s as u64)
+    });
+    let mut rng = StdRng::seed_from_u64(seed);
     let dim = model.dim();
     let lower = data.to_ascii_lowercase();
     if lower.ends_with(".csv") || lower.ends_with(".npy") {

@@ -2,9 +2,11 @@
 //! either to a 2-D energy (`--target ring|wave|bump|step`) or by distilling
 //! an MAF teacher trained on a 2-D data set (`--data moons` and no target).
 
+use crate::checkpoints::MODEL_FILE;
 use crate::pictures;
 use flowzoo::flows::autoregressive::iaf_layers;
 use flowzoo::flows::energy::Energy;
+use flowzoo::flows::spec::SpecValue;
 use flowzoo::flows::{FlowModel, Sequential, Transform};
 use flowzoo::tensor::Tensor;
 use flowzoo::train::eval::mean_nll;
@@ -98,9 +100,9 @@ pub fn train(s: Settings) -> Result<(), String> {
             let dataset: Dataset = s.data.parse().map_err(|e: flowzoo::Error| e.to_string())?;
             match dataset {
                 Dataset::Toy(_) => distilled(&s, dataset),
-                Dataset::Digits => Err(
+                Dataset::Digits | Dataset::Table(_) => Err(
                     "--flow iaf: give --target ring|wave|bump|step (reverse KL to an energy), \
-                     or a 2-D --data set to distil an MAF teacher into an IAF"
+                     or a 2-D toy --data set to distil an MAF teacher into an IAF"
                         .into(),
                 ),
             }
@@ -168,6 +170,7 @@ fn to_energy(s: &Settings, energy: Energy) -> Result<(), String> {
         "threads": flowzoo::tensor::parallel::current_num_threads(),
     });
     write_metrics(&out, &metrics)?;
+    save(&out, &model, s, &[("target".into(), energy.name().into())])?;
     let mut rng = StdRng::seed_from_u64(s.seed.wrapping_add(3));
     let samples = model.sample(PICTURE_SAMPLES, 1.0, &mut rng).to_f64_vec();
     let target = energy_grid(energy, 256);
@@ -259,6 +262,7 @@ fn distilled(s: &Settings, dataset: Dataset) -> Result<(), String> {
         "threads": flowzoo::tensor::parallel::current_num_threads(),
     });
     write_metrics(&out, &metrics)?;
+    save(&out, &student, s, &[("data".into(), toy.name().into())])?;
     let mut rng = StdRng::seed_from_u64(s.seed.wrapping_add(8));
     let (x_range, y_range) = toy.bounds();
     let data = toy.sample(PICTURE_SAMPLES, &mut rng);
@@ -292,6 +296,27 @@ fn timing(report: &ReverseKlReport, n_params: usize) -> String {
         "{:.2} ms/step, {:.1} s, {n_params} parameters",
         report.ms_per_step, report.train_seconds
     )
+}
+
+/// Saves the trained IAF as model.flowzoo, for `flowzoo sample` (and
+/// `flowzoo eval`, slow for an IAF: its inverse is sequential); `extra` says
+/// what it was trained towards. No optimiser state: an IAF run does not resume.
+fn save(
+    out: &Path,
+    model: &FlowModel<f32>,
+    s: &Settings,
+    extra: &[(String, SpecValue)],
+) -> Result<(), String> {
+    let mut metadata: Vec<(String, SpecValue)> = vec![
+        ("flow".into(), "iaf".into()),
+        ("layers".into(), s.layers.into()),
+        ("hidden".into(), s.hidden.into()),
+        ("seed".into(), SpecValue::Int(s.seed as i64)),
+        ("test_seed".into(), SpecValue::Int(10_000 + s.seed as i64)),
+    ];
+    metadata.extend_from_slice(extra);
+    flowzoo::train::checkpoint::save(out.join(MODEL_FILE), model, None, &metadata)
+        .map_err(|e| e.to_string())
 }
 
 fn write_metrics(out: &Path, metrics: &serde_json::Value) -> Result<(), String> {

@@ -1,16 +1,23 @@
 //! The `flowzoo` command-line tool: train a flow and get numbers and pictures.
 //!
 //! `flowzoo train --data moons --flow realnvp --layers 8 --hidden 256 --steps 5000 --batch 256 --seed 0 --out runs/moons`
-//! writes `metrics.json`, `samples.png` and (2-D data) `density.png` to the
-//! output folder. The library does the work; this file parses, calls it, and
-//! reports.
+//! writes `model.flowzoo`, `metrics.json`, `samples.png` and (2-D data)
+//! `density.png` to the output folder; `flowzoo sample` and `flowzoo eval`
+//! use the checkpoint (checkpoints.rs). The library does the work; this file
+//! parses, calls it, and reports.
 
+mod checkpoints;
 mod iaf;
 mod pictures;
 
+use checkpoints::MODEL_FILE;
 use clap::{Parser, Subcommand};
 use flowzoo::data::digits;
-use flowzoo::train::run::{run, Dataset, FlowKind, RunConfig, RunResult};
+use flowzoo::error::CheckpointError;
+use flowzoo::flows::FlowModel;
+use flowzoo::nn::Adam;
+use flowzoo::train::checkpoint::{self, AdamState};
+use flowzoo::train::run::{run_from, Dataset, FlowKind, RunConfig, RunResult};
 use flowzoo::train::sample::DensityGrid;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
@@ -31,22 +38,30 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train a flow by maximum likelihood and write metrics.json and pictures.
+    /// Train a flow by maximum likelihood and write model.flowzoo,
+    /// metrics.json and pictures.
     Train(TrainArgs),
+    /// Draw samples from a checkpoint: a CSV of vectors or a PNG grid of images.
+    Sample(checkpoints::SampleArgs),
+    /// Test NLL (nats; bits/dim for the digits) of a checkpoint on data.
+    Eval(checkpoints::EvalArgs),
 }
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 struct TrainArgs {
     /// Data: moons, 8gaussians, checkerboard, pinwheel, circles (2-D, fresh
-    /// points every step) or digits (the embedded UCI 8x8 digits, 64-D).
-    #[arg(long, default_value = "moons")]
-    data: String,
+    /// points every step), digits (the embedded UCI 8x8 digits, 64-D), or
+    /// a FILE.csv / FILE.npy of your own vectors (standardised; 10% of the
+    /// rows held out for test and written to test.csv) [default: moons].
+    #[arg(long)]
+    data: Option<String>,
     /// Flow architecture: realnvp, maf (maximum likelihood), or iaf (a
     /// sampler by reverse KL: to --target, or distilled from an MAF trained
     /// on a 2-D --data set); nice, glow, or realnvp-image (the multi-scale
     /// RealNVP, digits only; glow sees the digits as images too).
-    #[arg(long, default_value = "realnvp")]
-    flow: String,
+    /// [default: realnvp]
+    #[arg(long)]
+    flow: Option<String>,
     /// Target energy for --flow iaf: ring, wave, bump, step (Rezende &
     /// Mohamed 2015, figure 3).
     #[arg(long)]
@@ -60,18 +75,25 @@ struct TrainArgs {
     /// realnvp-image and glow on digits: 32 channels; glow on 2-D: 128].
     #[arg(long)]
     hidden: Option<usize>,
-    /// Optimisation steps.
+    /// Optimisation steps (in all: with --resume, the checkpoint's count included).
     #[arg(long, default_value_t = 5000)]
     steps: usize,
-    /// Batch size.
-    #[arg(long, default_value_t = 256)]
-    batch: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f64,
-    /// Seed of everything random (initialisation, batches, noise, test points).
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// Batch size [default: 256].
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Adam learning rate [default: 1e-3; with --resume, the checkpoint's].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Seed of everything random (initialisation, batches, noise, test
+    /// points) [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Continue training from a checkpoint (a model.flowzoo), with its
+    /// parameters and Adam state; the data, flow, sizes, batch and seed are
+    /// the checkpoint's. Batches are drawn afresh, so the result is close to,
+    /// not bit-equal to, an uninterrupted run.
+    #[arg(long)]
+    resume: Option<PathBuf>,
     /// Validation check every this many steps (digits).
     #[arg(long, default_value_t = 100)]
     eval_every: usize,
@@ -87,6 +109,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train(args),
+        Command::Sample(args) => checkpoints::sample(args),
+        Command::Eval(args) => checkpoints::eval(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -98,64 +122,134 @@ fn main() -> ExitCode {
 }
 
 fn train(args: TrainArgs) -> Result<(), String> {
-    if args.flow == "iaf" {
+    if let Some(path) = &args.resume {
+        return resume(path, args.clone());
+    }
+    let data = args.data.clone().unwrap_or_else(|| "moons".into());
+    let flow_name = args.flow.clone().unwrap_or_else(|| "realnvp".into());
+    let (batch, seed, lr) = (
+        args.batch.unwrap_or(256),
+        args.seed.unwrap_or(0),
+        args.lr.unwrap_or(1e-3),
+    );
+    if flow_name == "iaf" {
         return iaf::train(iaf::Settings {
             target: args.target,
-            data: args.data,
+            data,
             layers: args.layers.unwrap_or(8),
             hidden: args.hidden.unwrap_or(256),
             steps: args.steps,
-            batch: args.batch,
-            lr: args.lr,
-            seed: args.seed,
+            batch,
+            lr,
+            seed,
             eval_every: args.eval_every,
             out: args.out,
             quiet: args.quiet,
         });
     }
-    let flow: FlowKind = args
-        .flow
+    let flow: FlowKind = flow_name
         .parse()
         .map_err(|e: flowzoo::error::TrainError| format!("--flow: {e} (or iaf)"))?;
     if args.target.is_some() {
         return Err("--target is for --flow iaf".into());
     }
+    let dataset: Dataset = data.parse().map_err(|e: flowzoo::Error| e.to_string())?;
     // MAF defaults to the reference: 5 MADEs with two hidden layers of 512.
     let (layers, hidden) = match flow {
         FlowKind::Maf => (args.layers.unwrap_or(5), args.hidden.unwrap_or(512)),
         _ => {
             // NICE, the multi-scale RealNVP and Glow have their own defaults per data set.
-            let family = args
-                .data
-                .parse::<Dataset>()
-                .ok()
-                .and_then(|d| flow.coupling_family_defaults(d));
-            let (layers, hidden) = family.unwrap_or((8, 256));
+            let (layers, hidden) = flow.coupling_family_defaults(&dataset).unwrap_or((8, 256));
             (args.layers.unwrap_or(layers), args.hidden.unwrap_or(hidden))
         }
     };
-    let dataset: Dataset = args
-        .data
-        .parse()
-        .map_err(|e: flowzoo::Error| e.to_string())?;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| Path::new("runs").join(dataset.name()));
-    std::fs::create_dir_all(&out)
-        .map_err(|e| format!("{}: cannot create the output folder: {e}", out.display()))?;
     let config = RunConfig {
         dataset,
         flow,
         layers,
         hidden,
         steps: args.steps,
-        batch: args.batch,
-        lr: args.lr,
-        seed: args.seed,
+        batch,
+        lr,
+        seed,
         eval_every: args.eval_every,
         ..RunConfig::default()
     };
+    train_run(&args, config, &data, None)
+}
+
+/// `flowzoo train --resume FILE`: the run the checkpoint describes, from
+/// its parameters and Adam state.
+fn resume(path: &Path, args: TrainArgs) -> Result<(), String> {
+    let given = [
+        ("--data", args.data.is_some()),
+        ("--flow", args.flow.is_some()),
+        ("--layers", args.layers.is_some()),
+        ("--hidden", args.hidden.is_some()),
+        ("--batch", args.batch.is_some()),
+        ("--seed", args.seed.is_some()),
+        ("--target", args.target.is_some()),
+    ];
+    if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
+        return Err(format!(
+            "{flag} cannot be given with --resume: the run's data, flow, sizes, batch and seed \
+             are the checkpoint's ({})",
+            path.display()
+        ));
+    }
+    let saved = checkpoints::load(path)?;
+    let settings = checkpoints::RunSettings::of(&saved, path)?;
+    let dataset: Dataset = settings
+        .data
+        .parse()
+        .map_err(|e: flowzoo::Error| format!("{}: its data: {e}", path.display()))?;
+    let adam = match &saved.optimizer {
+        Some(state) => state.to_adam(),
+        None => {
+            eprintln!(
+                "note: {} holds no optimiser state: Adam starts afresh",
+                path.display()
+            );
+            Adam::new(1e-3)
+        }
+    };
+    let config = RunConfig {
+        dataset,
+        flow: settings.flow,
+        layers: settings.layers,
+        hidden: settings.hidden,
+        steps: args.steps,
+        batch: settings.batch,
+        lr: args.lr.unwrap_or(adam.lr),
+        seed: settings.seed,
+        eval_every: args.eval_every,
+        ..RunConfig::default()
+    };
+    let data = settings.data.clone();
+    train_run(&args, config, &data, Some((saved.model, adam)))
+}
+
+/// Trains `config` (from `start` when resuming), saving model.flowzoo in
+/// the output folder whenever the model is worth keeping, then reports.
+fn train_run(
+    args: &TrainArgs,
+    config: RunConfig,
+    data: &str,
+    start: Option<(FlowModel<f32>, Adam<f32>)>,
+) -> Result<(), String> {
+    let out = args.out.clone().unwrap_or_else(|| {
+        let name = match &config.dataset {
+            Dataset::Table(user) => user
+                .path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "table".into()),
+            other => other.name().into(),
+        };
+        Path::new("runs").join(name)
+    });
+    std::fs::create_dir_all(&out)
+        .map_err(|e| format!("{}: cannot create the output folder: {e}", out.display()))?;
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
@@ -167,20 +261,72 @@ fn train(args: TrainArgs) -> Result<(), String> {
         )
         .expect("the template is valid"),
     );
-    let result = run(&config, |step, loss| {
-        if step % 10 == 0 || step == config.steps {
-            bar.set_position(step as u64);
-            bar.set_message(format!("loss {loss:.4} nats"));
-        }
-    })
-    .map_err(|e| e.to_string())?;
+    let model_path = out.join(MODEL_FILE);
+    let metadata = checkpoints::run_metadata(&config, data);
+    let resumed_step = start.as_ref().map(|(_, adam)| adam.steps());
+    let mut saved_step: Option<usize> = None;
+    let mut save_error: Option<String> = None;
+    let mut not_saveable: Option<String> = None;
+    let result = run_from(
+        &config,
+        start,
+        |step, loss| {
+            if step % 10 == 0 || step == config.steps {
+                bar.set_position(step as u64);
+                bar.set_message(format!("loss {loss:.4} nats"));
+            }
+        },
+        |step, model, adam| {
+            if save_error.is_some() || not_saveable.is_some() {
+                return;
+            }
+            let mut metadata = metadata.clone();
+            metadata.push(("step".into(), step.into()));
+            match checkpoint::save(&model_path, model, Some(&AdamState::of(adam)), &metadata) {
+                Ok(()) => saved_step = Some(step),
+                // Why train on: the metrics and pictures are still worth having.
+                Err(e @ CheckpointError::NotSaveable { .. }) => not_saveable = Some(e.to_string()),
+                Err(e) => save_error = Some(e.to_string()),
+            }
+        },
+    );
     bar.finish_and_clear();
-    report(&config, &result, &out)
+    if let Some(e) = save_error {
+        return Err(e);
+    }
+    let kept = match (saved_step, resumed_step, &args.resume) {
+        (Some(step), _, _) => format!(
+            "the last good checkpoint, of step {step}, is {}",
+            model_path.display()
+        ),
+        (None, Some(step), Some(path)) => format!(
+            "no checkpoint was saved since the one resumed from, {} (step {step})",
+            path.display()
+        ),
+        _ => format!("no checkpoint was written to {}", model_path.display()),
+    };
+    if let Some(why) = &not_saveable {
+        eprintln!("warning: {} not written: {why}", model_path.display());
+    }
+    let result = result.map_err(|e| format!("{e}; {kept}"))?;
+    if saved_step.is_none() && not_saveable.is_none() {
+        eprintln!("warning: the model was never finite at a check point: {kept}");
+    }
+    report(&config, &result, &out, args.resume.as_deref())
 }
 
-fn report(config: &RunConfig, result: &RunResult, out: &Path) -> Result<(), String> {
+fn report(
+    config: &RunConfig,
+    result: &RunResult,
+    out: &Path,
+    resumed_from: Option<&Path>,
+) -> Result<(), String> {
+    let label = match &config.dataset {
+        Dataset::Table(user) => user.path.display().to_string(),
+        other => other.name().to_string(),
+    };
     let mut metrics = serde_json::json!({
-        "data": config.dataset.name(),
+        "data": label,
         "flow": config.flow.name(),
         "layers": config.layers,
         "hidden": config.hidden,
@@ -195,7 +341,11 @@ fn report(config: &RunConfig, result: &RunResult, out: &Path) -> Result<(), Stri
         "ms_per_step": result.report.ms_per_step,
         "n_params": result.model.n_params(),
         "threads": rayon::current_num_threads(),
+        "model": MODEL_FILE,
     });
+    if let Some(path) = resumed_from {
+        metrics["resumed_from"] = path.display().to_string().into();
+    }
     if let Some(bpd) = result.test_bits_per_dim {
         metrics["test_bits_per_dim"] = bpd.into();
     }
@@ -205,15 +355,15 @@ fn report(config: &RunConfig, result: &RunResult, out: &Path) -> Result<(), Stri
     let text = serde_json::to_string_pretty(&metrics).map_err(|e| e.to_string())? + "\n";
     pictures::write_atomically(&out.join("metrics.json"), text.as_bytes())?;
     let mut rng = StdRng::seed_from_u64(config.seed.wrapping_add(4));
-    match config.dataset {
-        Dataset::Toy(toy) => {
+    match &config.dataset {
+        &Dataset::Toy(toy) => {
             let (x_range, y_range) = toy.bounds();
             let samples = result.model.sample(4000, 1.0, &mut rng).to_f64_vec();
             let data = toy.sample(4000, &mut rng);
             pictures::scatter(&out.join("samples.png"), &data, &samples, x_range, y_range)?;
             let grid = DensityGrid::new(&result.model, x_range, y_range, 256);
             pictures::heat_map(&out.join("density.png"), &grid)?;
-            metrics_line(config, result, Some(grid.mass()));
+            metrics_line(&label, config, result, Some(grid.mass()));
         }
         Dataset::Digits => {
             let samples = result.model.sample(64, 1.0, &mut rng).to_f64_vec();
@@ -222,17 +372,22 @@ fn report(config: &RunConfig, result: &RunResult, out: &Path) -> Result<(), Stri
             pictures::digit_grid(&out.join("samples-t0.7.png"), &cooler, digits::SIDE, 8)?;
             let strip = pictures::latent_interpolation(&result.model, &digits::test(), 10);
             pictures::digit_grid(&out.join("interpolation.png"), &strip, digits::SIDE, 10)?;
-            metrics_line(config, result, None);
+            metrics_line(&label, config, result, None);
+        }
+        Dataset::Table(user) => {
+            // The held-out rows, so `flowzoo eval --data test.csv` scores them again.
+            let (_, test) = user.split(config.seed);
+            checkpoints::write_csv(&out.join("test.csv"), &test.columns, &test.data)?;
+            metrics_line(&label, config, result, None);
         }
     }
     println!("wrote {}", out.display());
     Ok(())
 }
 
-fn metrics_line(config: &RunConfig, result: &RunResult, mass: Option<f64>) {
+fn metrics_line(data: &str, config: &RunConfig, result: &RunResult, mass: Option<f64>) {
     print!(
-        "{} {}: test NLL {:.4} nats",
-        config.dataset.name(),
+        "{data} {}: test NLL {:.4} nats",
         config.flow.name(),
         result.test_nll_nats
     );

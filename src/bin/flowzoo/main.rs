@@ -2,9 +2,12 @@
 //!
 //! `flowzoo train --data moons --flow realnvp --layers 8 --hidden 256 --steps 5000 --batch 256 --seed 0 --out runs/moons`
 //! writes `model.flowzoo`, `metrics.json`, `samples.png` and (2-D data)
-//! `density.png` to the output folder; `flowzoo sample` and `flowzoo eval`
-//! use the checkpoint (checkpoints.rs). The library does the work; this file
-//! parses, calls it, and reports.
+//! `density.png` to the output folder; on the digits, `samples.png`
+//! (temperature 1.0), `samples-t0.7.png` (temperature 0.7) and
+//! `interpolation.png` (a latent interpolation between test digits) instead
+//! of the density. `flowzoo sample` and `flowzoo eval` use the checkpoint
+//! (checkpoints.rs). The library does the work; this file parses, calls it,
+//! and reports.
 
 mod checkpoints;
 mod iaf;

@@ -353,10 +353,10 @@ pub fn run(config: &RunConfig, on_step: impl FnMut(usize, f64) + Send) -> Result
 /// `resume`: the model and Adam state of a checkpoint to continue from,
 /// instead of a fresh [`build_model`] and `Adam::new`; training goes on from
 /// step `adam.steps() + 1` to `config.steps` (see
-/// [`fit_with`](super::fit::fit_with)), and ActNorm is not initialised again.
+/// [`fit_with`]), and ActNorm is not initialised again.
 ///
 /// `on_check(step, model, adam)`: called whenever the model is worth
-/// saving (see [`fit_with`](super::fit::fit_with): at a validation point,
+/// saving (see [`fit_with`]: at a validation point,
 /// when the validation score improved, or without validation when the
 /// model is still finite), so a run that diverges keeps its last good
 /// checkpoint.

@@ -160,8 +160,8 @@ fn main() {
     );
 
     // 16 products per timed batch: the first op of a batch pays the wake-up
-    // of the pool's sleeping threads (about a millisecond on this VM), which a
-    // training loop, keeping them busy, does not.
+    // of the pool's sleeping threads, which a training loop, keeping them
+    // busy, does not.
     let (two, one) = paired_secs(
         16,
         9,

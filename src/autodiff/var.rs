@@ -5,7 +5,7 @@
 use super::op::{Conv2dOp, Op, Parent, PowOp, SelectOp, SolveTriangularOp};
 use super::tape::Tape;
 use crate::tensor::linalg::{self, Diagonal, Triangle};
-use crate::tensor::{Element, Layout, Tensor};
+use crate::tensor::{Element, Layout, SqueezePlan, Tensor};
 
 /// A tensor value and, when it needs a gradient, its node on a [`Tape`].
 ///
@@ -615,16 +615,10 @@ impl<'t, T: Element> Var<'t, T> {
     /// Dinh, Sohl-Dickstein, Bengio, "Density estimation using Real NVP",
     /// ICLR 2017, arXiv:1605.08803, §3.6 (the squeezing operation).
     pub fn space_to_depth(&self, factor: usize) -> Var<'t, T> {
-        let s = self.shape();
-        assert!(
-            s.len() == 4 && factor > 0 && s[2] % factor == 0 && s[3] % factor == 0,
-            "space_to_depth: expected [batch, channels, height, width] with height and \
-             width divisible by {factor}, got {s:?}"
-        );
-        let (b, c, h, w, f) = (s[0], s[1], s[2], s[3], factor);
-        self.reshape(&[b, c, h / f, f, w / f, f])
-            .permute(&[0, 1, 3, 5, 2, 4])
-            .reshape(&[b, c * f * f, h / f, w / f])
+        let plan = SqueezePlan::space_to_depth(self.shape(), factor);
+        self.reshape(&plan.split)
+            .permute(&plan.perm)
+            .reshape(&plan.out)
     }
 
     /// Unsqueeze (depth-to-space) by `factor`, the inverse of
@@ -636,17 +630,10 @@ impl<'t, T: Element> Var<'t, T> {
     /// # Panics
     /// If the value is not rank 4 or the channels are not divisible by `factor²`.
     pub fn depth_to_space(&self, factor: usize) -> Var<'t, T> {
-        let s = self.shape();
-        assert!(
-            s.len() == 4 && factor > 0 && s[1] % (factor * factor) == 0,
-            "depth_to_space: expected [batch, channels, height, width] with channels \
-             divisible by {}, got {s:?}",
-            factor * factor
-        );
-        let (b, c, h, w, f) = (s[0], s[1] / (factor * factor), s[2], s[3], factor);
-        self.reshape(&[b, c, f, f, h, w])
-            .permute(&[0, 1, 4, 2, 5, 3])
-            .reshape(&[b, c, h * f, w * f])
+        let plan = SqueezePlan::depth_to_space(self.shape(), factor);
+        self.reshape(&plan.split)
+            .permute(&plan.perm)
+            .reshape(&plan.out)
     }
 
     /// 2-D convolution of an NCHW batch, stride 1, zero `padding`, as

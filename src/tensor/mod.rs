@@ -27,6 +27,7 @@ mod views;
 
 pub use element::Element;
 pub use layout::{broadcast_shapes, Layout, MAX_DIMS};
+pub(crate) use views::SqueezePlan;
 
 use std::sync::Arc;
 

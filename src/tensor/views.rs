@@ -210,17 +210,11 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(y.depth_to_space(2).to_vec(), x.to_vec());
     /// ```
     pub fn space_to_depth(&self, factor: usize) -> Tensor<T> {
-        let s = self.shape();
-        assert!(
-            s.len() == 4 && factor > 0 && s[2] % factor == 0 && s[3] % factor == 0,
-            "space_to_depth: expected [batch, channels, height, width] with height and \
-             width divisible by {factor}, got {s:?}"
-        );
-        let (b, c, h, w, f) = (s[0], s[1], s[2], s[3], factor);
-        self.reshape(&[b, c, h / f, f, w / f, f])
-            .permute(&[0, 1, 3, 5, 2, 4])
+        let plan = SqueezePlan::space_to_depth(self.shape(), factor);
+        self.reshape(&plan.split)
+            .permute(&plan.perm)
             .contiguous()
-            .reshape(&[b, c * f * f, h / f, w / f])
+            .reshape(&plan.out)
     }
 
     /// Depth-to-space, the inverse of [`Tensor::space_to_depth`] (a copy):
@@ -235,18 +229,11 @@ impl<T: Element> Tensor<T> {
     /// not divisible by `factor²`; the message names `depth_to_space` and the
     /// shape.
     pub fn depth_to_space(&self, factor: usize) -> Tensor<T> {
-        let s = self.shape();
-        assert!(
-            s.len() == 4 && factor > 0 && s[1] % (factor * factor) == 0,
-            "depth_to_space: expected [batch, channels, height, width] with channels \
-             divisible by {}, got {s:?}",
-            factor * factor
-        );
-        let (b, c, h, w, f) = (s[0], s[1] / (factor * factor), s[2], s[3], factor);
-        self.reshape(&[b, c, f, f, h, w])
-            .permute(&[0, 1, 4, 2, 5, 3])
+        let plan = SqueezePlan::depth_to_space(self.shape(), factor);
+        self.reshape(&plan.split)
+            .permute(&plan.perm)
             .contiguous()
-            .reshape(&[b, c, h * f, w * f])
+            .reshape(&plan.out)
     }
 
     /// The entries of `axis` in reverse order (a copy: strides are unsigned,
@@ -329,5 +316,58 @@ impl<T: Element> Tensor<T> {
             }
         }
         Tensor::from_vec(out, shape)
+    }
+}
+
+/// The view chain behind [`Tensor::space_to_depth`] and
+/// [`Tensor::depth_to_space`] (and their recorded twins on `Var`): reshape
+/// to `split`, permute by `perm`, reshape to `out`. One place computes it,
+/// so the kernel and the tape op cannot drift apart.
+pub(crate) struct SqueezePlan {
+    /// The rank-6 shape exposing the factor as its own axes.
+    pub(crate) split: [usize; 6],
+    /// The axis order that moves the factor axes into (or out of) channels.
+    pub(crate) perm: [usize; 6],
+    /// The rank-4 result shape.
+    pub(crate) out: [usize; 4],
+}
+
+impl SqueezePlan {
+    /// `[b, c, h, w]` → `[b, c·f², h/f, w/f]`.
+    ///
+    /// # Panics
+    /// If `s` is not rank 4, `factor` is 0, or h or w is not divisible by it.
+    pub(crate) fn space_to_depth(s: &[usize], factor: usize) -> SqueezePlan {
+        assert!(
+            s.len() == 4 && factor > 0 && s[2] % factor == 0 && s[3] % factor == 0,
+            "space_to_depth: expected [batch, channels, height, width] with height and \
+             width divisible by {factor}, got {s:?}"
+        );
+        let (b, c, h, w, f) = (s[0], s[1], s[2], s[3], factor);
+        SqueezePlan {
+            split: [b, c, h / f, f, w / f, f],
+            perm: [0, 1, 3, 5, 2, 4],
+            out: [b, c * f * f, h / f, w / f],
+        }
+    }
+
+    /// `[b, c·f², h, w]` → `[b, c, h·f, w·f]`.
+    ///
+    /// # Panics
+    /// If `s` is not rank 4, `factor` is 0, or the channels are not
+    /// divisible by `factor²`.
+    pub(crate) fn depth_to_space(s: &[usize], factor: usize) -> SqueezePlan {
+        assert!(
+            s.len() == 4 && factor > 0 && s[1] % (factor * factor) == 0,
+            "depth_to_space: expected [batch, channels, height, width] with channels \
+             divisible by {}, got {s:?}",
+            factor * factor
+        );
+        let (b, c, h, w, f) = (s[0], s[1] / (factor * factor), s[2], s[3], factor);
+        SqueezePlan {
+            split: [b, c, f, f, h, w],
+            perm: [0, 1, 4, 2, 5, 3],
+            out: [b, c, h * f, w * f],
+        }
     }
 }

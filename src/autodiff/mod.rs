@@ -25,7 +25,7 @@ mod param;
 mod tape;
 mod var;
 
-pub use gradcheck::{gradcheck, GradcheckFailure};
+pub use gradcheck::{gradcheck, kink_aware_derivative, GradcheckFailure, FD_STENCIL};
 pub use param::Param;
 pub use tape::{Gradients, Tape};
 pub use var::Var;

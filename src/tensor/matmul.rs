@@ -7,7 +7,7 @@
 //! 2-D coupling net) takes a dot-product path that beats the packed GEMM.
 
 use super::parallel::{threads_available, PAR_MIN_MATMUL_FLOPS};
-use super::{Element, Tensor};
+use super::{simd, Element, Tensor};
 use crate::tensor::parallel::prelude::*;
 
 /// Output columns at or below which the thin path runs.
@@ -90,7 +90,8 @@ fn gemm_into<T: Element>(
 /// `C ← A·B` for `n ≤ THIN_N` output columns, where a packed GEMM spends more
 /// time packing than multiplying. Two forms, chosen by A's layout:
 /// - rows of A contiguous: each output is a dot product of a row of A with a
-///   column of B (copied contiguous once);
+///   column of B (copied contiguous once), all n of them in one pass over the
+///   row;
 /// - columns of A contiguous (A is a transposed view): each output column is
 ///   a sum of columns of A scaled by entries of B (axpy), so no gather.
 #[allow(clippy::too_many_arguments)]
@@ -114,9 +115,7 @@ fn thin_gemm<T: Element>(
             column.fill(T::ZERO);
             for p in 0..k {
                 let (scale, a_col) = (b_at(p, j), &a[a_off + p * csa..a_off + p * csa + m]);
-                for (acc, &v) in column.iter_mut().zip(a_col) {
-                    *acc += scale * v;
-                }
+                simd::axpy(scale, a_col, &mut column);
             }
             for (i, &v) in column.iter().enumerate() {
                 c[i * n + j] = v;
@@ -127,6 +126,7 @@ fn thin_gemm<T: Element>(
     let columns: Vec<Vec<T>> = (0..n)
         .map(|j| (0..k).map(|p| b_at(p, j)).collect())
         .collect();
+    let columns: Vec<&[T]> = columns.iter().map(Vec::as_slice).collect();
     let mut row = Vec::with_capacity(k);
     for (i, out) in c.chunks_mut(n).enumerate() {
         let start = a_off + i * rsa;
@@ -137,29 +137,8 @@ fn thin_gemm<T: Element>(
             row.extend((0..k).map(|p| a[start + p * csa]));
             &row
         };
-        for (j, col) in columns.iter().enumerate() {
-            out[j] = dot(a_row, col);
-        }
+        simd::dots(a_row, &columns, out);
     }
-}
-
-/// Dot product with eight independent accumulators (vectorises without
-/// reassociation by the compiler).
-#[inline]
-fn dot<T: Element>(x: &[T], y: &[T]) -> T {
-    let mut acc = [T::ZERO; 8];
-    let chunks = x.len() / 8;
-    for c in 0..chunks {
-        let (xs, ys) = (&x[c * 8..c * 8 + 8], &y[c * 8..c * 8 + 8]);
-        for l in 0..8 {
-            acc[l] += xs[l] * ys[l];
-        }
-    }
-    let mut total = T::ZERO;
-    for i in chunks * 8..x.len() {
-        total += x[i] * y[i];
-    }
-    acc.iter().fold(total, |s, &v| s + v)
 }
 
 impl<T: Element> Tensor<T> {

@@ -22,6 +22,7 @@ pub mod linalg;
 mod matmul;
 pub mod parallel;
 mod reduce;
+mod simd;
 pub mod strided;
 mod views;
 

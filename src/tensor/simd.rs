@@ -15,20 +15,31 @@ use super::Element;
 
 /// `out[j] = Σₚ row[p]·columns[j][p]` for each column j (`columns.len() ==
 /// out.len() ≤ 4`, each column as long as `row`).
+///
+/// # Panics
+/// If there are more than 4 columns.
 pub(crate) fn dots<T: Element>(row: &[T], columns: &[&[T]], out: &mut [T]) {
     #[cfg(target_arch = "x86_64")]
     {
         if has_avx2_fma() {
             if let Some((row, out)) = as_f32(row).zip(as_f32_mut(out)) {
-                let columns: Vec<&[f32]> = columns.iter().map(|c| as_f32(c).unwrap()).collect();
+                // On the stack: this runs once per row of A.
+                let mut typed: [&[f32]; 4] = [&[]; 4];
+                for (t, c) in typed.iter_mut().zip(columns) {
+                    *t = as_f32(c).expect("the same element type as the row");
+                }
                 // SAFETY: AVX2 and FMA were detected on this CPU.
-                unsafe { avx::dots_f32(row, &columns, out) };
+                unsafe { avx::dots_f32(row, &typed[..columns.len()], out) };
                 return;
             }
             if let Some((row, out)) = as_f64(row).zip(as_f64_mut(out)) {
-                let columns: Vec<&[f64]> = columns.iter().map(|c| as_f64(c).unwrap()).collect();
+                // On the stack: this runs once per row of A.
+                let mut typed: [&[f64]; 4] = [&[]; 4];
+                for (t, c) in typed.iter_mut().zip(columns) {
+                    *t = as_f64(c).expect("the same element type as the row");
+                }
                 // SAFETY: AVX2 and FMA were detected on this CPU.
-                unsafe { avx::dots_f64(row, &columns, out) };
+                unsafe { avx::dots_f64(row, &typed[..columns.len()], out) };
                 return;
             }
         }
@@ -129,31 +140,46 @@ mod avx {
     // One pass over `row` serves every column: each 16-element block of the
     // row is loaded once and multiplied into two accumulators per column, so
     // up to 8 fused multiply-adds are in flight (the FMA latency is 4 cycles).
+    // The column count is a constant of each instance (1..=4), so the
+    // accumulators live in registers, not in memory.
     macro_rules! dots {
-        ($name:ident, $t:ty, $lanes:expr, $vec:ty, $zero:ident, $load:ident, $fma:ident, $add:ident, $sum:ident) => {
+        ($name:ident, $n_cols:ident, $t:ty, $lanes:expr, $vec:ty, $zero:ident, $load:ident, $fma:ident, $add:ident, $sum:ident) => {
             /// See [`super::dots`].
             ///
             /// # Safety
             /// The CPU must have AVX2 and FMA; every column must be at least
-            /// as long as `row`, and `out` as long as `columns`.
+            /// as long as `row`, and `out` as long as `columns` (at most 4).
             #[target_feature(enable = "avx2,fma")]
             pub(super) unsafe fn $name(row: &[$t], columns: &[&[$t]], out: &mut [$t]) {
+                match columns.len() {
+                    1 => $n_cols::<1>(row, columns, out),
+                    2 => $n_cols::<2>(row, columns, out),
+                    3 => $n_cols::<3>(row, columns, out),
+                    4 => $n_cols::<4>(row, columns, out),
+                    n => panic!("dots: {n} columns, at most 4"),
+                }
+            }
+
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn $n_cols<const N: usize>(row: &[$t], columns: &[&[$t]], out: &mut [$t]) {
                 const BLOCK: usize = 2 * $lanes;
-                let (n, k) = (columns.len(), row.len());
-                assert!(n <= 4 && out.len() == n && columns.iter().all(|c| c.len() >= k));
-                let mut acc: [[$vec; 2]; 4] = [[$zero(); 2]; 4];
+                let k = row.len();
+                assert!(
+                    out.len() == N && columns.len() == N && columns.iter().all(|c| c.len() >= k)
+                );
+                let cols: [*const $t; N] = std::array::from_fn(|j| columns[j].as_ptr());
+                let mut acc: [[$vec; 2]; N] = [[$zero(); 2]; N];
                 let blocks = k / BLOCK;
                 for b in 0..blocks {
                     let p = b * BLOCK;
                     let x0 = $load(row.as_ptr().add(p));
                     let x1 = $load(row.as_ptr().add(p + $lanes));
-                    for j in 0..n {
-                        let c = columns[j].as_ptr().add(p);
-                        acc[j][0] = $fma(x0, $load(c), acc[j][0]);
-                        acc[j][1] = $fma(x1, $load(c.add($lanes)), acc[j][1]);
+                    for j in 0..N {
+                        acc[j][0] = $fma(x0, $load(cols[j].add(p)), acc[j][0]);
+                        acc[j][1] = $fma(x1, $load(cols[j].add(p + $lanes)), acc[j][1]);
                     }
                 }
-                for j in 0..n {
+                for j in 0..N {
                     let mut total = $sum($add(acc[j][0], acc[j][1]));
                     for p in blocks * BLOCK..k {
                         total += row[p] * columns[j][p];
@@ -165,6 +191,7 @@ mod avx {
     }
     dots!(
         dots_f32,
+        dots_f32_n,
         f32,
         8,
         __m256,
@@ -176,6 +203,7 @@ mod avx {
     );
     dots!(
         dots_f64,
+        dots_f64_n,
         f64,
         4,
         __m256d,

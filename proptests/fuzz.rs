@@ -14,9 +14,10 @@
 use flowzoo::data::idx::{encode_idx, parse_idx};
 use flowzoo::data::npy::parse_npy;
 use flowzoo::data::preprocess::Logit;
+use flowzoo::flows::architectures::{glow_layers, GlowConfig};
 use flowzoo::flows::model::realnvp_layers;
 use flowzoo::flows::spec::SpecValue;
-use flowzoo::flows::{Flow, FlowModel, Reverse, Sequential};
+use flowzoo::flows::{BatchNorm, Flow, FlowModel, Permutation, Reverse, Sequential};
 use flowzoo::nn::Adam;
 use flowzoo::tensor::Tensor;
 use flowzoo::train::checkpoint::{fnv1a64, to_bytes, AdamState, Checkpoint};
@@ -105,7 +106,9 @@ fn reseal(bytes: &mut [u8]) {
 }
 
 /// Valid checkpoints to mutate: a small RealNVP with optimiser state and
-/// metadata, and a stack with a reversal and a logit layer in f64.
+/// metadata, a stack with a reversal and a logit layer in f64, and a small
+/// Glow (LU 1×1 convolutions, a split with a learned prior) followed by a
+/// batch norm and a permutation, so mutations reach the image layers' specs.
 fn seed_checkpoints() -> Vec<Vec<u8>> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let mut model = FlowModel::<f32>::realnvp(2, 2, 4, &mut rng);
@@ -125,7 +128,18 @@ fn seed_checkpoints() -> Vec<Vec<u8>> {
     layers.push(Box::new(Logit::new(3, 0.05)));
     let second =
         to_bytes(&FlowModel::new(3, Sequential::new(layers)), None, &[]).expect("saveable");
-    vec![first, second]
+    let config = GlowConfig {
+        steps: 1,
+        hidden: 2,
+        blocks: 0,
+        ..GlowConfig::default()
+    };
+    let mut layers = glow_layers::<f32, _>([1, 4, 4], config, &mut rng);
+    layers.insert(0, Box::new(BatchNorm::new(16)));
+    layers.push(Box::new(Permutation::random(16, &mut rng)));
+    let third =
+        to_bytes(&FlowModel::new(16, Sequential::new(layers)), None, &[]).expect("saveable");
+    vec![first, second, third]
 }
 
 /// Valid IDX files to mutate: labels, and 3x2 images.

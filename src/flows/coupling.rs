@@ -655,7 +655,7 @@ impl<T: Element> ImageCoupling<T> {
                 .checked_add(conv(hidden, 2 * n_trans)?)?
                 .checked_add(n_trans)
         })();
-        spec::check_elements(spec, "blocks", elements)?;
+        spec::check_elements(spec, "hidden", elements)?;
         let name = spec.str("scale_kind")?;
         let scale_kind = ScaleKind::from_name(name).ok_or_else(|| {
             spec.error("scale_kind", format!("\"{name}\" is not tanh or sigmoid"))

@@ -19,7 +19,9 @@
 //! the type's name, one field per constructor argument), then add one arm to
 //! [`build_layer`] that reads the fields back with the typed accessors
 //! ([`LayerSpec::usize`], [`LayerSpec::usizes`], ...) and calls the layer's
-//! constructor; the round-trip test in `tests/checkpoint.rs` proves the pair.
+//! constructor, and list the kind in [`LAYER_KINDS`]; the round-trip tests
+//! in `tests/checkpoint.rs` prove the pair (`every_layer_kind_round_trips`
+//! fails until a model holding the new kind is among them).
 //!
 //! The byte layout of a spec in a file is in docs/checkpoint-format.md.
 
@@ -460,13 +462,32 @@ fn mask_from_spec(spec: &LayerSpec) -> Result<Mask, CheckpointError> {
     Ok(Mask { dim, cond, trans })
 }
 
+/// Every kind [`build_layer`] knows, one per layer type of the crate
+/// (`tests/checkpoint.rs` round-trips a model holding each).
+pub const LAYER_KINDS: &[&str] = &[
+    "AffineCoupling",
+    "AdditiveCoupling",
+    "Rescale",
+    "Reverse",
+    "Permutation",
+    "ActNorm",
+    "InvConv1x1",
+    "ImageCoupling",
+    "BatchNorm",
+    "Squeeze",
+    "Reshape",
+    "Split",
+    "Logit",
+    "Maf",
+    "Iaf",
+    "Sequential",
+    "Standardize",
+];
+
 /// Builds the layer `spec` describes, with placeholder parameter values
 /// (fill them by name afterwards, as the checkpoint loader does).
 ///
-/// Known kinds: `AffineCoupling`, `AdditiveCoupling`, `Rescale`, `Reverse`,
-/// `Permutation`, `ActNorm`, `InvConv1x1`, `ImageCoupling`, `BatchNorm`,
-/// `Squeeze`, `Reshape`, `Split`, `Maf`, `Iaf`, `Sequential`, `Logit`,
-/// `Standardize`.
+/// Known kinds: [`LAYER_KINDS`].
 ///
 /// # Errors
 /// [`CheckpointError::UnknownLayer`] for a kind not listed;

@@ -507,6 +507,23 @@ impl ImageMask {
     }
 }
 
+/// The scalars of a [`ConvResNet`] from `n_in` to `n_out` channels with
+/// `hidden` channels and `blocks` residual blocks (3×3 convolutions with
+/// biases: n_in → hidden, two hidden → hidden per block, hidden → n_out),
+/// or `None` if the count overflows.
+pub(crate) fn conv_resnet_elements(
+    n_in: usize,
+    hidden: usize,
+    n_out: usize,
+    blocks: usize,
+) -> Option<usize> {
+    let conv = |a: usize, b: usize| a.checked_mul(b)?.checked_mul(9)?.checked_add(b);
+    let per_block = conv(hidden, hidden)?.checked_mul(2)?;
+    conv(n_in, hidden)?
+        .checked_add(blocks.checked_mul(per_block)?)?
+        .checked_add(conv(hidden, n_out)?)
+}
+
 /// An affine coupling layer on images: [`ImageMask`] chooses the
 /// conditioning elements x₁ = z₁, and a [`ConvResNet`] computes from them a
 /// per-element log-scale s and shift t for the others:
@@ -645,16 +662,8 @@ impl<T: Element> ImageCoupling<T> {
         if blocks > spec::MAX_BLOCKS {
             return Err(spec.error("blocks", format!("{blocks} is over {}", spec::MAX_BLOCKS)));
         }
-        // 3×3 convolutions with biases: n_in → hidden, 2 per block hidden →
-        // hidden, hidden → 2·n_trans; and the bound per transformed channel.
-        let conv = |a: usize, b: usize| a.checked_mul(b)?.checked_mul(9)?.checked_add(b);
-        let elements = (|| {
-            let per_block = conv(hidden, hidden)?.checked_mul(2)?;
-            conv(n_in, hidden)?
-                .checked_add(blocks.checked_mul(per_block)?)?
-                .checked_add(conv(hidden, 2 * n_trans)?)?
-                .checked_add(n_trans)
-        })();
+        let elements = conv_resnet_elements(n_in, hidden, 2 * n_trans, blocks)
+            .and_then(|n| n.checked_add(n_trans)); // and the tanh bound
         spec::check_elements(spec, "hidden", elements)?;
         let name = spec.str("scale_kind")?;
         let scale_kind = ScaleKind::from_name(name).ok_or_else(|| {

@@ -299,12 +299,8 @@ impl<T: Element> Split<T> {
         }
         let learned_prior = if spec.bool("learned_prior")? {
             let hidden = spec::size(spec, "prior_hidden")?;
-            // conv 3×3 kept → hidden, conv 3×3 hidden → 2·(C − kept), with biases
             let out = 2 * (channels - kept);
-            let weights = hidden
-                .checked_mul(kept + out)
-                .and_then(|n| n.checked_mul(9))
-                .and_then(|n| n.checked_add(hidden + out));
+            let weights = super::coupling::conv_resnet_elements(kept, hidden, out, 0);
             spec::check_elements(spec, "prior_hidden", weights)?;
             Some(hidden)
         } else {

@@ -9,7 +9,8 @@
 //! or delete a byte. Checkpoints are also *resealed* after mutation (their
 //! length field and checksum recomputed), which is what makes mutated bytes
 //! reach the parser behind the checksum: the spec tree, the tensor records,
-//! the layer builders.
+//! the layer builders. A last run mutates only the layer specs (the `ARCH`
+//! section), so that most inputs reach the builders of every layer kind.
 
 use flowzoo::data::idx::{encode_idx, parse_idx};
 use flowzoo::data::npy::parse_npy;
@@ -142,6 +143,23 @@ fn seed_checkpoints() -> Vec<Vec<u8>> {
     vec![first, second, third]
 }
 
+/// Applies `edits` to the payload of the first section (`ARCH`, the layer
+/// specs, at byte 32 after the 20-byte header, its tag and its u64 length),
+/// rewrites that length and reseals the file: nearly every such input gets
+/// past the framing to the spec parser and the layer builders.
+fn mutate_arch(bytes: &[u8], edits: &[Mutation]) -> Vec<u8> {
+    assert_eq!(&bytes[20..24], b"ARCH", "the first section is ARCH");
+    let len = u64::from_le_bytes(bytes[24..32].try_into().expect("8 bytes")) as usize;
+    let mut arch = bytes[32..32 + len].to_vec();
+    edits.iter().for_each(|m| apply(&mut arch, m));
+    let mut out = bytes[..24].to_vec();
+    out.extend_from_slice(&(arch.len() as u64).to_le_bytes());
+    out.extend_from_slice(&arch);
+    out.extend_from_slice(&bytes[32 + len..]);
+    reseal(&mut out);
+    out
+}
+
 /// Valid IDX files to mutate: labels, and 3x2 images.
 fn seed_idx() -> Vec<Vec<u8>> {
     vec![
@@ -270,8 +288,13 @@ fn checkpoint_reader_survives_random_mutated_and_resealed_bytes() {
             read_checkpoint(&bytes)
         },
     );
+    let arch = run(
+        3000,
+        (0..seeds.len(), prop::collection::vec(mutation(), 1..4)),
+        |(which, edits)| read_checkpoint(&mutate_arch(&seeds[which], &edits)),
+    );
     eprintln!(
-        "fuzz: checkpoint reader: {} inputs without a panic ({random} random, {mutated} mutated, {resealed} mutated and resealed)",
-        random + mutated + resealed
+        "fuzz: checkpoint reader: {} inputs without a panic ({random} random, {mutated} mutated, {resealed} mutated and resealed, {arch} with the layer specs mutated and resealed)",
+        random + mutated + resealed + arch
     );
 }

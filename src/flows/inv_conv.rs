@@ -182,12 +182,19 @@ impl<T: Element> InvConv1x1<T> {
     ///
     /// # Errors
     /// [`CheckpointError::BadSpec`] naming the field: `channels` not a size
-    /// or C² over [`spec::MAX_LAYER_ELEMENTS`], `permutation` not a
+    /// or the matrices over [`spec::MAX_LAYER_ELEMENTS`] scalars, `permutation` not a
     /// permutation of 0..C, `sign_s` not C entries of ±1.
     pub fn from_spec(spec: &LayerSpec) -> Result<Self, CheckpointError> {
         let n = spec::size(spec, "channels")?;
-        spec::check_elements(spec, "channels", n.checked_mul(n))?;
-        let weight = if spec.bool("lu")? {
+        let lu = spec.bool("lu")?;
+        // plain: W; LU: P, L, U and log s
+        let matrices = if lu { 3 } else { 1 };
+        let elements = n
+            .checked_mul(n)
+            .and_then(|m| m.checked_mul(matrices))
+            .and_then(|m| m.checked_add(n));
+        spec::check_elements(spec, "channels", elements)?;
+        let weight = if lu {
             let perm = spec::permutation(spec, "permutation", Some(n))?;
             let mut p = vec![0.0; n * n];
             for (row, &column) in perm.iter().enumerate() {

@@ -9,14 +9,16 @@
 //! or delete a byte. Checkpoints are also *resealed* after mutation (their
 //! length field and checksum recomputed), which is what makes mutated bytes
 //! reach the parser behind the checksum: the spec tree, the tensor records,
-//! the layer builders.
+//! the layer builders. A last run mutates only the layer specs (the `ARCH`
+//! section), so that most inputs reach the builders of every layer kind.
 
 use flowzoo::data::idx::{encode_idx, parse_idx};
 use flowzoo::data::npy::parse_npy;
 use flowzoo::data::preprocess::Logit;
+use flowzoo::flows::architectures::{glow_layers, GlowConfig};
 use flowzoo::flows::model::realnvp_layers;
 use flowzoo::flows::spec::SpecValue;
-use flowzoo::flows::{Flow, FlowModel, Reverse, Sequential};
+use flowzoo::flows::{BatchNorm, Flow, FlowModel, Permutation, Reverse, Sequential};
 use flowzoo::nn::Adam;
 use flowzoo::tensor::Tensor;
 use flowzoo::train::checkpoint::{fnv1a64, to_bytes, AdamState, Checkpoint};
@@ -105,7 +107,9 @@ fn reseal(bytes: &mut [u8]) {
 }
 
 /// Valid checkpoints to mutate: a small RealNVP with optimiser state and
-/// metadata, and a stack with a reversal and a logit layer in f64.
+/// metadata, a stack with a reversal and a logit layer in f64, and a small
+/// Glow (LU 1×1 convolutions, a split with a learned prior) followed by a
+/// batch norm and a permutation, so mutations reach the image layers' specs.
 fn seed_checkpoints() -> Vec<Vec<u8>> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let mut model = FlowModel::<f32>::realnvp(2, 2, 4, &mut rng);
@@ -125,7 +129,35 @@ fn seed_checkpoints() -> Vec<Vec<u8>> {
     layers.push(Box::new(Logit::new(3, 0.05)));
     let second =
         to_bytes(&FlowModel::new(3, Sequential::new(layers)), None, &[]).expect("saveable");
-    vec![first, second]
+    let config = GlowConfig {
+        steps: 1,
+        hidden: 2,
+        blocks: 0,
+        ..GlowConfig::default()
+    };
+    let mut layers = glow_layers::<f32, _>([1, 4, 4], config, &mut rng);
+    layers.insert(0, Box::new(BatchNorm::new(16)));
+    layers.push(Box::new(Permutation::random(16, &mut rng)));
+    let third =
+        to_bytes(&FlowModel::new(16, Sequential::new(layers)), None, &[]).expect("saveable");
+    vec![first, second, third]
+}
+
+/// Applies `edits` to the payload of the first section (`ARCH`, the layer
+/// specs, at byte 32 after the 20-byte header, its tag and its u64 length),
+/// rewrites that length and reseals the file: nearly every such input gets
+/// past the framing to the spec parser and the layer builders.
+fn mutate_arch(bytes: &[u8], edits: &[Mutation]) -> Vec<u8> {
+    assert_eq!(&bytes[20..24], b"ARCH", "the first section is ARCH");
+    let len = u64::from_le_bytes(bytes[24..32].try_into().expect("8 bytes")) as usize;
+    let mut arch = bytes[32..32 + len].to_vec();
+    edits.iter().for_each(|m| apply(&mut arch, m));
+    let mut out = bytes[..24].to_vec();
+    out.extend_from_slice(&(arch.len() as u64).to_le_bytes());
+    out.extend_from_slice(&arch);
+    out.extend_from_slice(&bytes[32 + len..]);
+    reseal(&mut out);
+    out
 }
 
 /// Valid IDX files to mutate: labels, and 3x2 images.
@@ -256,8 +288,16 @@ fn checkpoint_reader_survives_random_mutated_and_resealed_bytes() {
             read_checkpoint(&bytes)
         },
     );
+    // Fewer cases: a size field mutated to a large valid value makes the
+    // loader allocate up to the per-layer bound (gigabytes) before the stored
+    // tensors are compared.
+    let arch = run(
+        1000,
+        (0..seeds.len(), prop::collection::vec(mutation(), 1..4)),
+        |(which, edits)| read_checkpoint(&mutate_arch(&seeds[which], &edits)),
+    );
     eprintln!(
-        "fuzz: checkpoint reader: {} inputs without a panic ({random} random, {mutated} mutated, {resealed} mutated and resealed)",
-        random + mutated + resealed
+        "fuzz: checkpoint reader: {} inputs without a panic ({random} random, {mutated} mutated, {resealed} mutated and resealed, {arch} with the layer specs mutated and resealed)",
+        random + mutated + resealed + arch
     );
 }

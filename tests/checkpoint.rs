@@ -4,14 +4,23 @@
 
 mod common;
 
-use flowzoo::autodiff::Var;
+use flowzoo::autodiff::{Tape, Var};
 use flowzoo::data::preprocess::Logit;
+use flowzoo::data::standardize::Standardize;
 use flowzoo::error::CheckpointError;
-use flowzoo::flows::architectures::{nice_layers, NiceConfig};
+use flowzoo::flows::architectures::{
+    glow, glow_vector_layers, nice_layers, realnvp_image, GlowConfig, NiceConfig,
+    RealNvpImageConfig,
+};
+use flowzoo::flows::autoregressive::{iaf_layers, maf_layers};
+use flowzoo::flows::batchnorm::BatchNormMode;
 use flowzoo::flows::model::realnvp_layers;
 use flowzoo::flows::prior::{Logistic, Prior};
-use flowzoo::flows::spec::{LayerSpec, SpecValue};
-use flowzoo::flows::{AffineCoupling, Flow, FlowModel, Mask, Reverse, Sequential};
+use flowzoo::flows::spec::{LayerSpec, SpecValue, LAYER_KINDS};
+use flowzoo::flows::{
+    ActNorm, AffineCoupling, BatchNorm, Flow, FlowModel, ImageCoupling, ImageMask, InvConv1x1,
+    Mask, Permutation, Reshape, Reverse, ScaleKind, Sequential, Split, Squeeze, Transform,
+};
 use flowzoo::nn::Adam;
 use flowzoo::tensor::{Element, Tensor};
 use flowzoo::train::checkpoint::{
@@ -55,6 +64,7 @@ fn assert_round_trip<T: Element>(name: &str, mut model: FlowModel<T>, x: &Tensor
         assert_eq!((n, bits(a)), (m, bits(b)), "{name}: buffer {n}");
     }
     assert_eq!(model.prior, loaded.prior, "{name}: prior");
+    assert_eq!(model.flow.spec(), loaded.flow.spec(), "{name}: spec");
     let (lp, lq) = (model.log_prob(x), loaded.log_prob(x));
     assert!(lp.all_finite(), "{name}: log_prob is not finite: {lp:?}");
     assert_eq!(bits(&lp), bits(&lq), "{name}: log_prob");
@@ -326,7 +336,7 @@ fn trailing_bytes_are_malformed() {
 /// A layer that tells a different architecture than it holds: its spec
 /// claims `hidden` widths, its parameters are those of `inner`.
 struct Misdescribed {
-    inner: AffineCoupling<f32>,
+    inner: Box<dyn Flow<f32>>,
     claim: LayerSpec,
 }
 
@@ -353,6 +363,15 @@ impl Flow<f32> for Misdescribed {
 
 fn misdescribed_bytes(edit: impl FnOnce(LayerSpec) -> LayerSpec) -> Vec<u8> {
     let inner = AffineCoupling::new(Mask::half(4, false), 8, &mut rng(0));
+    misdescribed_layer_bytes(Box::new(inner), edit)
+}
+
+/// The bytes of a one-layer model whose layer `inner` claims its own spec
+/// after `edit`.
+fn misdescribed_layer_bytes(
+    inner: Box<dyn Flow<f32>>,
+    edit: impl FnOnce(LayerSpec) -> LayerSpec,
+) -> Vec<u8> {
     let claim = edit(inner.spec().unwrap());
     let layers: Vec<Box<dyn Flow<f32>>> = vec![Box::new(Misdescribed { inner, claim })];
     let model = FlowModel::new(4, Sequential::new(layers));
@@ -477,4 +496,487 @@ fn resealed_garbage_inside_a_section_is_malformed_not_a_panic() {
         }
         other => panic!("expected Malformed, got {other}"),
     }
+}
+
+// ------------------------------------------------ image flows and the rest
+
+/// A flat-vector model around image layers `middle` (forward order): the
+/// latent `[n]` is reshaped to `latent_image`, `middle` maps it to
+/// `data_image`, and that is flattened to the data `[n]`.
+fn image_model<T: Element>(
+    latent_image: [usize; 3],
+    middle: Vec<Box<dyn Flow<T>>>,
+    data_image: [usize; 3],
+) -> FlowModel<T> {
+    let n: usize = data_image.iter().product();
+    let mut layers: Vec<Box<dyn Flow<T>>> = vec![Box::new(Reshape::new(&latent_image, &[n]))];
+    layers.extend(middle);
+    layers.push(Box::new(Reshape::new(&[n], &data_image)));
+    FlowModel::new(n, Sequential::new(layers))
+}
+
+#[test]
+fn glow_round_trips_with_lu_and_plain_convolutions_both_priors_and_scales() {
+    let variants = [
+        (true, true, ScaleKind::Sigmoid),
+        (false, false, ScaleKind::Tanh),
+        (true, false, ScaleKind::Tanh),
+        (false, true, ScaleKind::Sigmoid),
+    ];
+    for (i, &(lu, learned_prior, scale_kind)) in variants.iter().enumerate() {
+        let config = GlowConfig {
+            levels: 2,
+            steps: 2,
+            hidden: 4,
+            blocks: i % 2,
+            lu,
+            learned_prior,
+            scale_kind,
+        };
+        let name = format!("glow-lu-{lu}-prior-{learned_prior}-{}", scale_kind.name());
+        let seed = i as u64;
+        let mut model = glow::<f32, _>([1, 4, 4], config, &mut rng(seed));
+        let x = vectors::<f32>(8, 16, 10 + seed);
+        model.flow.initialize(&x);
+        assert_round_trip(&format!("{name}-f32"), model, &x);
+        let mut model = glow::<f64, _>([1, 4, 4], config, &mut rng(seed));
+        let x = vectors::<f64>(8, 16, 20 + seed);
+        model.flow.initialize(&x);
+        assert_round_trip(&format!("{name}-f64"), model, &x);
+    }
+}
+
+#[test]
+fn glow_on_vectors_round_trips() {
+    let config = GlowConfig {
+        steps: 3,
+        hidden: 8,
+        ..GlowConfig::default()
+    };
+    let mut model = FlowModel::new(
+        2,
+        Sequential::new(glow_vector_layers::<f64, _>(2, config, &mut rng(0))),
+    );
+    let x = vectors::<f64>(32, 2, 1);
+    model.flow.initialize(&x);
+    assert_round_trip("glow-vectors", model, &x);
+}
+
+#[test]
+fn realnvp_image_round_trips_in_f32_and_f64() {
+    let config = RealNvpImageConfig {
+        scales: 2,
+        checkerboard: 2,
+        channel: 2,
+        last: 2,
+        hidden: 4,
+        blocks: 1,
+    };
+    let model = realnvp_image::<f32, _>([1, 4, 4], config, &mut rng(0));
+    assert_round_trip("realnvp-image-f32", model, &vectors(8, 16, 1));
+    let config = RealNvpImageConfig {
+        scales: 3,
+        hidden: 2,
+        blocks: 0,
+        ..config
+    };
+    let model = realnvp_image::<f64, _>([1, 8, 8], config, &mut rng(0));
+    assert_round_trip("realnvp-image-f64", model, &vectors(8, 64, 1));
+}
+
+/// A BatchNorm over `channels` after three training-time passes (on a
+/// recording tape) over shifted, scaled batches shaped `[batch, channels,
+/// …rest]`, so its running statistics are not the defaults; then set to `mode`.
+fn trained_batch_norm(channels: usize, rest: &[usize], mode: BatchNormMode) -> BatchNorm<f64> {
+    let mut layer = BatchNorm::new(channels);
+    layer.momentum = 0.3;
+    let tape = Tape::new();
+    let shape: Vec<usize> = [32, channels].iter().chain(rest).copied().collect();
+    for seed in 0..3 {
+        let x = Tensor::<f64>::randn(&shape, &mut rng(30 + seed))
+            .mul_scalar(2.0)
+            .add_scalar(1.0);
+        let _ = layer.inverse(&tape.constant(x));
+    }
+    let (mean, var) = layer.running_statistics();
+    assert!(mean.to_vec().iter().all(|&m| m != 0.0), "{mean:?}");
+    assert!(var.to_vec().iter().all(|&v| v != 1.0), "{var:?}");
+    layer.mode = mode;
+    layer
+}
+
+#[test]
+fn batch_norm_round_trips_its_running_statistics_and_mode() {
+    let dim = 4;
+    for mode in [
+        BatchNormMode::Auto,
+        BatchNormMode::Running,
+        BatchNormMode::Batch,
+    ] {
+        let layers: Vec<Box<dyn Flow<f64>>> = vec![
+            Box::new(AffineCoupling::new(Mask::half(dim, false), 8, &mut rng(0))),
+            Box::new(trained_batch_norm(dim, &[], mode)),
+            Box::new(AffineCoupling::new(Mask::half(dim, true), 8, &mut rng(1))),
+        ];
+        let model = FlowModel::new(dim, Sequential::new(layers));
+        let name = format!("batchnorm-{}", mode.name());
+        assert_round_trip(&name, model, &vectors(16, dim, 2));
+    }
+    // On images, inside a Split: the buffers are routed through `inner`.
+    let inner: Box<dyn Flow<f64>> = Box::new(Sequential::new(vec![
+        Box::new(Reshape::new(&[1, 2, 2], &[4])),
+        Box::new(trained_batch_norm(1, &[2, 2], BatchNormMode::Auto)),
+    ]));
+    let split = Split::new([2, 2, 2], 1, inner, None, &mut rng(0));
+    let layers: Vec<Box<dyn Flow<f64>>> =
+        vec![Box::new(split), Box::new(Reshape::new(&[8], &[2, 2, 2]))];
+    let model = FlowModel::new(8, Sequential::new(layers));
+    assert_eq!(
+        model.flow.buffers()[0].0,
+        "layer0.inner.layer1.running_mean"
+    );
+    assert_round_trip("batchnorm-in-split", model, &vectors(16, 8, 3));
+}
+
+#[test]
+fn permutation_round_trips_alone_and_in_a_stack() {
+    let layers: Vec<Box<dyn Flow<f32>>> = vec![Box::new(Permutation::random(7, &mut rng(0)))];
+    let model = FlowModel::new(7, Sequential::new(layers));
+    assert_round_trip("permutation", model, &vectors(8, 7, 1));
+    let layers: Vec<Box<dyn Flow<f64>>> = vec![
+        Box::new(AffineCoupling::new(Mask::half(5, false), 8, &mut rng(0))),
+        Box::new(Permutation::random(5, &mut rng(1))),
+        Box::new(AffineCoupling::new(Mask::half(5, false), 8, &mut rng(2))),
+    ];
+    let model = FlowModel::new(5, Sequential::new(layers));
+    assert_round_trip("permutation-stack", model, &vectors(8, 5, 1));
+}
+
+#[test]
+fn each_image_layer_round_trips_alone() {
+    let mut r = rng(0);
+    let image = [2, 4, 4];
+    let x = vectors::<f64>(8, 32, 1);
+    let mask = ImageMask::Checkerboard { parity: 1 };
+    let coupling = ImageCoupling::<f64>::new(2, mask, 4, 1, ScaleKind::Tanh, &mut r);
+    let model = image_model::<f64>(image, vec![Box::new(coupling)], image);
+    assert_round_trip("image-coupling-checkerboard", model, &x);
+    let mask = ImageMask::Channel { flip: true };
+    let coupling = ImageCoupling::<f64>::new(2, mask, 3, 0, ScaleKind::Sigmoid, &mut r);
+    let model = image_model::<f64>(image, vec![Box::new(coupling)], image);
+    assert_round_trip("image-coupling-channel", model, &x);
+    let model = image_model::<f64>(image, vec![Box::new(ActNorm::<f64>::new(2))], image);
+    assert_round_trip("actnorm-image", model, &x);
+    let model = image_model::<f64>(
+        image,
+        vec![Box::new(InvConv1x1::<f64>::new(2, &mut r))],
+        image,
+    );
+    assert_round_trip("invconv-plain-image", model, &x);
+    let model = image_model::<f64>(
+        image,
+        vec![Box::new(InvConv1x1::<f64>::new_lu(2, &mut r))],
+        image,
+    );
+    assert_round_trip("invconv-lu-image", model, &x);
+    let model = image_model::<f64>([8, 2, 2], vec![Box::new(Squeeze)], image);
+    assert_round_trip("squeeze", model, &x);
+    // A split alone: the kept channel's inner flow is just the flattening.
+    for learned_prior in [None, Some(3)] {
+        let inner: Box<dyn Flow<f64>> = Box::new(Reshape::new(&[1, 4, 4], &[16]));
+        let split = Split::new(image, 1, inner, learned_prior, &mut r);
+        let layers: Vec<Box<dyn Flow<f64>>> =
+            vec![Box::new(split), Box::new(Reshape::new(&[32], &image))];
+        let model = FlowModel::new(32, Sequential::new(layers));
+        let name = format!("split-prior-{}", learned_prior.is_some());
+        assert_round_trip(&name, model, &x);
+    }
+}
+
+#[test]
+fn vector_actnorm_and_invconv_round_trip_alone_in_f32_and_f64() {
+    let mut r = rng(0);
+    let layers: Vec<Box<dyn Flow<f32>>> = vec![Box::new(ActNorm::new(3))];
+    let model = FlowModel::new(3, Sequential::new(layers));
+    assert_round_trip("actnorm-f32", model, &vectors(8, 3, 1));
+    let layers: Vec<Box<dyn Flow<f32>>> = vec![Box::new(InvConv1x1::new_lu(5, &mut r))];
+    let model = FlowModel::new(5, Sequential::new(layers));
+    assert_round_trip("invconv-lu-f32", model, &vectors(8, 5, 1));
+    let layers: Vec<Box<dyn Flow<f64>>> = vec![Box::new(InvConv1x1::new(5, &mut r))];
+    let model = FlowModel::new(5, Sequential::new(layers));
+    assert_round_trip("invconv-plain-f64", model, &vectors(8, 5, 1));
+}
+
+#[test]
+fn actnorm_initialised_before_saving_is_not_initialised_again() {
+    let dim = 3;
+    let one_actnorm = || {
+        let layers: Vec<Box<dyn Flow<f64>>> = vec![Box::new(ActNorm::new(dim))];
+        FlowModel::new(dim, Sequential::new(layers))
+    };
+    let initialized = |model: &FlowModel<f64>| {
+        model.flow.layers[0]
+            .spec()
+            .unwrap()
+            .get("initialized")
+            .cloned()
+    };
+    let first = vectors::<f64>(64, dim, 1).mul_scalar(3.0).add_scalar(2.0);
+    let other = vectors::<f64>(16, dim, 2).mul_scalar(0.5).add_scalar(-1.0);
+    let mut model = one_actnorm();
+    model.flow.initialize(&first);
+    let path = common::temp_dir("ckpt-actnorm").join("model.flowzoo");
+    save_model(&path, &model).unwrap();
+    let mut loaded = load_model::<f64>(&path).unwrap();
+    assert_eq!(initialized(&loaded), Some(SpecValue::Bool(true)));
+    // `initialize` on another batch leaves the loaded parameters alone.
+    let z = loaded.flow.initialize(&other);
+    assert_eq!(bits(&z), bits(&model.flow.inverse_tensor(&other).0));
+    for (p, q) in model.params().iter().zip(loaded.params()) {
+        assert_eq!(bits(&p.value), bits(&q.value), "{}", p.name);
+    }
+    assert_eq!(
+        bits(&model.log_prob(&other)),
+        bits(&loaded.log_prob(&other))
+    );
+
+    // A layer saved before its initialisation initialises on its first batch.
+    let fresh = one_actnorm();
+    save_model(&path, &fresh).unwrap();
+    let mut loaded = load_model::<f64>(&path).unwrap();
+    assert_eq!(initialized(&loaded), Some(SpecValue::Bool(false)));
+    let mut reference = one_actnorm();
+    let z = loaded.flow.initialize(&other);
+    assert_eq!(bits(&z), bits(&reference.flow.initialize(&other)));
+    assert_eq!(initialized(&loaded), Some(SpecValue::Bool(true)));
+}
+
+/// The kinds in `spec` and its descendants.
+fn kinds(spec: &LayerSpec, into: &mut std::collections::BTreeSet<String>) {
+    into.insert(spec.kind.clone());
+    spec.children.iter().for_each(|c| kinds(c, into));
+}
+
+#[test]
+fn every_layer_kind_round_trips() {
+    // One small model per architecture of the zoo, and the layers no
+    // architecture uses; together they hold every kind build_layer knows.
+    let mut r = rng(0);
+    let glow_config = GlowConfig {
+        steps: 1,
+        hidden: 4,
+        ..GlowConfig::default()
+    };
+    let realnvp_config = RealNvpImageConfig {
+        checkerboard: 1,
+        channel: 1,
+        last: 1,
+        hidden: 4,
+        ..RealNvpImageConfig::default()
+    };
+    let nice = NiceConfig {
+        couplings: 2,
+        hidden: 4,
+        depth: 1,
+        logistic_prior: true,
+    };
+    let extra: Vec<Box<dyn Flow<f64>>> = vec![
+        Box::new(Standardize::new(vec![1.0, -2.0, 0.5], vec![2.0, 0.5, 1.0])),
+        Box::new(BatchNorm::new(3)),
+        Box::new(Permutation::random(3, &mut r)),
+        Box::new(Reverse::new(3)),
+    ];
+    let mut logit = realnvp_layers::<f64, _>(3, 2, 4, &mut r);
+    logit.push(Box::new(Logit::new(3, 0.05)));
+    let zoo: Vec<(&str, FlowModel<f64>, usize)> = vec![
+        ("zoo-realnvp", FlowModel::realnvp(3, 2, 4, &mut r), 3),
+        ("zoo-nice", nice_model(nice, &mut r), 3),
+        (
+            "zoo-maf",
+            FlowModel::new(3, Sequential::new(maf_layers(3, 2, &[6], &mut r))),
+            3,
+        ),
+        (
+            "zoo-iaf",
+            FlowModel::new(
+                3,
+                Sequential::new(iaf_layers(3, 2, &[6], Transform::Gated, &mut r)),
+            ),
+            3,
+        ),
+        ("zoo-glow", glow([1, 4, 4], glow_config, &mut r), 16),
+        (
+            "zoo-realnvp-image",
+            realnvp_image([1, 4, 4], realnvp_config, &mut r),
+            16,
+        ),
+        ("zoo-logit", FlowModel::new(3, Sequential::new(logit)), 3),
+        ("zoo-extra", FlowModel::new(3, Sequential::new(extra)), 3),
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, model, dim) in zoo {
+        kinds(&model.flow.spec().unwrap(), &mut seen);
+        let x = Tensor::<f64>::rand_uniform(&[8, dim], 0.1, 0.9, &mut rng(5));
+        assert_round_trip(name, model, &x);
+    }
+    let known: std::collections::BTreeSet<String> =
+        LAYER_KINDS.iter().map(|k| k.to_string()).collect();
+    assert_eq!(
+        seen, known,
+        "kinds round-tripped vs the kinds build_layer knows"
+    );
+}
+
+fn nice_model(config: NiceConfig, r: &mut StdRng) -> FlowModel<f64> {
+    let prior: Prior = Logistic::new(3).into();
+    FlowModel::with_prior(prior, Sequential::new(nice_layers(3, config, r)))
+}
+
+/// The `BadSpec` (layer, field) of loading `inner` after `edit` of its spec.
+fn bad_field(
+    inner: Box<dyn Flow<f32>>,
+    edit: impl FnOnce(LayerSpec) -> LayerSpec,
+) -> (String, String) {
+    match error_of(&misdescribed_layer_bytes(inner, edit)) {
+        CheckpointError::BadSpec { layer, field, .. } => (layer, field),
+        other => panic!("expected BadSpec, got {other}"),
+    }
+}
+
+fn pair(layer: &str, field: &str) -> (String, String) {
+    (layer.to_string(), field.to_string())
+}
+
+#[test]
+fn bad_fields_of_the_image_layers_are_named() {
+    let mut r = rng(0);
+    let ints = |v: Vec<i64>| SpecValue::Ints(v);
+    let perm = || Box::new(Permutation::random(4, &mut rng(1))) as Box<dyn Flow<f32>>;
+    assert_eq!(
+        bad_field(perm(), |s| set_field(s, "perm", ints(vec![0, 1, 1, 3]))),
+        pair("Permutation", "perm")
+    );
+    assert_eq!(
+        bad_field(perm(), |s| set_field(s, "perm", ints(vec![0, 1, 2, 4]))),
+        pair("Permutation", "perm")
+    );
+    let lu = || Box::new(InvConv1x1::<f32>::new_lu(3, &mut rng(2))) as Box<dyn Flow<f32>>;
+    assert_eq!(
+        bad_field(lu(), |s| set_field(s, "permutation", ints(vec![2, 0, 2]))),
+        pair("InvConv1x1", "permutation")
+    );
+    assert_eq!(
+        bad_field(lu(), |s| set_field(s, "permutation", ints(vec![1, 0]))),
+        pair("InvConv1x1", "permutation")
+    );
+    assert_eq!(
+        bad_field(lu(), |s| set_field(s, "sign_s", ints(vec![1, 0, -1]))),
+        pair("InvConv1x1", "sign_s")
+    );
+    assert_eq!(
+        bad_field(lu(), |s| set_field(s, "channels", SpecValue::Int(1 << 20))),
+        pair("InvConv1x1", "channels")
+    );
+    let actnorm = Box::new(ActNorm::<f32>::new(4));
+    assert_eq!(
+        bad_field(actnorm, |s| set_field(s, "initialized", SpecValue::Int(1))),
+        pair("ActNorm", "initialized")
+    );
+    let bn = || Box::new(BatchNorm::<f32>::new(4)) as Box<dyn Flow<f32>>;
+    assert_eq!(
+        bad_field(bn(), |s| set_field(s, "mode", SpecValue::from("sideways"))),
+        pair("BatchNorm", "mode")
+    );
+    assert_eq!(
+        bad_field(bn(), |s| set_field(s, "eps", SpecValue::Float(0.0))),
+        pair("BatchNorm", "eps")
+    );
+    assert_eq!(
+        bad_field(bn(), |s| set_field(s, "momentum", SpecValue::Float(1.5))),
+        pair("BatchNorm", "momentum")
+    );
+    let mask = ImageMask::Checkerboard { parity: 0 };
+    let coupling = ImageCoupling::<f32>::new(2, mask, 4, 1, ScaleKind::Tanh, &mut r);
+    assert_eq!(
+        bad_field(Box::new(coupling), |s| set_field(
+            s,
+            "parity",
+            SpecValue::Int(2)
+        )),
+        pair("ImageCoupling", "parity")
+    );
+    let mask = ImageMask::Channel { flip: false };
+    let coupling = || ImageCoupling::<f32>::new(2, mask, 4, 1, ScaleKind::Tanh, &mut rng(3));
+    assert_eq!(
+        bad_field(Box::new(coupling()), |s| set_field(
+            s,
+            "blocks",
+            SpecValue::Int(1 << 40)
+        )),
+        pair("ImageCoupling", "blocks")
+    );
+    assert_eq!(
+        bad_field(Box::new(coupling()), |s| set_field(
+            s,
+            "hidden",
+            SpecValue::Int(1 << 20)
+        )),
+        pair("ImageCoupling", "hidden")
+    );
+    assert_eq!(
+        bad_field(Box::new(coupling()), |s| set_field(
+            s,
+            "channels",
+            SpecValue::Int(1)
+        )),
+        pair("ImageCoupling", "channels")
+    );
+    assert_eq!(
+        bad_field(Box::new(coupling()), |s| set_field(
+            s,
+            "scale_kind",
+            SpecValue::from("exp")
+        )),
+        pair("ImageCoupling", "scale_kind")
+    );
+    assert_eq!(
+        bad_field(Box::new(coupling()), |s| set_field(
+            s,
+            "mask",
+            SpecValue::from("stripes")
+        )),
+        pair("ImageCoupling", "mask")
+    );
+    let reshape = Box::new(Reshape::new(&[4], &[1, 2, 2]));
+    assert_eq!(
+        bad_field(reshape, |s| set_field(
+            s,
+            "latent_shape",
+            ints(vec![1, 2, 3])
+        )),
+        pair("Reshape", "latent_shape")
+    );
+    let split = || {
+        let inner: Box<dyn Flow<f32>> = Box::new(Reshape::new(&[1, 2, 2], &[4]));
+        Box::new(Split::new([2, 2, 2], 1, inner, Some(3), &mut rng(4))) as Box<dyn Flow<f32>>
+    };
+    assert_eq!(
+        bad_field(split(), |s| set_field(s, "kept", SpecValue::Int(2))),
+        pair("Split", "kept")
+    );
+    assert_eq!(
+        bad_field(split(), |mut s| {
+            s.children.clear();
+            s
+        }),
+        pair("Split", "children")
+    );
+    // The inner flow's own errors name the inner layer.
+    assert_eq!(
+        bad_field(split(), |mut s| {
+            s.children[0] = set_field(s.children[0].clone(), "latent_shape", ints(vec![5]));
+            s
+        }),
+        pair("Reshape", "latent_shape")
+    );
 }

@@ -1,6 +1,7 @@
 //! [`ActNorm`]: Glow's per-channel affine layer with data-dependent
 //! initialisation.
 
+use super::spec::LayerSpec;
 use super::Flow;
 use crate::autodiff::{Param, Var};
 use crate::tensor::{Element, Tensor};
@@ -152,6 +153,16 @@ impl<T: Element> Flow<T> for ActNorm<T> {
 
     fn params(&self) -> Vec<&Param<T>> {
         vec![&self.log_scale, &self.bias]
+    }
+
+    /// `channels` and the `initialized` flag, so a reloaded layer does not
+    /// initialise again on its first batch.
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(
+            LayerSpec::new("ActNorm")
+                .with("channels", self.channels)
+                .with("initialized", self.initialized),
+        )
     }
 
     fn params_mut(&mut self) -> Vec<&mut Param<T>> {

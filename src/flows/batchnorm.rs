@@ -1,8 +1,10 @@
 //! [`BatchNorm`] as a bijector: batch normalisation with its log-det, as
 //! RealNVP and MAF use it between flow layers.
 
+use super::spec::{self, LayerSpec};
 use super::Flow;
 use crate::autodiff::{Param, Var};
+use crate::error::CheckpointError;
 use crate::tensor::{Element, Tensor};
 use std::sync::Mutex;
 
@@ -20,6 +22,28 @@ pub enum BatchNormMode {
     /// Always the running averages: a fixed element-wise affine map, exactly
     /// invertible (evaluation).
     Running,
+}
+
+impl BatchNormMode {
+    /// The name a checkpoint stores (`"auto"`, `"batch"`, `"running"`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            BatchNormMode::Auto => "auto",
+            BatchNormMode::Batch => "batch",
+            BatchNormMode::Running => "running",
+        }
+    }
+
+    /// The mode called `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            BatchNormMode::Auto,
+            BatchNormMode::Batch,
+            BatchNormMode::Running,
+        ]
+        .into_iter()
+        .find(|m| m.name() == name)
+    }
 }
 
 /// Batch normalisation as an invertible layer. In the data → latent
@@ -128,6 +152,30 @@ impl<T: Element> BatchNorm<T> {
             .expect("BatchNorm: the running statistics' lock is never poisoned") = (mean, var);
     }
 
+    /// The layer a spec of kind `BatchNorm` describes, with γ = β = 0 and the
+    /// default running statistics as placeholders for the stored ones.
+    ///
+    /// # Errors
+    /// [`CheckpointError::BadSpec`] naming the field: `channels` not a size,
+    /// `momentum` outside [0, 1], `eps` not positive, `mode` not one of
+    /// `auto`, `batch`, `running`.
+    pub fn from_spec(spec: &LayerSpec) -> Result<Self, CheckpointError> {
+        let mut layer = BatchNorm::new(spec::size(spec, "channels")?);
+        layer.momentum = spec.f64("momentum")?;
+        if !(0.0..=1.0).contains(&layer.momentum) {
+            return Err(spec.error("momentum", format!("{} is not in [0, 1]", layer.momentum)));
+        }
+        layer.eps = spec.f64("eps")?;
+        if layer.eps <= 0.0 {
+            return Err(spec.error("eps", format!("{} is not positive", layer.eps)));
+        }
+        let mode = spec.str("mode")?;
+        layer.mode = BatchNormMode::from_name(mode).ok_or_else(|| {
+            spec.error("mode", format!("\"{mode}\" is not auto, batch or running"))
+        })?;
+        Ok(layer)
+    }
+
     /// The broadcast shape of a per-channel tensor against `v`, the axes to
     /// reduce for batch statistics, and the pixels per channel H·W.
     fn layout(&self, v: &Var<'_, T>) -> (Vec<usize>, Vec<usize>, usize) {
@@ -234,6 +282,34 @@ impl<T: Element> Flow<T> for BatchNorm<T> {
 
     fn params(&self) -> Vec<&Param<T>> {
         vec![&self.log_gamma, &self.beta]
+    }
+
+    /// `channels`, `momentum`, `eps` and `mode`; the running statistics are
+    /// buffers.
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(
+            LayerSpec::new("BatchNorm")
+                .with("channels", self.channels)
+                .with("momentum", self.momentum)
+                .with("eps", self.eps)
+                .with("mode", self.mode.name()),
+        )
+    }
+
+    /// `running_mean` and `running_var`, each `[channels]`.
+    fn buffers(&self) -> Vec<(String, Tensor<T>)> {
+        let (mean, var) = self.running_statistics();
+        vec![("running_mean".into(), mean), ("running_var".into(), var)]
+    }
+
+    fn set_buffers(&mut self, buffers: Vec<(String, Tensor<T>)>) -> Result<(), CheckpointError> {
+        let c = [self.channels];
+        let wanted: [(&str, &[usize]); 2] = [("running_mean", &c), ("running_var", &c)];
+        let [mean, var]: [Tensor<T>; 2] = spec::take_buffers(&self.name(), buffers, &wanted)?
+            .try_into()
+            .expect("take_buffers returns one tensor per wanted buffer");
+        self.set_running_statistics(mean, var);
+        Ok(())
     }
 
     fn params_mut(&mut self) -> Vec<&mut Param<T>> {

@@ -15,9 +15,10 @@
 //! [`derivations::realnvp`](crate::derivations::realnvp),
 //! [`derivations::glow`](crate::derivations::glow).
 
-use super::spec::LayerSpec;
+use super::spec::{self, LayerSpec};
 use super::Flow;
 use crate::autodiff::{Param, Var};
+use crate::error::CheckpointError;
 use crate::nn::conv::ConvResNet;
 use crate::nn::{Init, Mlp};
 use crate::tensor::{Element, Tensor};
@@ -130,6 +131,13 @@ impl ScaleKind {
             ScaleKind::Tanh => "tanh",
             ScaleKind::Sigmoid => "sigmoid",
         }
+    }
+
+    /// The kind called `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [ScaleKind::Tanh, ScaleKind::Sigmoid]
+            .into_iter()
+            .find(|k| k.name() == name)
     }
 }
 
@@ -499,6 +507,23 @@ impl ImageMask {
     }
 }
 
+/// The scalars of a [`ConvResNet`] from `n_in` to `n_out` channels with
+/// `hidden` channels and `blocks` residual blocks (3×3 convolutions with
+/// biases: n_in → hidden, two hidden → hidden per block, hidden → n_out),
+/// or `None` if the count overflows.
+pub(crate) fn conv_resnet_elements(
+    n_in: usize,
+    hidden: usize,
+    n_out: usize,
+    blocks: usize,
+) -> Option<usize> {
+    let conv = |a: usize, b: usize| a.checked_mul(b)?.checked_mul(9)?.checked_add(b);
+    let per_block = conv(hidden, hidden)?.checked_mul(2)?;
+    conv(n_in, hidden)?
+        .checked_add(blocks.checked_mul(per_block)?)?
+        .checked_add(conv(hidden, n_out)?)
+}
+
 /// An affine coupling layer on images: [`ImageMask`] chooses the
 /// conditioning elements x₁ = z₁, and a [`ConvResNet`] computes from them a
 /// per-element log-scale s and shift t for the others:
@@ -598,6 +623,59 @@ impl<T: Element> ImageCoupling<T> {
         }
     }
 
+    /// The layer a spec of kind `ImageCoupling` describes, with placeholder
+    /// parameters for the loader to fill.
+    ///
+    /// # Errors
+    /// [`CheckpointError::BadSpec`] naming the field: `channels` or `hidden`
+    /// not a size, `mask` not `checkerboard` or `channel`, `parity` not 0 or
+    /// 1, a channel mask on fewer than 2 channels, `blocks` over
+    /// [`spec::MAX_BLOCKS`], `scale_kind` not `tanh`
+    /// or `sigmoid`, or a network over [`spec::MAX_LAYER_ELEMENTS`] scalars.
+    pub fn from_spec(spec: &LayerSpec) -> Result<Self, CheckpointError> {
+        let channels = spec::size(spec, "channels")?;
+        let (mask, n_in, n_trans) = match spec.str("mask")? {
+            "checkerboard" => {
+                let parity = spec.usize("parity")?;
+                if parity > 1 {
+                    return Err(spec.error("parity", format!("{parity} is not 0 or 1")));
+                }
+                (ImageMask::Checkerboard { parity }, channels, channels)
+            }
+            "channel" => {
+                if channels < 2 {
+                    return Err(spec.error("channels", "a channel mask needs at least 2"));
+                }
+                let flip = spec.bool("flip")?;
+                let ((_, n1), (_, n2)) = ImageMask::channel_ranges(flip, channels);
+                (ImageMask::Channel { flip }, n1, n2)
+            }
+            other => {
+                return Err(spec.error(
+                    "mask",
+                    format!("\"{other}\" is not checkerboard or channel"),
+                ))
+            }
+        };
+        let hidden = spec::size(spec, "hidden")?;
+        let blocks = spec.usize("blocks")?;
+        if blocks > spec::MAX_BLOCKS {
+            return Err(spec.error("blocks", format!("{blocks} is over {}", spec::MAX_BLOCKS)));
+        }
+        let elements = conv_resnet_elements(n_in, hidden, 2 * n_trans, blocks)
+            .and_then(|n| n.checked_add(n_trans)); // and the tanh bound
+        spec::check_elements(spec, "hidden", elements)?;
+        let name = spec.str("scale_kind")?;
+        let scale_kind = ScaleKind::from_name(name).ok_or_else(|| {
+            spec.error("scale_kind", format!("\"{name}\" is not tanh or sigmoid"))
+        })?;
+        // Placeholder values; any seed does.
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+        Ok(ImageCoupling::new(
+            channels, mask, hidden, blocks, scale_kind, &mut rng,
+        ))
+    }
+
     fn check(&self, v: &Var<'_, T>) {
         assert!(
             v.shape().len() == 4 && v.shape()[1] == self.channels,
@@ -669,6 +747,24 @@ impl<T: Element> Flow<T> for ImageCoupling<T> {
 
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
         self.couple(z, 1.0)
+    }
+
+    /// `channels`, `mask` (`"checkerboard"` with `parity`, or `"channel"`
+    /// with `flip`), the network's `hidden` channels and residual `blocks`,
+    /// and `scale_kind`.
+    fn spec(&self) -> Option<LayerSpec> {
+        let spec = LayerSpec::new("ImageCoupling").with("channels", self.channels);
+        let spec = match self.mask {
+            ImageMask::Checkerboard { parity } => {
+                spec.with("mask", "checkerboard").with("parity", parity)
+            }
+            ImageMask::Channel { flip } => spec.with("mask", "channel").with("flip", flip),
+        };
+        Some(
+            spec.with("hidden", self.net.input.weight.value.dim(0))
+                .with("blocks", self.net.blocks.len())
+                .with("scale_kind", self.scale_kind.name()),
+        )
     }
 
     fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {

@@ -1,8 +1,10 @@
 //! [`InvConv1x1`]: Glow's invertible 1×1 convolution, a learned linear map
 //! of the channels applied at every pixel, in its plain and LU forms.
 
+use super::spec::{self, LayerSpec, SpecValue};
 use super::Flow;
 use crate::autodiff::{Param, Tape, Var};
+use crate::error::CheckpointError;
 use crate::tensor::linalg::{self, Diagonal, Triangle};
 use crate::tensor::{Element, Tensor};
 use rand::Rng;
@@ -173,6 +175,54 @@ impl<T: Element> InvConv1x1<T> {
         }
     }
 
+    /// The layer a spec of kind `InvConv1x1` describes, with placeholder
+    /// parameters (W = 0, or L = U = 0 and log s = 0) for the loader to fill.
+    /// The LU form's P is rebuilt from `permutation` (row i has its 1 in
+    /// column `permutation[i]`) and its signs from `sign_s`.
+    ///
+    /// # Errors
+    /// [`CheckpointError::BadSpec`] naming the field: `channels` not a size
+    /// or the matrices over [`spec::MAX_LAYER_ELEMENTS`] scalars, `permutation` not a
+    /// permutation of 0..C, `sign_s` not C entries of ±1.
+    pub fn from_spec(spec: &LayerSpec) -> Result<Self, CheckpointError> {
+        let n = spec::size(spec, "channels")?;
+        let lu = spec.bool("lu")?;
+        // plain: W; LU: P, L, U and log s
+        let matrices = if lu { 3 } else { 1 };
+        let elements = n
+            .checked_mul(n)
+            .and_then(|m| m.checked_mul(matrices))
+            .and_then(|m| m.checked_add(n));
+        spec::check_elements(spec, "channels", elements)?;
+        let weight = if lu {
+            let perm = spec::permutation(spec, "permutation", Some(n))?;
+            let mut p = vec![0.0; n * n];
+            for (row, &column) in perm.iter().enumerate() {
+                p[row * n + column] = 1.0;
+            }
+            let signs = spec.ints("sign_s")?;
+            if signs.len() != n || signs.iter().any(|s| s.abs() != 1) {
+                return Err(spec.error("sign_s", format!("expected {n} entries of ±1")));
+            }
+            let signs: Vec<f64> = signs.iter().map(|&s| s as f64).collect();
+            InvConvWeight::Lu {
+                permutation: Tensor::from_f64_slice(&p, &[n, n]),
+                lower: Param::new("lower", Tensor::zeros(&[n, n])),
+                upper: Param::new("upper", Tensor::zeros(&[n, n])),
+                log_s: Param::new("log_s", Tensor::zeros(&[n])),
+                sign_s: Tensor::from_f64_slice(&signs, &[n]),
+            }
+        } else {
+            InvConvWeight::Plain {
+                weight: Param::new("weight", Tensor::zeros(&[n, n])),
+            }
+        };
+        Ok(InvConv1x1 {
+            channels: n,
+            weight,
+        })
+    }
+
     /// U + diag(s) of the LU form, on `tape`.
     fn upper_with_diagonal<'t>(
         &self,
@@ -279,6 +329,34 @@ impl<T: Element> Flow<T> for InvConv1x1<T> {
             .reshape(&[1])
             .broadcast_to(&[x.shape()[0]]);
         (z, log_det)
+    }
+
+    /// `channels` and `lu`; the LU form adds its fixed P as `permutation`
+    /// (the column of the 1 in each row) and the signs of s as `sign_s`.
+    fn spec(&self) -> Option<LayerSpec> {
+        let spec = LayerSpec::new("InvConv1x1").with("channels", self.channels);
+        Some(match &self.weight {
+            InvConvWeight::Plain { .. } => spec.with("lu", false),
+            InvConvWeight::Lu {
+                permutation,
+                sign_s,
+                ..
+            } => {
+                let n = self.channels;
+                let p = permutation.to_f64_vec();
+                let perm: Vec<usize> = (0..n)
+                    .map(|row| {
+                        (0..n)
+                            .find(|&column| p[row * n + column] == 1.0)
+                            .expect("P is a permutation matrix")
+                    })
+                    .collect();
+                let signs = sign_s.to_f64_vec().iter().map(|&s| s as i64).collect();
+                spec.with("lu", true)
+                    .with("permutation", perm)
+                    .with("sign_s", SpecValue::Ints(signs))
+            }
+        })
     }
 
     fn params(&self) -> Vec<&Param<T>> {

@@ -107,7 +107,9 @@ pub trait Flow<T: Element>: Send + Sync {
 
     /// The layer's architecture as data (kind, sizes, masks, orders, flags,
     /// sub-layers), from which [`spec::build_layer`] rebuilds it for a
-    /// checkpoint. `None` (the default) marks a layer that cannot be saved:
+    /// checkpoint. Every layer of the crate has one (the kinds are
+    /// [`spec::LAYER_KINDS`]); `None` (the default) marks a layer defined
+    /// elsewhere that cannot be saved:
     /// saving a model holding it fails with
     /// [`CheckpointError::NotSaveable`] naming the layer.
     fn spec(&self) -> Option<spec::LayerSpec> {

@@ -140,4 +140,8 @@ impl<T: Element> Flow<T> for Permutation {
         // z[:, j] = x[:, perm⁻¹[j]]
         self.apply(x, &self.inverse_perm)
     }
+    /// `perm` (the inverse is recomputed on load).
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(LayerSpec::new("Permutation").with("perm", &self.perm[..]))
+    }
 }

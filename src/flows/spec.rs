@@ -19,14 +19,20 @@
 //! the type's name, one field per constructor argument), then add one arm to
 //! [`build_layer`] that reads the fields back with the typed accessors
 //! ([`LayerSpec::usize`], [`LayerSpec::usizes`], ...) and calls the layer's
-//! constructor; the round-trip test in `tests/checkpoint.rs` proves the pair.
+//! constructor, and list the kind in [`LAYER_KINDS`]; the round-trip tests
+//! in `tests/checkpoint.rs` prove the pair (`every_layer_kind_round_trips`
+//! fails until a model holding the new kind is among them).
 //!
 //! The byte layout of a spec in a file is in docs/checkpoint-format.md.
 
-use super::coupling::{AdditiveCoupling, AffineCoupling, Mask, ScaleKind};
-use super::permute::Reverse;
+use super::actnorm::ActNorm;
+use super::batchnorm::BatchNorm;
+use super::coupling::{AdditiveCoupling, AffineCoupling, ImageCoupling, Mask, ScaleKind};
+use super::inv_conv::InvConv1x1;
+use super::permute::{Permutation, Reverse};
 use super::rescale::Rescale;
 use super::sequential::Sequential;
+use super::squeeze::{Reshape, Split, Squeeze};
 use super::Flow;
 use crate::autodiff::Param;
 use crate::data::preprocess::Logit;
@@ -222,6 +228,17 @@ impl LayerSpec {
         }
     }
 
+    /// Field `name` as a list of integers (signs, say), negative ones allowed.
+    ///
+    /// # Errors
+    /// [`CheckpointError::BadSpec`] if it is missing or not a list of ints.
+    pub fn ints(&self, name: &str) -> Result<Vec<i64>, CheckpointError> {
+        match self.field(name)? {
+            SpecValue::Ints(v) => Ok(v.clone()),
+            other => Err(self.wrong_type(name, "a list of ints", other)),
+        }
+    }
+
     /// Field `name` as a finite real (an int is accepted and converted).
     ///
     /// # Errors
@@ -285,8 +302,13 @@ pub const MAX_SIZE: usize = 1 << 24;
 /// The largest number of scalars one layer built from a spec may allocate.
 pub const MAX_LAYER_ELEMENTS: usize = 1 << 31;
 
+/// The most residual blocks a convolutional network built from a spec may
+/// have: each block is a few allocations whatever its size, so the element
+/// bound alone would not bound them.
+pub const MAX_BLOCKS: usize = 1 << 10;
+
 /// Field `name` as a size in 1..=[`MAX_SIZE`].
-fn size(spec: &LayerSpec, name: &str) -> Result<usize, CheckpointError> {
+pub(crate) fn size(spec: &LayerSpec, name: &str) -> Result<usize, CheckpointError> {
     let v = spec.usize(name)?;
     if (1..=MAX_SIZE).contains(&v) {
         Ok(v)
@@ -296,12 +318,79 @@ fn size(spec: &LayerSpec, name: &str) -> Result<usize, CheckpointError> {
 }
 
 /// Field `name` as a list of sizes in 1..=[`MAX_SIZE`].
-fn sizes(spec: &LayerSpec, name: &str) -> Result<Vec<usize>, CheckpointError> {
+pub(crate) fn sizes(spec: &LayerSpec, name: &str) -> Result<Vec<usize>, CheckpointError> {
     let v = spec.usizes(name)?;
     match v.iter().find(|&&s| !(1..=MAX_SIZE).contains(&s)) {
         Some(s) => Err(spec.error(name, format!("{s} is not a size in 1..={MAX_SIZE}"))),
         None => Ok(v),
     }
+}
+
+/// Field `name` as a per-sample shape: sizes in 1..=[`MAX_SIZE`], at least
+/// one and fewer than [`MAX_DIMS`](crate::tensor::MAX_DIMS) axes (the batch
+/// axis comes on top), at most [`MAX_LAYER_ELEMENTS`] elements.
+pub(crate) fn sample_shape(spec: &LayerSpec, name: &str) -> Result<Vec<usize>, CheckpointError> {
+    let shape = sizes(spec, name)?;
+    let numel = shape.iter().try_fold(1usize, |n, &s| n.checked_mul(s));
+    if shape.is_empty()
+        || shape.len() >= crate::tensor::MAX_DIMS
+        || numel.is_none_or(|n| n > MAX_LAYER_ELEMENTS)
+    {
+        return Err(spec.error(
+            name,
+            format!("{shape:?} is not a sample shape a tensor can hold"),
+        ));
+    }
+    Ok(shape)
+}
+
+/// Checks a count of scalars a layer will allocate, computed with checked
+/// arithmetic (`None`: it overflowed), against [`MAX_LAYER_ELEMENTS`]; the
+/// error names `field`.
+pub(crate) fn check_elements(
+    spec: &LayerSpec,
+    field: &str,
+    elements: Option<usize>,
+) -> Result<(), CheckpointError> {
+    match elements {
+        Some(n) if n <= MAX_LAYER_ELEMENTS => Ok(()),
+        _ => Err(spec.error(
+            field,
+            format!("the layer would hold more than {MAX_LAYER_ELEMENTS} scalars"),
+        )),
+    }
+}
+
+/// Field `name` as a permutation of 0..n (of its own length, in
+/// 1..=[`MAX_SIZE`], when `n` is `None`).
+///
+/// # Errors
+/// [`CheckpointError::BadSpec`] naming `name` for a wrong length, an entry
+/// out of range, or an entry that repeats.
+pub(crate) fn permutation(
+    spec: &LayerSpec,
+    name: &str,
+    n: Option<usize>,
+) -> Result<Vec<usize>, CheckpointError> {
+    let perm = spec.usizes(name)?;
+    let n = n.unwrap_or(perm.len());
+    if perm.len() != n || !(1..=MAX_SIZE).contains(&n) {
+        return Err(spec.error(
+            name,
+            format!("{} entries, expected a permutation of 0..{n}", perm.len()),
+        ));
+    }
+    let mut seen = vec![false; n];
+    for &i in &perm {
+        if i >= n || seen[i] {
+            return Err(spec.error(
+                name,
+                format!("entry {i} is out of 0..{n} or repeats: not a permutation"),
+            ));
+        }
+        seen[i] = true;
+    }
+    Ok(perm)
 }
 
 /// Checks that a dense network through `widths` stays under
@@ -373,11 +462,32 @@ fn mask_from_spec(spec: &LayerSpec) -> Result<Mask, CheckpointError> {
     Ok(Mask { dim, cond, trans })
 }
 
+/// Every kind [`build_layer`] knows, one per layer type of the crate
+/// (`tests/checkpoint.rs` round-trips a model holding each).
+pub const LAYER_KINDS: &[&str] = &[
+    "AffineCoupling",
+    "AdditiveCoupling",
+    "Rescale",
+    "Reverse",
+    "Permutation",
+    "ActNorm",
+    "InvConv1x1",
+    "ImageCoupling",
+    "BatchNorm",
+    "Squeeze",
+    "Reshape",
+    "Split",
+    "Logit",
+    "Maf",
+    "Iaf",
+    "Sequential",
+    "Standardize",
+];
+
 /// Builds the layer `spec` describes, with placeholder parameter values
 /// (fill them by name afterwards, as the checkpoint loader does).
 ///
-/// Known kinds: `AffineCoupling`, `Reverse`, `Sequential`, `Logit`,
-/// `Standardize`.
+/// Known kinds: [`LAYER_KINDS`].
 ///
 /// # Errors
 /// [`CheckpointError::UnknownLayer`] for a kind not listed;
@@ -408,21 +518,21 @@ pub fn build_layer<T: Element>(spec: &LayerSpec) -> Result<Box<dyn Flow<T>>, Che
             let net = coupling_net(spec, &mask, mask.trans.len(), &mut rng)?;
             Box::new(AdditiveCoupling { mask, net })
         }
-        "Rescale" => {
-            let shape = sizes(spec, "sample_shape")?;
-            let numel = shape.iter().try_fold(1usize, |n, &s| n.checked_mul(s));
-            if shape.is_empty()
-                || shape.len() >= crate::tensor::MAX_DIMS
-                || numel.is_none_or(|n| n > MAX_LAYER_ELEMENTS)
-            {
-                return Err(spec.error(
-                    "sample_shape",
-                    format!("{shape:?} is not a sample shape a tensor can hold"),
-                ));
-            }
-            Box::new(Rescale::new(&shape))
-        }
+        "Rescale" => Box::new(Rescale::new(&sample_shape(spec, "sample_shape")?)),
         "Reverse" => Box::new(Reverse::new(size(spec, "dim")?)),
+        "Permutation" => Box::new(Permutation::new(permutation(spec, "perm", None)?)),
+        "ActNorm" => {
+            let mut layer = ActNorm::new(size(spec, "channels")?);
+            // A layer saved after its initialisation is not initialised again.
+            layer.initialized = spec.bool("initialized")?;
+            Box::new(layer)
+        }
+        "InvConv1x1" => Box::new(InvConv1x1::from_spec(spec)?),
+        "ImageCoupling" => Box::new(ImageCoupling::from_spec(spec)?),
+        "BatchNorm" => Box::new(BatchNorm::from_spec(spec)?),
+        "Squeeze" => Box::new(Squeeze),
+        "Reshape" => Box::new(Reshape::from_spec(spec)?),
+        "Split" => Box::new(Split::from_spec(spec)?),
         "Logit" => {
             let dim = size(spec, "dim")?;
             let alpha = spec.f64("alpha")?;

@@ -18,8 +18,10 @@
 //! Derivation: [`derivations::realnvp`](crate::derivations::realnvp)
 //! (docs/derivations/realnvp.md, "Multi-scale").
 
+use super::spec::{self, LayerSpec};
 use super::Flow;
 use crate::autodiff::{Param, Var};
+use crate::error::CheckpointError;
 use crate::nn::conv::ConvResNet;
 use crate::tensor::{Element, Tensor};
 use rand::Rng;
@@ -58,6 +60,11 @@ pub struct Squeeze;
 impl<T: Element> Flow<T> for Squeeze {
     fn name(&self) -> String {
         "Squeeze".into()
+    }
+
+    /// No fields: the factor is always 2.
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(LayerSpec::new("Squeeze"))
     }
 
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
@@ -116,6 +123,28 @@ impl Reshape {
         }
     }
 
+    /// The layer a spec of kind `Reshape` describes.
+    ///
+    /// # Errors
+    /// [`CheckpointError::BadSpec`] naming the field: `data_shape` or
+    /// `latent_shape` not a list of sizes a tensor can hold, or the two
+    /// holding different numbers of elements.
+    pub fn from_spec(spec: &LayerSpec) -> Result<Self, CheckpointError> {
+        let data_shape = spec::sample_shape(spec, "data_shape")?;
+        let latent_shape = spec::sample_shape(spec, "latent_shape")?;
+        let (n, m) = (
+            data_shape.iter().product::<usize>(),
+            latent_shape.iter().product::<usize>(),
+        );
+        if n != m {
+            return Err(spec.error(
+                "latent_shape",
+                format!("{latent_shape:?} holds {m} elements, {data_shape:?} {n}"),
+            ));
+        }
+        Ok(Reshape::new(&data_shape, &latent_shape))
+    }
+
     fn apply<'t, T: Element>(
         &self,
         v: &Var<'t, T>,
@@ -136,6 +165,15 @@ impl Reshape {
 impl<T: Element> Flow<T> for Reshape {
     fn name(&self) -> String {
         format!("Reshape({:?} <-> {:?})", self.data_shape, self.latent_shape)
+    }
+
+    /// `data_shape` and `latent_shape`.
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(
+            LayerSpec::new("Reshape")
+                .with("data_shape", &self.data_shape[..])
+                .with("latent_shape", &self.latent_shape[..]),
+        )
     }
 
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
@@ -237,6 +275,55 @@ impl<T: Element> Split<T> {
         }
     }
 
+    /// The layer a spec of kind `Split` describes: its one child is `inner`
+    /// (built with [`spec::build_layer`]), and with `learned_prior` the
+    /// field `prior_hidden` gives the prior network's width. Parameters are
+    /// placeholders for the stored ones.
+    ///
+    /// # Errors
+    /// [`CheckpointError::BadSpec`] naming the field: a size out of range,
+    /// C·H·W or the prior network over [`spec::MAX_LAYER_ELEMENTS`], `kept`
+    /// not in 1..C, not exactly one child; the child's errors as
+    /// [`spec::build_layer`].
+    pub fn from_spec(spec: &LayerSpec) -> Result<Self, CheckpointError> {
+        let channels = spec::size(spec, "channels")?;
+        let height = spec::size(spec, "height")?;
+        let width = spec::size(spec, "width")?;
+        let elements = channels
+            .checked_mul(height)
+            .and_then(|n| n.checked_mul(width));
+        spec::check_elements(spec, "width", elements)?;
+        let kept = spec.usize("kept")?;
+        if !(1..channels).contains(&kept) {
+            return Err(spec.error("kept", format!("{kept} is not in 1..{channels}")));
+        }
+        let learned_prior = if spec.bool("learned_prior")? {
+            let hidden = spec::size(spec, "prior_hidden")?;
+            let out = 2 * (channels - kept);
+            let weights = super::coupling::conv_resnet_elements(kept, hidden, out, 0);
+            spec::check_elements(spec, "prior_hidden", weights)?;
+            Some(hidden)
+        } else {
+            None
+        };
+        let [child] = &spec.children[..] else {
+            return Err(spec.error(
+                "children",
+                format!("expected 1 (the inner flow), found {}", spec.children.len()),
+            ));
+        };
+        let inner = spec::build_layer(child)?;
+        // Placeholder values; any seed does.
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+        Ok(Split::new(
+            [channels, height, width],
+            kept,
+            inner,
+            learned_prior,
+            &mut rng,
+        ))
+    }
+
     /// The latent entries per sample of the deeper levels, kept·H·W.
     pub fn inner_dim(&self) -> usize {
         self.kept * self.height * self.width
@@ -327,6 +414,45 @@ impl<T: Element> Flow<T> for Split<T> {
         };
         let z_b = z_b.reshape(&[batch, self.factored_dim()]);
         (Var::concat(&[&z_a, &z_b], 1), log_det)
+    }
+
+    /// `channels`, `height`, `width`, `kept`, `learned_prior` (and
+    /// `prior_hidden` when it is set); the child is `inner`'s spec.
+    fn spec(&self) -> Option<LayerSpec> {
+        let spec = LayerSpec::new("Split")
+            .with("channels", self.channels)
+            .with("height", self.height)
+            .with("width", self.width)
+            .with("kept", self.kept)
+            .with("learned_prior", self.prior.is_some());
+        let spec = match &self.prior {
+            Some(net) => spec.with("prior_hidden", net.input.weight.value.dim(0)),
+            None => spec,
+        };
+        Some(spec.child(self.inner.spec()?))
+    }
+
+    /// `inner`'s buffers, prefixed `inner.` as its parameters are.
+    fn buffers(&self) -> Vec<(String, Tensor<T>)> {
+        self.inner
+            .buffers()
+            .into_iter()
+            .map(|(name, t)| (format!("inner.{name}"), t))
+            .collect()
+    }
+
+    fn set_buffers(&mut self, buffers: Vec<(String, Tensor<T>)>) -> Result<(), CheckpointError> {
+        let inner = buffers
+            .into_iter()
+            .map(|(name, t)| match name.strip_prefix("inner.") {
+                Some(rest) => Ok((rest.to_string(), t)),
+                None => Err(CheckpointError::ArchitectureMismatch {
+                    path: Default::default(),
+                    what: format!("layer {}: unexpected buffer `{name}`", self.name()),
+                }),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.inner.set_buffers(inner)
     }
 
     fn params(&self) -> Vec<&Param<T>> {

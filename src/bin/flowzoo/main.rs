@@ -16,7 +16,6 @@ mod pictures;
 use checkpoints::MODEL_FILE;
 use clap::{Parser, Subcommand};
 use flowzoo::data::digits;
-use flowzoo::error::CheckpointError;
 use flowzoo::flows::FlowModel;
 use flowzoo::nn::Adam;
 use flowzoo::train::checkpoint::{self, AdamState};
@@ -269,7 +268,6 @@ fn train_run(
     let resumed_step = start.as_ref().map(|(_, adam)| adam.steps());
     let mut saved_step: Option<usize> = None;
     let mut save_error: Option<String> = None;
-    let mut not_saveable: Option<String> = None;
     let result = run_from(
         &config,
         start,
@@ -280,15 +278,13 @@ fn train_run(
             }
         },
         |step, model, adam| {
-            if save_error.is_some() || not_saveable.is_some() {
+            if save_error.is_some() {
                 return;
             }
             let mut metadata = metadata.clone();
             metadata.push(("step".into(), step.into()));
             match checkpoint::save(&model_path, model, Some(&AdamState::of(adam)), &metadata) {
                 Ok(()) => saved_step = Some(step),
-                // Why train on: the metrics and pictures are still worth having.
-                Err(e @ CheckpointError::NotSaveable { .. }) => not_saveable = Some(e.to_string()),
                 Err(e) => save_error = Some(e.to_string()),
             }
         },
@@ -308,11 +304,8 @@ fn train_run(
         ),
         _ => format!("no checkpoint was written to {}", model_path.display()),
     };
-    if let Some(why) = &not_saveable {
-        eprintln!("warning: {} not written: {why}", model_path.display());
-    }
     let result = result.map_err(|e| format!("{e}; {kept}"))?;
-    if saved_step.is_none() && not_saveable.is_none() {
+    if saved_step.is_none() {
         eprintln!("warning: the model was never finite at a check point: {kept}");
     }
     report(&config, &result, &out, args.resume.as_deref())

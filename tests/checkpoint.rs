@@ -434,6 +434,17 @@ fn unknown_layer_and_bad_fields_are_named() {
         matches!(&err, CheckpointError::BadSpec { field, .. } if field == "hidden"),
         "{err}"
     );
+    // A size each layer may have (4096² < MAX_LAYER_ELEMENTS), but 2·10⁸
+    // scalars, where the file stores a few hundred: refused by the model's
+    // budget before the memory is allocated.
+    let bytes =
+        misdescribed_bytes(|s| set_field(s, "hidden", SpecValue::from(vec![4096usize; 12])));
+    let err = error_of(&bytes);
+    assert!(
+        matches!(&err, CheckpointError::BadSpec { field, what, .. }
+            if field == "hidden" && what.contains("more than the file's size allows")),
+        "{err}"
+    );
     // A field of the wrong type.
     let bytes = misdescribed_bytes(|s| set_field(s, "dim", SpecValue::from("four")));
     let err = error_of(&bytes);

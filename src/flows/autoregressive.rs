@@ -23,7 +23,7 @@
 //! (docs/derivations/maf.md), [`derivations::iaf`](crate::derivations::iaf)
 //! (docs/derivations/iaf.md), [`derivations::made`](crate::derivations::made).
 
-use super::spec::{LayerSpec, MAX_LAYER_ELEMENTS, MAX_SIZE};
+use super::spec::{LayerSpec, MAX_SIZE};
 use super::Flow;
 use crate::autodiff::{Param, Tape, Var};
 use crate::error::CheckpointError;
@@ -529,7 +529,8 @@ pub fn made_for_flow<T: Element, R: Rng + ?Sized>(
 /// sizes outside 1..=[`MAX_SIZE`], input degrees that are not a permutation
 /// of 1..=dim, hidden degrees outside 1..=max(1, dim − 1) or not matching the
 /// widths, residual blocks over unequal layers, a network over
-/// [`MAX_LAYER_ELEMENTS`] scalars, an unknown transform or kind.
+/// [`MAX_LAYER_ELEMENTS`](super::spec::MAX_LAYER_ELEMENTS) scalars (or, loading a
+/// checkpoint, more than its stored tensors allow), an unknown transform or kind.
 pub fn layer_from_spec<T: Element>(spec: &LayerSpec) -> Result<Box<dyn Flow<T>>, CheckpointError> {
     let dim = spec.usize("dim")?;
     if !(1..=MAX_SIZE).contains(&dim) {
@@ -543,17 +544,7 @@ pub fn layer_from_spec<T: Element>(spec: &LayerSpec) -> Result<Box<dyn Flow<T>>,
         .chain(widths.iter().copied())
         .chain(std::iter::once(2 * dim))
         .collect();
-    let elements = sizes.windows(2).try_fold(0usize, |acc, w| {
-        w[0].checked_mul(w[1])
-            .and_then(|n| n.checked_add(w[1]))
-            .and_then(|n| acc.checked_add(n))
-    });
-    if elements.is_none_or(|n| n > MAX_LAYER_ELEMENTS) {
-        return Err(spec.error(
-            "hidden",
-            format!("a MADE through {sizes:?} exceeds {MAX_LAYER_ELEMENTS} parameters"),
-        ));
-    }
+    super::spec::check_network(spec, "hidden", &sizes, 2)?;
     let input_degrees = spec.usizes("input_degrees")?;
     let mut sorted = input_degrees.clone();
     sorted.sort_unstable();

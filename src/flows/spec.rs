@@ -344,17 +344,57 @@ pub(crate) fn sample_shape(spec: &LayerSpec, name: &str) -> Result<Vec<usize>, C
     Ok(shape)
 }
 
+thread_local! {
+    /// Scalars the layers still being built may allocate, while
+    /// [`with_element_budget`] runs; `None` outside it.
+    static ELEMENT_BUDGET: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `build` with a budget of `scalars` for all the layers it builds
+/// together: every size check ([`check_elements`], the network checks)
+/// charges what its layer will allocate, and fails once the total passes the
+/// budget. A checkpoint's loader sets it from the file's length, so a
+/// checksum-valid file whose specs claim far more parameters than the file
+/// holds is refused before the memory is allocated, not after.
+pub(crate) fn with_element_budget<R>(scalars: usize, build: impl FnOnce() -> R) -> R {
+    let previous = ELEMENT_BUDGET.with(|b| b.replace(Some(scalars)));
+    let result = build();
+    ELEMENT_BUDGET.with(|b| b.set(previous));
+    result
+}
+
+/// Charges `n` scalars to the budget of [`with_element_budget`], if one is
+/// running; false when they do not fit.
+fn charge(n: usize) -> bool {
+    ELEMENT_BUDGET.with(|b| match b.get() {
+        None => true,
+        Some(left) if n <= left => {
+            b.set(Some(left - n));
+            true
+        }
+        Some(_) => false,
+    })
+}
+
 /// Checks a count of scalars a layer will allocate, computed with checked
-/// arithmetic (`None`: it overflowed), against [`MAX_LAYER_ELEMENTS`]; the
-/// error names `field`.
+/// arithmetic (`None`: it overflowed), against [`MAX_LAYER_ELEMENTS`] and
+/// the budget of the model being loaded; the error names `field`.
 pub(crate) fn check_elements(
     spec: &LayerSpec,
     field: &str,
     elements: Option<usize>,
 ) -> Result<(), CheckpointError> {
     match elements {
-        Some(n) if n <= MAX_LAYER_ELEMENTS => Ok(()),
-        _ => Err(spec.error(
+        Some(n) if n > MAX_LAYER_ELEMENTS => Err(spec.error(
+            field,
+            format!("the layer would hold more than {MAX_LAYER_ELEMENTS} scalars"),
+        )),
+        Some(n) if charge(n) => Ok(()),
+        Some(n) => Err(spec.error(
+            field,
+            format!("the layer would hold {n} scalars, more than the file's size allows"),
+        )),
+        None => Err(spec.error(
             field,
             format!("the layer would hold more than {MAX_LAYER_ELEMENTS} scalars"),
         )),
@@ -393,21 +433,21 @@ pub(crate) fn permutation(
     Ok(perm)
 }
 
-/// Checks that a dense network through `widths` stays under
-/// [`MAX_LAYER_ELEMENTS`] scalars before it is allocated.
-fn check_network(spec: &LayerSpec, field: &str, widths: &[usize]) -> Result<(), CheckpointError> {
+/// Checks that a dense network through `widths` (weights and biases, times
+/// `copies`: 2 for a MADE, whose masks are as large as its weights) stays
+/// within [`check_elements`]'s bounds before it is allocated.
+pub(crate) fn check_network(
+    spec: &LayerSpec,
+    field: &str,
+    widths: &[usize],
+    copies: usize,
+) -> Result<(), CheckpointError> {
     let total = widths.windows(2).try_fold(0usize, |acc, w| {
         w[0].checked_mul(w[1])
             .and_then(|n| n.checked_add(w[1]))
             .and_then(|n| acc.checked_add(n))
     });
-    match total {
-        Some(n) if n <= MAX_LAYER_ELEMENTS => Ok(()),
-        _ => Err(spec.error(
-            field,
-            format!("a network through {widths:?} exceeds {MAX_LAYER_ELEMENTS} parameters"),
-        )),
-    }
+    check_elements(spec, field, total.and_then(|n| n.checked_mul(copies)))
 }
 
 /// The network of a coupling layer read from `spec`: an MLP from the
@@ -425,7 +465,7 @@ fn coupling_net<T: Element>(
         .chain(hidden)
         .chain(std::iter::once(out))
         .collect();
-    check_network(spec, "hidden", &widths)?;
+    check_network(spec, "hidden", &widths, 1)?;
     let mut net = Mlp::new(&widths, Init::Zero, rng);
     for p in net.params_mut() {
         p.prefix("net");

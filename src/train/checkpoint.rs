@@ -34,7 +34,7 @@
 
 use crate::error::CheckpointError;
 use crate::flows::prior::{Logistic, Prior, StandardNormal};
-use crate::flows::spec::{build_sequential, LayerSpec, SpecValue, MAX_SIZE};
+use crate::flows::spec::{build_sequential, with_element_budget, LayerSpec, SpecValue, MAX_SIZE};
 use crate::flows::{Flow, FlowModel};
 use crate::nn::Adam;
 use crate::tensor::{Element, Tensor};
@@ -890,7 +890,13 @@ fn read_checkpoint<T: Element>(
             what: "the model's flow must be a Sequential".into(),
         });
     }
-    let mut model = FlowModel::with_prior(prior, build_sequential(&flow)?);
+    // The layers may allocate a few times what the file stores (masks as
+    // large as weights, the fixed matrices of an LU convolution), never more:
+    // a spec that claims more is refused before it allocates.
+    let stored: usize = params.iter().chain(&buffers).map(|(_, t)| t.numel()).sum();
+    let budget = stored.saturating_mul(4).saturating_add(1 << 20);
+    let flow = with_element_budget(budget, || build_sequential(&flow))?;
+    let mut model = FlowModel::with_prior(prior, flow);
     fill_params(&mut model, params)?;
     model.flow.set_buffers(buffers)?;
 

@@ -991,3 +991,21 @@ fn bad_fields_of_the_image_layers_are_named() {
         pair("Reshape", "latent_shape")
     );
 }
+
+// The load-time element budget charges what layers allocate, not the shapes
+// they act on: a Split over a 4×600×600 sample with no parameters at all
+// (1.44 M elements against a budget of 2²⁰ + 0) still loads.
+#[test]
+fn a_large_split_without_parameters_loads() {
+    let inner: Box<dyn Flow<f64>> = Box::new(Reshape::new(&[2, 600, 600], &[720_000]));
+    let split = Split::new([4, 600, 600], 2, inner, None, &mut rng(0));
+    let layers: Vec<Box<dyn Flow<f64>>> = vec![
+        Box::new(split),
+        Box::new(Reshape::new(&[1_440_000], &[4, 600, 600])),
+    ];
+    let model = FlowModel::new(1_440_000, Sequential::new(layers));
+    let bytes = to_bytes(&model, None, &[]).unwrap();
+    let loaded = Checkpoint::<f64>::from_bytes(&bytes, Path::new("split.flowzoo"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded.model.flow.layers.len(), 2);
+}

@@ -49,9 +49,13 @@ pub const FD_STENCIL: [f64; 6] = [-2.0, -1.0, -0.5, 0.5, 1.0, 2.0];
 /// Where f is smooth on a side its two estimates agree to O(h²); a kink on
 /// that side makes them disagree. Both sides smooth: the central difference.
 /// One side smooth: that side's finer estimate, which is the derivative the
-/// tape computes (f′ of the piece the point lies on; exactly at a kink, the
-/// right or left derivative). Neither side smooth: the central difference,
-/// and the check will most likely report the entry.
+/// tape computes (f′ of the piece the point lies on). Neither side smooth:
+/// the central difference, and the check will most likely report the entry.
+///
+/// A kink *exactly* at the point (a ReLU input of exactly 0, as zero inputs
+/// through zero biases give) leaves both sides smooth with different slopes:
+/// the result is their average, while the tape takes one side by convention
+/// (ReLU′(0) = 0), so check at points drawn at random, not at such a point.
 ///
 /// # Examples
 /// ```

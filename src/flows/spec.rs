@@ -351,16 +351,21 @@ thread_local! {
 }
 
 /// Runs `build` with a budget of `scalars` for all the layers it builds
-/// together: every size check ([`check_elements`], the network checks)
+/// together: every allocation check ([`check_elements`], the network checks)
 /// charges what its layer will allocate, and fails once the total passes the
-/// budget. A checkpoint's loader sets it from the file's length, so a
-/// checksum-valid file whose specs claim far more parameters than the file
-/// holds is refused before the memory is allocated, not after.
+/// budget. A checkpoint's loader sets it from the tensors the file stores, so
+/// a checksum-valid file whose specs claim far more parameters than the file
+/// holds is refused before the memory is allocated, not after. The previous
+/// budget is restored when `build` returns or panics.
 pub(crate) fn with_element_budget<R>(scalars: usize, build: impl FnOnce() -> R) -> R {
-    let previous = ELEMENT_BUDGET.with(|b| b.replace(Some(scalars)));
-    let result = build();
-    ELEMENT_BUDGET.with(|b| b.set(previous));
-    result
+    struct Restore(Option<usize>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ELEMENT_BUDGET.with(|b| b.set(self.0));
+        }
+    }
+    let _restore = Restore(ELEMENT_BUDGET.with(|b| b.replace(Some(scalars))));
+    build()
 }
 
 /// Charges `n` scalars to the budget of [`with_element_budget`], if one is
@@ -376,28 +381,40 @@ fn charge(n: usize) -> bool {
     })
 }
 
-/// Checks a count of scalars a layer will allocate, computed with checked
-/// arithmetic (`None`: it overflowed), against [`MAX_LAYER_ELEMENTS`] and
-/// the budget of the model being loaded; the error names `field`.
+/// Checks a count of scalars computed with checked arithmetic (`None`: it
+/// overflowed) against [`MAX_LAYER_ELEMENTS`], for sizes that bound a layer's
+/// work but are not allocated when it is built (a `Split`'s C·H·W); the error
+/// names `field`.
+pub(crate) fn check_bound(
+    spec: &LayerSpec,
+    field: &str,
+    elements: Option<usize>,
+) -> Result<usize, CheckpointError> {
+    match elements {
+        Some(n) if n <= MAX_LAYER_ELEMENTS => Ok(n),
+        _ => Err(spec.error(
+            field,
+            format!("the layer would hold more than {MAX_LAYER_ELEMENTS} scalars"),
+        )),
+    }
+}
+
+/// Checks a count of scalars a layer will allocate as [`check_bound`] does,
+/// and charges it to the budget of the model being loaded; the error names
+/// `field`.
 pub(crate) fn check_elements(
     spec: &LayerSpec,
     field: &str,
     elements: Option<usize>,
 ) -> Result<(), CheckpointError> {
-    match elements {
-        Some(n) if n > MAX_LAYER_ELEMENTS => Err(spec.error(
-            field,
-            format!("the layer would hold more than {MAX_LAYER_ELEMENTS} scalars"),
-        )),
-        Some(n) if charge(n) => Ok(()),
-        Some(n) => Err(spec.error(
+    let n = check_bound(spec, field, elements)?;
+    if charge(n) {
+        Ok(())
+    } else {
+        Err(spec.error(
             field,
             format!("the layer would hold {n} scalars, more than the file's size allows"),
-        )),
-        None => Err(spec.error(
-            field,
-            format!("the layer would hold more than {MAX_LAYER_ELEMENTS} scalars"),
-        )),
+        ))
     }
 }
 

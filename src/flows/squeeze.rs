@@ -292,7 +292,8 @@ impl<T: Element> Split<T> {
         let elements = channels
             .checked_mul(height)
             .and_then(|n| n.checked_mul(width));
-        spec::check_elements(spec, "width", elements)?;
+        // A bound on the layer's shape, not an allocation: not charged.
+        spec::check_bound(spec, "width", elements)?;
         let kept = spec.usize("kept")?;
         if !(1..channels).contains(&kept) {
             return Err(spec.error("kept", format!("{kept} is not in 1..{channels}")));

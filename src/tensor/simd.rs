@@ -17,8 +17,14 @@ use super::Element;
 /// out.len() ≤ 4`, each column as long as `row`).
 ///
 /// # Panics
-/// If there are more than 4 columns.
+/// If there are more than 4 columns, or not as many outputs as columns.
 pub(crate) fn dots<T: Element>(row: &[T], columns: &[&[T]], out: &mut [T]) {
+    assert!(
+        columns.len() <= 4 && columns.len() == out.len(),
+        "dots: {} columns and {} outputs, at most 4",
+        columns.len(),
+        out.len()
+    );
     #[cfg(target_arch = "x86_64")]
     {
         if has_avx2_fma() {
@@ -49,8 +55,12 @@ pub(crate) fn dots<T: Element>(row: &[T], columns: &[&[T]], out: &mut [T]) {
     }
 }
 
-/// `y[i] += scale·x[i]` for every i (`x` and `y` equally long).
+/// `y[i] += scale·x[i]` for every i.
+///
+/// # Panics
+/// If `x` and `y` differ in length.
 pub(crate) fn axpy<T: Element>(scale: T, x: &[T], y: &mut [T]) {
+    assert_eq!(x.len(), y.len(), "axpy: lengths differ");
     #[cfg(target_arch = "x86_64")]
     {
         if has_avx2_fma() {
@@ -152,6 +162,7 @@ mod avx {
             #[target_feature(enable = "avx2,fma")]
             pub(super) unsafe fn $name(row: &[$t], columns: &[&[$t]], out: &mut [$t]) {
                 match columns.len() {
+                    0 => {}
                     1 => $n_cols::<1>(row, columns, out),
                     2 => $n_cols::<2>(row, columns, out),
                     3 => $n_cols::<3>(row, columns, out),

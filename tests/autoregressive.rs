@@ -243,6 +243,18 @@ fn reverse_kl_rejects_bad_arguments() {
     ] {
         let err = fit_reverse_kl(&mut model, &Energy::Ring, &config, |_, _| {}).unwrap_err();
         assert!(matches!(err, TrainError::BadArgument { .. }), "{err}");
+        // With a warm start, the settings are refused before it runs: the
+        // student is left untouched.
+        let mut student = iaf(2, 1, 4, Transform::Affine, 1);
+        let before: Vec<Vec<f32>> = student.params().iter().map(|p| p.value.to_vec()).collect();
+        let warm = ReverseKlConfig {
+            forward_kl_steps: 20,
+            ..config.clone()
+        };
+        let err = distill(&mut student, &model, &warm, |_, _| {}).unwrap_err();
+        assert!(matches!(err, TrainError::BadArgument { .. }), "{err}");
+        let after: Vec<Vec<f32>> = student.params().iter().map(|p| p.value.to_vec()).collect();
+        assert_eq!(before, after, "the warm start ran on bad settings");
     }
     let mut three = iaf(3, 1, 4, Transform::Affine, 0);
     let err = fit_to_energy(

@@ -174,20 +174,7 @@ pub fn fit_reverse_kl<T: Element>(
     config: &ReverseKlConfig,
     mut on_step: impl FnMut(usize, f64) + Send,
 ) -> Result<ReverseKlReport, TrainError> {
-    for (name, value) in [("steps", config.steps), ("batch", config.batch)] {
-        if value == 0 {
-            return Err(TrainError::BadArgument {
-                name: name.into(),
-                message: "must be at least 1".into(),
-            });
-        }
-    }
-    if !(config.lr > 0.0 && config.lr.is_finite()) {
-        return Err(TrainError::BadArgument {
-            name: "lr".into(),
-            message: format!("must be a positive number, got {}", config.lr),
-        });
-    }
+    validate(config)?;
     in_pool(move || {
         let mut rng = StdRng::seed_from_u64(config.seed);
         let mut adam = Adam::<T>::new(config.lr);
@@ -224,6 +211,26 @@ pub fn fit_reverse_kl<T: Element>(
         report.ms_per_step = 1e3 * report.train_seconds / config.steps as f64;
         Ok(report)
     })
+}
+
+/// [`TrainError::BadArgument`] for zero steps or batch or a non-positive
+/// learning rate.
+fn validate(config: &ReverseKlConfig) -> Result<(), TrainError> {
+    for (name, value) in [("steps", config.steps), ("batch", config.batch)] {
+        if value == 0 {
+            return Err(TrainError::BadArgument {
+                name: name.into(),
+                message: "must be at least 1".into(),
+            });
+        }
+    }
+    if !(config.lr > 0.0 && config.lr.is_finite()) {
+        return Err(TrainError::BadArgument {
+            name: "lr".into(),
+            message: format!("must be a positive number, got {}", config.lr),
+        });
+    }
+    Ok(())
 }
 
 /// Fits `model` to the target exp(−U) of a 2-D [`Energy`] by reverse KL
@@ -278,6 +285,8 @@ pub fn distill<T: Element>(
             ),
         });
     }
+    // Refuse bad settings before the warm start spends its steps.
+    validate(config)?;
     let warm_start = match config.forward_kl_steps {
         0 => None,
         steps => Some(fit_to_teacher_samples(student, teacher, config, steps)?),

@@ -220,6 +220,7 @@ fn distilled(s: &Settings, dataset: Dataset) -> Result<(), String> {
     // 2. The student: an IAF that samples, scored by the teacher.
     let mut student = iaf_model(s, s.seed.wrapping_add(5));
     let bar = progress(s.quiet, s.steps, "IAF student");
+    let warm_start_steps = s.steps / 5;
     let report = distill(
         &mut student,
         &teacher.model,
@@ -227,7 +228,7 @@ fn distilled(s: &Settings, dataset: Dataset) -> Result<(), String> {
             // Started on both moons by maximum likelihood on the teacher's
             // samples, the student needs no annealing (which would first
             // spread it out again).
-            forward_kl_steps: s.steps / 5,
+            forward_kl_steps: warm_start_steps,
             anneal_steps: 0,
             ..fit_config(s, s.seed.wrapping_add(6))
         },
@@ -264,7 +265,7 @@ fn distilled(s: &Settings, dataset: Dataset) -> Result<(), String> {
         "student_test_nll_nats": student_nll,
         "kl_student_teacher_nats": kl,
         "teacher_ms_per_step": teacher.report.ms_per_step,
-        "forward_kl_steps": s.steps / 5,
+        "forward_kl_steps": warm_start_steps,
         "forward_kl_final_nll_nats": report.forward_kl.map(|(nll, _)| nll),
         "ms_per_step": report.ms_per_step,
         "train_seconds": teacher.report.train_seconds

@@ -16,6 +16,7 @@
 use crate::strategies::{randn, rng};
 use crate::tolerance::{GRADCHECK_H, GRADCHECK_RTOL};
 use flowzoo::autodiff::{gradcheck, Var};
+use flowzoo::tensor::blocked::BlockMask;
 use flowzoo::tensor::linalg::{Diagonal, Triangle};
 use flowzoo::tensor::Tensor;
 use proptest::prelude::*;
@@ -279,9 +280,23 @@ proptest! {
             weighted(&maybe_t(&x[0], transposed).matmul(&x[1].transpose(1, 2)), seed)
         })?;
         let bias = randn(&[n], seed + 4);
-        check("linear", vec![a2, b2, bias], |x| {
+        check("linear", vec![a2.clone(), b2.clone(), bias.clone()], |x| {
             weighted(&maybe_t(&x[0], transposed).linear(&x[1], &x[2]), seed)
         })?;
+        // x·(W ⊙ M) + b with a random 0/1 mask: tiles of 1 (the tile-by-tile
+        // products whenever they save an eighth) and tiles of 64 (one tile:
+        // the dense product of W ⊙ M).
+        let mut r = rng(seed ^ 5);
+        let mask = Tensor::from_vec(
+            (0..k * n).map(|_| if r.gen_bool(0.5) { 1.0 } else { 0.0 }).collect(),
+            &[k, n],
+        );
+        for tile in [1, 64] {
+            let blocks = std::sync::Arc::new(BlockMask::with_tile(&mask, tile));
+            check("masked_linear", vec![a2.clone(), b2.clone(), bias.clone()], |x| {
+                weighted(&maybe_t(&x[0], transposed).masked_linear(&x[1], &x[2], &blocks), seed)
+            })?;
+        }
     }
 
     // Views and gathers: permute, narrow, reshape, broadcast, concat,

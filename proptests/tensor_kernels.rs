@@ -927,3 +927,110 @@ fn conv2d_weight_grad_names_the_shapes_when_grad_out_does_not_fit() {
         0,
     );
 }
+
+/// A 0/1 mask `[inp, out]` of one of four kinds: a MADE-like mask from
+/// sorted degrees (a staircase), the same from shuffled degrees (ones
+/// scattered), a reversed staircase, or independent coin flips.
+fn test_mask(inp: usize, out: usize, kind: usize, seed: u64) -> Tensor<f64> {
+    use rand::seq::SliceRandom;
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let top = inp.max(out);
+    let mut rows: Vec<usize> = (0..inp).map(|_| rng.gen_range(1..=top)).collect();
+    let mut cols: Vec<usize> = (0..out).map(|_| rng.gen_range(1..=top)).collect();
+    rows.sort_unstable();
+    cols.sort_unstable();
+    match kind {
+        1 => {
+            rows.shuffle(&mut rng);
+            cols.shuffle(&mut rng);
+        }
+        2 => rows.reverse(),
+        _ => {}
+    }
+    let p: f64 = rng.gen_range(0.0..1.0);
+    let data = (0..inp * out)
+        .map(|i| {
+            let (r, c) = (i / out, i % out);
+            let one = match kind {
+                3 => rng.gen_bool(p),
+                _ => cols[c] >= rows[r],
+            };
+            if one {
+                1.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    Tensor::from_vec(data, &[inp, out])
+}
+
+proptest! {
+    // Large cases: fewer, since the references are nested loops.
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    // The products of a masked weight that skip the mask's zero tiles
+    // (`tensor::blocked`, a MADE's layers) against x·(W ⊙ M) + b and its two
+    // gradients by triple loops; batches from 1 (the thin path) to 300
+    // (above PAR_MIN_MATMUL_FLOPS, so the split across threads runs), tiles
+    // from 1 (every tile thin) to 80.
+    #[test]
+    fn block_masked_products_match_the_dense_masked_ones(
+        batch in prop_oneof![1usize..=5, 16usize..=300],
+        inp in 1usize..=160,
+        out in 1usize..=160,
+        kind in 0usize..4,
+        tile in prop_oneof![1usize..=8, 9usize..=80],
+        seed in any::<u64>(),
+    ) {
+        use flowzoo::tensor::blocked::BlockMask;
+        let mask = test_mask(inp, out, kind, seed);
+        let blocks = BlockMask::with_tile(&mask, tile);
+        let ms = mask.to_vec();
+        // The tiles are disjoint, cover every one, and a full tile is all ones.
+        let mut covered = vec![0u8; inp * out];
+        for t in blocks.tiles() {
+            for r in t.rows.clone() {
+                for c in t.cols.clone() {
+                    covered[r * out + c] += 1;
+                    prop_assert!(!t.full || ms[r * out + c] == 1.0, "full tile {t:?} holds a zero");
+                }
+            }
+        }
+        for i in 0..inp * out {
+            prop_assert!(covered[i] <= 1, "tiles overlap at {i}");
+            prop_assert!(ms[i] == 0.0 || covered[i] == 1, "the one at {i} is not covered");
+        }
+        let (x, w, b, g) = (
+            randn(&[batch, inp], seed ^ 1),
+            randn(&[inp, out], seed ^ 2),
+            randn(&[out], seed ^ 3),
+            randn(&[batch, out], seed ^ 4),
+        );
+        let (xs, ws, bs, gs) = (x.to_vec(), w.to_vec(), b.to_vec(), g.to_vec());
+        let masked = blocks.apply(&w);
+        let y = x.block_masked_linear(&masked, &b, &blocks).to_vec();
+        let dx = g.block_masked_input_grad(&masked, &blocks).to_vec();
+        let dw = x.block_masked_weight_grad(&g, &blocks).to_vec();
+        for i in 0..batch {
+            for c in 0..out {
+                let terms = (0..inp).map(|r| xs[i * inp + r] * ws[r * out + c] * ms[r * out + c]);
+                let (e, abs) = terms.fold((bs[c], bs[c].abs()), |(s, a), t| (s + t, a + t.abs()));
+                assert_sum_close("block_masked_linear", y[i * out + c], e, abs);
+            }
+            for r in 0..inp {
+                let terms = (0..out).map(|c| gs[i * out + c] * ws[r * out + c] * ms[r * out + c]);
+                let (e, abs) = terms.fold((0.0, 0.0), |(s, a), t: f64| (s + t, a + t.abs()));
+                assert_sum_close("block_masked_input_grad", dx[i * inp + r], e, abs);
+            }
+        }
+        for r in 0..inp {
+            for c in 0..out {
+                let terms = (0..batch).map(|i| xs[i * inp + r] * gs[i * out + c] * ms[r * out + c]);
+                let (e, abs) = terms.fold((0.0, 0.0), |(s, a), t: f64| (s + t, a + t.abs()));
+                assert_sum_close("block_masked_weight_grad", dw[r * out + c], e, abs);
+            }
+        }
+    }
+}

@@ -398,6 +398,25 @@ pub(crate) fn run_backward<T: Element>(
                     gw.expect("computed when weight is recorded")
                 });
             }
+            // Y = X·(W ⊙ M) + b:  X̄ += Ȳ·(W ⊙ M)ᵀ,  W̄ += (Xᵀ·Ȳ) ⊙ M,  b̄ += Σ_batch Ȳ
+            Op::MaskedLinear {
+                x,
+                weight,
+                bias,
+                x_value,
+                masked_weight,
+                mask,
+            } => {
+                let (gx, gw) = join_serial(
+                    || x.map(|_| g.block_masked_input_grad(masked_weight, mask)),
+                    || weight.map(|_| x_value.block_masked_weight_grad(&g, mask)),
+                );
+                accumulate(&mut grads, *bias, || g.sum_axes(&[0]));
+                accumulate(&mut grads, *x, || gx.expect("computed when x is recorded"));
+                accumulate(&mut grads, *weight, || {
+                    gw.expect("computed when weight is recorded")
+                });
+            }
             // Y = conv2d(X, W) + b:  X̄ += conv2d_input_grad(Ȳ, W),
             // W̄ += conv2d_weight_grad(X, Ȳ),  b̄ += Ȳ summed over batch and pixels
             Op::Conv2d(conv) => {

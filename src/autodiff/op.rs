@@ -31,6 +31,7 @@
 //! | `Elu` | `a` if `a > 0` else `α(eᵃ − 1)` | `ā += ȳ` or `ȳ ⊙ (y + α)` | `a`, the output, `α` |
 //! | `MatMul` | `A·B`, 2-D or batched | `Ā += Ȳ·Bᵀ`, `B̄ += Aᵀ·Ȳ` | both values |
 //! | `Linear` | `x·W + b` (fused for speed) | `x̄ += Ȳ·Wᵀ`, `W̄ += xᵀ·Ȳ`, `b̄ += Σ_batch Ȳ` | `x` and `W` |
+//! | `MaskedLinear` | `x·(W ⊙ M) + b`, `M` a constant 0/1 mask (a MADE layer), skipping `M`'s zero blocks | `x̄ += Ȳ·(W ⊙ M)ᵀ`, `W̄ += (xᵀ·Ȳ) ⊙ M`, `b̄ += Σ_batch Ȳ` | `x`, `W ⊙ M`, the mask |
 //! | `Conv2d` | `conv2d(x, W) + b` on NCHW | `x̄` = the adjoint convolution of `Ȳ`, `W̄ = Σ Ȳ ⋆ x`, `b̄ = Σ Ȳ` | `x`, `W`, padding |
 //! | `Sum` | sum over axes | `ā += ȳ` repeated along the summed axes | input and keep-dim shapes |
 //! | `Max` | maximum over axes | `ā += ȳ` at the maxima, split evenly among ties | `a`, the keep-dim output |
@@ -49,13 +50,15 @@
 //! Composed from these in `var.rs` (no variant of their own): `mean`,
 //! `square`, `log_sigmoid`, `masked_select`, `unsqueeze` / `squeeze`, and the
 //! image reshapes `space_to_depth` / `depth_to_space` (reshape + permute).
-//! An op earns a variant for speed (`Linear`, `MatMul`, `Conv2d`, one node
+//! An op earns a variant for speed (`Linear`, `MaskedLinear`, `MatMul`, `Conv2d`, one node
 //! instead of several for `Sigmoid`) or for numerical stability (`Softplus`,
 //! `LogSumExp`, and the closed forms of `Inverse` and `Slogdet`, which never
 //! differentiate through the LU factorisation).
 
+use crate::tensor::blocked::{BlockMask, MaskedWeight};
 use crate::tensor::linalg::{Diagonal, Triangle};
 use crate::tensor::{Element, Layout, Tensor};
+use std::sync::Arc;
 
 /// A parent's node index on the tape, or `None` when it needs no gradient.
 pub type Parent = Option<usize>;
@@ -160,6 +163,14 @@ pub enum Op<T: Element> {
         bias: Parent,
         x_value: Tensor<T>,
         weight_value: Tensor<T>,
+    },
+    MaskedLinear {
+        x: Parent,
+        weight: Parent,
+        bias: Parent,
+        x_value: Tensor<T>,
+        masked_weight: MaskedWeight<T>,
+        mask: Arc<BlockMask<T>>,
     },
     Conv2d(Box<Conv2dOp<T>>),
     Sum {

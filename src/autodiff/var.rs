@@ -4,8 +4,10 @@
 
 use super::op::{Conv2dOp, Op, Parent, PowOp, SelectOp, SolveTriangularOp};
 use super::tape::Tape;
+use crate::tensor::blocked::BlockMask;
 use crate::tensor::linalg::{self, Diagonal, Triangle};
 use crate::tensor::{Element, Layout, SqueezePlan, Tensor};
+use std::sync::Arc;
 
 /// A tensor value and, when it needs a gradient, its node on a [`Tape`].
 ///
@@ -214,6 +216,50 @@ impl<'t, T: Element> Var<'t, T> {
                 bias: bias.node,
                 x_value: self.value.clone(),
                 weight_value: weight.value.clone(),
+            })
+        });
+        Var::from_parts(self.tape, out, node)
+    }
+
+    /// `x·(W ⊙ M) + b` for `x: [batch, in]`, `W: [in, out]`, `b: [out]` and a
+    /// constant 0/1 mask `M` (a MADE's layer): one op that multiplies only the
+    /// tiles of `M` that hold ones when that saves enough
+    /// ([`BlockMask::worth_blocking`]), the dense masked product otherwise.
+    /// The gradient reaching `W` is zero where `M` is.
+    ///
+    /// # Panics
+    /// If `W` does not have the mask's shape, the other shapes do not fit, or
+    /// the operands live on different tapes.
+    pub fn masked_linear(
+        &self,
+        weight: &Var<'t, T>,
+        bias: &Var<'t, T>,
+        mask: &Arc<BlockMask<T>>,
+    ) -> Var<'t, T> {
+        assert!(
+            std::ptr::eq(self.tape, weight.tape) && std::ptr::eq(self.tape, bias.tape),
+            "autodiff: operands live on different tapes"
+        );
+        assert_eq!(
+            weight.shape(),
+            mask.mask().shape(),
+            "masked_linear: weight {:?} and mask {:?} differ",
+            weight.shape(),
+            mask.mask().shape()
+        );
+        let masked_weight = mask.apply(&weight.value);
+        let out = self
+            .value
+            .block_masked_linear(&masked_weight, &bias.value, mask);
+        let recorded = self.node.is_some() || weight.node.is_some() || bias.node.is_some();
+        let node = recorded.then(|| {
+            self.tape.push(Op::MaskedLinear {
+                x: self.node,
+                weight: weight.node,
+                bias: bias.node,
+                x_value: self.value.clone(),
+                masked_weight,
+                mask: Arc::clone(mask),
             })
         });
         Var::from_parts(self.tape, out, node)

@@ -18,11 +18,13 @@
 use super::init::glorot_uniform;
 use super::linear::{Init, Linear};
 use crate::autodiff::{Param, Var};
+use crate::tensor::blocked::BlockMask;
 use crate::tensor::parallel::prelude::*;
 use crate::tensor::{Element, Tensor};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+use std::sync::Arc;
 
 /// The autoregressive order of the inputs: which feature comes first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,12 +60,16 @@ impl Order {
 /// How hidden units get their degrees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HiddenDegrees {
-    /// Unit k of every hidden layer has degree (k mod max(1, D−1)) + 1: every
+    /// The degrees (k mod max(1, D−1)) + 1 for k = 0..width, so that every
     /// degree 1..D−1 appears about equally often (the reference MAF's choice,
-    /// and the deterministic variant of Germain et al. §4).
+    /// and the deterministic variant of Germain et al. §4), given to the
+    /// units in ascending order. The order of hidden units changes nothing in
+    /// the model; sorted, each mask is a staircase whose zero blocks the
+    /// masked products skip ([`crate::tensor::blocked`]).
     Cyclic,
     /// Degrees drawn uniformly from {min degree of the layer below .. D−1}
-    /// (Germain et al. §4, eq. 13), from `seed`.
+    /// (Germain et al. §4, eq. 13), from `seed`, given to the units in
+    /// ascending order (as for `Cyclic`).
     Random {
         /// Seed of the draw.
         seed: u64,
@@ -148,8 +154,9 @@ pub struct Made<T: Element> {
     pub residual: bool,
     /// The hidden layers, then the output layer; weights `[in, out]`.
     pub layers: Vec<Linear<T>>,
-    /// The 0/1 mask of each layer, the shape of its weight.
-    masks: Vec<Tensor<T>>,
+    /// The 0/1 mask of each layer, the shape of its weight, with the blocks
+    /// that hold its ones (the masked products skip the rest).
+    masks: Vec<Arc<BlockMask<T>>>,
 }
 
 impl<T: Element> Made<T> {
@@ -258,7 +265,7 @@ impl<T: Element> Made<T> {
             let mask = mask_from(below, degrees, 1, |into, from| into >= from);
             let weight = glorot_uniform::<T, _>(below.len(), degrees.len(), rng).mul(&mask);
             layers.push(named_linear(weight, l));
-            masks.push(mask);
+            masks.push(Arc::new(BlockMask::new(&mask)));
             below = degrees;
         }
         // Into an output of feature i: m(i) > m(k′), repeated for each output j.
@@ -271,7 +278,7 @@ impl<T: Element> Made<T> {
             Init::Zero => Tensor::zeros(&[below.len(), out_features]),
         };
         layers.push(named_linear(weight, hidden_degrees.len()));
-        masks.push(mask);
+        masks.push(Arc::new(BlockMask::new(&mask)));
         Made {
             dim,
             params_per_dim,
@@ -289,15 +296,7 @@ impl<T: Element> Made<T> {
     /// # Panics
     /// If there is no layer `l`.
     pub fn mask(&self, l: usize) -> &Tensor<T> {
-        &self.masks[l]
-    }
-
-    /// The masked weight Wₗ ⊙ Mₗ of layer `l` on the input's tape: the mask is
-    /// a constant, so the gradient reaching Wₗ is zero where the mask is.
-    fn masked_weight<'t>(&self, x: &Var<'t, T>, l: usize) -> Var<'t, T> {
-        let tape = x.tape();
-        tape.param(&self.layers[l].weight)
-            .mul(&tape.constant(self.masks[l].clone()))
+        self.masks[l].mask()
     }
 
     /// The network's outputs for `x`: `[batch, dim] → [batch, params_per_dim·dim]`.
@@ -312,8 +311,15 @@ impl<T: Element> Made<T> {
             x.shape()
         );
         let tape = x.tape();
+        // hₗ·(Wₗ ⊙ Mₗ) + bₗ, multiplying only the blocks of Mₗ that hold ones;
+        // the mask is a constant, so the gradient reaching Wₗ is zero where
+        // the mask is.
         let linear = |h: &Var<'t, T>, l: usize| {
-            h.linear(&self.masked_weight(h, l), &tape.param(&self.layers[l].bias))
+            h.masked_linear(
+                &tape.param(&self.layers[l].weight),
+                &tape.param(&self.layers[l].bias),
+                &self.masks[l],
+            )
         };
         let n_hidden = self.hidden_degrees.len();
         let mut h = x.clone();
@@ -438,7 +444,11 @@ fn hidden_degrees(dim: usize, hidden: &[usize], options: MadeOptions) -> Vec<Vec
     match options.hidden_degrees {
         HiddenDegrees::Cyclic => hidden
             .iter()
-            .map(|&width| (0..width).map(|k| k % top + 1).collect())
+            .map(|&width| {
+                let mut degrees: Vec<usize> = (0..width).map(|k| k % top + 1).collect();
+                degrees.sort_unstable();
+                degrees
+            })
             .collect(),
         HiddenDegrees::Random { seed } => {
             let mut rng = StdRng::seed_from_u64(seed);
@@ -450,7 +460,9 @@ fn hidden_degrees(dim: usize, hidden: &[usize], options: MadeOptions) -> Vec<Vec
                     layers.push(layers[0].clone());
                     continue;
                 }
-                let degrees: Vec<usize> = (0..width).map(|_| rng.gen_range(low..=top)).collect();
+                let mut degrees: Vec<usize> =
+                    (0..width).map(|_| rng.gen_range(low..=top)).collect();
+                degrees.sort_unstable();
                 low = *degrees.iter().min().expect("hidden widths are positive");
                 layers.push(degrees);
             }
@@ -502,7 +514,7 @@ impl<T: Element> SolvePlan<T> {
                     .flat_map(|j| features.iter().map(move |&i| j * dim + i))
                     .collect()
             };
-            let masked = made.layers[l].weight.value.mul(&made.masks[l]);
+            let masked = made.layers[l].weight.value.mul(made.masks[l].mask());
             let (w, n_out) = (masked.to_vec(), masked.dim(1));
             let mut permuted = Vec::with_capacity(rows_order.len() * cols_order.len());
             for &r in &rows_order {
@@ -707,9 +719,9 @@ mod tests {
 
     #[test]
     fn cyclic_hidden_degrees_match_the_reference() {
-        // (k mod max(1, D − 1)) + 1 with D = 4: 1, 2, 3, 1, 2
+        // (k mod max(1, D − 1)) + 1 with D = 4: 1, 2, 3, 1, 2, sorted.
         let degrees = hidden_degrees(4, &[5], MadeOptions::default());
-        assert_eq!(degrees, vec![vec![1, 2, 3, 1, 2]]);
+        assert_eq!(degrees, vec![vec![1, 1, 2, 2, 3]]);
         // D = 1: every unit has degree 1, and no output may use it.
         assert_eq!(
             hidden_degrees(1, &[2], MadeOptions::default()),
@@ -737,7 +749,7 @@ mod tests {
     fn masks_follow_the_degree_rules() {
         let mut rng = StdRng::seed_from_u64(1);
         let made = Made::<f64>::new(3, &[4], 2, Order::Reversed, &mut rng);
-        // input degrees [3, 2, 1], hidden [1, 2, 1, 2]
+        // input degrees [3, 2, 1], hidden [1, 1, 2, 2]
         assert_eq!(made.input_degrees, vec![3, 2, 1]);
         let m0 = made.mask(0);
         assert_eq!(m0.get(&[2, 0]), 1.0); // degree 1 → degree 1

@@ -11,7 +11,7 @@ use super::{simd, Element, Tensor};
 use crate::tensor::parallel::prelude::*;
 
 /// Output columns at or below which the thin path runs.
-const THIN_N: usize = 4;
+pub(super) const THIN_N: usize = 4;
 
 /// Raw strided product `C ← A·B` for one matrix, with `c` contiguous `[m, n]`.
 /// Splits rows across threads when the product is large.

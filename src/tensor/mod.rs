@@ -12,6 +12,7 @@
 //! Derivation: [`derivations::tensor_layout`](crate::derivations::tensor_layout)
 //! (docs/derivations/tensor-layout.md).
 
+pub mod blocked;
 mod conv;
 mod create;
 mod display;

@@ -22,6 +22,24 @@ use crate::tensor::{Element, Tensor};
 /// Adds `g()` into `grads[parent]` (nothing when the parent needs no
 /// gradient, and then `g` is never computed). Gradients accumulate: a value
 /// used twice receives the sum of both uses (the multivariate chain rule).
+/// The gradients `a()` and `b()` of the parents that need them: side by side
+/// with serial kernels when both do ([`join_serial`]), else the one alone
+/// with the kernels free to split across threads (a first layer's input
+/// needs no gradient, and its weight's product should not leave a core idle).
+fn both_or_one<T: Element>(
+    (pa, pb): (Parent, Parent),
+    a: impl FnOnce() -> Tensor<T> + Send,
+    b: impl FnOnce() -> Tensor<T> + Send,
+) -> (Option<Tensor<T>>, Option<Tensor<T>>) {
+    match (pa, pb) {
+        (Some(_), Some(_)) => {
+            let (ga, gb) = join_serial(a, b);
+            (Some(ga), Some(gb))
+        }
+        _ => (pa.map(|_| a()), pb.map(|_| b())),
+    }
+}
+
 fn accumulate<T: Element>(
     grads: &mut [Option<Tensor<T>>],
     parent: Parent,
@@ -387,10 +405,12 @@ pub(crate) fn run_backward<T: Element>(
                 x_value,
                 weight_value,
             } => {
-                // The two products are independent: one per core.
-                let (gx, gw) = join_serial(
-                    || x.map(|_| g.matmul(&weight_value.t())),
-                    || weight.map(|_| x_value.t().matmul(&g)),
+                // The two products are independent: one per core when both
+                // are wanted; one alone splits its rows across the cores.
+                let (gx, gw) = both_or_one(
+                    (*x, *weight),
+                    || g.matmul(&weight_value.t()),
+                    || x_value.t().matmul(&g),
                 );
                 accumulate(&mut grads, *bias, || g.sum_axes(&[0]));
                 accumulate(&mut grads, *x, || gx.expect("computed when x is recorded"));
@@ -407,9 +427,10 @@ pub(crate) fn run_backward<T: Element>(
                 masked_weight,
                 mask,
             } => {
-                let (gx, gw) = join_serial(
-                    || x.map(|_| g.block_masked_input_grad(masked_weight, mask)),
-                    || weight.map(|_| x_value.block_masked_weight_grad(&g, mask)),
+                let (gx, gw) = both_or_one(
+                    (*x, *weight),
+                    || g.block_masked_input_grad(masked_weight, mask),
+                    || x_value.block_masked_weight_grad(&g, mask),
                 );
                 accumulate(&mut grads, *bias, || g.sum_axes(&[0]));
                 accumulate(&mut grads, *x, || gx.expect("computed when x is recorded"));

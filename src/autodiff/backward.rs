@@ -19,9 +19,6 @@ use crate::tensor::parallel::prelude::*;
 use crate::tensor::parallel::{go_parallel, join_serial, PAR_CHUNK};
 use crate::tensor::{Element, Tensor};
 
-/// Adds `g()` into `grads[parent]` (nothing when the parent needs no
-/// gradient, and then `g` is never computed). Gradients accumulate: a value
-/// used twice receives the sum of both uses (the multivariate chain rule).
 /// The gradients `a()` and `b()` of the parents that need them: side by side
 /// with serial kernels when both do ([`join_serial`]), else the one alone
 /// with the kernels free to split across threads (a first layer's input
@@ -40,6 +37,9 @@ fn both_or_one<T: Element>(
     }
 }
 
+/// Adds `g()` into `grads[parent]` (nothing when the parent needs no
+/// gradient, and then `g` is never computed). Gradients accumulate: a value
+/// used twice receives the sum of both uses (the multivariate chain rule).
 fn accumulate<T: Element>(
     grads: &mut [Option<Tensor<T>>],
     parent: Parent,

@@ -74,6 +74,34 @@ pub struct MaskedWeight<T: Element> {
 }
 
 impl<T: Element> MaskedWeight<T> {
+    /// Checks that this weight was made by `mask.apply`, or by the apply of
+    /// a mask with the same shape and tiles: the products read its buffers
+    /// through the tiles of `mask`, so a mismatch would read out of bounds.
+    ///
+    /// # Panics
+    /// If the shapes, the number of tiles or a tile's size disagree.
+    fn check_fits(&self, what: &str, mask: &BlockMask<T>) {
+        let fits = self.weight.shape() == mask.mask.shape()
+            && self.blocked == mask.worth_blocking()
+            && (!self.blocked
+                || (self.partial.len() == mask.tiles.len()
+                    && mask.tiles.iter().zip(&self.partial).all(|(t, p)| {
+                        p.len()
+                            == if t.full {
+                                0
+                            } else {
+                                t.rows.len() * t.cols.len()
+                            }
+                    })));
+        assert!(
+            fits,
+            "{what}: the masked weight ({:?}) was not made by this mask's apply (mask {:?}, {} tiles)",
+            self.weight.shape(),
+            mask.mask.shape(),
+            mask.tiles.len()
+        );
+    }
+
     /// The operand of tile `t`: a pointer and its (row, column) strides.
     fn tile(&self, mask: &BlockMask<T>, t: usize) -> (*const T, (usize, usize)) {
         let tile = &mask.tiles[t];
@@ -373,7 +401,8 @@ impl<T: Element> Tensor<T> {
     ///
     /// # Panics
     /// If `self` is not `[_, in]` or `bias` not `[out]` for the mask's
-    /// `[in, out]`.
+    /// `[in, out]`, or `weight` was not made by `mask.apply` (checked: a
+    /// mismatch would read out of bounds).
     pub fn block_masked_linear(
         &self,
         weight: &MaskedWeight<T>,
@@ -388,6 +417,7 @@ impl<T: Element> Tensor<T> {
             bias.shape(),
             mask.mask.shape()
         );
+        weight.check_fits("block_masked_linear", mask);
         if !weight.blocked {
             return self.linear(&weight.weight, bias);
         }
@@ -429,7 +459,7 @@ impl<T: Element> Tensor<T> {
     /// for the output gradient `self: [batch, out]`; `[batch, in]`.
     ///
     /// # Panics
-    /// If `self` is not `[_, out]`.
+    /// If `self` is not `[_, out]`, or `weight` was not made by `mask.apply`.
     pub fn block_masked_input_grad(
         &self,
         weight: &MaskedWeight<T>,
@@ -437,6 +467,7 @@ impl<T: Element> Tensor<T> {
     ) -> Tensor<T> {
         let (inp, out) = (mask.mask.dim(0), mask.mask.dim(1));
         mask.check("block_masked_input_grad", self.shape(), out);
+        weight.check_fits("block_masked_input_grad", mask);
         if !weight.blocked {
             return self.matmul(&weight.weight.t());
         }
@@ -489,6 +520,9 @@ impl<T: Element> Tensor<T> {
             return self.t().matmul(grad).mul(&mask.mask);
         }
         let batch = self.dim(0);
+        if batch == 0 {
+            return Tensor::zeros(&[inp, out]);
+        }
         let (x, g) = (self.contiguous(), grad.contiguous());
         let (xs, gs) = (
             x.as_slice().expect("contiguous"),
@@ -579,6 +613,27 @@ mod tests {
             (bm.density() - (128.0 * 128.0 + 6.0 * 64.0 * 64.0) / (n * n) as f64).abs() < 1e-12
         );
         assert!(bm.worth_blocking());
+    }
+
+    #[test]
+    #[should_panic(expected = "was not made by this mask's apply")]
+    fn a_weight_masked_by_another_tiling_is_refused() {
+        let n = 256;
+        let mask = staircase(n, n, |r, c| r <= c);
+        let weight = BlockMask::new(&mask).apply(&Tensor::ones(&[n, n]));
+        let coarse = BlockMask::with_tile(&mask, 128);
+        Tensor::<f64>::ones(&[2, n]).block_masked_linear(&weight, &Tensor::zeros(&[n]), &coarse);
+    }
+
+    #[test]
+    fn an_empty_batch_gives_zero_gradients() {
+        let n = 256;
+        let bm = BlockMask::new(&staircase(n, n, |r, c| r <= c));
+        assert!(bm.worth_blocking());
+        let (x, g) = (Tensor::<f64>::zeros(&[0, n]), Tensor::<f64>::zeros(&[0, n]));
+        let dw = x.block_masked_weight_grad(&g, &bm);
+        assert_eq!(dw.shape(), &[n, n]);
+        assert!(dw.to_vec().iter().all(|&v| v == 0.0));
     }
 
     #[test]

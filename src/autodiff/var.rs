@@ -240,13 +240,7 @@ impl<'t, T: Element> Var<'t, T> {
             std::ptr::eq(self.tape, weight.tape) && std::ptr::eq(self.tape, bias.tape),
             "autodiff: operands live on different tapes"
         );
-        assert_eq!(
-            weight.shape(),
-            mask.mask().shape(),
-            "masked_linear: weight {:?} and mask {:?} differ",
-            weight.shape(),
-            mask.mask().shape()
-        );
+        // `apply` checks that the weight has the mask's shape.
         let masked_weight = mask.apply(&weight.value);
         let out = self
             .value

@@ -40,6 +40,11 @@ pub struct Tile {
 /// A 0/1 mask `[in, out]` with the tiles that cover its ones, for
 /// [`Tensor::block_masked_linear`] and its gradients.
 ///
+/// # Source
+/// The masks are MADE's (Germain et al., arXiv:1502.03509, §4); the tiling is
+/// flowzoo's, derived in docs/derivations/made.md, "Skipping the masked-out
+/// blocks".
+///
 /// # Examples
 /// ```
 /// use flowzoo::tensor::blocked::BlockMask;

@@ -94,6 +94,10 @@ impl<T: Element> Flow<T> for Logit {
         "Logit".into()
     }
 
+    fn per_sample(&self) -> bool {
+        true
+    }
+
     fn spec(&self) -> Option<LayerSpec> {
         Some(
             LayerSpec::new("Logit")

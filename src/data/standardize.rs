@@ -115,6 +115,10 @@ impl<T: Element> Flow<T> for Standardize {
         "Standardize".into()
     }
 
+    fn per_sample(&self) -> bool {
+        true
+    }
+
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
         let (mean, std) = self.constants(z);
         // x = μ + σ ⊙ z

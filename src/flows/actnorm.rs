@@ -120,6 +120,10 @@ impl<T: Element> Flow<T> for ActNorm<T> {
         "ActNorm".into()
     }
 
+    fn per_sample(&self) -> bool {
+        true
+    }
+
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
         let (broadcast, pixels) = self.layout(z);
         let tape = z.tape();

@@ -303,6 +303,10 @@ impl<T: Element> Flow<T> for Maf<T> {
         "Maf".into()
     }
 
+    fn per_sample(&self) -> bool {
+        true
+    }
+
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
         self.conditioner.check("Maf", z);
         // xᵢ = zᵢ · exp(ℓᵢ(x_{<i})) + bᵢ(x_{<i}), solved for x.
@@ -425,6 +429,10 @@ impl<T: Element> Iaf<T> {
 impl<T: Element> Flow<T> for Iaf<T> {
     fn name(&self) -> String {
         "Iaf".into()
+    }
+
+    fn per_sample(&self) -> bool {
+        true
     }
 
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {

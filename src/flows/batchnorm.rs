@@ -220,6 +220,11 @@ impl<T: Element> Flow<T> for BatchNorm<T> {
         "BatchNorm".into()
     }
 
+    fn per_sample(&self) -> bool {
+        // Auto uses the running statistics on a no-grad tape.
+        self.mode != BatchNormMode::Batch
+    }
+
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
         let (broadcast, _, pixels) = self.layout(z);
         let tape = z.tape();

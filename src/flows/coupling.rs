@@ -253,6 +253,10 @@ impl<T: Element> Flow<T> for AffineCoupling<T> {
         "AffineCoupling".into()
     }
 
+    fn per_sample(&self) -> bool {
+        true
+    }
+
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
         self.check(z);
         let (z1, z2) = (
@@ -413,6 +417,10 @@ fn hidden_widths<T: Element>(net: &Mlp<T>) -> Vec<usize> {
 impl<T: Element> Flow<T> for AdditiveCoupling<T> {
     fn name(&self) -> String {
         "AdditiveCoupling".into()
+    }
+
+    fn per_sample(&self) -> bool {
+        true
     }
 
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
@@ -743,6 +751,10 @@ impl<T: Element> Flow<T> for ImageCoupling<T> {
             ImageMask::Channel { flip } => format!("channel{}", if flip { " flipped" } else { "" }),
         };
         format!("ImageCoupling({mask}, {})", self.scale_kind.name())
+    }
+
+    fn per_sample(&self) -> bool {
+        true
     }
 
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {

@@ -310,6 +310,10 @@ impl<T: Element> Flow<T> for InvConv1x1<T> {
         }
     }
 
+    fn per_sample(&self) -> bool {
+        true
+    }
+
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
         let (w, log_abs_det) = self.matrix(z.tape(), false);
         let (x, pixels) = self.apply(z, &w);

@@ -133,6 +133,20 @@ pub trait Flow<T: Element>: Send + Sync {
         spec::take_buffers(&self.name(), buffers, &[]).map(|_| ())
     }
 
+    /// True when, on a no-grad tape, the layer maps each sample (each
+    /// index along axis 0) on its own: no statistic of the batch enters
+    /// its output or its log-det, so a batch evaluated in pieces gives the
+    /// rows it gives whole. [`FlowModel::log_prob`] and
+    /// [`FlowModel::sample`] then split large batches across threads.
+    ///
+    /// False by default, the safe answer for a layer defined elsewhere.
+    /// Every layer of the crate says true except [`BatchNorm`] in
+    /// [`BatchNormMode::Batch`](batchnorm::BatchNormMode::Batch); containers
+    /// say true when all their layers do.
+    fn per_sample(&self) -> bool {
+        false
+    }
+
     /// [`Flow::forward`] on plain tensors, recording nothing.
     fn forward_tensor(&self, z: &Tensor<T>) -> (Tensor<T>, Tensor<T>) {
         let tape = Tape::no_grad();

@@ -5,7 +5,8 @@ use super::prior::{Prior, StandardNormal};
 use super::sequential::Sequential;
 use super::Flow;
 use crate::autodiff::{Param, Tape, Var};
-use crate::tensor::parallel::in_pool;
+use crate::tensor::parallel::prelude::*;
+use crate::tensor::parallel::{current_num_threads, in_pool, serial_kernels, threads_available};
 use crate::tensor::{Element, Tensor};
 use rand::Rng;
 
@@ -79,20 +80,31 @@ impl<T: Element> FlowModel<T> {
 
     /// log p(x) per sample, recording nothing.
     ///
+    /// With two or more threads, a batch of 64 rows or more is cut into one
+    /// piece per thread when every layer maps samples on their own
+    /// ([`Flow::per_sample`]); the rows are those of the whole batch.
+    ///
     /// # Panics
     /// If `x` is not `[batch, dim]`.
     pub fn log_prob(&self, x: &Tensor<T>) -> Tensor<T> {
         in_pool(|| {
-            let tape = Tape::no_grad();
-            self.log_prob_var(&tape.constant(x.clone())).into_value()
+            by_pieces(x, self.flow.per_sample(), |piece| {
+                let tape = Tape::no_grad();
+                self.log_prob_var(&tape.constant(piece)).into_value()
+            })
         })
     }
 
     /// `n` samples x = f(τ·ε), ε ~ N(0, I), at temperature τ (1 samples the
     /// model; below 1 concentrates on typical samples). Records nothing.
+    /// ε is drawn whole, then mapped in pieces as in [`FlowModel::log_prob`].
     pub fn sample<R: Rng + ?Sized>(&self, n: usize, temperature: f64, rng: &mut R) -> Tensor<T> {
         let z = self.prior.sample(n, temperature, rng);
-        in_pool(|| self.flow.forward_tensor(&z).0)
+        in_pool(|| {
+            by_pieces(&z, self.flow.per_sample(), |piece| {
+                self.flow.forward_tensor(&piece).0
+            })
+        })
     }
 
     /// Every trainable parameter.
@@ -109,6 +121,39 @@ impl<T: Element> FlowModel<T> {
     pub fn n_params(&self) -> usize {
         self.params().iter().map(|p| p.numel()).sum()
     }
+}
+
+/// Rows per thread below which [`by_pieces`] leaves a batch whole.
+const MIN_ROWS_PER_PIECE: usize = 32;
+
+/// `f(x)`, computed piece by piece when that is allowed and pays: with
+/// `per_sample` (see [`Flow::per_sample`]), more than one thread free and at
+/// least `2 · MIN_ROWS_PER_PIECE` rows, the rows of `x` (axis 0) are cut into
+/// one contiguous piece per thread, each piece runs on its own thread with
+/// serial kernels, and the outputs are joined along axis 0 in order.
+///
+/// Why: a no-grad evaluation is a chain of many ops, each of which, split
+/// across threads on its own, pays a hand-off per op and leaves a thread
+/// idle while the other finishes its half; one piece per thread pays one
+/// hand-off for the whole chain (docs/benchmarks.md, "Evaluation by pieces").
+fn by_pieces<T: Element>(
+    x: &Tensor<T>,
+    per_sample: bool,
+    f: impl Fn(Tensor<T>) -> Tensor<T> + Sync,
+) -> Tensor<T> {
+    let batch = x.shape().first().copied().unwrap_or(0);
+    let pieces = current_num_threads().min(batch / MIN_ROWS_PER_PIECE);
+    if !per_sample || pieces < 2 || !threads_available() {
+        return f(x.clone());
+    }
+    let outputs: Vec<Tensor<T>> = (0..pieces)
+        .into_par_iter()
+        .map(|i| {
+            let (start, end) = (i * batch / pieces, (i + 1) * batch / pieces);
+            serial_kernels(|| f(x.narrow(0, start, end - start).contiguous()))
+        })
+        .collect();
+    Tensor::concat(&outputs.iter().collect::<Vec<_>>(), 0)
 }
 
 /// The layers of a vector RealNVP (see [`FlowModel::realnvp`]).

@@ -39,6 +39,11 @@ impl<T: Element> Flow<T> for Reverse {
     fn name(&self) -> String {
         "Reverse".into()
     }
+
+    fn per_sample(&self) -> bool {
+        true
+    }
+
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
         self.apply(z)
     }
@@ -132,6 +137,11 @@ impl<T: Element> Flow<T> for Permutation {
     fn name(&self) -> String {
         "Permutation".into()
     }
+
+    fn per_sample(&self) -> bool {
+        true
+    }
+
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
         // x[:, i] = z[:, perm[i]]
         self.apply(z, &self.perm)

@@ -90,6 +90,10 @@ impl<T: Element> Flow<T> for Rescale<T> {
         "Rescale".into()
     }
 
+    fn per_sample(&self) -> bool {
+        true
+    }
+
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
         self.scale(z, 1.0)
     }

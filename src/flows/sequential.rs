@@ -36,6 +36,10 @@ impl<T: Element> Flow<T> for Sequential<T> {
         format!("Sequential({} layers)", self.layers.len())
     }
 
+    fn per_sample(&self) -> bool {
+        self.layers.iter().all(|layer| layer.per_sample())
+    }
+
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
         let mut x = z.clone();
         let mut log_det: Option<Var<'t, T>> = None;

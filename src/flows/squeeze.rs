@@ -62,6 +62,10 @@ impl<T: Element> Flow<T> for Squeeze {
         "Squeeze".into()
     }
 
+    fn per_sample(&self) -> bool {
+        true
+    }
+
     /// No fields: the factor is always 2.
     fn spec(&self) -> Option<LayerSpec> {
         Some(LayerSpec::new("Squeeze"))
@@ -165,6 +169,10 @@ impl Reshape {
 impl<T: Element> Flow<T> for Reshape {
     fn name(&self) -> String {
         format!("Reshape({:?} <-> {:?})", self.data_shape, self.latent_shape)
+    }
+
+    fn per_sample(&self) -> bool {
+        true
     }
 
     /// `data_shape` and `latent_shape`.
@@ -359,6 +367,10 @@ impl<T: Element> Flow<T> for Split<T> {
                 ""
             }
         )
+    }
+
+    fn per_sample(&self) -> bool {
+        self.inner.per_sample()
     }
 
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {

@@ -1,0 +1,123 @@
+//! Evaluation by pieces: `FlowModel::log_prob` with the batch cut into one
+//! piece per thread (each piece on its own thread, serial kernels) against
+//! the whole batch at once (every kernel splitting itself across threads).
+//!
+//! `cargo bench --bench pieces` prints one line per model and batch size and
+//! ends with one line of JSON. The two sides alternate (median of three
+//! alternations of a median of repeats), so both see the same load; read the
+//! ratio, not the absolute times, on a shared machine.
+
+use flowzoo::autodiff::Tape;
+use flowzoo::flows::architectures::{glow, GlowConfig};
+use flowzoo::flows::{Flow, FlowModel, Maf, Sequential};
+use flowzoo::nn::made::Order;
+use flowzoo::tensor::parallel::in_pool;
+use flowzoo::tensor::Tensor;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::hint::black_box;
+use std::time::Instant;
+
+/// Median milliseconds of `reps` calls of `f`, after one warm-up call.
+fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times: Vec<f64> = (0..reps)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(|a, b| a.partial_cmp(b).expect("times are finite"));
+    times[reps / 2]
+}
+
+/// (whole, pieces) median milliseconds of a log-likelihood of `x`.
+fn compare(model: &FlowModel<f32>, x: &Tensor<f32>, reps: usize) -> (f64, f64) {
+    let (mut whole, mut pieces) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        whole.push(in_pool(|| {
+            median_ms(reps, || {
+                let tape = Tape::no_grad();
+                black_box(model.log_prob_var(&tape.constant(x.clone())).into_value());
+            })
+        }));
+        pieces.push(in_pool(|| {
+            median_ms(reps, || {
+                black_box(model.log_prob(x));
+            })
+        }));
+    }
+    whole.sort_by(|a, b| a.partial_cmp(b).expect("times are finite"));
+    pieces.sort_by(|a, b| a.partial_cmp(b).expect("times are finite"));
+    (whole[1], pieces[1])
+}
+
+fn main() {
+    let wall = Instant::now();
+    let mut rng = StdRng::seed_from_u64(1);
+    println!(
+        "log_prob, f32, {} threads: whole batch vs one piece per thread (ms)\n",
+        flowzoo::tensor::parallel::current_num_threads()
+    );
+    println!("| model | batch | whole | pieces | pieces / whole |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    let mut json = Vec::new();
+    let mut row = |name: &str, key: &str, model: &FlowModel<f32>, batch: usize, reps: usize| {
+        let x = Tensor::<f32>::randn(&[batch, model.dim()], &mut StdRng::seed_from_u64(2));
+        let (whole, pieces) = compare(model, &x, reps);
+        println!(
+            "| {name} | {batch} | {whole:.3} | {pieces:.3} | {:.3} |",
+            pieces / whole
+        );
+        json.push(format!("\"{key}_b{batch}\": {:.4}", pieces / whole));
+    };
+
+    let moons = FlowModel::<f32>::realnvp(2, 8, 256, &mut rng);
+    for batch in [32, 64, 256, 4096] {
+        let reps = if batch > 1000 { 7 } else { 40 };
+        row(
+            "RealNVP 2-D, 8 couplings, hidden 256",
+            "realnvp2",
+            &moons,
+            batch,
+            reps,
+        );
+    }
+    let digits = FlowModel::<f32>::realnvp(64, 8, 256, &mut rng);
+    for batch in [64, 256] {
+        row(
+            "RealNVP 64-D, 8 couplings, hidden 256",
+            "realnvp64",
+            &digits,
+            batch,
+            25,
+        );
+    }
+    let layers = (0..5)
+        .map(|i| {
+            let order = if i % 2 == 0 {
+                Order::Natural
+            } else {
+                Order::Reversed
+            };
+            Box::new(Maf::new(64, &[512, 512], order, &mut rng)) as Box<dyn Flow<f32>>
+        })
+        .collect();
+    let maf = FlowModel::new(64, Sequential::new(layers));
+    for batch in [64, 256] {
+        row("MAF 5 x MADE 64-512-512-128", "maf64", &maf, batch, 15);
+    }
+    let mut glow_model = glow::<f32, _>([1, 8, 8], GlowConfig::default(), &mut rng);
+    glow_model
+        .flow
+        .initialize(&Tensor::randn(&[256, 64], &mut rng));
+    for batch in [64, 256] {
+        row("Glow 1x8x8, default config", "glow", &glow_model, batch, 5);
+    }
+    json.push(format!(
+        "\"bench_seconds\": {:.1}",
+        wall.elapsed().as_secs_f64()
+    ));
+    println!("\n{{{}}}", json.join(", "));
+}

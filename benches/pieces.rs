@@ -3,9 +3,10 @@
 //! the whole batch at once (every kernel splitting itself across threads).
 //!
 //! `cargo bench --bench pieces` prints one line per model and batch size and
-//! ends with one line of JSON. The two sides alternate (median of three
-//! alternations of a median of repeats), so both see the same load; read the
-//! ratio, not the absolute times, on a shared machine.
+//! ends with one line of JSON. The two sides alternate (median of five
+//! alternations of a median of repeats, the side going first swapping), so
+//! both see the same load; read the ratio, not the absolute times, on a
+//! shared machine.
 
 use flowzoo::autodiff::Tape;
 use flowzoo::flows::architectures::{glow, GlowConfig};
@@ -35,22 +36,28 @@ fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
 /// (whole, pieces) median milliseconds of a log-likelihood of `x`.
 fn compare(model: &FlowModel<f32>, x: &Tensor<f32>, reps: usize) -> (f64, f64) {
     let (mut whole, mut pieces) = (Vec::new(), Vec::new());
-    for _ in 0..3 {
-        whole.push(in_pool(|| {
+    let time_whole = || {
+        in_pool(|| {
             median_ms(reps, || {
                 let tape = Tape::no_grad();
                 black_box(model.log_prob_var(&tape.constant(x.clone())).into_value());
             })
-        }));
-        pieces.push(in_pool(|| {
-            median_ms(reps, || {
-                black_box(model.log_prob(x));
-            })
-        }));
+        })
+    };
+    let time_pieces = || in_pool(|| median_ms(reps, || drop(black_box(model.log_prob(x)))));
+    // Five alternations, the side going first swapping each time.
+    for round in 0..5 {
+        if round % 2 == 0 {
+            whole.push(time_whole());
+            pieces.push(time_pieces());
+        } else {
+            pieces.push(time_pieces());
+            whole.push(time_whole());
+        }
     }
     whole.sort_by(|a, b| a.partial_cmp(b).expect("times are finite"));
     pieces.sort_by(|a, b| a.partial_cmp(b).expect("times are finite"));
-    (whole[1], pieces[1])
+    (whole[2], pieces[2])
 }
 
 fn main() {
@@ -74,6 +81,8 @@ fn main() {
     };
 
     let moons = FlowModel::<f32>::realnvp(2, 8, 256, &mut rng);
+    // 32 rows stay whole on both sides (fewer than two pieces of 32): the
+    // control row, whose ratio shows the noise of the run.
     for batch in [32, 64, 256, 4096] {
         let reps = if batch > 1000 { 7 } else { 40 };
         row(

@@ -6,6 +6,12 @@
 //! chunks of [`PAR_CHUNK`] elements. The numbers come from `cargo bench --bench
 //! tensor` on the 2-core development machine (docs/benchmarks.md).
 //!
+//! **A level above the kernels.** A no-grad evaluation of a whole model
+//! ([`FlowModel::log_prob`](crate::flows::FlowModel::log_prob) and
+//! `sample`) may instead cut its batch into one piece per thread and run each
+//! piece with [`serial_kernels`]: one hand-off for the whole chain of ops
+//! rather than one per op (docs/benchmarks.md, "Evaluation by pieces").
+//!
 //! **Without threads.** rayon sits behind the default cargo feature
 //! `parallel`. Built without it (`--no-default-features`, e.g. for
 //! `wasm32-unknown-unknown`), [`current_num_threads`] is 1, so every kernel

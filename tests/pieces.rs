@@ -8,8 +8,9 @@ use flowzoo::autodiff::{Tape, Var};
 use flowzoo::flows::architectures::{glow, GlowConfig};
 use flowzoo::flows::batchnorm::BatchNormMode;
 use flowzoo::flows::check::randomize_params;
-use flowzoo::flows::{BatchNorm, Flow, FlowModel, Maf, Sequential};
+use flowzoo::flows::{BatchNorm, Flow, FlowModel, Maf, Sequential, Split};
 use flowzoo::nn::made::Order;
+use flowzoo::tensor::parallel::{serial_kernels, threads_available};
 use flowzoo::tensor::Tensor;
 use rand::SeedableRng;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -123,6 +124,7 @@ fn a_layer_defined_elsewhere_keeps_its_batch_whole() {
     let x = Tensor::<f64>::randn(&[128, 4], &mut rng);
     two_threads(|| model.log_prob(&x));
     assert_eq!(largest.load(Ordering::SeqCst), 128);
+    largest.store(0, Ordering::SeqCst);
     two_threads(|| model.sample(128, 1.0, &mut rng));
     assert_eq!(largest.load(Ordering::SeqCst), 128);
 }
@@ -184,13 +186,69 @@ fn glow_is_evaluated_in_pieces_with_the_same_rows() {
         steps: 2,
         ..GlowConfig::default()
     };
-    let mut model = glow::<f64, _>([1, 4, 4], config, &mut rng);
-    assert!(model.flow.per_sample());
-    model.flow.initialize(&Tensor::randn(&[70, 16], &mut rng));
-    randomize_params(&mut model.flow, 0.1, &mut rng);
+    let mut glow_model = glow::<f64, _>([1, 4, 4], config, &mut rng);
+    assert!(glow_model.flow.per_sample());
+    glow_model
+        .flow
+        .initialize(&Tensor::randn(&[70, 16], &mut rng));
+    randomize_params(&mut glow_model.flow, 0.1, &mut rng);
+    // The spy after Glow (on the data side) sees what each piece is handed.
+    let largest = Arc::new(AtomicUsize::new(0));
+    let spy = BatchSpy {
+        largest: Arc::clone(&largest),
+        per_sample: Some(true),
+    };
+    let model = FlowModel::new(
+        16,
+        Sequential::new(vec![Box::new(glow_model.flow), Box::new(spy)]),
+    );
     let x = Tensor::<f64>::randn(&[70, 16], &mut rng);
     let pieces = two_threads(|| model.log_prob(&x));
+    assert_eq!(largest.load(Ordering::SeqCst), 35);
     let whole = whole_log_prob(&model, &x);
     let diff = max_abs_diff(&pieces, &whole);
     assert!(diff < 1e-9, "pieces and whole differ by {diff}");
+}
+
+#[test]
+fn a_split_asks_its_inner_flow() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(10);
+    let spy = |per_sample| BatchSpy {
+        largest: Arc::new(AtomicUsize::new(0)),
+        per_sample,
+    };
+    let split = Split::<f64>::new([2, 2, 2], 1, Box::new(spy(None)), None, &mut rng);
+    assert!(!split.per_sample());
+    let split = Split::<f64>::new([2, 2, 2], 1, Box::new(spy(Some(true))), Some(4), &mut rng);
+    assert!(split.per_sample());
+}
+
+#[test]
+fn a_wrong_shape_is_named_whole_and_leaves_the_threads_parallel() {
+    let (model, _) = maf_with_spy(5, Some(true));
+    let x = Tensor::<f64>::zeros(&[128, 3]);
+    two_threads(|| {
+        let message = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.log_prob(&x)))
+            .expect_err("a [128, 3] batch for a 5-D model panics");
+        let text = message
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert!(text.contains("[128, 3]"), "message: {text}");
+        // Neither worker was left with serial kernels: the split still happens.
+        let x = Tensor::<f64>::randn(&[128, 5], &mut rand::rngs::StdRng::seed_from_u64(11));
+        let flags: Vec<bool> = rayon::broadcast(|_| threads_available());
+        assert_eq!(flags, vec![true, true]);
+        model.log_prob(&x);
+    });
+}
+
+#[test]
+fn serial_kernels_restores_the_setting_after_a_panic() {
+    two_threads(|| {
+        assert!(threads_available());
+        let caught = std::panic::catch_unwind(|| serial_kernels(|| panic!("inside")));
+        assert!(caught.is_err());
+        assert!(threads_available());
+    });
 }

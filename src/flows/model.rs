@@ -80,13 +80,23 @@ impl<T: Element> FlowModel<T> {
 
     /// log p(x) per sample, recording nothing.
     ///
-    /// With two or more threads, a batch of 64 rows or more is cut into one
-    /// piece per thread when every layer maps samples on their own
-    /// ([`Flow::per_sample`]); the rows are those of the whole batch.
+    /// When every layer maps samples on their own ([`Flow::per_sample`]) and
+    /// kernels may use two or more threads (not inside
+    /// [`serial_kernels`]), a batch of 64 rows or more is cut into
+    /// pieces of at least 32 rows, at most one per thread, each evaluated on
+    /// its own thread; the rows are those of the whole batch.
     ///
     /// # Panics
-    /// If `x` is not `[batch, dim]`.
+    /// If `x` does not hold `dim` values per sample (`[batch, dim]` for
+    /// every model of the crate), before any piece is cut.
     pub fn log_prob(&self, x: &Tensor<T>) -> Tensor<T> {
+        let per_row: usize = x.shape().iter().skip(1).product();
+        assert!(
+            x.ndim() >= 2 && per_row == self.dim(),
+            "FlowModel::log_prob: expected [batch, {}], got {:?}",
+            self.dim(),
+            x.shape()
+        );
         in_pool(|| {
             by_pieces(x, self.flow.per_sample(), |piece| {
                 let tape = Tape::no_grad();
@@ -127,10 +137,12 @@ impl<T: Element> FlowModel<T> {
 const MIN_ROWS_PER_PIECE: usize = 32;
 
 /// `f(x)`, computed piece by piece when that is allowed and pays: with
-/// `per_sample` (see [`Flow::per_sample`]), more than one thread free and at
-/// least `2 · MIN_ROWS_PER_PIECE` rows, the rows of `x` (axis 0) are cut into
-/// one contiguous piece per thread, each piece runs on its own thread with
-/// serial kernels, and the outputs are joined along axis 0 in order.
+/// `per_sample` (see [`Flow::per_sample`]), [`threads_available`] (two or
+/// more threads, not inside [`serial_kernels`]) and at least
+/// `2 · MIN_ROWS_PER_PIECE` rows, the rows of `x` (axis 0) are cut into
+/// `min(threads, rows / MIN_ROWS_PER_PIECE)` contiguous pieces, each runs
+/// on a thread of its own with serial kernels, and the outputs are joined
+/// along axis 0 in order.
 ///
 /// Why: a no-grad evaluation is a chain of many ops, each of which, split
 /// across threads on its own, pays a hand-off per op and leaves a thread

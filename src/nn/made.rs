@@ -384,8 +384,9 @@ impl<T: Element> Made<T> {
         let mut u = vec![T::ZERO; batch * self.dim];
         let mut out = vec![T::ZERO; batch * width];
         // Rows per task: enough work per thread to pay for the split.
+        // Serial inside `serial_kernels` (a piece of `FlowModel::sample`).
         let threads = crate::tensor::parallel::current_num_threads().max(1);
-        let rows_per_task = if threads > 1 && batch >= 32 {
+        let rows_per_task = if crate::tensor::parallel::threads_available() && batch >= 32 {
             batch.div_ceil(threads)
         } else {
             batch.max(1)

@@ -136,11 +136,19 @@ pub fn threads_available() -> bool {
 /// Why: two independent products (the two gradients of a matmul) run side
 /// by side with `rayon::join` use both cores fully, whereas each splitting
 /// its rows again would pack its right operand once per half for nothing.
+///
+/// The thread's previous setting comes back when `f` returns or panics (a
+/// panic caught further up must not leave the thread serial for good).
 pub fn serial_kernels<R>(f: impl FnOnce() -> R) -> R {
-    let before = SERIAL.with(|s| s.replace(true));
-    let out = f();
-    SERIAL.with(|s| s.set(before));
-    out
+    /// Puts the saved setting back on drop, also while unwinding.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SERIAL.with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Restore(SERIAL.with(|s| s.replace(true)));
+    f()
 }
 
 /// Computes `a()` and `b()` side by side on rayon's pool, each with serial

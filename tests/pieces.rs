@@ -1,8 +1,11 @@
-//! `FlowModel::log_prob` and `sample` cut large batches into one piece per
-//! thread when every layer says it maps samples on their own
+//! `FlowModel::log_prob` and `sample` cut large batches into pieces, at most one
+//! per thread, when every layer says it maps samples on their own
 //! (`Flow::per_sample`). These tests check that the pieces give the rows the
 //! whole batch gives, that the split really happens, and that a layer using
 //! batch statistics (or one defined elsewhere) keeps its batch whole.
+//!
+//! Without the `parallel` feature there is one thread and nothing to split.
+#![cfg(feature = "parallel")]
 
 use flowzoo::autodiff::{Tape, Var};
 use flowzoo::flows::architectures::{glow, GlowConfig};
@@ -225,7 +228,7 @@ fn a_split_asks_its_inner_flow() {
 
 #[test]
 fn a_wrong_shape_is_named_whole_and_leaves_the_threads_parallel() {
-    let (model, _) = maf_with_spy(5, Some(true));
+    let (model, largest) = maf_with_spy(5, Some(true));
     let x = Tensor::<f64>::zeros(&[128, 3]);
     two_threads(|| {
         let message = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.log_prob(&x)))
@@ -239,7 +242,9 @@ fn a_wrong_shape_is_named_whole_and_leaves_the_threads_parallel() {
         let x = Tensor::<f64>::randn(&[128, 5], &mut rand::rngs::StdRng::seed_from_u64(11));
         let flags: Vec<bool> = rayon::broadcast(|_| threads_available());
         assert_eq!(flags, vec![true, true]);
+        largest.store(0, Ordering::SeqCst);
         model.log_prob(&x);
+        assert_eq!(largest.load(Ordering::SeqCst), 64);
     });
 }
 

@@ -83,8 +83,8 @@ impl<T: Element> FlowModel<T> {
     /// When every layer maps samples on their own ([`Flow::per_sample`]) and
     /// kernels may use two or more threads (not inside
     /// [`serial_kernels`]), a batch of 64 rows or more is cut into
-    /// pieces of at least 32 rows, at most one per thread, each evaluated on
-    /// its own thread; the rows are those of the whole batch.
+    /// pieces of at least 32 rows, at most one per thread, each a rayon
+    /// task with serial kernels; the rows are those of the whole batch.
     ///
     /// # Panics
     /// If `x` does not hold `dim` values per sample (`[batch, dim]` for

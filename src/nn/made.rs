@@ -370,7 +370,8 @@ impl<T: Element> Made<T> {
     /// the hidden units of degree d − 1 from the already-known prefix, so the
     /// D sequential steps cost one forward pass of work in total instead of D
     /// (the textbook loop runs the whole network D times). The batch is split
-    /// across rayon's threads: the rows are independent.
+    /// across rayon's threads (the rows are independent), unless inside
+    /// [`serial_kernels`](crate::tensor::parallel::serial_kernels).
     ///
     /// # Derivation
     /// [`derivations::made`](crate::derivations::made), "Sampling in one
@@ -384,7 +385,8 @@ impl<T: Element> Made<T> {
         let mut u = vec![T::ZERO; batch * self.dim];
         let mut out = vec![T::ZERO; batch * width];
         // Rows per task: enough work per thread to pay for the split.
-        // Serial inside `serial_kernels` (a piece of `FlowModel::sample`).
+        // Serial inside `serial_kernels` (a piece of `FlowModel::sample`, or
+        // of `FlowModel::log_prob` for an IAF).
         let threads = crate::tensor::parallel::current_num_threads().max(1);
         let rows_per_task = if crate::tensor::parallel::threads_available() && batch >= 32 {
             batch.div_ceil(threads)

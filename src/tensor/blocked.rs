@@ -37,6 +37,13 @@ pub struct Tile {
     pub full: bool,
 }
 
+impl Tile {
+    /// The number of mask entries the tile covers, rows × columns.
+    pub fn area(&self) -> usize {
+        self.rows.len() * self.cols.len()
+    }
+}
+
 /// A 0/1 mask `[in, out]` with the tiles that cover its ones, for
 /// [`Tensor::block_masked_linear`] and its gradients.
 ///
@@ -86,18 +93,19 @@ impl<T: Element> MaskedWeight<T> {
     /// # Panics
     /// If the shapes, the number of tiles or a tile's size disagree.
     fn check_fits(&self, what: &str, mask: &BlockMask<T>) {
+        // `apply` keeps a masked copy of each partial tile, none of a full one.
+        let copy_len = |t: &Tile| if t.full { 0 } else { t.area() };
+        let same_tiles = || {
+            self.partial.len() == mask.tiles.len()
+                && mask
+                    .tiles
+                    .iter()
+                    .zip(&self.partial)
+                    .all(|(t, p)| p.len() == copy_len(t))
+        };
         let fits = self.weight.shape() == mask.mask.shape()
             && self.blocked == mask.worth_blocking()
-            && (!self.blocked
-                || (self.partial.len() == mask.tiles.len()
-                    && mask.tiles.iter().zip(&self.partial).all(|(t, p)| {
-                        p.len()
-                            == if t.full {
-                                0
-                            } else {
-                                t.rows.len() * t.cols.len()
-                            }
-                    })));
+            && (!self.blocked || same_tiles());
         assert!(
             fits,
             "{what}: the masked weight ({:?}) was not made by this mask's apply (mask {:?}, {} tiles)",
@@ -217,7 +225,7 @@ impl<T: Element> BlockMask<T> {
     /// The share of the dense product's multiply-adds the tiles keep, in
     /// [0, 1].
     pub fn density(&self) -> f64 {
-        let kept: usize = self.tiles.iter().map(|t| t.rows.len() * t.cols.len()).sum();
+        let kept: usize = self.tiles.iter().map(Tile::area).sum();
         kept as f64 / (self.mask.numel().max(1)) as f64
     }
 
@@ -262,7 +270,7 @@ impl<T: Element> BlockMask<T> {
                 if t.full {
                     return Vec::new();
                 }
-                let mut tile = Vec::with_capacity(t.rows.len() * t.cols.len());
+                let mut tile = Vec::with_capacity(t.area());
                 for r in t.rows.clone() {
                     let span = r * out + t.cols.start..r * out + t.cols.end;
                     tile.extend(w[span.clone()].iter().zip(&m[span]).map(|(&a, &b)| a * b));
@@ -295,7 +303,7 @@ impl<T: Element> BlockMask<T> {
 /// rayon's halving split gives each thread about equal work.
 fn balanced(tiles: &[Tile]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..tiles.len()).collect();
-    order.sort_by_key(|&t| tiles[t].rows.len() * tiles[t].cols.len());
+    order.sort_by_key(|&t| tiles[t].area());
     let mut out = Vec::with_capacity(order.len());
     let (mut lo, mut hi) = (0, order.len());
     while lo < hi {

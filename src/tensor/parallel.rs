@@ -8,9 +8,9 @@
 //!
 //! **A level above the kernels.** A no-grad evaluation of a whole model
 //! ([`FlowModel::log_prob`](crate::flows::FlowModel::log_prob) and
-//! `sample`) may instead cut its batch into one piece per thread and run each
-//! piece with [`serial_kernels`]: one hand-off for the whole chain of ops
-//! rather than one per op (docs/benchmarks.md, "Evaluation by pieces").
+//! `sample`) may instead cut its batch into pieces, at most one per thread,
+//! and run each piece with [`serial_kernels`]: one hand-off for the whole
+//! chain of ops rather than one per op (docs/benchmarks.md, "Evaluation by pieces").
 //!
 //! **Without threads.** rayon sits behind the default cargo feature
 //! `parallel`. Built without it (`--no-default-features`, e.g. for

@@ -11,20 +11,12 @@ use rand::SeedableRng;
 use std::hint::black_box;
 use std::time::Instant;
 
+mod common;
+use common::{median, median_ms};
+
 /// Median seconds of `reps` runs of `f`, after `warm` unmeasured runs.
-fn median_seconds(reps: usize, warm: usize, mut f: impl FnMut()) -> f64 {
-    for _ in 0..warm {
-        f();
-    }
-    let mut times: Vec<f64> = (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .collect();
-    times.sort_by(|a, b| a.partial_cmp(b).expect("times are finite"));
-    times[reps / 2]
+fn median_seconds(reps: usize, warm: usize, f: impl FnMut()) -> f64 {
+    median_ms(warm, reps, f) / 1e3
 }
 
 /// Ops in the tiny chain, not counting the final sum.
@@ -107,8 +99,7 @@ fn main() {
                 backward_times.push(elapsed);
             }
         }
-        backward_times.sort_by(|a, b| a.partial_cmp(b).expect("times are finite"));
-        (step_s, forward_s, backward_times[backward_times.len() / 2])
+        (step_s, forward_s, median(backward_times))
     });
     let no_grad_forward_s = in_pool(|| {
         median_seconds(200, 20, || {

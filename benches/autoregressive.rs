@@ -26,6 +26,9 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::time::Instant;
 
+mod common;
+use common::median;
+
 /// PyTorch 2 threads, f32 (RESULTS.md, "Speed", middle of the quoted range).
 const TORCH_LOG_PROB_MS: f64 = 6.2;
 const TORCH_TRAIN_STEP_MS: f64 = 25.0;
@@ -52,8 +55,7 @@ fn median_ms(budget_s: f64, mut f: impl FnMut()) -> f64 {
         f();
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    times.sort_by(|a, b| a.partial_cmp(b).expect("times are finite"));
-    times[times.len() / 2]
+    median(times)
 }
 
 fn maf_model(dim: usize, hidden: usize, method: SequentialMethod, seed: u64) -> FlowModel<f32> {

@@ -19,32 +19,21 @@ use rand::SeedableRng;
 use std::hint::black_box;
 use std::time::Instant;
 
-/// Median milliseconds of `reps` calls of `f`, after one warm-up call.
-fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    let mut times: Vec<f64> = (0..reps)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(|a, b| a.partial_cmp(b).expect("times are finite"));
-    times[reps / 2]
-}
+mod common;
+use common::{median, median_ms};
 
 /// (whole, pieces) median milliseconds of a log-likelihood of `x`.
 fn compare(model: &FlowModel<f32>, x: &Tensor<f32>, reps: usize) -> (f64, f64) {
     let (mut whole, mut pieces) = (Vec::new(), Vec::new());
     let time_whole = || {
         in_pool(|| {
-            median_ms(reps, || {
+            median_ms(1, reps, || {
                 let tape = Tape::no_grad();
                 black_box(model.log_prob_var(&tape.constant(x.clone())).into_value());
             })
         })
     };
-    let time_pieces = || in_pool(|| median_ms(reps, || drop(black_box(model.log_prob(x)))));
+    let time_pieces = || in_pool(|| median_ms(1, reps, || drop(black_box(model.log_prob(x)))));
     // Five alternations, the side going first swapping each time.
     for round in 0..5 {
         if round % 2 == 0 {
@@ -55,9 +44,7 @@ fn compare(model: &FlowModel<f32>, x: &Tensor<f32>, reps: usize) -> (f64, f64) {
             whole.push(time_whole());
         }
     }
-    whole.sort_by(|a, b| a.partial_cmp(b).expect("times are finite"));
-    pieces.sort_by(|a, b| a.partial_cmp(b).expect("times are finite"));
-    (whole[2], pieces[2])
+    (median(whole), median(pieces))
 }
 
 fn main() {

@@ -15,20 +15,23 @@ use rayon::ThreadPool;
 use std::hint::black_box;
 use std::time::Instant;
 
+mod common;
+use common::median;
+
 /// Median seconds per op of `batch`, where `batch(r)` runs `r` ops (inside
 /// a pool's `install`, so that a batch pays one hand-off to the pool, not one
 /// per op), over `outer` batches of `inner` ops.
 fn median_secs(inner: usize, outer: usize, mut batch: impl FnMut(usize)) -> f64 {
     batch(1); // warm-up: page faults, pool wake-up, caches
-    let mut times: Vec<f64> = (0..outer)
-        .map(|_| {
-            let start = Instant::now();
-            batch(inner);
-            start.elapsed().as_secs_f64() / inner as f64
-        })
-        .collect();
-    times.sort_by(|a, b| a.partial_cmp(b).expect("times are finite"));
-    times[outer / 2]
+    median(
+        (0..outer)
+            .map(|_| {
+                let start = Instant::now();
+                batch(inner);
+                start.elapsed().as_secs_f64() / inner as f64
+            })
+            .collect(),
+    )
 }
 
 /// Median seconds per op of `a` and of `b` (each `FnMut(r)` running a batch
@@ -57,13 +60,7 @@ fn alternating_secs(inner: usize, outer: usize, sides: &mut [&mut dyn FnMut(usiz
             t.push(start.elapsed().as_secs_f64() / inner as f64);
         }
     }
-    times
-        .into_iter()
-        .map(|mut v| {
-            v.sort_by(|x, y| x.partial_cmp(y).expect("times are finite"));
-            v[v.len() / 2]
-        })
-        .collect()
+    times.into_iter().map(median).collect()
 }
 
 /// Runs `op` `r` times on a thread of `pool`.

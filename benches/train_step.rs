@@ -16,23 +16,9 @@ use flowzoo::train::fit::train_step;
 use flowzoo::train::run::{build_model, Dataset, RunConfig};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use std::time::Instant;
 
-/// Median milliseconds of `reps` calls after `warm` unmeasured ones.
-fn median_ms(warm: usize, reps: usize, mut f: impl FnMut()) -> f64 {
-    for _ in 0..warm {
-        f();
-    }
-    let mut times: Vec<f64> = (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(|a, b| a.partial_cmp(b).expect("times are finite"));
-    times[reps / 2]
-}
+mod common;
+use common::median_ms;
 
 /// Median ms of a training step of `model` on batches from `batch`.
 fn step_ms(

@@ -6,8 +6,8 @@
 //! this kind of machine with 2 threads), not measured here.
 
 use flowzoo::data::digits;
-use flowzoo::data::preprocess::Dequantize;
 use flowzoo::data::toy2d::Toy2d;
+use flowzoo::flows::preprocess::Dequantize;
 use flowzoo::flows::FlowModel;
 use flowzoo::nn::Adam;
 use flowzoo::tensor::parallel::in_pool;

@@ -9,12 +9,12 @@ use crate::tolerance::{
     assert_all_close, GRADCHECK_H, GRADCHECK_RTOL, INVERSE_RTOL, KERNEL_RTOL, LOG_DET_RTOL,
 };
 use flowzoo::autodiff::{Param, Tape, Var};
+use flowzoo::data::energy::Energy;
 use flowzoo::flows::autoregressive::{iaf_layers, made_for_flow, maf_layers};
 use flowzoo::flows::check::{
     check_flow, finite_difference_jacobian, gradcheck_params, randomize_params, CheckOptions,
 };
-use flowzoo::flows::energy::Energy;
-use flowzoo::flows::spec::build_layer;
+use flowzoo::flows::registry::build_layer;
 use flowzoo::flows::{Flow, Iaf, Maf, Sequential, SequentialMethod, Transform};
 use flowzoo::nn::made::{HiddenDegrees, Made, MadeOptions, Order};
 use flowzoo::nn::Init;
@@ -279,9 +279,9 @@ proptest! {
             Box::new(Maf::from_made(made, transform))
         };
         randomize_params(layer.as_mut(), IAF_PARAM_SCALE, &mut rng(seed ^ 18));
-        let spec = layer.spec().expect("Maf and Iaf describe themselves");
+        let spec = layer.to_spec().expect("Maf and Iaf describe themselves");
         let mut rebuilt = build_layer::<f64>(&spec).unwrap();
-        prop_assert_eq!(rebuilt.spec(), Some(spec));
+        prop_assert_eq!(rebuilt.to_spec(), Some(spec));
         prop_assert_eq!(rebuilt.params().len(), layer.params().len());
         for (p, q) in rebuilt.params_mut().into_iter().zip(layer.params()) {
             prop_assert_eq!(&p.name, &q.name);

@@ -3,8 +3,8 @@
 
 use crate::strategies::{randn, rng};
 use crate::tolerance::{GRADCHECK_H, GRADCHECK_RTOL, INVERSE_RTOL, LOG_DET_RTOL};
-use flowzoo::data::preprocess::Logit;
 use flowzoo::flows::check::{check_flow, gradcheck_params, randomize_params, CheckOptions};
+use flowzoo::flows::preprocess::Logit;
 use flowzoo::flows::{AffineCoupling, Flow, FlowModel, Mask, Reverse, Sequential};
 use proptest::prelude::*;
 

@@ -14,9 +14,9 @@
 
 use flowzoo::data::idx::{encode_idx, parse_idx};
 use flowzoo::data::npy::parse_npy;
-use flowzoo::data::preprocess::Logit;
 use flowzoo::flows::architectures::{glow_layers, GlowConfig};
 use flowzoo::flows::model::realnvp_layers;
+use flowzoo::flows::preprocess::Logit;
 use flowzoo::flows::spec::SpecValue;
 use flowzoo::flows::{BatchNorm, Flow, FlowModel, Permutation, Reverse, Sequential};
 use flowzoo::nn::Adam;

@@ -19,6 +19,7 @@
 //! The enums are written by hand (no `thiserror`): the library keeps its five
 //! dependencies.
 
+pub use crate::flows::error::FlowError;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -358,24 +359,14 @@ pub enum CheckpointError {
         /// Which tensor or field, and both sides of the disagreement.
         what: String,
     },
-    /// The architecture names a layer kind this build cannot construct.
-    UnknownLayer {
+    /// A layer could not be rebuilt from its spec or given its buffers: an
+    /// unknown kind, a missing or invalid field, a buffer that does not fit.
+    /// The [`FlowError`] names the layer's position, kind, field and value.
+    Layer {
         /// The file.
         path: PathBuf,
-        /// The kind as stored (e.g. `"AffineCoupling"`).
-        kind: String,
-    },
-    /// A layer's spec lacks a field, gives it the wrong type, or gives it a
-    /// value the layer cannot take (a mask that is not a partition, ...).
-    BadSpec {
-        /// The file.
-        path: PathBuf,
-        /// The layer kind whose spec is wrong.
-        layer: String,
-        /// The field.
-        field: String,
-        /// What is wrong with it.
-        what: String,
+        /// What the layer said.
+        source: FlowError,
     },
     /// Saving: a layer of the model has no spec (its `Flow::spec` returns
     /// `None`), so it could not be rebuilt from the file.
@@ -396,8 +387,7 @@ impl CheckpointError {
             | CheckpointError::ChecksumMismatch { path, .. }
             | CheckpointError::Malformed { path, .. }
             | CheckpointError::ArchitectureMismatch { path, .. }
-            | CheckpointError::UnknownLayer { path, .. }
-            | CheckpointError::BadSpec { path, .. } => {
+            | CheckpointError::Layer { path, .. } => {
                 if path.as_os_str().is_empty() {
                     *path = file.to_path_buf();
                 }
@@ -473,17 +463,7 @@ impl fmt::Display for CheckpointError {
                 "{}: the architecture and the stored tensors disagree: {what}",
                 shown(path)
             ),
-            CheckpointError::UnknownLayer { path, kind } => write!(
-                f,
-                "{}: unknown layer kind \"{kind}\": this build of flowzoo cannot construct it",
-                shown(path)
-            ),
-            CheckpointError::BadSpec {
-                path,
-                layer,
-                field,
-                what,
-            } => write!(f, "{}: layer {layer}, field `{field}`: {what}", shown(path)),
+            CheckpointError::Layer { path, source } => write!(f, "{}: {source}", shown(path)),
             CheckpointError::NotSaveable { layer } => write!(
                 f,
                 "cannot save the model: layer {layer} has no spec (Flow::spec returns \
@@ -497,6 +477,7 @@ impl std::error::Error for CheckpointError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             CheckpointError::Io { source, .. } => Some(source),
+            CheckpointError::Layer { source, .. } => Some(source),
             _ => None,
         }
     }
@@ -566,6 +547,16 @@ impl From<DataError> for Error {
 impl From<TrainError> for Error {
     fn from(error: TrainError) -> Self {
         Error::Train(error)
+    }
+}
+
+impl From<FlowError> for CheckpointError {
+    /// The layer's error, in no file yet ([`CheckpointError::in_file`] names it).
+    fn from(source: FlowError) -> Self {
+        CheckpointError::Layer {
+            path: PathBuf::new(),
+            source,
+        }
     }
 }
 

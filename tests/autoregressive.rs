@@ -2,12 +2,13 @@
 //! energy, distillation of an MAF into an IAF, the density integrating to
 //! one, the errors, and the command line.
 
+use flowzoo::data::energy::Energy;
 use flowzoo::data::toy2d::Toy2d;
 use flowzoo::error::TrainError;
 use flowzoo::flows::autoregressive::{iaf_layers, maf_layers};
 use flowzoo::flows::check::randomize_params;
-use flowzoo::flows::energy::Energy;
-use flowzoo::flows::spec::{build_layer, SpecValue};
+use flowzoo::flows::registry::build_layer;
+use flowzoo::flows::spec::SpecValue;
 use flowzoo::flows::{Flow, FlowModel, Iaf, Maf, Sequential, Transform};
 use flowzoo::nn::made::Order;
 use flowzoo::tensor::Tensor;
@@ -312,7 +313,7 @@ fn random_iaf_density_integrates_to_one() {
 fn bad_specs_are_refused_naming_the_field() {
     let mut rng = StdRng::seed_from_u64(0);
     let maf = Maf::<f32>::new(3, &[4], Order::Natural, &mut rng);
-    let good = maf.spec().unwrap();
+    let good = maf.to_spec().unwrap();
     assert!(build_layer::<f32>(&good).is_ok());
     let with = |field: &str, value: SpecValue| {
         let mut spec = good.clone();

@@ -5,8 +5,6 @@
 mod common;
 
 use flowzoo::autodiff::{Tape, Var};
-use flowzoo::data::preprocess::Logit;
-use flowzoo::data::standardize::Standardize;
 use flowzoo::error::CheckpointError;
 use flowzoo::flows::architectures::{
     glow, glow_vector_layers, nice_layers, realnvp_image, GlowConfig, NiceConfig,
@@ -15,8 +13,12 @@ use flowzoo::flows::architectures::{
 use flowzoo::flows::autoregressive::{iaf_layers, maf_layers};
 use flowzoo::flows::batchnorm::BatchNormMode;
 use flowzoo::flows::model::realnvp_layers;
+use flowzoo::flows::preprocess::Logit;
 use flowzoo::flows::prior::{Logistic, Prior};
-use flowzoo::flows::spec::{LayerSpec, SpecValue, LAYER_KINDS};
+use flowzoo::flows::registry::layer_kinds;
+use flowzoo::flows::spec::{LayerSpec, SpecValue};
+use flowzoo::flows::standardize::Standardize;
+use flowzoo::flows::FlowError;
 use flowzoo::flows::{
     ActNorm, AffineCoupling, BatchNorm, Flow, FlowModel, ImageCoupling, ImageMask, InvConv1x1,
     Mask, Permutation, Reshape, Reverse, ScaleKind, Sequential, Split, Squeeze, Transform,
@@ -64,7 +66,7 @@ fn assert_round_trip<T: Element>(name: &str, mut model: FlowModel<T>, x: &Tensor
         assert_eq!((n, bits(a)), (m, bits(b)), "{name}: buffer {n}");
     }
     assert_eq!(model.prior, loaded.prior, "{name}: prior");
-    assert_eq!(model.flow.spec(), loaded.flow.spec(), "{name}: spec");
+    assert_eq!(model.flow.to_spec(), loaded.flow.to_spec(), "{name}: spec");
     let (lp, lq) = (model.log_prob(x), loaded.log_prob(x));
     assert!(lp.all_finite(), "{name}: log_prob is not finite: {lp:?}");
     assert_eq!(bits(&lp), bits(&lq), "{name}: log_prob");
@@ -356,7 +358,7 @@ impl Flow<f32> for Misdescribed {
     fn params_mut(&mut self) -> Vec<&mut flowzoo::autodiff::Param<f32>> {
         self.inner.params_mut()
     }
-    fn spec(&self) -> Option<LayerSpec> {
+    fn to_spec(&self) -> Option<LayerSpec> {
         Some(self.claim.clone())
     }
 }
@@ -372,7 +374,7 @@ fn misdescribed_layer_bytes(
     inner: Box<dyn Flow<f32>>,
     edit: impl FnOnce(LayerSpec) -> LayerSpec,
 ) -> Vec<u8> {
-    let claim = edit(inner.spec().unwrap());
+    let claim = edit(inner.to_spec().unwrap());
     let layers: Vec<Box<dyn Flow<f32>>> = vec![Box::new(Misdescribed { inner, claim })];
     let model = FlowModel::new(4, Sequential::new(layers));
     to_bytes(&model, None, &[]).unwrap()
@@ -417,21 +419,21 @@ fn unknown_layer_and_bad_fields_are_named() {
     });
     let err = error_of(&bytes);
     assert!(
-        matches!(&err, CheckpointError::UnknownLayer { kind, .. } if kind == "Mystery"),
+        matches!(&err, CheckpointError::Layer { source: FlowError::UnknownKind { kind, .. }, .. } if kind == "Mystery"),
         "{err}"
     );
     // A mask that is not a partition of the features.
     let bytes = misdescribed_bytes(|s| set_field(s, "cond", SpecValue::from(vec![0usize, 2])));
     let err = error_of(&bytes);
     assert!(
-        matches!(&err, CheckpointError::BadSpec { layer, field, .. } if layer == "AffineCoupling" && field == "trans"),
+        matches!(&err, CheckpointError::Layer { source: FlowError::BadSpec { layer, field, .. }, .. } if layer == "AffineCoupling" && field == "trans"),
         "{err}"
     );
     // A size the loader refuses to allocate.
     let bytes = misdescribed_bytes(|s| set_field(s, "hidden", SpecValue::from(vec![1usize << 40])));
     let err = error_of(&bytes);
     assert!(
-        matches!(&err, CheckpointError::BadSpec { field, .. } if field == "hidden"),
+        matches!(&err, CheckpointError::Layer { source: FlowError::BadSpec { field, .. }, .. } if field == "hidden"),
         "{err}"
     );
     // A size each layer may have (4096² < MAX_LAYER_ELEMENTS), but 2·10⁸
@@ -441,7 +443,7 @@ fn unknown_layer_and_bad_fields_are_named() {
         misdescribed_bytes(|s| set_field(s, "hidden", SpecValue::from(vec![4096usize; 12])));
     let err = error_of(&bytes);
     assert!(
-        matches!(&err, CheckpointError::BadSpec { field, what, .. }
+        matches!(&err, CheckpointError::Layer { source: FlowError::BadSpec { field, what, .. }, .. }
             if field == "hidden" && what.contains("more than the file's size allows")),
         "{err}"
     );
@@ -727,7 +729,7 @@ fn actnorm_initialised_before_saving_is_not_initialised_again() {
     };
     let initialized = |model: &FlowModel<f64>| {
         model.flow.layers[0]
-            .spec()
+            .to_spec()
             .unwrap()
             .get("initialized")
             .cloned()
@@ -826,12 +828,12 @@ fn every_layer_kind_round_trips() {
     ];
     let mut seen = std::collections::BTreeSet::new();
     for (name, model, dim) in zoo {
-        kinds(&model.flow.spec().unwrap(), &mut seen);
+        kinds(&model.flow.to_spec().unwrap(), &mut seen);
         let x = Tensor::<f64>::rand_uniform(&[8, dim], 0.1, 0.9, &mut rng(5));
         assert_round_trip(name, model, &x);
     }
     let known: std::collections::BTreeSet<String> =
-        LAYER_KINDS.iter().map(|k| k.to_string()).collect();
+        layer_kinds().iter().map(|k| k.to_string()).collect();
     assert_eq!(
         seen, known,
         "kinds round-tripped vs the kinds build_layer knows"
@@ -849,7 +851,10 @@ fn bad_field(
     edit: impl FnOnce(LayerSpec) -> LayerSpec,
 ) -> (String, String) {
     match error_of(&misdescribed_layer_bytes(inner, edit)) {
-        CheckpointError::BadSpec { layer, field, .. } => (layer, field),
+        CheckpointError::Layer {
+            source: FlowError::BadSpec { layer, field, .. },
+            ..
+        } => (layer, field),
         other => panic!("expected BadSpec, got {other}"),
     }
 }

@@ -6,10 +6,10 @@
 mod common;
 
 use flowzoo::data::digits;
-use flowzoo::data::preprocess::Dequantize;
 use flowzoo::flows::architectures::{glow, realnvp_image, GlowConfig, RealNvpImageConfig};
 use flowzoo::flows::check::randomize_params;
 use flowzoo::flows::inv_conv::{InvConv1x1, InvConvWeight};
+use flowzoo::flows::preprocess::Dequantize;
 use flowzoo::flows::squeeze::Split;
 use flowzoo::flows::{ActNorm, Flow};
 use flowzoo::tensor::{linalg, Tensor};

@@ -7,10 +7,10 @@ mod common;
 use common::{f8, npy};
 
 use flowzoo::data::npy::{parse_npy, read_npy};
-use flowzoo::data::standardize::Standardize;
 use flowzoo::data::tabular::{parse_csv, read_table};
 use flowzoo::error::DataError;
 use flowzoo::flows::check::randomize_params;
+use flowzoo::flows::standardize::Standardize;
 use flowzoo::flows::{AffineCoupling, Flow, FlowModel, Mask, Sequential};
 use flowzoo::tensor::Tensor;
 use rand::SeedableRng;
@@ -153,7 +153,7 @@ fn standardize_counts_its_jacobian_in_log_prob() {
     // The same flow with and without Standardize at the data end:
     // log p(x) = log p_z((x − μ)/σ) − Σᵢ log σᵢ.
     let table = parse_csv("a,b\n10,1\n14,2\n12,6\n", Path::new("<memory>"), &[]).unwrap();
-    let standardize = Standardize::fit(&table);
+    let standardize = Standardize::fit(&table.data, table.dim());
     assert_eq!(standardize.mean, vec![12.0, 3.0]);
     // The same coupling (same seed, random parameters) in both models.
     let coupling = || -> Box<dyn Flow<f64>> {

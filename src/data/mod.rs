@@ -3,8 +3,12 @@
 //!
 //! Everything here returns flat, row-major `Vec`s with the shape stated in each
 //! doc (`[n, 2]` for toy points, `[n, 64]` for digits, `[rows, dim]` for
-//! tables), so the module depends on nothing but `std`, `rand` and
-//! `byteorder`; the caller wraps the vectors in tensors.
+//! tables); the caller wraps the vectors in tensors. Datasets only: the
+//! bijections that prepare data (dequantisation, the logit, the
+//! standardisation of columns) are layers with log-dets and live in
+//! [`flows`](crate::flows). The module imports from `tensor` and `autodiff`
+//! (the energies are written on tape variables), never from `flows`,
+//! `train` or the tool.
 //!
 //! - [`toy2d`]: [`Toy2d`], the 2-D toy densities (moons, eight Gaussians,
 //!   checkerboard, pinwheel, circles), each defined exactly in its doc, with
@@ -19,10 +23,9 @@
 //! - [`batch`]: [`Batcher`], seeded shuffling into minibatches of row indices,
 //!   and [`gather_rows`] to copy those rows out.
 //! - [`npy`]: NumPy `.npy` matrices read as a [`Table`].
-//! - [`preprocess`]: dequantisation and the logit transform as flows, whose
-//!   log-dets count towards bits/dim.
-//! - [`mod@standardize`]: per-column standardisation as a flow layer, so tabular
-//!   densities are reported in the data's original units.
+//! - [`energy`]: [`Energy`](energy::Energy), the four unnormalised 2-D target
+//!   densities of Rezende and Mohamed (arXiv:1505.05770) that an IAF is
+//!   fitted to by reverse KL.
 //!
 //! Randomness is always explicit: samplers take `&mut impl Rng`, the batcher a
 //! `u64` seed. Malformed input returns a
@@ -31,10 +34,9 @@
 
 pub mod batch;
 pub mod digits;
+pub mod energy;
 pub mod idx;
 pub mod npy;
-pub mod preprocess;
-pub mod standardize;
 pub mod tabular;
 pub mod toy2d;
 

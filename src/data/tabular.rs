@@ -10,6 +10,7 @@
 use std::path::Path;
 
 use crate::error::DataError;
+use crate::flows::standardize::column_statistics;
 
 /// A numeric table: named columns, rows of `f64`.
 ///
@@ -199,19 +200,10 @@ fn unquote(field: &str) -> &str {
 /// ```
 pub fn standardize(table: &mut Table) -> (Vec<f64>, Vec<f64>) {
     let dim = table.dim();
-    let mut means = vec![0.0; dim];
-    let mut stds = vec![1.0; dim];
-    if table.rows == 0 || dim == 0 {
-        return (means, stds);
+    if dim == 0 {
+        return (Vec::new(), Vec::new());
     }
-    let rows = table.rows as f64;
-    for (column, (mean, std)) in means.iter_mut().zip(&mut stds).enumerate() {
-        let values = || table.data.iter().skip(column).step_by(dim);
-        *mean = values().sum::<f64>() / rows;
-        // Two passes (mean first) rather than Σx² − n·μ²: no cancellation.
-        let variance = values().map(|x| (x - *mean).powi(2)).sum::<f64>() / rows;
-        *std = if variance > 0.0 { variance.sqrt() } else { 1.0 };
-    }
+    let (means, stds) = column_statistics(&table.data, dim);
     for row in table.data.chunks_exact_mut(dim) {
         for ((x, mean), std) in row.iter_mut().zip(&means).zip(&stds) {
             *x = (*x - mean) / std;

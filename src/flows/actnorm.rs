@@ -1,8 +1,9 @@
 //! [`ActNorm`]: Glow's per-channel affine layer with data-dependent
 //! initialisation.
 
-use super::spec::LayerSpec;
-use super::Flow;
+use super::error::FlowError;
+use super::flow::Flow;
+use super::spec::{size, LayerSpec};
 use crate::autodiff::{Param, Var};
 use crate::tensor::{Element, Tensor};
 
@@ -77,6 +78,19 @@ impl<T: Element> ActNorm<T> {
             bias: Param::new("bias", Tensor::zeros(&[channels])),
             initialized: false,
         }
+    }
+
+    /// The layer a spec of kind `ActNorm` describes (fields `channels`,
+    /// `initialized`): a layer saved after its initialisation is not
+    /// initialised again.
+    ///
+    /// # Errors
+    /// [`FlowError::BadSpec`] for a missing or mistyped field or a
+    /// `channels` that is not a size.
+    pub fn from_spec(spec: &LayerSpec) -> Result<Self, FlowError> {
+        let mut layer = ActNorm::new(size(spec, "channels")?);
+        layer.initialized = spec.bool("initialized")?;
+        Ok(layer)
     }
 
     /// `[1, C, 1, 1]` (images) or `[1, C]` (vectors), for broadcasting a
@@ -161,7 +175,7 @@ impl<T: Element> Flow<T> for ActNorm<T> {
 
     /// `channels` and the `initialized` flag, so a reloaded layer does not
     /// initialise again on its first batch.
-    fn spec(&self) -> Option<LayerSpec> {
+    fn to_spec(&self) -> Option<LayerSpec> {
         Some(
             LayerSpec::new("ActNorm")
                 .with("channels", self.channels)

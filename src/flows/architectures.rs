@@ -13,14 +13,15 @@
 //! [`derivations::glow`](crate::derivations::glow).
 
 use super::actnorm::ActNorm;
-use super::coupling::{
-    AdditiveCoupling, AffineCoupling, ImageCoupling, ImageMask, Mask, ScaleKind,
-};
+use super::coupling::{AdditiveCoupling, AffineCoupling, Mask, ScaleKind};
+use super::flow::Flow;
+use super::image_coupling::{ImageCoupling, ImageMask};
 use super::inv_conv::InvConv1x1;
+use super::model::FlowModel;
 use super::prior::{Logistic, Prior, StandardNormal};
 use super::rescale::Rescale;
+use super::sequential::Sequential;
 use super::squeeze::{Reshape, Split, Squeeze};
-use super::{Flow, FlowModel, Sequential};
 use crate::tensor::Element;
 use rand::Rng;
 

@@ -23,10 +23,10 @@
 //! (docs/derivations/maf.md), [`derivations::iaf`](crate::derivations::iaf)
 //! (docs/derivations/iaf.md), [`derivations::made`](crate::derivations::made).
 
-use super::spec::{LayerSpec, MAX_SIZE};
-use super::Flow;
+use super::error::FlowError;
+use super::flow::Flow;
+use super::spec::{check_network, LayerSpec, MAX_SIZE};
 use crate::autodiff::{Param, Tape, Var};
-use crate::error::CheckpointError;
 use crate::nn::made::{Made, MadeOptions, Order};
 use crate::nn::Init;
 use crate::tensor::{Element, Tensor};
@@ -115,7 +115,7 @@ impl<T: Element> Conditioner<T> {
         Conditioner { made, transform }
     }
 
-    /// The architecture as data (see [`layer_from_spec`]).
+    /// The architecture as data (read back by [`conditioner_from_spec`]).
     fn spec(&self, kind: &str) -> LayerSpec {
         let made = &self.made;
         let widths: Vec<usize> = made.hidden_degrees.iter().map(Vec::len).collect();
@@ -287,6 +287,18 @@ impl<T: Element> Maf<T> {
         }
     }
 
+    /// The layer a spec of kind `Maf` describes (what [`Flow::to_spec`]
+    /// wrote), with placeholder parameters to be filled by name.
+    ///
+    /// # Errors
+    /// As [`conditioner_from_spec`]: a [`FlowError::BadSpec`] naming the field.
+    pub fn from_spec(spec: &LayerSpec) -> Result<Self, FlowError> {
+        Ok(Maf {
+            conditioner: conditioner_from_spec(spec)?,
+            method: SequentialMethod::default(),
+        })
+    }
+
     /// The conditioner network.
     pub fn made(&self) -> &Made<T> {
         &self.conditioner.made
@@ -322,7 +334,7 @@ impl<T: Element> Flow<T> for Maf<T> {
         (unshift_and_unscale(x, &l, &b), l.sum_axes(&[1]).neg())
     }
 
-    fn spec(&self) -> Option<LayerSpec> {
+    fn to_spec(&self) -> Option<LayerSpec> {
         Some(self.conditioner.spec("Maf"))
     }
 
@@ -415,6 +427,18 @@ impl<T: Element> Iaf<T> {
         }
     }
 
+    /// The layer a spec of kind `Iaf` describes (what [`Flow::to_spec`]
+    /// wrote), with placeholder parameters to be filled by name.
+    ///
+    /// # Errors
+    /// As [`conditioner_from_spec`]: a [`FlowError::BadSpec`] naming the field.
+    pub fn from_spec(spec: &LayerSpec) -> Result<Self, FlowError> {
+        Ok(Iaf {
+            conditioner: conditioner_from_spec(spec)?,
+            method: SequentialMethod::default(),
+        })
+    }
+
     /// The conditioner network.
     pub fn made(&self) -> &Made<T> {
         &self.conditioner.made
@@ -449,7 +473,7 @@ impl<T: Element> Flow<T> for Iaf<T> {
         (z, l.sum_axes(&[1]).neg())
     }
 
-    fn spec(&self) -> Option<LayerSpec> {
+    fn to_spec(&self) -> Option<LayerSpec> {
         Some(self.conditioner.spec("Iaf"))
     }
 
@@ -526,20 +550,19 @@ pub fn made_for_flow<T: Element, R: Rng + ?Sized>(
     Made::with_options(dim, hidden, 2, &order.degrees(dim), options, rng)
 }
 
-/// Rebuilds a [`Maf`] or [`Iaf`] from the [`LayerSpec`] its `spec` wrote
-/// (kind `"Maf"` or `"Iaf"`; fields `dim`, `hidden`, `input_degrees`,
-/// `hidden_degrees` (every hidden layer's, concatenated), `residual`,
-/// `transform`), with placeholder parameters to be filled by name, as
-/// [`spec::build_layer`](super::spec::build_layer) does for every layer.
+/// Rebuilds the MADE and transform of a [`Maf`] or [`Iaf`] from the
+/// [`LayerSpec`] its `to_spec` wrote (fields `dim`, `hidden`,
+/// `input_degrees`, `hidden_degrees` (every hidden layer's, concatenated),
+/// `residual`, `transform`), with placeholder parameters to be filled by name.
 ///
 /// # Errors
-/// [`CheckpointError::BadSpec`] for a missing, mistyped or invalid field:
+/// [`FlowError::BadSpec`] for a missing, mistyped or invalid field:
 /// sizes outside 1..=[`MAX_SIZE`], input degrees that are not a permutation
 /// of 1..=dim, hidden degrees outside 1..=max(1, dim − 1) or not matching the
 /// widths, residual blocks over unequal layers, a network over
 /// [`MAX_LAYER_ELEMENTS`](super::spec::MAX_LAYER_ELEMENTS) scalars (or, loading a
-/// checkpoint, more than its stored tensors allow), an unknown transform or kind.
-pub fn layer_from_spec<T: Element>(spec: &LayerSpec) -> Result<Box<dyn Flow<T>>, CheckpointError> {
+/// checkpoint, more than its stored tensors allow), an unknown transform.
+fn conditioner_from_spec<T: Element>(spec: &LayerSpec) -> Result<Conditioner<T>, FlowError> {
     let dim = spec.usize("dim")?;
     if !(1..=MAX_SIZE).contains(&dim) {
         return Err(spec.error("dim", format!("{dim} is not a size in 1..={MAX_SIZE}")));
@@ -552,7 +575,7 @@ pub fn layer_from_spec<T: Element>(spec: &LayerSpec) -> Result<Box<dyn Flow<T>>,
         .chain(widths.iter().copied())
         .chain(std::iter::once(2 * dim))
         .collect();
-    super::spec::check_network(spec, "hidden", &sizes, 2)?;
+    check_network(spec, "hidden", &sizes, 2)?;
     let input_degrees = spec.usizes("input_degrees")?;
     let mut sorted = input_degrees.clone();
     sorted.sort_unstable();
@@ -583,15 +606,9 @@ pub fn layer_from_spec<T: Element>(spec: &LayerSpec) -> Result<Box<dyn Flow<T>>,
             "residual blocks need equal degrees from layer to layer",
         ));
     }
-    let transform = match spec.str("transform")? {
+    let transform = match spec.choice("transform", &["affine", "gated"])? {
         "affine" => Transform::Affine,
-        "gated" => Transform::Gated,
-        other => {
-            return Err(spec.error(
-                "transform",
-                format!("unknown transform '{other}': affine or gated"),
-            ))
-        }
+        _ => Transform::Gated,
     };
     // The placeholder values are overwritten by the stored ones, so any seed does.
     let mut rng = StdRng::seed_from_u64(0);
@@ -604,9 +621,5 @@ pub fn layer_from_spec<T: Element>(spec: &LayerSpec) -> Result<Box<dyn Flow<T>>,
         Init::Zero,
         &mut rng,
     );
-    match spec.kind.as_str() {
-        "Maf" => Ok(Box::new(Maf::from_made(made, transform))),
-        "Iaf" => Ok(Box::new(Iaf::from_made(made, transform))),
-        other => Err(spec.error("kind", format!("'{other}' is not Maf or Iaf"))),
-    }
+    Ok(Conditioner::new(made, transform))
 }

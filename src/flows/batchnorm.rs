@@ -1,10 +1,10 @@
 //! [`BatchNorm`] as a bijector: batch normalisation with its log-det, as
 //! RealNVP and MAF use it between flow layers.
 
+use super::error::FlowError;
+use super::flow::Flow;
 use super::spec::{self, LayerSpec};
-use super::Flow;
 use crate::autodiff::{Param, Var};
-use crate::error::CheckpointError;
 use crate::tensor::{Element, Tensor};
 use std::sync::Mutex;
 
@@ -156,10 +156,10 @@ impl<T: Element> BatchNorm<T> {
     /// default running statistics as placeholders for the stored ones.
     ///
     /// # Errors
-    /// [`CheckpointError::BadSpec`] naming the field: `channels` not a size,
+    /// [`FlowError::BadSpec`] naming the field: `channels` not a size,
     /// `momentum` outside [0, 1], `eps` not positive, `mode` not one of
     /// `auto`, `batch`, `running`.
-    pub fn from_spec(spec: &LayerSpec) -> Result<Self, CheckpointError> {
+    pub fn from_spec(spec: &LayerSpec) -> Result<Self, FlowError> {
         let mut layer = BatchNorm::new(spec::size(spec, "channels")?);
         layer.momentum = spec.f64("momentum")?;
         if !(0.0..=1.0).contains(&layer.momentum) {
@@ -291,7 +291,7 @@ impl<T: Element> Flow<T> for BatchNorm<T> {
 
     /// `channels`, `momentum`, `eps` and `mode`; the running statistics are
     /// buffers.
-    fn spec(&self) -> Option<LayerSpec> {
+    fn to_spec(&self) -> Option<LayerSpec> {
         Some(
             LayerSpec::new("BatchNorm")
                 .with("channels", self.channels)
@@ -307,7 +307,7 @@ impl<T: Element> Flow<T> for BatchNorm<T> {
         vec![("running_mean".into(), mean), ("running_var".into(), var)]
     }
 
-    fn set_buffers(&mut self, buffers: Vec<(String, Tensor<T>)>) -> Result<(), CheckpointError> {
+    fn set_buffers(&mut self, buffers: Vec<(String, Tensor<T>)>) -> Result<(), FlowError> {
         let c = [self.channels];
         let wanted: [(&str, &[usize]); 2] = [("running_mean", &c), ("running_var", &c)];
         let [mean, var]: [Tensor<T>; 2] = spec::take_buffers(&self.name(), buffers, &wanted)?

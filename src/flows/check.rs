@@ -4,7 +4,7 @@
 //! The Jacobian comes from central finite differences, never from the
 //! autodiff under test.
 
-use super::Flow;
+use super::flow::Flow;
 use crate::autodiff::{kink_aware_derivative, Param, Tape, FD_STENCIL};
 use crate::tensor::{linalg, Tensor};
 use rand::Rng;

@@ -1,8 +1,8 @@
-//! Coupling layers: [`AdditiveCoupling`] (NICE), [`AffineCoupling`]
-//! (RealNVP, with Glow's sigmoid scale as an option) on vectors,
-//! [`ImageCoupling`] on images, and the masks that choose which features
-//! condition and which are transformed ([`Mask`] for vectors, [`ImageMask`]
-//! for images).
+//! Coupling layers on vectors: [`AdditiveCoupling`] (NICE) and
+//! [`AffineCoupling`] (RealNVP, with Glow's sigmoid scale as an option), the
+//! [`Mask`] that chooses which features condition and which are
+//! transformed, and the [`ScaleKind`] the image coupling
+//! ([`image_coupling`](super::image_coupling)) shares.
 //!
 //! Every coupling has the same shape: x₁ = z₁ passes through, and the other
 //! part is moved by an element-wise map whose parameters a network computes
@@ -15,11 +15,10 @@
 //! [`derivations::realnvp`](crate::derivations::realnvp),
 //! [`derivations::glow`](crate::derivations::glow).
 
-use super::spec::{self, LayerSpec};
-use super::Flow;
+use super::error::FlowError;
+use super::flow::Flow;
+use super::spec::{check_network, size, sizes, LayerSpec};
 use crate::autodiff::{Param, Var};
-use crate::error::CheckpointError;
-use crate::nn::conv::ConvResNet;
 use crate::nn::{Init, Mlp};
 use crate::tensor::{Element, Tensor};
 use rand::Rng;
@@ -116,12 +115,28 @@ pub enum ScaleKind {
 impl ScaleKind {
     /// s from the raw output `raw` (and the bound `c`, broadcast against
     /// `raw`, for [`ScaleKind::Tanh`]).
-    fn log_scale<'t, T: Element>(&self, raw: &Var<'t, T>, bound: &Var<'t, T>) -> Var<'t, T> {
+    pub(crate) fn log_scale<'t, T: Element>(
+        &self,
+        raw: &Var<'t, T>,
+        bound: &Var<'t, T>,
+    ) -> Var<'t, T> {
         match self {
             // s = c ⊙ tanh(ŝ)
             ScaleKind::Tanh => raw.tanh().mul(bound),
             // s = −log σ(ŝ + 2) = softplus(−(ŝ + 2))
             ScaleKind::Sigmoid => raw.add_scalar(T::from_f64(2.0)).neg().softplus(),
+        }
+    }
+
+    /// The scale kind in field `scale_kind` of `spec` (`"tanh"` or
+    /// `"sigmoid"`).
+    ///
+    /// # Errors
+    /// [`FlowError::BadSpec`] if the field is missing or holds another value.
+    pub fn from_spec(spec: &LayerSpec) -> Result<Self, FlowError> {
+        match spec.choice("scale_kind", &["tanh", "sigmoid"])? {
+            "tanh" => Ok(ScaleKind::Tanh),
+            _ => Ok(ScaleKind::Sigmoid),
         }
     }
 
@@ -214,6 +229,29 @@ impl<T: Element> AffineCoupling<T> {
         }
     }
 
+    /// The layer a spec of kind `AffineCoupling` describes (fields `dim`,
+    /// `cond`, `trans`, `hidden`, `scale_kind`), with any number of hidden
+    /// layers and placeholder parameters for the loader to fill.
+    ///
+    /// # Errors
+    /// [`FlowError::BadSpec`] naming the field: a mask that is not a
+    /// partition of 0..dim, a width that is not a size, a network too large
+    /// to load, a scale kind other than `tanh` or `sigmoid`.
+    pub fn from_spec(spec: &LayerSpec) -> Result<Self, FlowError> {
+        let mask = mask_from_spec(spec)?;
+        let scale_kind = ScaleKind::from_spec(spec)?;
+        let n2 = mask.trans.len();
+        // Placeholder values; any seed does.
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+        let net = coupling_net(spec, &mask, 2 * n2, &mut rng)?;
+        Ok(AffineCoupling {
+            mask,
+            net,
+            scale: Param::new("scale", Tensor::ones(&[n2])),
+            scale_kind,
+        })
+    }
+
     /// The same layer with the log-scale formed by `kind` (Glow's
     /// [`ScaleKind::Sigmoid`], say).
     ///
@@ -283,7 +321,7 @@ impl<T: Element> Flow<T> for AffineCoupling<T> {
         (self.mask.assemble(&x1, &z2), s.sum_axes(&[1]).neg())
     }
 
-    fn spec(&self) -> Option<LayerSpec> {
+    fn to_spec(&self) -> Option<LayerSpec> {
         // The network's hidden widths: every layer's output but the last.
         let hidden = hidden_widths(&self.net);
         Some(
@@ -383,6 +421,20 @@ impl<T: Element> AdditiveCoupling<T> {
         AdditiveCoupling { mask, net }
     }
 
+    /// The layer a spec of kind `AdditiveCoupling` describes (fields `dim`,
+    /// `cond`, `trans`, `hidden`), with placeholder parameters.
+    ///
+    /// # Errors
+    /// [`FlowError::BadSpec`] naming the field, as
+    /// [`AffineCoupling::from_spec`].
+    pub fn from_spec(spec: &LayerSpec) -> Result<Self, FlowError> {
+        let mask = mask_from_spec(spec)?;
+        // Placeholder values; any seed does.
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+        let net = coupling_net(spec, &mask, mask.trans.len(), &mut rng)?;
+        Ok(AdditiveCoupling { mask, net })
+    }
+
     fn check(&self, v: &Var<'_, T>) {
         assert!(
             v.shape().len() == 2 && v.shape()[1] == self.mask.dim,
@@ -441,7 +493,7 @@ impl<T: Element> Flow<T> for AdditiveCoupling<T> {
         self.net.params_mut()
     }
 
-    fn spec(&self) -> Option<LayerSpec> {
+    fn to_spec(&self) -> Option<LayerSpec> {
         Some(
             LayerSpec::new("AdditiveCoupling")
                 .with("dim", self.mask.dim)
@@ -452,350 +504,54 @@ impl<T: Element> Flow<T> for AdditiveCoupling<T> {
     }
 }
 
-/// Which elements of an image `[channels, height, width]` condition (pass
-/// through) and which are transformed, in an [`ImageCoupling`].
-///
-/// RealNVP alternates the two kinds within a scale: checkerboard masks on the
-/// full-resolution image, then (after a squeeze) channel-wise masks; in each
-/// kind consecutive layers swap the roles of the two parts ([`ImageMask::flipped`]),
-/// so every element is transformed by some layer.
-///
-/// # Source
-/// Dinh, Sohl-Dickstein, Bengio, arXiv:1605.08803, §3.4 (masked convolution,
-/// figure 3) and §3.6 (multi-scale architecture).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ImageMask {
-    /// Pixel (i, j) of every channel conditions when (i + j) mod 2 = `parity`.
-    Checkerboard {
-        /// 0 or 1.
-        parity: usize,
-    },
-    /// Channels split into halves: the first ⌊C/2⌋ condition and the rest are
-    /// transformed, or, `flip`ped, the last ⌈C/2⌉ condition the first ⌊C/2⌋.
-    Channel {
-        /// Swap the halves' roles.
-        flip: bool,
-    },
+/// The network of a coupling layer read from `spec`: an MLP from the
+/// conditioning features through the `hidden` widths to `out` outputs, its
+/// parameters named `net.*` as the layers' constructors name them; values
+/// are placeholders for the stored ones.
+fn coupling_net<T: Element, R: Rng + ?Sized>(
+    spec: &LayerSpec,
+    mask: &Mask,
+    out: usize,
+    rng: &mut R,
+) -> Result<Mlp<T>, FlowError> {
+    let hidden = sizes(spec, "hidden")?;
+    let widths: Vec<usize> = std::iter::once(mask.cond.len())
+        .chain(hidden)
+        .chain(std::iter::once(out))
+        .collect();
+    check_network(spec, "hidden", &widths, 1)?;
+    let mut net = Mlp::new(&widths, Init::Zero, rng);
+    for p in net.params_mut() {
+        p.prefix("net");
+    }
+    Ok(net)
 }
 
-impl ImageMask {
-    /// The mask of the next layer: the other parity, or the halves swapped.
-    pub fn flipped(&self) -> ImageMask {
-        match *self {
-            ImageMask::Checkerboard { parity } => ImageMask::Checkerboard { parity: 1 - parity },
-            ImageMask::Channel { flip } => ImageMask::Channel { flip: !flip },
+/// Checks that `cond` and `trans` partition 0..dim, each non-empty and increasing.
+fn mask_from_spec(spec: &LayerSpec) -> Result<Mask, FlowError> {
+    let dim = size(spec, "dim")?;
+    let cond = spec.usizes("cond")?;
+    let trans = spec.usizes("trans")?;
+    let mut seen = vec![false; dim];
+    for (field, part) in [("cond", &cond), ("trans", &trans)] {
+        if part.is_empty() {
+            return Err(spec.error(field, "is empty"));
         }
-    }
-
-    /// The 0/1 checkerboard b of shape `[1, 1, height, width]` (1 = conditions).
-    fn checkerboard<T: Element>(parity: usize, height: usize, width: usize) -> Tensor<T> {
-        let data = (0..height * width)
-            .map(|k| {
-                let (i, j) = (k / width, k % width);
-                if (i + j) % 2 == parity {
-                    T::ONE
-                } else {
-                    T::ZERO
-                }
-            })
-            .collect();
-        Tensor::from_vec(data, &[1, 1, height, width])
-    }
-
-    /// (first conditioning channel, count), (first transformed channel, count)
-    /// of a channel mask over `channels`.
-    fn channel_ranges(flip: bool, channels: usize) -> ((usize, usize), (usize, usize)) {
-        let split = channels / 2;
-        let (first, second) = ((0, split), (split, channels - split));
-        if flip {
-            (second, first)
-        } else {
-            (first, second)
+        if part.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(spec.error(field, format!("{part:?} is not increasing")));
         }
-    }
-}
-
-/// The scalars of a [`ConvResNet`] from `n_in` to `n_out` channels with
-/// `hidden` channels and `blocks` residual blocks (3×3 convolutions with
-/// biases: n_in → hidden, two hidden → hidden per block, hidden → n_out),
-/// or `None` if the count overflows.
-pub(crate) fn conv_resnet_elements(
-    n_in: usize,
-    hidden: usize,
-    n_out: usize,
-    blocks: usize,
-) -> Option<usize> {
-    let conv = |a: usize, b: usize| a.checked_mul(b)?.checked_mul(9)?.checked_add(b);
-    let per_block = conv(hidden, hidden)?.checked_mul(2)?;
-    conv(n_in, hidden)?
-        .checked_add(blocks.checked_mul(per_block)?)?
-        .checked_add(conv(hidden, n_out)?)
-}
-
-/// An affine coupling layer on images: [`ImageMask`] chooses the
-/// conditioning elements x₁ = z₁, and a [`ConvResNet`] computes from them a
-/// per-element log-scale s and shift t for the others:
-///
-/// x₂ = z₂ ⊙ exp(s(z₁)) + t(z₁),   log|det ∂x/∂z| = Σ s  (over channels and pixels);
-/// inverse z₂ = (x₂ − t(x₁)) ⊙ exp(−s(x₁)).
-///
-/// With a checkerboard mask b the network sees b ⊙ z (`channels` in,
-/// 2·`channels` out) and s, t are multiplied by (1 − b), so the conditioning
-/// pixels get s = 0, t = 0 and pass through exactly (RealNVP's masked form,
-/// x = b⊙z + (1−b)⊙(z⊙exp(s(b⊙z)) + t(b⊙z))). With a channel mask the network
-/// maps the conditioning channels to 2·(transformed channels). The log-scale
-/// is formed as in [`AffineCoupling`] ([`ScaleKind::Tanh`] with a learned
-/// bound per transformed channel, or Glow's [`ScaleKind::Sigmoid`]); the
-/// network's last convolution starts at zero.
-///
-/// # Shapes
-/// `[batch, channels, height, width]` in and out; log-det `[batch]`.
-///
-/// # Units
-/// Log-dets in nats.
-///
-/// # Panics
-/// `new` panics for a channel mask on fewer than 2 channels; `forward` and
-/// `inverse` panic if the input is not `[_, channels, _, _]`, naming the
-/// layer and both shapes.
-///
-/// # Source
-/// Dinh, Sohl-Dickstein, Bengio, arXiv:1605.08803, §3.4-3.6; Kingma &
-/// Dhariwal, arXiv:1807.03039, §3.3 (channel-wise affine coupling).
-///
-/// # Derivation
-/// [`derivations::realnvp`](crate::derivations::realnvp) (docs/derivations/realnvp.md).
-///
-/// # Examples
-/// ```
-/// use flowzoo::flows::{coupling::{ImageCoupling, ImageMask, ScaleKind}, Flow};
-/// use flowzoo::tensor::Tensor;
-/// use rand::SeedableRng;
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-/// let mask = ImageMask::Checkerboard { parity: 0 };
-/// let layer = ImageCoupling::<f64>::new(2, mask, 8, 1, ScaleKind::Tanh, &mut rng);
-/// let z = Tensor::randn(&[3, 2, 4, 4], &mut rng);
-/// let (x, log_det) = layer.forward_tensor(&z);
-/// assert_eq!((x.shape(), log_det.shape()), (&[3, 2, 4, 4][..], &[3][..]));
-/// ```
-pub struct ImageCoupling<T: Element> {
-    /// Which elements condition.
-    pub mask: ImageMask,
-    /// The image's channel count C.
-    pub channels: usize,
-    /// (ŝ, t) = net(z₁), stacked along the channels.
-    pub net: ConvResNet<T>,
-    /// The bound of the log-scale per transformed channel (used, and listed
-    /// in `params`, only with [`ScaleKind::Tanh`]).
-    pub scale: Param<T>,
-    /// How ŝ becomes the log-scale s.
-    pub scale_kind: ScaleKind,
-}
-
-impl<T: Element> ImageCoupling<T> {
-    /// A coupling on images of `channels` channels with mask `mask`, its
-    /// network a [`ConvResNet`] of `hidden` channels and `blocks` residual
-    /// blocks, the log-scale formed by `scale_kind`.
-    ///
-    /// # Panics
-    /// For a channel mask on fewer than 2 channels.
-    pub fn new<R: Rng + ?Sized>(
-        channels: usize,
-        mask: ImageMask,
-        hidden: usize,
-        blocks: usize,
-        scale_kind: ScaleKind,
-        rng: &mut R,
-    ) -> Self {
-        let (n_in, n_trans) = match mask {
-            ImageMask::Checkerboard { .. } => (channels, channels),
-            ImageMask::Channel { flip } => {
-                assert!(
-                    channels >= 2,
-                    "ImageCoupling::new: a channel mask needs at least 2 channels, got {channels}"
-                );
-                let ((_, n1), (_, n2)) = ImageMask::channel_ranges(flip, channels);
-                (n1, n2)
-            }
-        };
-        let mut net = ConvResNet::new(n_in, hidden, 2 * n_trans, blocks, rng);
-        for p in net.params_mut() {
-            p.prefix("net");
-        }
-        ImageCoupling {
-            mask,
-            channels,
-            net,
-            scale: Param::new("scale", Tensor::ones(&[n_trans])),
-            scale_kind,
-        }
-    }
-
-    /// The layer a spec of kind `ImageCoupling` describes, with placeholder
-    /// parameters for the loader to fill.
-    ///
-    /// # Errors
-    /// [`CheckpointError::BadSpec`] naming the field: `channels` or `hidden`
-    /// not a size, `mask` not `checkerboard` or `channel`, `parity` not 0 or
-    /// 1, a channel mask on fewer than 2 channels, `blocks` over
-    /// [`spec::MAX_BLOCKS`], `scale_kind` not `tanh`
-    /// or `sigmoid`, or a network over [`spec::MAX_LAYER_ELEMENTS`] scalars.
-    pub fn from_spec(spec: &LayerSpec) -> Result<Self, CheckpointError> {
-        let channels = spec::size(spec, "channels")?;
-        let (mask, n_in, n_trans) = match spec.str("mask")? {
-            "checkerboard" => {
-                let parity = spec.usize("parity")?;
-                if parity > 1 {
-                    return Err(spec.error("parity", format!("{parity} is not 0 or 1")));
-                }
-                (ImageMask::Checkerboard { parity }, channels, channels)
-            }
-            "channel" => {
-                if channels < 2 {
-                    return Err(spec.error("channels", "a channel mask needs at least 2"));
-                }
-                let flip = spec.bool("flip")?;
-                let ((_, n1), (_, n2)) = ImageMask::channel_ranges(flip, channels);
-                (ImageMask::Channel { flip }, n1, n2)
-            }
-            other => {
+        for &i in part.iter() {
+            if i >= dim || seen[i] {
                 return Err(spec.error(
-                    "mask",
-                    format!("\"{other}\" is not checkerboard or channel"),
-                ))
+                    field,
+                    format!("feature {i} is out of 0..{dim} or in both halves"),
+                ));
             }
-        };
-        let hidden = spec::size(spec, "hidden")?;
-        let blocks = spec.usize("blocks")?;
-        if blocks > spec::MAX_BLOCKS {
-            return Err(spec.error("blocks", format!("{blocks} is over {}", spec::MAX_BLOCKS)));
+            seen[i] = true;
         }
-        let elements = conv_resnet_elements(n_in, hidden, 2 * n_trans, blocks)
-            .and_then(|n| n.checked_add(n_trans)); // and the tanh bound
-        spec::check_elements(spec, "hidden", elements)?;
-        let name = spec.str("scale_kind")?;
-        let scale_kind = ScaleKind::from_name(name).ok_or_else(|| {
-            spec.error("scale_kind", format!("\"{name}\" is not tanh or sigmoid"))
-        })?;
-        // Placeholder values; any seed does.
-        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
-        Ok(ImageCoupling::new(
-            channels, mask, hidden, blocks, scale_kind, &mut rng,
-        ))
     }
-
-    fn check(&self, v: &Var<'_, T>) {
-        assert!(
-            v.shape().len() == 4 && v.shape()[1] == self.channels,
-            "ImageCoupling: expected [batch, {}, height, width], got {:?}",
-            self.channels,
-            v.shape()
-        );
+    if seen.iter().any(|s| !s) {
+        return Err(spec.error("cond", format!("cond and trans do not cover 0..{dim}")));
     }
-
-    /// (s, t) from the network's output `h` (`[batch, 2·n, H, W]`).
-    fn scale_and_shift<'t>(&self, h: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
-        let n = h.shape()[1] / 2;
-        let bound = h.tape().param(&self.scale).reshape(&[1, n, 1, 1]);
-        let s = self.scale_kind.log_scale(&h.narrow(1, 0, n), &bound);
-        (s, h.narrow(1, n, n))
-    }
-
-    /// The coupling in either direction: `sign` +1 applies the forward map to
-    /// `v` = z, −1 the inverse to `v` = x. Returns the output and the log-det
-    /// of the map applied.
-    fn couple<'t>(&self, v: &Var<'t, T>, sign: f64) -> (Var<'t, T>, Var<'t, T>) {
-        self.check(v);
-        let (height, width) = (v.shape()[2], v.shape()[3]);
-        let apply = |v2: &Var<'t, T>, s: &Var<'t, T>, t: &Var<'t, T>| {
-            if sign > 0.0 {
-                // x₂ = z₂ ⊙ exp(s) + t
-                v2.mul(&s.exp()).add(t)
-            } else {
-                // z₂ = (x₂ − t) ⊙ exp(−s)
-                v2.sub(t).mul(&s.neg().exp())
-            }
-        };
-        let (out, s) = match self.mask {
-            ImageMask::Checkerboard { parity } => {
-                let b = v.constant(ImageMask::checkerboard(parity, height, width));
-                let not_b = b.neg().add_scalar(T::ONE);
-                let (s, t) = self.scale_and_shift(&self.net.forward(&v.mul(&b)));
-                // (1 − b) zeroes s and t where b = 1: those pixels pass through.
-                let (s, t) = (s.mul(&not_b), t.mul(&not_b));
-                (apply(v, &s, &t), s)
-            }
-            ImageMask::Channel { flip } => {
-                let ((c1, n1), (c2, n2)) = ImageMask::channel_ranges(flip, self.channels);
-                let (v1, v2) = (v.narrow(1, c1, n1), v.narrow(1, c2, n2));
-                let (s, t) = self.scale_and_shift(&self.net.forward(&v1));
-                let out2 = apply(&v2, &s, &t);
-                let out = if flip {
-                    Var::concat(&[&out2, &v1], 1)
-                } else {
-                    Var::concat(&[&v1, &out2], 1)
-                };
-                (out, s)
-            }
-        };
-        // log|det| = ±Σ s over channels, rows and columns
-        let log_det = s.sum_axes(&[1, 2, 3]).mul_scalar(T::from_f64(sign));
-        (out, log_det)
-    }
-}
-
-impl<T: Element> Flow<T> for ImageCoupling<T> {
-    fn name(&self) -> String {
-        let mask = match self.mask {
-            ImageMask::Checkerboard { parity } => format!("checkerboard {parity}"),
-            ImageMask::Channel { flip } => format!("channel{}", if flip { " flipped" } else { "" }),
-        };
-        format!("ImageCoupling({mask}, {})", self.scale_kind.name())
-    }
-
-    fn per_sample(&self) -> bool {
-        true
-    }
-
-    fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
-        self.couple(z, 1.0)
-    }
-
-    /// `channels`, `mask` (`"checkerboard"` with `parity`, or `"channel"`
-    /// with `flip`), the network's `hidden` channels and residual `blocks`,
-    /// and `scale_kind`.
-    fn spec(&self) -> Option<LayerSpec> {
-        let spec = LayerSpec::new("ImageCoupling").with("channels", self.channels);
-        let spec = match self.mask {
-            ImageMask::Checkerboard { parity } => {
-                spec.with("mask", "checkerboard").with("parity", parity)
-            }
-            ImageMask::Channel { flip } => spec.with("mask", "channel").with("flip", flip),
-        };
-        Some(
-            spec.with("hidden", self.net.input.weight.value.dim(0))
-                .with("blocks", self.net.blocks.len())
-                .with("scale_kind", self.scale_kind.name()),
-        )
-    }
-
-    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
-        self.couple(x, -1.0)
-    }
-
-    fn params(&self) -> Vec<&Param<T>> {
-        let mut p = self.net.params();
-        if self.scale_kind == ScaleKind::Tanh {
-            p.push(&self.scale);
-        }
-        p
-    }
-
-    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
-        let mut p = self.net.params_mut();
-        if self.scale_kind == ScaleKind::Tanh {
-            p.push(&mut self.scale);
-        }
-        p
-    }
+    Ok(Mask { dim, cond, trans })
 }

@@ -1,10 +1,10 @@
 //! [`InvConv1x1`]: Glow's invertible 1×1 convolution, a learned linear map
 //! of the channels applied at every pixel, in its plain and LU forms.
 
+use super::error::FlowError;
+use super::flow::Flow;
 use super::spec::{self, LayerSpec, SpecValue};
-use super::Flow;
 use crate::autodiff::{Param, Tape, Var};
-use crate::error::CheckpointError;
 use crate::tensor::linalg::{self, Diagonal, Triangle};
 use crate::tensor::{Element, Tensor};
 use rand::Rng;
@@ -181,10 +181,10 @@ impl<T: Element> InvConv1x1<T> {
     /// column `permutation[i]`) and its signs from `sign_s`.
     ///
     /// # Errors
-    /// [`CheckpointError::BadSpec`] naming the field: `channels` not a size
+    /// [`FlowError::BadSpec`] naming the field: `channels` not a size
     /// or the matrices over [`spec::MAX_LAYER_ELEMENTS`] scalars, `permutation` not a
     /// permutation of 0..C, `sign_s` not C entries of ±1.
-    pub fn from_spec(spec: &LayerSpec) -> Result<Self, CheckpointError> {
+    pub fn from_spec(spec: &LayerSpec) -> Result<Self, FlowError> {
         let n = spec::size(spec, "channels")?;
         let lu = spec.bool("lu")?;
         // plain: W; LU: P, L, U and log s
@@ -337,7 +337,7 @@ impl<T: Element> Flow<T> for InvConv1x1<T> {
 
     /// `channels` and `lu`; the LU form adds its fixed P as `permutation`
     /// (the column of the 1 in each row) and the signs of s as `sign_s`.
-    fn spec(&self) -> Option<LayerSpec> {
+    fn to_spec(&self) -> Option<LayerSpec> {
         let spec = LayerSpec::new("InvConv1x1").with("channels", self.channels);
         Some(match &self.weight {
             InvConvWeight::Plain { .. } => spec.with("lu", false),

@@ -1,9 +1,9 @@
 //! [`FlowModel`]: a prior and a flow, with `log_prob` and `sample`.
 
 use super::coupling::{AffineCoupling, Mask};
+use super::flow::Flow;
 use super::prior::{Prior, StandardNormal};
 use super::sequential::Sequential;
-use super::Flow;
 use crate::autodiff::{Param, Tape, Var};
 use crate::tensor::parallel::prelude::*;
 use crate::tensor::parallel::{current_num_threads, in_pool, serial_kernels, threads_available};

@@ -1,7 +1,8 @@
 //! Fixed permutations of the features: exact, volume-preserving (log-det 0).
 
-use super::spec::LayerSpec;
-use super::Flow;
+use super::error::FlowError;
+use super::flow::Flow;
+use super::spec::{permutation, size, LayerSpec};
 use crate::autodiff::Var;
 use crate::tensor::{Element, Tensor};
 
@@ -20,6 +21,14 @@ impl Reverse {
     /// The reversal of `dim` features.
     pub fn new(dim: usize) -> Self {
         Reverse { dim }
+    }
+
+    /// The layer a spec of kind `Reverse` describes (field `dim`).
+    ///
+    /// # Errors
+    /// [`FlowError::BadSpec`] if `dim` is missing or not a size.
+    pub fn from_spec(spec: &LayerSpec) -> Result<Self, FlowError> {
+        Ok(Reverse::new(size(spec, "dim")?))
     }
 
     fn apply<'t, T: Element>(&self, v: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
@@ -47,7 +56,7 @@ impl<T: Element> Flow<T> for Reverse {
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
         self.apply(z)
     }
-    fn spec(&self) -> Option<LayerSpec> {
+    fn to_spec(&self) -> Option<LayerSpec> {
         Some(LayerSpec::new("Reverse").with("dim", self.dim))
     }
     fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
@@ -96,6 +105,15 @@ pub struct Permutation {
 }
 
 impl Permutation {
+    /// The layer a spec of kind `Permutation` describes (field `perm`).
+    ///
+    /// # Errors
+    /// [`FlowError::BadSpec`] if `perm` is missing or not a permutation of
+    /// 0..n (naming the entry that is out of range or repeats).
+    pub fn from_spec(spec: &LayerSpec) -> Result<Self, FlowError> {
+        Ok(Permutation::new(permutation(spec, "perm", None)?))
+    }
+
     /// The permutation `perm` of 0..perm.len().
     ///
     /// # Panics
@@ -151,7 +169,7 @@ impl<T: Element> Flow<T> for Permutation {
         self.apply(x, &self.inverse_perm)
     }
     /// `perm` (the inverse is recomputed on load).
-    fn spec(&self) -> Option<LayerSpec> {
+    fn to_spec(&self) -> Option<LayerSpec> {
         Some(LayerSpec::new("Permutation").with("perm", &self.perm[..]))
     }
 }

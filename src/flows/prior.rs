@@ -1,5 +1,7 @@
 //! Priors: the base density π(z) of a flow.
 
+use super::error::{FlowError, LayerPath};
+use super::spec::{size, LayerSpec};
 use crate::autodiff::Var;
 use crate::tensor::{Element, Tensor};
 use rand::Rng;
@@ -147,6 +149,31 @@ pub enum Prior {
 }
 
 impl Prior {
+    /// The prior as a spec, as a checkpoint stores it: `StandardNormal { dim }`
+    /// or `Logistic { dim }`.
+    pub fn to_spec(&self) -> LayerSpec {
+        match self {
+            Prior::StandardNormal(p) => LayerSpec::new("StandardNormal").with("dim", p.dim),
+            Prior::Logistic(p) => LayerSpec::new("Logistic").with("dim", p.dim),
+        }
+    }
+
+    /// The prior a spec describes.
+    ///
+    /// # Errors
+    /// [`FlowError::UnknownKind`] for a kind other than `StandardNormal` and
+    /// `Logistic`; [`FlowError::BadSpec`] for a `dim` that is not a size.
+    pub fn from_spec(spec: &LayerSpec) -> Result<Self, FlowError> {
+        match spec.kind.as_str() {
+            "StandardNormal" => Ok(StandardNormal::new(size(spec, "dim")?).into()),
+            "Logistic" => Ok(Logistic::new(size(spec, "dim")?).into()),
+            _ => Err(FlowError::UnknownKind {
+                at: LayerPath::default(),
+                kind: spec.kind.clone(),
+            }),
+        }
+    }
+
     /// The number of dimensions D.
     pub fn dim(&self) -> usize {
         match self {

@@ -1,8 +1,9 @@
 //! [`Rescale`]: NICE's final diagonal scaling, the one layer of a NICE model
 //! that changes volume.
 
-use super::spec::LayerSpec;
-use super::Flow;
+use super::error::FlowError;
+use super::flow::Flow;
+use super::spec::{sample_shape, LayerSpec};
 use crate::autodiff::{Param, Var};
 use crate::tensor::{Element, Tensor};
 
@@ -63,6 +64,15 @@ impl<T: Element> Rescale<T> {
         }
     }
 
+    /// The layer a spec of kind `Rescale` describes (field `sample_shape`).
+    ///
+    /// # Errors
+    /// [`FlowError::BadSpec`] if `sample_shape` is missing or not a shape
+    /// a tensor can hold.
+    pub fn from_spec(spec: &LayerSpec) -> Result<Self, FlowError> {
+        Ok(Rescale::new(&sample_shape(spec, "sample_shape")?))
+    }
+
     /// `v ⊙ exp(sign · log_scale)` and its log-det `sign · Σ log_scale`.
     fn scale<'t>(&self, v: &Var<'t, T>, sign: f64) -> (Var<'t, T>, Var<'t, T>) {
         assert!(
@@ -106,7 +116,7 @@ impl<T: Element> Flow<T> for Rescale<T> {
         vec![&self.log_scale]
     }
 
-    fn spec(&self) -> Option<LayerSpec> {
+    fn to_spec(&self) -> Option<LayerSpec> {
         Some(LayerSpec::new("Rescale").with("sample_shape", &self.sample_shape[..]))
     }
 

@@ -1,9 +1,9 @@
 //! [`Sequential`]: a composition of flows, log-dets summed.
 
+use super::error::FlowError;
+use super::flow::{BuildChild, Flow};
 use super::spec::LayerSpec;
-use super::Flow;
 use crate::autodiff::{Param, Var};
-use crate::error::CheckpointError;
 use crate::tensor::{Element, Tensor};
 
 /// The composition f = f_{n−1} ∘ … ∘ f₀: `forward` applies the layers in
@@ -28,6 +28,26 @@ impl<T: Element> Sequential<T> {
             }
         }
         Sequential { layers }
+    }
+
+    /// The layer a spec of kind `Sequential` describes: each child built
+    /// with `build` (the registry's [`build_layer`](super::registry::build_layer)),
+    /// in order. A [`FlowModel`](super::FlowModel)'s flow is one.
+    ///
+    /// # Errors
+    /// [`FlowError::BadSpec`] if `spec` is of another kind; a child's error
+    /// with the child's index in front of its path.
+    pub fn from_spec(spec: &LayerSpec, build: BuildChild<T>) -> Result<Self, FlowError> {
+        if spec.kind != "Sequential" {
+            return Err(spec.error("kind", "expected a Sequential"));
+        }
+        let layers = spec
+            .children
+            .iter()
+            .enumerate()
+            .map(|(i, child)| build(child).map_err(|e| e.in_layer(i)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Sequential::new(layers))
     }
 }
 
@@ -72,11 +92,11 @@ impl<T: Element> Flow<T> for Sequential<T> {
         (z, log_det)
     }
 
-    fn spec(&self) -> Option<LayerSpec> {
+    fn to_spec(&self) -> Option<LayerSpec> {
         let children = self
             .layers
             .iter()
-            .map(|l| l.spec())
+            .map(|l| l.to_spec())
             .collect::<Option<Vec<_>>>()?;
         Some(LayerSpec {
             kind: "Sequential".into(),
@@ -96,7 +116,7 @@ impl<T: Element> Flow<T> for Sequential<T> {
         all
     }
 
-    fn set_buffers(&mut self, buffers: Vec<(String, Tensor<T>)>) -> Result<(), CheckpointError> {
+    fn set_buffers(&mut self, buffers: Vec<(String, Tensor<T>)>) -> Result<(), FlowError> {
         let mut per_layer: Vec<Vec<(String, Tensor<T>)>> = vec![Vec::new(); self.layers.len()];
         for (name, t) in buffers {
             // "layer{i}.rest" -> (i, "rest")
@@ -108,8 +128,9 @@ impl<T: Element> Flow<T> for Sequential<T> {
             match routed {
                 Some((i, rest)) => per_layer[i].push((rest.to_string(), t)),
                 None => {
-                    return Err(CheckpointError::ArchitectureMismatch {
-                        path: Default::default(),
+                    return Err(FlowError::BufferMismatch {
+                        at: Default::default(),
+                        layer: self.name(),
                         what: format!(
                             "buffer `{name}` names no layer of a {}-layer Sequential",
                             self.layers.len()
@@ -118,8 +139,8 @@ impl<T: Element> Flow<T> for Sequential<T> {
                 }
             }
         }
-        for (layer, buffers) in self.layers.iter_mut().zip(per_layer) {
-            layer.set_buffers(buffers)?;
+        for (i, (layer, buffers)) in self.layers.iter_mut().zip(per_layer).enumerate() {
+            layer.set_buffers(buffers).map_err(|e| e.in_layer(i))?;
         }
         Ok(())
     }

@@ -1,10 +1,10 @@
-//! Layer specs: a flow's architecture as data, and the registry that builds
-//! a layer back from it. This is what makes a checkpoint self-describing:
-//! [`Flow::spec`] writes a [`LayerSpec`] (the layer's kind, its sizes, masks,
-//! orders, permutations, flags, and its sub-layers), the checkpoint stores
-//! the tree, and [`build_layer`] turns the tree back into layers whose
-//! parameters are then filled by name. No code change is needed to load any
-//! architecture the crate can build.
+//! Layer specs: a flow's architecture as data. This is what makes a
+//! checkpoint self-describing: [`Flow::to_spec`](super::Flow::to_spec)
+//! writes a [`LayerSpec`] (the layer's kind, its sizes, masks, orders,
+//! permutations, flags, and its sub-layers), the checkpoint stores the tree,
+//! and each layer's own `from_spec`, reached through the
+//! [`registry`](super::registry), turns it back into the layer, whose
+//! parameters are then filled by name.
 //!
 //! What goes where:
 //!
@@ -12,36 +12,18 @@
 //! | --- | --- |
 //! | sizes, masks, orders, permutations, flags (ActNorm's initialised flag) | the spec's `fields` |
 //! | sub-layers (a `Sequential`'s layers) | the spec's `children`, in order |
-//! | trainable tensors | [`Flow::params`], by name |
-//! | non-trainable tensors (BatchNorm running statistics) | [`Flow::buffers`], by name |
+//! | trainable tensors | [`Flow::params`](super::Flow::params), by name |
+//! | non-trainable tensors (BatchNorm running statistics) | [`Flow::buffers`](super::Flow::buffers), by name |
 //!
-//! **Adding a layer.** Implement [`Flow::spec`] in the layer's file (kind =
-//! the type's name, one field per constructor argument), then add one arm to
-//! [`build_layer`] that reads the fields back with the typed accessors
-//! ([`LayerSpec::usize`], [`LayerSpec::usizes`], ...) and calls the layer's
-//! constructor, and list the kind in [`LAYER_KINDS`]; the round-trip tests
-//! in `tests/checkpoint.rs` prove the pair (`every_layer_kind_round_trips`
-//! fails until a model holding the new kind is among them).
+//! This file holds the data type, its typed accessors (each refuses a
+//! missing, mistyped or out-of-range field with a [`FlowError::BadSpec`]
+//! naming the field and the value), and the allocation bounds a loader
+//! enforces. How to add a layer: the [`flows`](super) module doc.
 //!
 //! The byte layout of a spec in a file is in docs/checkpoint-format.md.
 
-use super::actnorm::ActNorm;
-use super::batchnorm::BatchNorm;
-use super::coupling::{AdditiveCoupling, AffineCoupling, ImageCoupling, Mask, ScaleKind};
-use super::inv_conv::InvConv1x1;
-use super::permute::{Permutation, Reverse};
-use super::rescale::Rescale;
-use super::sequential::Sequential;
-use super::squeeze::{Reshape, Split, Squeeze};
-use super::Flow;
-use crate::autodiff::Param;
-use crate::data::preprocess::Logit;
-use crate::error::CheckpointError;
-use crate::nn::{Init, Mlp};
+use super::error::{FlowError, LayerPath};
 use crate::tensor::{Element, Tensor};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
-use std::path::PathBuf;
 
 /// One value of a [`LayerSpec`] field.
 #[derive(Clone, Debug, PartialEq)]
@@ -131,16 +113,17 @@ impl From<Vec<f64>> for SpecValue {
 ///
 /// # Examples
 /// ```
-/// use flowzoo::flows::spec::{build_layer, LayerSpec};
+/// use flowzoo::flows::registry::build_layer;
+/// use flowzoo::flows::spec::LayerSpec;
 /// use flowzoo::flows::{Flow, Reverse};
 /// let spec = LayerSpec::new("Reverse").with("dim", 3usize);
-/// assert_eq!(Flow::<f32>::spec(&Reverse::new(3)), Some(spec.clone()));
+/// assert_eq!(Flow::<f32>::to_spec(&Reverse::new(3)), Some(spec.clone()));
 /// let layer = build_layer::<f32>(&spec).unwrap();
 /// assert_eq!(layer.name(), "Reverse");
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerSpec {
-    /// The layer's kind, the name [`build_layer`] dispatches on (`"AffineCoupling"`).
+    /// The layer's kind, the name [`build_layer`](super::registry::build_layer) dispatches on (`"AffineCoupling"`).
     pub kind: String,
     /// Named values, in the order the layer wrote them.
     pub fields: Vec<(String, SpecValue)>,
@@ -175,22 +158,22 @@ impl LayerSpec {
         self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
 
-    /// A [`CheckpointError::BadSpec`] about field `field` of this layer.
-    pub fn error(&self, field: &str, what: impl Into<String>) -> CheckpointError {
-        CheckpointError::BadSpec {
-            path: PathBuf::new(),
+    /// A [`FlowError::BadSpec`] about field `field` of this layer.
+    pub fn error(&self, field: &str, what: impl Into<String>) -> FlowError {
+        FlowError::BadSpec {
+            at: LayerPath::default(),
             layer: self.kind.clone(),
             field: field.to_string(),
             what: what.into(),
         }
     }
 
-    fn field(&self, name: &str) -> Result<&SpecValue, CheckpointError> {
+    fn field(&self, name: &str) -> Result<&SpecValue, FlowError> {
         self.get(name)
             .ok_or_else(|| self.error(name, "missing from the spec"))
     }
 
-    fn wrong_type(&self, name: &str, wanted: &str, found: &SpecValue) -> CheckpointError {
+    fn wrong_type(&self, name: &str, wanted: &str, found: &SpecValue) -> FlowError {
         self.error(
             name,
             format!("expected {wanted}, found {}", found.type_name()),
@@ -200,8 +183,8 @@ impl LayerSpec {
     /// Field `name` as a non-negative integer.
     ///
     /// # Errors
-    /// [`CheckpointError::BadSpec`] if it is missing, not an int, or negative.
-    pub fn usize(&self, name: &str) -> Result<usize, CheckpointError> {
+    /// [`FlowError::BadSpec`] if it is missing, not an int, or negative.
+    pub fn usize(&self, name: &str) -> Result<usize, FlowError> {
         match self.field(name)? {
             &SpecValue::Int(v) => {
                 usize::try_from(v).map_err(|_| self.error(name, format!("{v} is negative")))
@@ -213,9 +196,9 @@ impl LayerSpec {
     /// Field `name` as a list of non-negative integers.
     ///
     /// # Errors
-    /// [`CheckpointError::BadSpec`] if it is missing, not a list of ints, or
+    /// [`FlowError::BadSpec`] if it is missing, not a list of ints, or
     /// holds a negative entry.
-    pub fn usizes(&self, name: &str) -> Result<Vec<usize>, CheckpointError> {
+    pub fn usizes(&self, name: &str) -> Result<Vec<usize>, FlowError> {
         match self.field(name)? {
             SpecValue::Ints(v) => v
                 .iter()
@@ -231,8 +214,8 @@ impl LayerSpec {
     /// Field `name` as a list of integers (signs, say), negative ones allowed.
     ///
     /// # Errors
-    /// [`CheckpointError::BadSpec`] if it is missing or not a list of ints.
-    pub fn ints(&self, name: &str) -> Result<Vec<i64>, CheckpointError> {
+    /// [`FlowError::BadSpec`] if it is missing or not a list of ints.
+    pub fn ints(&self, name: &str) -> Result<Vec<i64>, FlowError> {
         match self.field(name)? {
             SpecValue::Ints(v) => Ok(v.clone()),
             other => Err(self.wrong_type(name, "a list of ints", other)),
@@ -242,8 +225,8 @@ impl LayerSpec {
     /// Field `name` as a finite real (an int is accepted and converted).
     ///
     /// # Errors
-    /// [`CheckpointError::BadSpec`] if it is missing, not a number, or not finite.
-    pub fn f64(&self, name: &str) -> Result<f64, CheckpointError> {
+    /// [`FlowError::BadSpec`] if it is missing, not a number, or not finite.
+    pub fn f64(&self, name: &str) -> Result<f64, FlowError> {
         let v = match self.field(name)? {
             &SpecValue::Float(v) => v,
             &SpecValue::Int(v) => v as f64,
@@ -259,9 +242,9 @@ impl LayerSpec {
     /// Field `name` as a list of finite reals.
     ///
     /// # Errors
-    /// [`CheckpointError::BadSpec`] if it is missing, not a list of floats,
+    /// [`FlowError::BadSpec`] if it is missing, not a list of floats,
     /// or holds a NaN or infinity.
-    pub fn f64s(&self, name: &str) -> Result<Vec<f64>, CheckpointError> {
+    pub fn f64s(&self, name: &str) -> Result<Vec<f64>, FlowError> {
         match self.field(name)? {
             SpecValue::Floats(v) => match v.iter().position(|x| !x.is_finite()) {
                 Some(i) => Err(self.error(name, format!("entry {i} ({}) is not finite", v[i]))),
@@ -274,8 +257,8 @@ impl LayerSpec {
     /// Field `name` as a flag.
     ///
     /// # Errors
-    /// [`CheckpointError::BadSpec`] if it is missing or not a bool.
-    pub fn bool(&self, name: &str) -> Result<bool, CheckpointError> {
+    /// [`FlowError::BadSpec`] if it is missing or not a bool.
+    pub fn bool(&self, name: &str) -> Result<bool, FlowError> {
         match self.field(name)? {
             &SpecValue::Bool(v) => Ok(v),
             other => Err(self.wrong_type(name, "a bool", other)),
@@ -285,12 +268,29 @@ impl LayerSpec {
     /// Field `name` as a string.
     ///
     /// # Errors
-    /// [`CheckpointError::BadSpec`] if it is missing or not a string.
-    pub fn str(&self, name: &str) -> Result<&str, CheckpointError> {
+    /// [`FlowError::BadSpec`] if it is missing or not a string.
+    pub fn str(&self, name: &str) -> Result<&str, FlowError> {
         match self.field(name)? {
             SpecValue::Str(v) => Ok(v),
             other => Err(self.wrong_type(name, "a string", other)),
         }
+    }
+
+    /// Field `name` as one of the names in `known` (a scale kind, a mask
+    /// kind, a mode): how every layer reads a field with a fixed set of
+    /// values, so an unknown value is refused the same way everywhere.
+    ///
+    /// # Errors
+    /// [`FlowError::BadSpec`] if it is missing, not a string, or not in
+    /// `known` (the message quotes the value and lists the known ones).
+    pub fn choice<'a>(&self, name: &str, known: &[&'a str]) -> Result<&'a str, FlowError> {
+        let value = self.str(name)?;
+        known.iter().copied().find(|k| *k == value).ok_or_else(|| {
+            self.error(
+                name,
+                format!("unknown value \"{value}\" (known: {})", known.join(", ")),
+            )
+        })
     }
 }
 
@@ -308,7 +308,7 @@ pub const MAX_LAYER_ELEMENTS: usize = 1 << 31;
 pub const MAX_BLOCKS: usize = 1 << 10;
 
 /// Field `name` as a size in 1..=[`MAX_SIZE`].
-pub(crate) fn size(spec: &LayerSpec, name: &str) -> Result<usize, CheckpointError> {
+pub(crate) fn size(spec: &LayerSpec, name: &str) -> Result<usize, FlowError> {
     let v = spec.usize(name)?;
     if (1..=MAX_SIZE).contains(&v) {
         Ok(v)
@@ -318,7 +318,7 @@ pub(crate) fn size(spec: &LayerSpec, name: &str) -> Result<usize, CheckpointErro
 }
 
 /// Field `name` as a list of sizes in 1..=[`MAX_SIZE`].
-pub(crate) fn sizes(spec: &LayerSpec, name: &str) -> Result<Vec<usize>, CheckpointError> {
+pub(crate) fn sizes(spec: &LayerSpec, name: &str) -> Result<Vec<usize>, FlowError> {
     let v = spec.usizes(name)?;
     match v.iter().find(|&&s| !(1..=MAX_SIZE).contains(&s)) {
         Some(s) => Err(spec.error(name, format!("{s} is not a size in 1..={MAX_SIZE}"))),
@@ -329,7 +329,7 @@ pub(crate) fn sizes(spec: &LayerSpec, name: &str) -> Result<Vec<usize>, Checkpoi
 /// Field `name` as a per-sample shape: sizes in 1..=[`MAX_SIZE`], at least
 /// one and fewer than [`MAX_DIMS`](crate::tensor::MAX_DIMS) axes (the batch
 /// axis comes on top), at most [`MAX_LAYER_ELEMENTS`] elements.
-pub(crate) fn sample_shape(spec: &LayerSpec, name: &str) -> Result<Vec<usize>, CheckpointError> {
+pub(crate) fn sample_shape(spec: &LayerSpec, name: &str) -> Result<Vec<usize>, FlowError> {
     let shape = sizes(spec, name)?;
     let numel = shape.iter().try_fold(1usize, |n, &s| n.checked_mul(s));
     if shape.is_empty()
@@ -389,7 +389,7 @@ pub(crate) fn check_bound(
     spec: &LayerSpec,
     field: &str,
     elements: Option<usize>,
-) -> Result<usize, CheckpointError> {
+) -> Result<usize, FlowError> {
     match elements {
         Some(n) if n <= MAX_LAYER_ELEMENTS => Ok(n),
         _ => Err(spec.error(
@@ -406,7 +406,7 @@ pub(crate) fn check_elements(
     spec: &LayerSpec,
     field: &str,
     elements: Option<usize>,
-) -> Result<(), CheckpointError> {
+) -> Result<(), FlowError> {
     let n = check_bound(spec, field, elements)?;
     if charge(n) {
         Ok(())
@@ -422,13 +422,13 @@ pub(crate) fn check_elements(
 /// 1..=[`MAX_SIZE`], when `n` is `None`).
 ///
 /// # Errors
-/// [`CheckpointError::BadSpec`] naming `name` for a wrong length, an entry
+/// [`FlowError::BadSpec`] naming `name` for a wrong length, an entry
 /// out of range, or an entry that repeats.
 pub(crate) fn permutation(
     spec: &LayerSpec,
     name: &str,
     n: Option<usize>,
-) -> Result<Vec<usize>, CheckpointError> {
+) -> Result<Vec<usize>, FlowError> {
     let perm = spec.usizes(name)?;
     let n = n.unwrap_or(perm.len());
     if perm.len() != n || !(1..=MAX_SIZE).contains(&n) {
@@ -458,7 +458,7 @@ pub(crate) fn check_network(
     field: &str,
     widths: &[usize],
     copies: usize,
-) -> Result<(), CheckpointError> {
+) -> Result<(), FlowError> {
     let total = widths.windows(2).try_fold(0usize, |acc, w| {
         w[0].checked_mul(w[1])
             .and_then(|n| n.checked_add(w[1]))
@@ -467,183 +467,21 @@ pub(crate) fn check_network(
     check_elements(spec, field, total.and_then(|n| n.checked_mul(copies)))
 }
 
-/// The network of a coupling layer read from `spec`: an MLP from the
-/// conditioning features through the `hidden` widths to `out` outputs, its
-/// parameters named `net.*` as the layers' constructors name them; values
-/// are placeholders for the stored ones.
-fn coupling_net<T: Element>(
-    spec: &LayerSpec,
-    mask: &Mask,
-    out: usize,
-    rng: &mut StdRng,
-) -> Result<Mlp<T>, CheckpointError> {
-    let hidden = sizes(spec, "hidden")?;
-    let widths: Vec<usize> = std::iter::once(mask.cond.len())
-        .chain(hidden)
-        .chain(std::iter::once(out))
-        .collect();
-    check_network(spec, "hidden", &widths, 1)?;
-    let mut net = Mlp::new(&widths, Init::Zero, rng);
-    for p in net.params_mut() {
-        p.prefix("net");
-    }
-    Ok(net)
-}
-
-/// Checks that `cond` and `trans` partition 0..dim, each non-empty and increasing.
-fn mask_from_spec(spec: &LayerSpec) -> Result<Mask, CheckpointError> {
-    let dim = size(spec, "dim")?;
-    let cond = spec.usizes("cond")?;
-    let trans = spec.usizes("trans")?;
-    let mut seen = vec![false; dim];
-    for (field, part) in [("cond", &cond), ("trans", &trans)] {
-        if part.is_empty() {
-            return Err(spec.error(field, "is empty"));
-        }
-        if part.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(spec.error(field, format!("{part:?} is not increasing")));
-        }
-        for &i in part.iter() {
-            if i >= dim || seen[i] {
-                return Err(spec.error(
-                    field,
-                    format!("feature {i} is out of 0..{dim} or in both halves"),
-                ));
-            }
-            seen[i] = true;
-        }
-    }
-    if seen.iter().any(|s| !s) {
-        return Err(spec.error("cond", format!("cond and trans do not cover 0..{dim}")));
-    }
-    Ok(Mask { dim, cond, trans })
-}
-
-/// Every kind [`build_layer`] knows, one per layer type of the crate
-/// (`tests/checkpoint.rs` round-trips a model holding each).
-pub const LAYER_KINDS: &[&str] = &[
-    "AffineCoupling",
-    "AdditiveCoupling",
-    "Rescale",
-    "Reverse",
-    "Permutation",
-    "ActNorm",
-    "InvConv1x1",
-    "ImageCoupling",
-    "BatchNorm",
-    "Squeeze",
-    "Reshape",
-    "Split",
-    "Logit",
-    "Maf",
-    "Iaf",
-    "Sequential",
-    "Standardize",
-];
-
-/// Builds the layer `spec` describes, with placeholder parameter values
-/// (fill them by name afterwards, as the checkpoint loader does).
-///
-/// Known kinds: [`LAYER_KINDS`].
-///
-/// # Errors
-/// [`CheckpointError::UnknownLayer`] for a kind not listed;
-/// [`CheckpointError::BadSpec`] for a missing, mistyped or invalid field
-/// (sizes must lie in 1..=[`MAX_SIZE`]). The errors carry an empty path:
-/// [`CheckpointError::in_file`] names the file.
-pub fn build_layer<T: Element>(spec: &LayerSpec) -> Result<Box<dyn Flow<T>>, CheckpointError> {
-    // The placeholder values are overwritten by the stored ones, so any seed does.
-    let mut rng = StdRng::seed_from_u64(0);
-    let layer: Box<dyn Flow<T>> = match spec.kind.as_str() {
-        "AffineCoupling" => {
-            let mask = mask_from_spec(spec)?;
-            // As AffineCoupling::new, with any number of hidden layers.
-            let net = coupling_net(spec, &mask, 2 * mask.trans.len(), &mut rng)?;
-            let n2 = mask.trans.len();
-            Box::new(AffineCoupling {
-                mask,
-                net,
-                scale: Param::new("scale", Tensor::ones(&[n2])),
-                scale_kind: match spec.get("scale_kind") {
-                    Some(SpecValue::Str(kind)) if kind == "sigmoid" => ScaleKind::Sigmoid,
-                    _ => ScaleKind::Tanh,
-                },
-            })
-        }
-        "AdditiveCoupling" => {
-            let mask = mask_from_spec(spec)?;
-            let net = coupling_net(spec, &mask, mask.trans.len(), &mut rng)?;
-            Box::new(AdditiveCoupling { mask, net })
-        }
-        "Rescale" => Box::new(Rescale::new(&sample_shape(spec, "sample_shape")?)),
-        "Reverse" => Box::new(Reverse::new(size(spec, "dim")?)),
-        "Permutation" => Box::new(Permutation::new(permutation(spec, "perm", None)?)),
-        "ActNorm" => {
-            let mut layer = ActNorm::new(size(spec, "channels")?);
-            // A layer saved after its initialisation is not initialised again.
-            layer.initialized = spec.bool("initialized")?;
-            Box::new(layer)
-        }
-        "InvConv1x1" => Box::new(InvConv1x1::from_spec(spec)?),
-        "ImageCoupling" => Box::new(ImageCoupling::from_spec(spec)?),
-        "BatchNorm" => Box::new(BatchNorm::from_spec(spec)?),
-        "Squeeze" => Box::new(Squeeze),
-        "Reshape" => Box::new(Reshape::from_spec(spec)?),
-        "Split" => Box::new(Split::from_spec(spec)?),
-        "Logit" => {
-            let dim = size(spec, "dim")?;
-            let alpha = spec.f64("alpha")?;
-            if !(0.0..0.5).contains(&alpha) {
-                return Err(spec.error("alpha", format!("{alpha} is not in [0, 0.5)")));
-            }
-            Box::new(Logit::new(dim, alpha))
-        }
-        "Maf" | "Iaf" => super::autoregressive::layer_from_spec(spec)?,
-        "Sequential" => Box::new(build_sequential(spec)?),
-        "Standardize" => Box::new(crate::data::standardize::from_spec(spec)?),
-        _ => {
-            return Err(CheckpointError::UnknownLayer {
-                path: PathBuf::new(),
-                kind: spec.kind.clone(),
-            })
-        }
-    };
-    Ok(layer)
-}
-
-/// Builds a [`Sequential`] from a spec of kind `Sequential`: each child
-/// with [`build_layer`], in order (a [`FlowModel`](super::FlowModel)'s flow
-/// is one).
-///
-/// # Errors
-/// [`CheckpointError::BadSpec`] if `spec` is of another kind; otherwise as
-/// [`build_layer`] for each child.
-pub fn build_sequential<T: Element>(spec: &LayerSpec) -> Result<Sequential<T>, CheckpointError> {
-    if spec.kind != "Sequential" {
-        return Err(spec.error("kind", "expected a Sequential"));
-    }
-    let layers = spec
-        .children
-        .iter()
-        .map(build_layer)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Sequential::new(layers))
-}
-
 /// Takes exactly the buffers `wanted` (name, shape) from `buffers`, in that
 /// order: the helper a layer's [`Flow::set_buffers`] uses.
 ///
 /// # Errors
-/// [`CheckpointError::ArchitectureMismatch`] naming `layer` and the buffer,
+/// [`FlowError::BufferMismatch`] naming `layer` and the buffer,
 /// if one is missing, has another shape, or is not wanted.
 pub fn take_buffers<T: Element>(
     layer: &str,
     buffers: Vec<(String, Tensor<T>)>,
     wanted: &[(&str, &[usize])],
-) -> Result<Vec<Tensor<T>>, CheckpointError> {
-    let mismatch = |what: String| CheckpointError::ArchitectureMismatch {
-        path: PathBuf::new(),
-        what: format!("layer {layer}: {what}"),
+) -> Result<Vec<Tensor<T>>, FlowError> {
+    let mismatch = |what: String| FlowError::BufferMismatch {
+        at: LayerPath::default(),
+        layer: layer.to_string(),
+        what,
     };
     let mut buffers: Vec<Option<(String, Tensor<T>)>> = buffers.into_iter().map(Some).collect();
     let taken = wanted

@@ -18,10 +18,10 @@
 //! Derivation: [`derivations::realnvp`](crate::derivations::realnvp)
 //! (docs/derivations/realnvp.md, "Multi-scale").
 
+use super::error::FlowError;
+use super::flow::{BuildChild, Flow};
 use super::spec::{self, LayerSpec};
-use super::Flow;
 use crate::autodiff::{Param, Var};
-use crate::error::CheckpointError;
 use crate::nn::conv::ConvResNet;
 use crate::tensor::{Element, Tensor};
 use rand::Rng;
@@ -57,6 +57,16 @@ use rand::Rng;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Squeeze;
 
+impl Squeeze {
+    /// The layer a spec of kind `Squeeze` describes (it has no fields).
+    ///
+    /// # Errors
+    /// None today; the signature is every layer's.
+    pub fn from_spec(_spec: &LayerSpec) -> Result<Self, FlowError> {
+        Ok(Squeeze)
+    }
+}
+
 impl<T: Element> Flow<T> for Squeeze {
     fn name(&self) -> String {
         "Squeeze".into()
@@ -67,7 +77,7 @@ impl<T: Element> Flow<T> for Squeeze {
     }
 
     /// No fields: the factor is always 2.
-    fn spec(&self) -> Option<LayerSpec> {
+    fn to_spec(&self) -> Option<LayerSpec> {
         Some(LayerSpec::new("Squeeze"))
     }
 
@@ -130,10 +140,10 @@ impl Reshape {
     /// The layer a spec of kind `Reshape` describes.
     ///
     /// # Errors
-    /// [`CheckpointError::BadSpec`] naming the field: `data_shape` or
+    /// [`FlowError::BadSpec`] naming the field: `data_shape` or
     /// `latent_shape` not a list of sizes a tensor can hold, or the two
     /// holding different numbers of elements.
-    pub fn from_spec(spec: &LayerSpec) -> Result<Self, CheckpointError> {
+    pub fn from_spec(spec: &LayerSpec) -> Result<Self, FlowError> {
         let data_shape = spec::sample_shape(spec, "data_shape")?;
         let latent_shape = spec::sample_shape(spec, "latent_shape")?;
         let (n, m) = (
@@ -176,7 +186,7 @@ impl<T: Element> Flow<T> for Reshape {
     }
 
     /// `data_shape` and `latent_shape`.
-    fn spec(&self) -> Option<LayerSpec> {
+    fn to_spec(&self) -> Option<LayerSpec> {
         Some(
             LayerSpec::new("Reshape")
                 .with("data_shape", &self.data_shape[..])
@@ -284,16 +294,16 @@ impl<T: Element> Split<T> {
     }
 
     /// The layer a spec of kind `Split` describes: its one child is `inner`
-    /// (built with [`spec::build_layer`]), and with `learned_prior` the
+    /// (built with `build`, which the registry gives), and with `learned_prior` the
     /// field `prior_hidden` gives the prior network's width. Parameters are
     /// placeholders for the stored ones.
     ///
     /// # Errors
-    /// [`CheckpointError::BadSpec`] naming the field: a size out of range,
+    /// [`FlowError::BadSpec`] naming the field: a size out of range,
     /// C·H·W or the prior network over [`spec::MAX_LAYER_ELEMENTS`], `kept`
-    /// not in 1..C, not exactly one child; the child's errors as
-    /// [`spec::build_layer`].
-    pub fn from_spec(spec: &LayerSpec) -> Result<Self, CheckpointError> {
+    /// not in 1..C, not exactly one child; the child's errors as `build`
+    /// gives them, with index 0 in their path.
+    pub fn from_spec(spec: &LayerSpec, build: BuildChild<T>) -> Result<Self, FlowError> {
         let channels = spec::size(spec, "channels")?;
         let height = spec::size(spec, "height")?;
         let width = spec::size(spec, "width")?;
@@ -309,7 +319,7 @@ impl<T: Element> Split<T> {
         let learned_prior = if spec.bool("learned_prior")? {
             let hidden = spec::size(spec, "prior_hidden")?;
             let out = 2 * (channels - kept);
-            let weights = super::coupling::conv_resnet_elements(kept, hidden, out, 0);
+            let weights = ConvResNet::<T>::elements(kept, hidden, out, 0);
             spec::check_elements(spec, "prior_hidden", weights)?;
             Some(hidden)
         } else {
@@ -321,7 +331,7 @@ impl<T: Element> Split<T> {
                 format!("expected 1 (the inner flow), found {}", spec.children.len()),
             ));
         };
-        let inner = spec::build_layer(child)?;
+        let inner = build(child).map_err(|e| e.in_layer(0))?;
         // Placeholder values; any seed does.
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
         Ok(Split::new(
@@ -431,7 +441,7 @@ impl<T: Element> Flow<T> for Split<T> {
 
     /// `channels`, `height`, `width`, `kept`, `learned_prior` (and
     /// `prior_hidden` when it is set); the child is `inner`'s spec.
-    fn spec(&self) -> Option<LayerSpec> {
+    fn to_spec(&self) -> Option<LayerSpec> {
         let spec = LayerSpec::new("Split")
             .with("channels", self.channels)
             .with("height", self.height)
@@ -442,7 +452,7 @@ impl<T: Element> Flow<T> for Split<T> {
             Some(net) => spec.with("prior_hidden", net.input.weight.value.dim(0)),
             None => spec,
         };
-        Some(spec.child(self.inner.spec()?))
+        Some(spec.child(self.inner.to_spec()?))
     }
 
     /// `inner`'s buffers, prefixed `inner.` as its parameters are.
@@ -454,18 +464,19 @@ impl<T: Element> Flow<T> for Split<T> {
             .collect()
     }
 
-    fn set_buffers(&mut self, buffers: Vec<(String, Tensor<T>)>) -> Result<(), CheckpointError> {
+    fn set_buffers(&mut self, buffers: Vec<(String, Tensor<T>)>) -> Result<(), FlowError> {
         let inner = buffers
             .into_iter()
             .map(|(name, t)| match name.strip_prefix("inner.") {
                 Some(rest) => Ok((rest.to_string(), t)),
-                None => Err(CheckpointError::ArchitectureMismatch {
-                    path: Default::default(),
-                    what: format!("layer {}: unexpected buffer `{name}`", self.name()),
+                None => Err(FlowError::BufferMismatch {
+                    at: Default::default(),
+                    layer: self.name(),
+                    what: format!("unexpected buffer `{name}`"),
                 }),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        self.inner.set_buffers(inner)
+        self.inner.set_buffers(inner).map_err(|e| e.in_layer(0))
     }
 
     fn params(&self) -> Vec<&Param<T>> {

@@ -149,6 +149,18 @@ pub struct ConvResNet<T: Element> {
 }
 
 impl<T: Element> ConvResNet<T> {
+    /// The scalars of a ConvResNet from `n_in` to `n_out` channels with
+    /// `hidden` channels and `blocks` residual blocks (3×3 convolutions with
+    /// biases: n_in → hidden, two hidden → hidden per block, hidden → n_out),
+    /// or `None` if the count overflows.
+    pub fn elements(n_in: usize, hidden: usize, n_out: usize, blocks: usize) -> Option<usize> {
+        let conv = |a: usize, b: usize| a.checked_mul(b)?.checked_mul(9)?.checked_add(b);
+        let per_block = conv(hidden, hidden)?.checked_mul(2)?;
+        conv(n_in, hidden)?
+            .checked_add(blocks.checked_mul(per_block)?)?
+            .checked_add(conv(hidden, n_out)?)
+    }
+
     /// A network from `in_channels` to `out_channels` with `hidden` channels
     /// inside and `blocks` residual blocks, all kernels 3×3.
     pub fn new<R: Rng + ?Sized>(

@@ -10,6 +10,7 @@ pub mod conv;
 pub mod init;
 pub mod linear;
 pub mod made;
+pub mod made_solve;
 pub mod mlp;
 pub mod optim;
 
@@ -17,4 +18,4 @@ pub use crate::autodiff::Param;
 pub use linear::{Init, Linear};
 pub use made::Made;
 pub use mlp::Mlp;
-pub use optim::{clip_grad_norm, Adam, AdamW, LrSchedule, Sgd};
+pub use optim::{clip_grad_norm, Adam, AdamState, AdamW, LrSchedule, Sgd};

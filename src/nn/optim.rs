@@ -227,6 +227,51 @@ impl<T: Element> Adam<T> {
     }
 }
 
+/// Adam's state, saved so that `--resume` continues the same optimisation:
+/// the hyperparameters, the step count t, and the moments (m, v) of every
+/// parameter in the order of the parameter list it was stepped with
+/// ([`FlowModel::params`](crate::flows::FlowModel::params) for a model).
+#[derive(Clone, Debug)]
+pub struct AdamState<T: Element> {
+    /// Learning rate.
+    pub lr: f64,
+    /// Decay of the first moment.
+    pub beta1: f64,
+    /// Decay of the second moment.
+    pub beta2: f64,
+    /// Added to √v̂.
+    pub eps: f64,
+    /// Steps taken.
+    pub step: u64,
+    /// (m, v) per parameter, each of the parameter's shape; empty before the
+    /// first step.
+    pub moments: Vec<[Tensor<T>; 2]>,
+}
+
+impl<T: Element> AdamState<T> {
+    /// A copy of `adam`'s state (the tensors are shared, not copied).
+    pub fn of(adam: &Adam<T>) -> Self {
+        AdamState {
+            lr: adam.lr,
+            beta1: adam.beta1,
+            beta2: adam.beta2,
+            eps: adam.eps,
+            step: adam.steps(),
+            moments: adam.moments().to_vec(),
+        }
+    }
+
+    /// An Adam that continues from this state.
+    pub fn to_adam(&self) -> Adam<T> {
+        let mut adam = Adam::new(self.lr);
+        adam.beta1 = self.beta1;
+        adam.beta2 = self.beta2;
+        adam.eps = self.eps;
+        adam.restore(self.step, self.moments.clone());
+        adam
+    }
+}
+
 /// AdamW: Adam with decoupled weight decay. Before the Adam update, each
 /// weight shrinks by its own multiple, θ ← θ − lr·λ·θ, instead of λθ being
 /// added to the gradient (where Adam's per-entry scaling would weaken it for

@@ -4,7 +4,7 @@
 //! Derivation: [`derivations::bits_per_dim`](crate::derivations::bits_per_dim)
 //! (docs/derivations/bits-per-dim.md).
 
-use crate::data::preprocess::Dequantize;
+use crate::flows::preprocess::Dequantize;
 use crate::flows::FlowModel;
 use crate::tensor::{Element, Tensor};
 use rand::Rng;

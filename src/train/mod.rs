@@ -10,6 +10,7 @@
 //! same seed and thread count reproduce the run. Read `fit.rs` first.
 
 pub mod checkpoint;
+pub mod codec;
 pub mod eval;
 pub mod fit;
 pub mod reverse_kl;

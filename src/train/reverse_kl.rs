@@ -17,8 +17,8 @@
 //! (docs/derivations/iaf.md), "Training by reverse KL".
 
 use crate::autodiff::{Tape, Var};
+use crate::data::energy::Energy;
 use crate::error::TrainError;
-use crate::flows::energy::Energy;
 use crate::flows::{Flow, FlowModel};
 use crate::nn::Adam;
 use crate::tensor::parallel::in_pool;

@@ -7,8 +7,6 @@ use super::eval::{bits_per_dim, discrete_nll, mean_nll};
 use super::fit::{fit_with, FitConfig, FitReport};
 use crate::data::batch::{gather_rows, Batcher};
 use crate::data::digits;
-use crate::data::preprocess::{Dequantize, Logit};
-use crate::data::standardize::Standardize;
 use crate::data::tabular::{read_table, Table};
 use crate::data::toy2d::Toy2d;
 use crate::error::{DataError, Error, TrainError};
@@ -18,7 +16,9 @@ use crate::flows::architectures::{
 };
 use crate::flows::autoregressive::maf_layers;
 use crate::flows::model::realnvp_layers;
+use crate::flows::preprocess::{Dequantize, Logit};
 use crate::flows::prior::{Logistic, Prior, StandardNormal};
+use crate::flows::standardize::Standardize;
 use crate::flows::{Flow, FlowModel, Sequential};
 use crate::nn::Adam;
 use crate::tensor::Tensor;
@@ -328,7 +328,7 @@ pub fn build_model(config: &RunConfig) -> FlowModel<f32> {
         Dataset::Digits => layers.push(Box::new(Logit::new(dim, DIGITS_ALPHA))),
         Dataset::Table(user) => {
             let (train, _) = user.split(config.seed);
-            layers.push(Box::new(Standardize::fit(&train)));
+            layers.push(Box::new(Standardize::fit(&train.data, train.dim())));
         }
         Dataset::Toy(_) => {}
     }

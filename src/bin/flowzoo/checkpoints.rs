@@ -3,9 +3,9 @@
 
 use crate::pictures;
 use flowzoo::data::digits;
-use flowzoo::data::preprocess::Dequantize;
 use flowzoo::data::tabular::{read_table, Table};
 use flowzoo::data::toy2d::Toy2d;
+use flowzoo::flows::preprocess::Dequantize;
 use flowzoo::flows::spec::SpecValue;
 use flowzoo::flows::FlowModel;
 use flowzoo::tensor::Tensor;

@@ -4,8 +4,8 @@
 
 use crate::checkpoints::MODEL_FILE;
 use crate::pictures;
+use flowzoo::data::energy::Energy;
 use flowzoo::flows::autoregressive::iaf_layers;
-use flowzoo::flows::energy::Energy;
 use flowzoo::flows::spec::SpecValue;
 use flowzoo::flows::{FlowModel, Sequential, Transform};
 use flowzoo::tensor::Tensor;

@@ -2,11 +2,10 @@
 //! layer, so a model trained on standardised values reports densities in the
 //! data's original units and samples in them.
 
+use super::error::FlowError;
+use super::flow::Flow;
+use super::spec::LayerSpec;
 use crate::autodiff::Var;
-use crate::data::tabular::Table;
-use crate::error::CheckpointError;
-use crate::flows::spec::LayerSpec;
-use crate::flows::Flow;
 use crate::tensor::{Element, Tensor};
 
 /// The fixed affine map between standardised values z and data x, one
@@ -34,7 +33,7 @@ use crate::tensor::{Element, Tensor};
 ///
 /// # Examples
 /// ```
-/// use flowzoo::data::standardize::Standardize;
+/// use flowzoo::flows::standardize::Standardize;
 /// use flowzoo::flows::Flow;
 /// use flowzoo::tensor::Tensor;
 /// let layer = Standardize::new(vec![10.0, -1.0], vec![2.0, 0.5]);
@@ -71,15 +70,13 @@ impl Standardize {
         Standardize { mean, std }
     }
 
-    /// The column means and standard deviations of `table` (as
-    /// [`standardize`](crate::data::tabular::standardize) computes them:
-    /// population σ, 1 for a constant column), leaving the table unchanged.
+    /// The layer fitted to the rows of `data` (`[rows, dim]`, row-major):
+    /// the statistics of [`column_statistics`].
     ///
     /// # Panics
-    /// If the table has no columns.
-    pub fn fit(table: &Table) -> Self {
-        let mut copy = table.clone();
-        let (mean, std) = crate::data::tabular::standardize(&mut copy);
+    /// If `dim` is 0 or does not divide `data.len()`.
+    pub fn fit(data: &[f64], dim: usize) -> Self {
+        let (mean, std) = column_statistics(data, dim);
         Standardize::new(mean, std)
     }
 
@@ -131,7 +128,7 @@ impl<T: Element> Flow<T> for Standardize {
         (x.sub(&mean).div(&std), self.log_dets(x, -1.0))
     }
 
-    fn spec(&self) -> Option<LayerSpec> {
+    fn to_spec(&self) -> Option<LayerSpec> {
         Some(
             LayerSpec::new("Standardize")
                 .with("mean", self.mean.clone())
@@ -140,22 +137,52 @@ impl<T: Element> Flow<T> for Standardize {
     }
 }
 
-/// The layer a spec of kind `Standardize` describes.
+impl Standardize {
+    /// The layer a spec of kind `Standardize` describes.
+    ///
+    /// # Errors
+    /// [`FlowError::BadSpec`] if `mean` or `std` is missing, they differ
+    /// in length or are empty, or a σ is not positive.
+    pub fn from_spec(spec: &LayerSpec) -> Result<Standardize, FlowError> {
+        let mean = spec.f64s("mean")?;
+        let std = spec.f64s("std")?;
+        if mean.is_empty() || mean.len() != std.len() {
+            return Err(spec.error(
+                "std",
+                format!("{} means and {} standard deviations", mean.len(), std.len()),
+            ));
+        }
+        if let Some(s) = std.iter().find(|s| **s <= 0.0) {
+            return Err(spec.error("std", format!("{s} is not positive")));
+        }
+        Ok(Standardize::new(mean, std))
+    }
+}
+
+/// The mean and population standard deviation of every column of `data`
+/// (`[rows, dim]`, row-major), by two passes (the mean first, then the
+/// squared deviations: no cancellation); σ = 1 for a constant column, and
+/// (0, 1) for every column when there are no rows.
 ///
-/// # Errors
-/// [`CheckpointError::BadSpec`] if `mean` or `std` is missing, they differ
-/// in length or are empty, or a σ is not positive.
-pub fn from_spec(spec: &LayerSpec) -> Result<Standardize, CheckpointError> {
-    let mean = spec.f64s("mean")?;
-    let std = spec.f64s("std")?;
-    if mean.is_empty() || mean.len() != std.len() {
-        return Err(spec.error(
-            "std",
-            format!("{} means and {} standard deviations", mean.len(), std.len()),
-        ));
+/// # Panics
+/// If `dim` is 0 or does not divide `data.len()`.
+pub fn column_statistics(data: &[f64], dim: usize) -> (Vec<f64>, Vec<f64>) {
+    assert!(
+        dim > 0 && data.len() % dim == 0,
+        "column_statistics: {} values are not rows of {dim} columns",
+        data.len()
+    );
+    let mut means = vec![0.0; dim];
+    let mut stds = vec![1.0; dim];
+    let rows = (data.len() / dim) as f64;
+    if rows == 0.0 {
+        return (means, stds);
     }
-    if let Some(s) = std.iter().find(|s| **s <= 0.0) {
-        return Err(spec.error("std", format!("{s} is not positive")));
+    for (column, (mean, std)) in means.iter_mut().zip(&mut stds).enumerate() {
+        let values = || data.iter().skip(column).step_by(dim);
+        *mean = values().sum::<f64>() / rows;
+        let variance = values().map(|x| (x - *mean).powi(2)).sum::<f64>() / rows;
+        *std = if variance > 0.0 { variance.sqrt() } else { 1.0 };
     }
-    Ok(Standardize::new(mean, std))
+    (means, stds)
 }

@@ -4,9 +4,10 @@
 //! Derivation: [`derivations::bits_per_dim`](crate::derivations::bits_per_dim)
 //! (docs/derivations/bits-per-dim.md).
 
+use super::error::FlowError;
+use super::flow::Flow;
+use super::spec::{size, LayerSpec};
 use crate::autodiff::Var;
-use crate::flows::spec::LayerSpec;
-use crate::flows::Flow;
 use crate::tensor::{Element, Tensor};
 use rand::Rng;
 
@@ -80,6 +81,20 @@ impl Logit {
         Logit { dim, alpha }
     }
 
+    /// The layer a spec of kind `Logit` describes (fields `dim`, `alpha`).
+    ///
+    /// # Errors
+    /// [`FlowError::BadSpec`] for a missing field, a `dim` that is not a
+    /// size, or an `alpha` outside [0, ½).
+    pub fn from_spec(spec: &LayerSpec) -> Result<Self, FlowError> {
+        let dim = size(spec, "dim")?;
+        let alpha = spec.f64("alpha")?;
+        if !(0.0..0.5).contains(&alpha) {
+            return Err(spec.error("alpha", format!("{alpha} is not in [0, 0.5)")));
+        }
+        Ok(Logit::new(dim, alpha))
+    }
+
     /// Σᵢ [log(1 − 2α) − log pᵢ − log(1 − pᵢ)], the inverse map's log-det.
     fn inverse_log_det<'t, T: Element>(&self, p: &Var<'t, T>) -> Var<'t, T> {
         let one_minus_p = p.neg().add_scalar(T::ONE);
@@ -98,7 +113,7 @@ impl<T: Element> Flow<T> for Logit {
         true
     }
 
-    fn spec(&self) -> Option<LayerSpec> {
+    fn to_spec(&self) -> Option<LayerSpec> {
         Some(
             LayerSpec::new("Logit")
                 .with("dim", self.dim)

@@ -73,7 +73,7 @@ fn matmul_only_ms(batch: usize, dim: usize, hidden: usize, layers: usize) -> f64
 fn main() {
     let threads = rayon::current_num_threads();
     let moons = Toy2d::moons();
-    let mut moons_model = build_model(&RunConfig::default());
+    let mut moons_model = build_model(&RunConfig::default()).unwrap();
     let moons_ms = step_ms(
         &mut moons_model,
         |rng| Tensor::from_f64_slice(&moons.sample(256, rng), &[256, 2]),
@@ -90,7 +90,7 @@ fn main() {
         dataset: Dataset::Digits,
         ..RunConfig::default()
     };
-    let mut digits_model = build_model(&digits_config);
+    let mut digits_model = build_model(&digits_config).unwrap();
     let train = digits::train();
     let pixels = train.images_f64();
     let dequantize = Dequantize::new(digits::LEVELS);

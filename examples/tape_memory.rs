@@ -39,7 +39,6 @@ fn main() {
     let moons = Toy2d::moons();
     let config = FitConfig {
         steps: STEPS,
-        lr: 1e-3,
         seed: 0,
         eval_every: 1000,
     };
@@ -47,6 +46,7 @@ fn main() {
     let mut readings: Vec<(usize, f64, u64, u64)> = Vec::new();
     let report = fit(
         &mut model,
+        &mut flowzoo::nn::Adam::new(1e-3),
         &config,
         |_, rng| Tensor::from_f64_slice(&moons.sample(BATCH, rng), &[BATCH, 2]),
         None,

@@ -17,11 +17,12 @@ use flowzoo::data::npy::parse_npy;
 use flowzoo::flows::architectures::{glow_layers, GlowConfig};
 use flowzoo::flows::model::realnvp_layers;
 use flowzoo::flows::preprocess::Logit;
-use flowzoo::flows::spec::SpecValue;
+use flowzoo::flows::zoo::FlowName;
 use flowzoo::flows::{BatchNorm, Flow, FlowModel, Permutation, Reverse, Sequential};
 use flowzoo::nn::Adam;
 use flowzoo::tensor::Tensor;
 use flowzoo::train::checkpoint::{fnv1a64, to_bytes, AdamState, Checkpoint};
+use flowzoo::train::record::RunRecord;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use rand::SeedableRng;
@@ -116,19 +117,23 @@ fn seed_checkpoints() -> Vec<Vec<u8>> {
     let mut adam = Adam::new(1e-3);
     let x = Tensor::<f32>::randn(&[8, 2], &mut rng);
     flowzoo::train::train_step(&mut model, &mut adam, &x).expect("a finite step");
-    let meta = vec![
-        ("data".to_string(), SpecValue::from("moons")),
-        (
-            "image_shape".to_string(),
-            SpecValue::from(vec![1usize, 8, 8]),
-        ),
-    ];
-    let first = to_bytes(&model, Some(&AdamState::of(&adam)), &meta).expect("saveable");
+    let record = RunRecord {
+        data: "moons".into(),
+        flow: FlowName::RealNvp,
+        layers: 2,
+        hidden: 4,
+        batch: 8,
+        seed: 0,
+        step: 1,
+        target: None,
+        columns: Some(vec!["x0".into(), "x1".into()]),
+    };
+    let first = to_bytes(&model, Some(&AdamState::of(&adam)), Some(&record)).expect("saveable");
     let mut layers = realnvp_layers::<f64, _>(3, 1, 3, &mut rng);
     layers.push(Box::new(Reverse::new(3)) as Box<dyn Flow<f64>>);
     layers.push(Box::new(Logit::new(3, 0.05)));
     let second =
-        to_bytes(&FlowModel::new(3, Sequential::new(layers)), None, &[]).expect("saveable");
+        to_bytes(&FlowModel::new(3, Sequential::new(layers)), None, None).expect("saveable");
     let config = GlowConfig {
         steps: 1,
         hidden: 2,
@@ -139,7 +144,7 @@ fn seed_checkpoints() -> Vec<Vec<u8>> {
     layers.insert(0, Box::new(BatchNorm::new(16)));
     layers.push(Box::new(Permutation::random(16, &mut rng)));
     let third =
-        to_bytes(&FlowModel::new(16, Sequential::new(layers)), None, &[]).expect("saveable");
+        to_bytes(&FlowModel::new(16, Sequential::new(layers)), None, None).expect("saveable");
     vec![first, second, third]
 }
 

@@ -368,6 +368,16 @@ pub enum CheckpointError {
         /// What the layer said.
         source: FlowError,
     },
+    /// The record of the run (the `META` section) holds a field this build
+    /// does not know, or a known one of the wrong type or value.
+    BadRecord {
+        /// The file.
+        path: PathBuf,
+        /// The field.
+        field: String,
+        /// What is wrong with it.
+        what: String,
+    },
     /// Saving: a layer of the model has no spec (its `Flow::spec` returns
     /// `None`), so it could not be rebuilt from the file.
     NotSaveable {
@@ -387,7 +397,8 @@ impl CheckpointError {
             | CheckpointError::ChecksumMismatch { path, .. }
             | CheckpointError::Malformed { path, .. }
             | CheckpointError::ArchitectureMismatch { path, .. }
-            | CheckpointError::Layer { path, .. } => {
+            | CheckpointError::Layer { path, .. }
+            | CheckpointError::BadRecord { path, .. } => {
                 if path.as_os_str().is_empty() {
                     *path = file.to_path_buf();
                 }
@@ -464,6 +475,11 @@ impl fmt::Display for CheckpointError {
                 shown(path)
             ),
             CheckpointError::Layer { path, source } => write!(f, "{}: {source}", shown(path)),
+            CheckpointError::BadRecord { path, field, what } => write!(
+                f,
+                "{}: the run record, field `{field}`: {what}",
+                shown(path)
+            ),
             CheckpointError::NotSaveable { layer } => write!(
                 f,
                 "cannot save the model: layer {layer} has no spec (Flow::spec returns \

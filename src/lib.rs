@@ -34,6 +34,7 @@
 //! ```
 //! use flowzoo::data::toy2d::Toy2d;
 //! use flowzoo::flows::FlowModel;
+//! use flowzoo::nn::Adam;
 //! use flowzoo::tensor::Tensor;
 //! use flowzoo::train::{fit, mean_nll, FitConfig};
 //! use rand::SeedableRng;
@@ -45,7 +46,8 @@
 //! let batch = |_step: usize, rng: &mut rand::rngs::StdRng| {
 //!     Tensor::from_f64_slice(&moons.sample(128, rng), &[128, 2])
 //! };
-//! let report = fit(&mut model, &config, batch, None, |_, _| {}).unwrap();
+//! let mut adam = Adam::new(1e-3); // the learning rate is the optimiser's
+//! let report = fit(&mut model, &mut adam, &config, batch, None, |_, _| {}).unwrap();
 //!
 //! let test = Tensor::from_f64_slice(&moons.sample(2000, &mut rng), &[2000, 2]);
 //! let nll = mean_nll(&model, &test); // nats per sample

@@ -60,6 +60,7 @@ fn trained_moons_maf() -> FlowModel<f32> {
     };
     fit(
         &mut model,
+        &mut flowzoo::nn::Adam::new(1e-3),
         &config,
         |_, rng| Tensor::from_f64_slice(&toy.sample(256, rng), &[256, 2]),
         None,

@@ -11,10 +11,11 @@ use flowzoo::flows::check::randomize_params;
 use flowzoo::flows::inv_conv::{InvConv1x1, InvConvWeight};
 use flowzoo::flows::preprocess::Dequantize;
 use flowzoo::flows::squeeze::Split;
+use flowzoo::flows::zoo::FlowName;
 use flowzoo::flows::{ActNorm, Flow};
 use flowzoo::tensor::{linalg, Tensor};
 use flowzoo::train::eval::{discrete_nll, mean_nll};
-use flowzoo::train::run::{run, Dataset, FlowKind, RunConfig};
+use flowzoo::train::run::{run, Dataset, RunConfig};
 use rand::SeedableRng;
 use std::process::Command;
 
@@ -162,12 +163,12 @@ fn lu_log_det_equals_the_slogdet_of_the_assembled_matrix() {
 fn dequantized_scaling_is_counted_in_bits_per_dim() {
     let config = RunConfig {
         dataset: Dataset::Digits,
-        flow: FlowKind::RealNvpImage,
+        flow: FlowName::RealNvpImage,
         layers: 1,
         hidden: 4,
         ..RunConfig::default()
     };
-    let model = flowzoo::train::run::build_model(&config);
+    let model = flowzoo::train::run::build_model(&config).unwrap();
     let test = digits::test();
     let v = Tensor::<f32>::from_f64_slice(&test.images_f64()[..64 * 50], &[50, 64]);
     let dequantize = Dequantize::new(digits::LEVELS);
@@ -187,9 +188,9 @@ fn dequantized_scaling_is_counted_in_bits_per_dim() {
 #[test]
 fn nice_realnvp_image_and_glow_learn_the_digits() {
     for (flow, layers, hidden) in [
-        (FlowKind::Nice, 4, 32),
-        (FlowKind::RealNvpImage, 1, 8),
-        (FlowKind::Glow, 1, 8),
+        (FlowName::Nice, 4, 32),
+        (FlowName::RealNvpImage, 1, 8),
+        (FlowName::Glow, 1, 8),
     ] {
         let config = RunConfig {
             dataset: Dataset::Digits,
@@ -215,7 +216,7 @@ fn nice_realnvp_image_and_glow_learn_the_digits() {
 #[test]
 fn realnvp_image_rejects_two_dimensional_data() {
     let config = RunConfig {
-        flow: FlowKind::RealNvpImage,
+        flow: FlowName::RealNvpImage,
         steps: 1,
         ..RunConfig::default()
     };

@@ -7,7 +7,8 @@ mod common;
 use common::{f8, npy};
 
 use flowzoo::data::npy::{parse_npy, read_npy};
-use flowzoo::data::tabular::{parse_csv, read_table};
+use flowzoo::data::read_table;
+use flowzoo::data::tabular::parse_csv;
 use flowzoo::error::DataError;
 use flowzoo::flows::check::randomize_params;
 use flowzoo::flows::standardize::Standardize;

@@ -45,3 +45,22 @@ pub use digits::Digits;
 pub use idx::{parse_idx, read_idx, read_idx_expect, write_idx, IdxArray};
 pub use tabular::{read_csv, standardize, Table};
 pub use toy2d::Toy2d;
+
+/// Reads a table from a `.npy` file (NumPy's format, see
+/// [`npy::read_npy`]: columns `x0, x1, …`) or, for any other extension, a
+/// CSV file (see [`read_csv`], nothing dropped). It lives here, above both
+/// readers, so that neither reader imports the other.
+///
+/// # Errors
+/// As [`npy::read_npy`] or [`read_csv`].
+pub fn read_table(path: impl AsRef<std::path::Path>) -> Result<Table, crate::error::DataError> {
+    let path = path.as_ref();
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+    {
+        npy::read_npy(path)
+    } else {
+        read_csv(path, &[])
+    }
+}

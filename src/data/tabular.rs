@@ -212,24 +212,6 @@ pub fn standardize(table: &mut Table) -> (Vec<f64>, Vec<f64>) {
     (means, stds)
 }
 
-/// Reads a table from a `.npy` file (NumPy's format, see
-/// [`read_npy`](crate::data::npy::read_npy): columns `x0, x1, …`) or, for any
-/// other extension, a CSV file (see [`read_csv`], nothing dropped).
-///
-/// # Errors
-/// As [`read_npy`](crate::data::npy::read_npy) or [`read_csv`].
-pub fn read_table(path: impl AsRef<Path>) -> Result<Table, DataError> {
-    let path = path.as_ref();
-    if path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
-    {
-        crate::data::npy::read_npy(path)
-    } else {
-        read_csv(path, &[])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -169,10 +169,8 @@ impl<T: Element> BatchNorm<T> {
         if layer.eps <= 0.0 {
             return Err(spec.error("eps", format!("{} is not positive", layer.eps)));
         }
-        let mode = spec.str("mode")?;
-        layer.mode = BatchNormMode::from_name(mode).ok_or_else(|| {
-            spec.error("mode", format!("\"{mode}\" is not auto, batch or running"))
-        })?;
+        let mode = spec.choice("mode", &["auto", "batch", "running"])?;
+        layer.mode = BatchNormMode::from_name(mode).expect("one of the names choice allows");
         Ok(layer)
     }
 

@@ -52,6 +52,7 @@ pub mod sequential;
 pub mod spec;
 pub mod squeeze;
 pub mod standardize;
+pub mod zoo;
 
 pub use actnorm::ActNorm;
 pub use autoregressive::{Iaf, Maf, SequentialMethod, Transform};

@@ -4,8 +4,9 @@
 //! A file holds the model's prior and its whole architecture as a
 //! [`LayerSpec`] tree (preprocessing layers such as `Logit` or `Standardize`
 //! included), every parameter and buffer tensor by name with its dtype and
-//! shape, optionally Adam's state (to resume training) and free-form
-//! metadata (the dataset, the image shape), and a 64-bit FNV-1a checksum of
+//! shape, optionally Adam's state (to resume training) and
+//! the record of the run ([`RunRecord`]: data, architecture name and sizes,
+//! batch, seed, steps), and a 64-bit FNV-1a checksum of
 //! everything before it. Loading rebuilds the layers from the specs with
 //! [`build_sequential`], so any architecture the crate can build loads
 //! without code; the rebuilt model gives the same `log_prob` and, from the
@@ -38,10 +39,11 @@ use super::codec::{
     ARCH, BUFF, FOOTER_LEN, META, OPTM, PARA,
 };
 pub use super::codec::{fnv1a64, FORMAT_VERSION, MAGIC, MAX_SPEC_DEPTH};
+use super::record::RunRecord;
 use crate::error::CheckpointError;
 use crate::flows::prior::Prior;
 use crate::flows::registry::build_sequential;
-use crate::flows::spec::{with_element_budget, SpecValue};
+use crate::flows::spec::with_element_budget;
 use crate::flows::{Flow, FlowModel};
 pub use crate::nn::AdamState;
 use crate::tensor::{Element, Tensor};
@@ -63,9 +65,9 @@ pub struct Checkpoint<T: Element> {
     pub model: FlowModel<T>,
     /// Adam's state, if it was saved (for `--resume`).
     pub optimizer: Option<AdamState<T>>,
-    /// Free-form facts about the run, by name (the command-line tool stores
-    /// `data`, `flow`, `image_shape`, `dequantize_levels`, `seed`).
-    pub metadata: Vec<(String, SpecValue)>,
+    /// The record of the run that wrote it, if any (`flowzoo train` stores
+    /// one; a model saved on its own has none).
+    pub record: Option<RunRecord>,
 }
 
 impl<T: Element> Checkpoint<T> {
@@ -74,16 +76,8 @@ impl<T: Element> Checkpoint<T> {
         Checkpoint {
             model,
             optimizer: None,
-            metadata: Vec::new(),
+            record: None,
         }
-    }
-
-    /// The metadata entry `name`, if present.
-    pub fn meta(&self, name: &str) -> Option<&SpecValue> {
-        self.metadata
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v)
     }
 
     /// Writes the checkpoint to `path` (see [`save`]).
@@ -91,7 +85,12 @@ impl<T: Element> Checkpoint<T> {
     /// # Errors
     /// As [`save`].
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), CheckpointError> {
-        save(path, &self.model, self.optimizer.as_ref(), &self.metadata)
+        save(
+            path,
+            &self.model,
+            self.optimizer.as_ref(),
+            self.record.as_ref(),
+        )
     }
 
     /// Reads a checkpoint from `path`.
@@ -133,7 +132,7 @@ impl<T: Element> Checkpoint<T> {
     /// # Errors
     /// As [`to_bytes`].
     pub fn to_bytes(&self) -> Result<Vec<u8>, CheckpointError> {
-        to_bytes(&self.model, self.optimizer.as_ref(), &self.metadata)
+        to_bytes(&self.model, self.optimizer.as_ref(), self.record.as_ref())
     }
 }
 
@@ -145,11 +144,11 @@ pub fn save_model<T: Element>(
     path: impl AsRef<Path>,
     model: &FlowModel<T>,
 ) -> Result<(), CheckpointError> {
-    save(path, model, None, &[])
+    save(path, model, None, None)
 }
 
 /// Loads the model of the checkpoint at `path`, dropping the optimiser
-/// state and metadata.
+/// state and the run record.
 ///
 /// # Errors
 /// As [`Checkpoint::load`].
@@ -164,7 +163,7 @@ pub fn temporary_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Writes a checkpoint of `model` (with `optimizer` state and `metadata`
+/// Writes a checkpoint of `model` (with `optimizer` state and the run's `record`
 /// if given) to `path`: the bytes go to `path.tmp`, are flushed to disk,
 /// and the temporary file is renamed over `path`, so a crash at any moment
 /// leaves either the old checkpoint or the new one, whole.
@@ -177,10 +176,10 @@ pub fn save<T: Element>(
     path: impl AsRef<Path>,
     model: &FlowModel<T>,
     optimizer: Option<&AdamState<T>>,
-    metadata: &[(String, SpecValue)],
+    record: Option<&RunRecord>,
 ) -> Result<(), CheckpointError> {
     let path = path.as_ref();
-    let bytes = to_bytes(model, optimizer, metadata)?;
+    let bytes = to_bytes(model, optimizer, record)?;
     let tmp = temporary_path(path);
     let io = |p: &Path| {
         let p = p.to_path_buf();
@@ -202,7 +201,7 @@ pub fn save<T: Element>(
 pub fn to_bytes<T: Element>(
     model: &FlowModel<T>,
     optimizer: Option<&AdamState<T>>,
-    metadata: &[(String, SpecValue)],
+    record: Option<&RunRecord>,
 ) -> Result<Vec<u8>, CheckpointError> {
     let flow_spec = model
         .flow
@@ -244,8 +243,8 @@ pub fn to_bytes<T: Element>(
             }
         });
     }
-    if !metadata.is_empty() {
-        section(&mut out, META, |s| put_fields(s, metadata));
+    if let Some(record) = record {
+        section(&mut out, META, |s| put_fields(s, &record.to_fields()));
     }
     let total = (out.len() + FOOTER_LEN) as u64;
     LittleEndian::write_u64(&mut out[12..20], total);
@@ -313,18 +312,18 @@ fn read_checkpoint<T: Element>(
         }
         None => None,
     };
-    let metadata = match sections.meta {
+    let record = match sections.meta {
         Some(mut r) => {
-            let fields = get_fields(&mut r, "the metadata")?;
+            let fields = get_fields(&mut r, "the run record")?;
             finished(&r, "META")?;
-            fields
+            Some(RunRecord::from_fields(&fields)?)
         }
-        None => Vec::new(),
+        None => None,
     };
     Ok(Checkpoint {
         model,
         optimizer,
-        metadata,
+        record,
     })
 }
 

@@ -10,13 +10,12 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::time::Instant;
 
-/// The settings of a training run.
+/// The settings of a training run. The learning rate is the optimiser's
+/// ([`Adam::lr`]), not a setting of the loop.
 #[derive(Clone, Debug)]
 pub struct FitConfig {
     /// Optimisation steps.
     pub steps: usize,
-    /// Adam's learning rate.
-    pub lr: f64,
     /// Seed of the RNG that draws batches and noise.
     pub seed: u64,
     /// Check the validation score every this many steps (and at the last).
@@ -24,11 +23,10 @@ pub struct FitConfig {
 }
 
 impl Default for FitConfig {
-    /// 5000 steps, learning rate 1e-3, seed 0, validation every 100 steps.
+    /// 5000 steps, seed 0, validation every 100 steps.
     fn default() -> Self {
         FitConfig {
             steps: 5000,
-            lr: 1e-3,
             seed: 0,
             eval_every: 100,
         }
@@ -59,7 +57,8 @@ pub struct FitReport {
 
 /// Trains `model` by maximum likelihood: each step takes the batch
 /// `next_batch(step, rng)` (`[batch, dim]`), minimises
-/// L = −(1/B) Σᵦ log p(xᵦ) with Adam, and calls `on_step(step, loss)`.
+/// L = −(1/B) Σᵦ log p(xᵦ) with `adam` (a fresh `Adam::new(lr)`, whose
+/// learning rate is the run's), and calls `on_step(step, loss)`.
 ///
 /// With `validate`, its score (lower is better, e.g. bits/dim) is computed
 /// every `config.eval_every` steps and at the last step, and the model ends
@@ -76,15 +75,15 @@ pub struct FitReport {
 #[allow(clippy::type_complexity)]
 pub fn fit<T: Element>(
     model: &mut FlowModel<T>,
+    adam: &mut Adam<T>,
     config: &FitConfig,
     next_batch: impl FnMut(usize, &mut StdRng) -> Tensor<T> + Send,
     validate: Option<&mut (dyn FnMut(&FlowModel<T>) -> f64 + Send)>,
     on_step: impl FnMut(usize, f64) + Send,
 ) -> Result<FitReport, TrainError> {
-    let mut adam = Adam::<T>::new(config.lr);
     fit_with(
         model,
-        &mut adam,
+        adam,
         config,
         next_batch,
         validate,
@@ -94,9 +93,9 @@ pub fn fit<T: Element>(
 }
 
 /// [`fit`], continuing the optimisation `adam` holds: a fresh
-/// `Adam::new(config.lr)`, or one restored from a checkpoint to resume a
-/// run. Steps are counted from `adam.steps() + 1` up to `config.steps`
-/// (the total), with learning rate `config.lr`.
+/// `Adam::new(lr)`, or one restored from a checkpoint to resume a run.
+/// Steps are counted from `adam.steps() + 1` up to `config.steps` (the
+/// total), with learning rate `adam.lr`.
 ///
 /// `on_check(step, model, adam)` is the place to save a checkpoint, so that
 /// a run that diverges later keeps its last good one. It is called at a
@@ -154,17 +153,16 @@ fn fit_loop<T: Element>(
             ),
         });
     }
-    if !(config.lr > 0.0 && config.lr.is_finite()) {
+    if !(adam.lr > 0.0 && adam.lr.is_finite()) {
         return Err(TrainError::BadArgument {
             name: "lr".into(),
-            message: format!("must be a positive number, got {}", config.lr),
+            message: format!("must be a positive number, got {}", adam.lr),
         });
     }
     let eval_every = config.eval_every.max(1);
     // The first step joins the seed so that a resumed run does not replay
     // the batches of the steps it already took.
     let mut rng = StdRng::seed_from_u64(config.seed.wrapping_add(first as u64 - 1));
-    adam.lr = config.lr;
     let mut report = FitReport::default();
     let mut best: Option<(f64, Vec<Tensor<T>>)> = None;
     let start = Instant::now();

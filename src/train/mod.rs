@@ -1,6 +1,10 @@
 //! Training and evaluation: minibatch maximum likelihood with Adam
-//! ([`mod@fit`]), test NLL and bits/dim ([`eval`]), and the grids behind density
-//! pictures ([`sample`]).
+//! ([`mod@fit`]), reverse KL ([`reverse_kl`]), test NLL and bits/dim
+//! ([`eval`]), the grids behind density pictures ([`sample`]), whole
+//! experiments as the command line runs them ([`run`] for maximum
+//! likelihood, [`iaf`] for the IAF samplers), their seed streams
+//! ([`seeds`]), and checkpoints ([`checkpoint`] with its byte [`codec`] and
+//! the [`record`] of the run).
 //!
 //! The story in one paragraph: each step draws a batch x, computes the loss
 //! L = −(1/B) Σ log p(xᵦ) on a recording tape, backpropagates, and lets Adam
@@ -13,9 +17,12 @@ pub mod checkpoint;
 pub mod codec;
 pub mod eval;
 pub mod fit;
+pub mod iaf;
+pub mod record;
 pub mod reverse_kl;
 pub mod run;
 pub mod sample;
+pub mod seeds;
 
 pub use eval::{bits_per_dim, mean_nll};
 pub use fit::{fit, train_step, FitConfig, FitReport};

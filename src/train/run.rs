@@ -1,31 +1,30 @@
-//! [`run`]: one whole experiment, data to metrics, as the command-line tool
-//! runs it: build the data and the model, train, evaluate on the test split.
-//! [`run_from`] does the same from a checkpoint's model and optimiser, and
-//! hands the model to a callback whenever it is worth saving.
+//! [`run`]: one whole maximum-likelihood experiment, data to metrics, as the
+//! command-line tool runs it: build the data and the zoo's model, train,
+//! evaluate on the test split with [`test_score`]. [`run_from`] does the same
+//! from a checkpoint's model and optimiser ([`load_run`] reads one back), and
+//! hands the model to a callback whenever it is worth saving. Every random
+//! draw comes from a named stream of [`Stream`].
 
+use super::checkpoint::{AdamState, Checkpoint};
 use super::eval::{bits_per_dim, discrete_nll, mean_nll};
 use super::fit::{fit_with, FitConfig, FitReport};
+use super::record::RunRecord;
+use super::seeds::Stream;
 use crate::data::batch::{gather_rows, Batcher};
 use crate::data::digits;
-use crate::data::tabular::{read_table, Table};
+use crate::data::read_table;
+use crate::data::tabular::Table;
 use crate::data::toy2d::Toy2d;
 use crate::error::{DataError, Error, TrainError};
-use crate::flows::architectures::{
-    glow_layers, glow_vector_layers, nice_layers, realnvp_image_layers, GlowConfig, NiceConfig,
-    RealNvpImageConfig,
-};
-use crate::flows::autoregressive::maf_layers;
-use crate::flows::model::realnvp_layers;
 use crate::flows::preprocess::{Dequantize, Logit};
-use crate::flows::prior::{Logistic, Prior, StandardNormal};
 use crate::flows::standardize::Standardize;
+use crate::flows::zoo::{DataShape, FlowName, Sizes};
 use crate::flows::{Flow, FlowModel, Sequential};
 use crate::nn::Adam;
 use crate::tensor::Tensor;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The logit margin α of the digits' preprocessing (RealNVP §4.1; RESULTS.md).
@@ -80,15 +79,15 @@ impl UserTable {
         Ok(UserTable { path, table })
     }
 
-    /// The (training, test) rows: the rows in an order shuffled by a
-    /// `StdRng` seeded from `seed`, the last ⌈n·[`TABLE_TEST_FRACTION`]⌉
+    /// The (training, test) rows of a run seeded `seed`: the rows in an
+    /// order shuffled by the run's [`Stream::Split`], the last ⌈n·[`TABLE_TEST_FRACTION`]⌉
     /// (at least 1, at most n − 1) held out for test. The same seed gives
     /// the same split, so a resumed run and `flowzoo eval` see it again.
     pub fn split(&self, seed: u64) -> (Table, Table) {
         let n = self.table.rows;
         let test_rows = ((n as f64 * TABLE_TEST_FRACTION).ceil() as usize).clamp(1, n - 1);
         let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut StdRng::seed_from_u64(seed));
+        order.shuffle(&mut Stream::Split.rng(seed));
         let (train, test) = order.split_at(n - test_rows);
         let rows = |indices: &[usize]| Table {
             data: gather_rows(&self.table.data, self.table.dim(), indices),
@@ -127,105 +126,54 @@ impl Dataset {
 
     /// The dimension of one sample.
     pub fn dim(&self) -> usize {
+        self.shape().dim()
+    }
+
+    /// What the zoo's architectures see: 2-D vectors, the digits as
+    /// `[1, 8, 8]` images (the vector flows flatten them), a table's rows.
+    pub fn shape(&self) -> DataShape {
         match self {
-            Dataset::Toy(_) => 2,
-            Dataset::Digits => digits::SIDE * digits::SIDE,
-            Dataset::Table(user) => user.table.dim(),
+            Dataset::Toy(_) => DataShape::Vector(2),
+            Dataset::Digits => DataShape::Image(DIGITS_IMAGE),
+            Dataset::Table(user) => DataShape::Vector(user.table.dim()),
         }
     }
-}
 
-/// The architecture trained by [`run`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum FlowKind {
-    /// Affine couplings over alternating halves (RealNVP, arXiv:1605.08803).
-    #[default]
-    RealNvp,
-    /// MAF layers, order reversed between layers (arXiv:1705.07057): each a
-    /// MADE with two hidden layers of width `hidden`.
-    Maf,
-    /// NICE (arXiv:1410.8516): `layers` additive couplings over alternating
-    /// features, MLPs of 4 hidden layers of width `hidden`, a diagonal
-    /// rescaling, and the logistic prior. Vectors (2-D or the flat digits).
-    Nice,
-    /// The multi-scale RealNVP on images (arXiv:1605.08803, §3.6): 2 scales of
-    /// `layers` checkerboard couplings, squeeze, `layers` channel-wise
-    /// couplings and a factor-out, then `layers + 1` checkerboard couplings,
-    /// each a ResNet of `hidden` channels and 1 residual block. Digits only
-    /// (as `[batch, 1, 8, 8]` images).
-    RealNvpImage,
-    /// Glow (arXiv:1807.03039): on the digits, L = 2 levels of K = `layers`
-    /// steps (ActNorm, LU 1×1 convolution, sigmoid-scale affine coupling with
-    /// a network of `hidden` channels and 1 residual block), learned priors
-    /// at the split; on 2-D data, K steps with the 1×1 convolution as a 2×2
-    /// matrix and MLP couplings of width `hidden`. ActNorm is initialised
-    /// from 512 training points before the first step.
-    Glow,
-}
-
-impl FlowKind {
-    /// The name the command line uses.
-    pub fn name(&self) -> &'static str {
+    /// What `--data` said: the toy's name, `digits`, or the file's path
+    /// (what the run record stores, and [`Dataset::from_str`] reads back).
+    pub fn argument(&self) -> String {
         match self {
-            FlowKind::RealNvp => "realnvp",
-            FlowKind::Maf => "maf",
-            FlowKind::Nice => "nice",
-            FlowKind::RealNvpImage => "realnvp-image",
-            FlowKind::Glow => "glow",
-        }
-    }
-
-    /// The default (layers, hidden) of the coupling family's flows on
-    /// `dataset`, the sizes whose results the README reports; `None` for the
-    /// flows whose defaults the command line sets itself.
-    pub fn coupling_family_defaults(&self, dataset: &Dataset) -> Option<(usize, usize)> {
-        let digits = *dataset == Dataset::Digits;
-        match self {
-            FlowKind::Nice => Some(if digits { (4, 256) } else { (4, 128) }),
-            FlowKind::RealNvpImage => Some((3, 32)),
-            FlowKind::Glow => Some(if digits { (4, 32) } else { (8, 128) }),
-            FlowKind::RealNvp | FlowKind::Maf => None,
+            Dataset::Table(user) => user.path.to_string_lossy().into_owned(),
+            other => other.name().to_string(),
         }
     }
 }
 
-impl std::str::FromStr for FlowKind {
-    type Err = TrainError;
-    fn from_str(name: &str) -> Result<Self, TrainError> {
-        match name {
-            "realnvp" => Ok(FlowKind::RealNvp),
-            "maf" => Ok(FlowKind::Maf),
-            "nice" => Ok(FlowKind::Nice),
-            "realnvp-image" => Ok(FlowKind::RealNvpImage),
-            "glow" => Ok(FlowKind::Glow),
-            _ => Err(TrainError::BadArgument {
-                name: "flow".into(),
-                message: format!(
-                    "unknown flow '{name}': available: realnvp, maf, nice, realnvp-image, glow"
-                ),
-            }),
-        }
-    }
-}
+/// The shape the image flows see the digits as, `[1, 8, 8]`.
+pub const DIGITS_IMAGE: [usize; 3] = [1, digits::SIDE, digits::SIDE];
+
+/// Fresh test points drawn for a 2-D toy density.
+pub const TOY_TEST_POINTS: usize = 20_000;
 
 /// The settings of one experiment (the command line's flags).
 #[derive(Clone, Debug)]
 pub struct RunConfig {
     /// The data.
     pub dataset: Dataset,
-    /// The architecture.
-    pub flow: FlowKind,
-    /// Coupling layers (RealNVP) or MADEs (MAF).
+    /// The architecture, from the [zoo](crate::flows::zoo).
+    pub flow: FlowName,
+    /// Its `layers` size (couplings, MADEs, steps per level).
     pub layers: usize,
-    /// Hidden width of each coupling network or MADE (two hidden layers).
+    /// Its `hidden` size (network width or channels).
     pub hidden: usize,
     /// Optimisation steps.
     pub steps: usize,
     /// Batch size.
     pub batch: usize,
-    /// Adam's learning rate.
+    /// The learning rate of a fresh Adam (a resumed run continues with the
+    /// checkpoint's optimiser, whose rate this replaces).
     pub lr: f64,
-    /// The seed of everything random: initialisation, batches, noise, test points.
+    /// The seed of everything random: each stream of [`Stream`] derives from it.
     pub seed: u64,
     /// Validation every this many steps (digits).
     pub eval_every: usize,
@@ -234,21 +182,145 @@ pub struct RunConfig {
 }
 
 impl Default for RunConfig {
-    /// The setup of the quality bar: moons, 8 couplings of width 256, 5000
-    /// steps of batch 256, Adam 1e-3, seed 0, validation every 100 steps,
-    /// 20,000 test points.
+    /// The setup of the quality bar: moons, RealNVP at the zoo's sizes (8
+    /// couplings of width 256), 5000 steps of batch 256, Adam 1e-3, seed 0,
+    /// validation every 100 steps, 20,000 test points.
     fn default() -> Self {
-        RunConfig {
-            dataset: Dataset::Toy(Toy2d::moons()),
-            flow: FlowKind::RealNvp,
-            layers: 8,
-            hidden: 256,
+        RunConfig::new(Dataset::Toy(Toy2d::moons()), FlowName::RealNvp)
+            .expect("RealNVP models 2-D data")
+    }
+}
+
+impl RunConfig {
+    /// `flow` on `dataset` at the zoo's default sizes for that data, with the
+    /// run defaults of [`RunConfig::default`].
+    ///
+    /// # Errors
+    /// [`TrainError::BadArgument`] (`flow`) if the architecture does not
+    /// model this data (the multi-scale RealNVP on vectors, say).
+    pub fn new(dataset: Dataset, flow: FlowName) -> Result<Self, TrainError> {
+        let sizes = flow
+            .default_sizes(dataset.shape())
+            .map_err(|e| TrainError::BadArgument {
+                name: "flow".into(),
+                message: e.to_string(),
+            })?;
+        Ok(RunConfig {
+            dataset,
+            flow,
+            layers: sizes.layers,
+            hidden: sizes.hidden,
             steps: 5000,
             batch: 256,
             lr: 1e-3,
             seed: 0,
             eval_every: 100,
-            test_size: 20_000,
+            test_size: TOY_TEST_POINTS,
+        })
+    }
+
+    /// The architecture's sizes.
+    pub fn sizes(&self) -> Sizes {
+        Sizes {
+            layers: self.layers,
+            hidden: self.hidden,
+        }
+    }
+
+    /// The record a checkpoint of this run stores, after `step` steps.
+    pub fn record(&self, step: u64) -> RunRecord {
+        RunRecord {
+            data: self.dataset.argument(),
+            flow: self.flow,
+            layers: self.layers,
+            hidden: self.hidden,
+            batch: self.batch,
+            seed: self.seed,
+            step,
+            target: None,
+            columns: match &self.dataset {
+                Dataset::Table(user) => Some(user.table.columns.clone()),
+                _ => None,
+            },
+        }
+    }
+
+    /// The run a checkpoint's record describes, continued to `steps` steps
+    /// in all: its data, flow, sizes, batch and seed.
+    ///
+    /// # Errors
+    /// As [`Dataset::from_str`] for the record's data (a user's file that
+    /// is gone, say).
+    pub fn of_record(record: &RunRecord, steps: usize) -> Result<Self, Error> {
+        Ok(RunConfig {
+            dataset: record.data.parse()?,
+            flow: record.flow,
+            layers: record.layers,
+            hidden: record.hidden,
+            steps,
+            batch: record.batch,
+            ..RunConfig::default()
+        }
+        .with_seed(record.seed))
+    }
+
+    fn with_seed(self, seed: u64) -> Self {
+        RunConfig { seed, ..self }
+    }
+}
+
+/// A test figure: the NLL in nats per sample (of the discrete data for the
+/// digits, every Jacobian counted) and, for discrete data, bits/dim.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TestScore {
+    /// Test NLL, nats per sample.
+    pub nll_nats: f64,
+    /// Test bits/dim (the digits only).
+    pub bits_per_dim: Option<f64>,
+    /// How many test samples were scored.
+    pub samples: usize,
+}
+
+/// The test figure of `model` on `dataset` for a run seeded `seed`, the
+/// one number `flowzoo train` reports and `flowzoo eval` repeats: for a toy
+/// density `test_size` fresh points from [`Stream::Test`]; for the digits
+/// the 1797 test digits dequantised with noise from [`Stream::Test`]; for a
+/// user's table its held-out rows ([`UserTable::split`]).
+pub fn test_score(
+    model: &FlowModel<f32>,
+    dataset: &Dataset,
+    seed: u64,
+    test_size: usize,
+) -> TestScore {
+    let mut rng = Stream::Test.rng(seed);
+    match dataset {
+        Dataset::Toy(toy) => {
+            let test = Tensor::from_f64_slice(&toy.sample(test_size, &mut rng), &[test_size, 2]);
+            TestScore {
+                nll_nats: mean_nll(model, &test),
+                bits_per_dim: None,
+                samples: test_size,
+            }
+        }
+        Dataset::Digits => {
+            let dim = dataset.dim();
+            let test = digits::test();
+            let v = Tensor::<f32>::from_f64_slice(&test.images_f64(), &[test.n, dim]);
+            let nll = discrete_nll(model, &v, Dequantize::new(digits::LEVELS), &mut rng);
+            TestScore {
+                nll_nats: nll,
+                bits_per_dim: Some(bits_per_dim(nll, dim)),
+                samples: test.n,
+            }
+        }
+        Dataset::Table(user) => {
+            let (_, test) = user.split(seed);
+            let x = Tensor::<f32>::from_f64_slice(&test.data, &[test.rows, test.dim()]);
+            TestScore {
+                nll_nats: mean_nll(model, &x),
+                bits_per_dim: None,
+                samples: test.rows,
+            }
         }
     }
 }
@@ -265,84 +337,122 @@ pub struct RunResult {
     pub test_bits_per_dim: Option<f64>,
 }
 
-/// The shape the image flows see the digits as, `[1, 8, 8]`.
-pub const DIGITS_IMAGE: [usize; 3] = [1, digits::SIDE, digits::SIDE];
-
-/// Builds the model for `config`: the chosen flow on the data's dimension
-/// (the digits as `[1, 8, 8]` images for the image flows), plus at the data
-/// end the logit layer for the digits, or for a user's table the
-/// [`Standardize`] layer of its training rows.
+/// Builds the model for `config`: the zoo's architecture on the data's
+/// shape, plus at the data end the logit layer for the digits, or for a
+/// user's table the [`Standardize`] layer of its training rows.
 ///
-/// # Panics
-/// For [`FlowKind::RealNvpImage`] on 2-D data ([`run`] rejects it first).
-pub fn build_model(config: &RunConfig) -> FlowModel<f32> {
-    let dim = config.dataset.dim();
-    let mut rng = StdRng::seed_from_u64(config.seed);
-    let digits = config.dataset == Dataset::Digits;
-    let mut prior: Prior = StandardNormal::new(dim).into();
-    let mut layers = match config.flow {
-        FlowKind::RealNvp => realnvp_layers::<f32, _>(dim, config.layers, config.hidden, &mut rng),
-        FlowKind::Maf => maf_layers::<f32, _>(
-            dim,
-            config.layers,
-            &[config.hidden, config.hidden],
-            &mut rng,
-        ),
-        FlowKind::Nice => {
-            prior = Logistic::new(dim).into();
-            let nice = NiceConfig {
-                couplings: config.layers,
-                hidden: config.hidden,
-                ..NiceConfig::default()
-            };
-            nice_layers::<f32, _>(dim, nice, &mut rng)
-        }
-        FlowKind::RealNvpImage => {
-            assert!(
-                digits,
-                "build_model: realnvp-image needs image data (digits)"
-            );
-            let realnvp = RealNvpImageConfig {
-                checkerboard: config.layers,
-                channel: config.layers,
-                last: config.layers + 1,
-                hidden: config.hidden,
-                ..RealNvpImageConfig::default()
-            };
-            realnvp_image_layers::<f32, _>(DIGITS_IMAGE, realnvp, &mut rng)
-        }
-        FlowKind::Glow => {
-            let glow = GlowConfig {
-                steps: config.layers,
-                hidden: config.hidden,
-                ..GlowConfig::default()
-            };
-            if digits {
-                glow_layers::<f32, _>(DIGITS_IMAGE, glow, &mut rng)
-            } else {
-                glow_vector_layers::<f32, _>(dim, glow, &mut rng)
-            }
-        }
-    };
+/// # Errors
+/// [`TrainError::BadArgument`] for a zero size or an architecture that
+/// does not model the data.
+pub fn build_model(config: &RunConfig) -> Result<FlowModel<f32>, TrainError> {
+    let mut rng = Stream::Init.rng(config.seed);
+    let (prior, mut layers) = config
+        .flow
+        .layers::<f32, _>(config.dataset.shape(), config.sizes(), &mut rng)
+        .map_err(|e| TrainError::BadArgument {
+            name: "flow".into(),
+            message: e.to_string(),
+        })?;
     match &config.dataset {
-        Dataset::Digits => layers.push(Box::new(Logit::new(dim, DIGITS_ALPHA))),
+        Dataset::Digits => layers.push(Box::new(Logit::new(config.dataset.dim(), DIGITS_ALPHA))),
         Dataset::Table(user) => {
             let (train, _) = user.split(config.seed);
             layers.push(Box::new(Standardize::fit(&train.data, train.dim())));
         }
         Dataset::Toy(_) => {}
     }
-    FlowModel::with_prior(prior, Sequential::new(layers))
+    Ok(FlowModel::with_prior(prior, Sequential::new(layers)))
 }
 
-/// Points for ActNorm's data-dependent initialisation (Glow).
+/// Points for the data-dependent initialisation (ActNorm's).
 const INIT_POINTS: usize = 512;
+
+type BatchFn = Box<dyn FnMut(usize, &mut StdRng) -> Tensor<f32> + Send>;
+type ValidateFn = Box<dyn FnMut(&FlowModel<f32>) -> f64 + Send>;
+
+/// What the training loop needs from a dataset: the batch that initialises
+/// a fresh model, the training batches, and the validation score.
+struct Feed {
+    initial: Tensor<f32>,
+    next_batch: BatchFn,
+    validate: Option<ValidateFn>,
+}
+
+impl Feed {
+    fn new(config: &RunConfig) -> Feed {
+        let seed = config.seed;
+        let batch = config.batch;
+        let mut init_rng = Stream::Initialize.rng(seed);
+        match &config.dataset {
+            &Dataset::Toy(toy) => Feed {
+                initial: Tensor::from_f64_slice(
+                    &toy.sample(INIT_POINTS, &mut init_rng),
+                    &[INIT_POINTS, 2],
+                ),
+                next_batch: Box::new(move |_, rng| {
+                    Tensor::from_f64_slice(&toy.sample(batch, rng), &[batch, 2])
+                }),
+                validate: None,
+            },
+            Dataset::Digits => {
+                let dim = config.dataset.dim();
+                let (train, validation) = digits::train().split_validation(digits::VALIDATION_LEN);
+                let train_v = train.images_f64();
+                let validation_v =
+                    Tensor::<f32>::from_f64_slice(&validation.images_f64(), &[validation.n, dim]);
+                let dequantize = Dequantize::new(digits::LEVELS);
+                // The first INIT_POINTS training images, dequantised on their own stream.
+                let n = INIT_POINTS.min(train.n);
+                let v = Tensor::<f32>::from_f64_slice(&train_v[..n * dim], &[n, dim]);
+                let initial = dequantize.apply(&v, &mut init_rng);
+                let mut batcher = Batcher::new(train.n, batch, Stream::Batches.seed(seed));
+                Feed {
+                    initial,
+                    next_batch: Box::new(move |_, rng| {
+                        let rows = batcher.next_batch();
+                        let v = Tensor::<f32>::from_f64_slice(
+                            &gather_rows(&train_v, dim, &rows),
+                            &[rows.len(), dim],
+                        );
+                        dequantize.apply(&v, rng)
+                    }),
+                    // One fixed noise draw for every check, so scores compare.
+                    validate: Some(Box::new(move |m| {
+                        let mut rng = Stream::Validation.rng(seed);
+                        bits_per_dim(discrete_nll(m, &validation_v, dequantize, &mut rng), dim)
+                    })),
+                }
+            }
+            Dataset::Table(user) => {
+                let (train, _) = user.split(seed);
+                let dim = train.dim();
+                // The first training rows; the model's Standardize layer
+                // standardises them on the way in.
+                let n = INIT_POINTS.min(train.rows);
+                let initial = Tensor::from_f64_slice(&train.data[..n * dim], &[n, dim]);
+                let mut batcher = Batcher::new(train.rows, batch, Stream::Batches.seed(seed));
+                Feed {
+                    initial,
+                    next_batch: Box::new(move |_, _| {
+                        let rows = batcher.next_batch();
+                        Tensor::from_f64_slice(
+                            &gather_rows(&train.data, dim, &rows),
+                            &[rows.len(), dim],
+                        )
+                    }),
+                    validate: None,
+                }
+            }
+        }
+    }
+}
 
 /// Runs one experiment: trains `config.flow` on `config.dataset` and evaluates it
 /// on the test split, calling `on_step(step, loss)` after every step.
 ///
 /// # Errors
-/// [`TrainError::BadArgument`] for a zero batch, layer count or width;
+/// [`TrainError::BadArgument`] for a zero batch, layer count or width, or
+/// an architecture that does not model the data;
 /// [`TrainError::Diverged`] if training diverges.
 pub fn run(config: &RunConfig, on_step: impl FnMut(usize, f64) + Send) -> Result<RunResult, Error> {
     run_from(config, None, on_step, |_, _, _| {})
@@ -351,9 +461,12 @@ pub fn run(config: &RunConfig, on_step: impl FnMut(usize, f64) + Send) -> Result
 /// [`run`], with two additions for the command line's checkpoints.
 ///
 /// `resume`: the model and Adam state of a checkpoint to continue from,
-/// instead of a fresh [`build_model`] and `Adam::new`; training goes on from
-/// step `adam.steps() + 1` to `config.steps` (see
-/// [`fit_with`]), and ActNorm is not initialised again.
+/// instead of a fresh [`build_model`] and `Adam::new(config.lr)`; training
+/// goes on from step `adam.steps() + 1` to `config.steps` (see
+/// [`fit_with`]). A fresh model is initialised from a batch of data first
+/// ([`Flow::initialize`](crate::flows::Flow::initialize): ActNorm's
+/// data-dependent initialisation; the identity for layers without one); a
+/// resumed one is not.
 ///
 /// `on_check(step, model, adam)`: called whenever the model is worth
 /// saving (see [`fit_with`]: at a validation point,
@@ -370,30 +483,21 @@ pub fn run_from(
     on_step: impl FnMut(usize, f64) + Send,
     on_check: impl FnMut(usize, &FlowModel<f32>, &Adam<f32>) + Send,
 ) -> Result<RunResult, Error> {
-    for (name, value) in [
-        ("batch", config.batch),
-        ("layers", config.layers),
-        ("hidden", config.hidden),
-    ] {
-        if value == 0 {
-            return Err(TrainError::BadArgument {
-                name: name.into(),
-                message: "must be at least 1".into(),
-            }
-            .into());
-        }
-    }
-    if config.flow == FlowKind::RealNvpImage && config.dataset != Dataset::Digits {
+    if config.batch == 0 {
         return Err(TrainError::BadArgument {
-            name: "flow".into(),
-            message: "realnvp-image models images: use --data digits".into(),
+            name: "batch".into(),
+            message: "must be at least 1".into(),
         }
         .into());
     }
-    let fresh = resume.is_none();
+    let mut feed = Feed::new(config);
     let (mut model, mut adam) = match resume {
         Some((model, adam)) => (model, adam),
-        None => (build_model(config), Adam::new(config.lr)),
+        None => {
+            let mut model = build_model(config)?;
+            model.flow.initialize(&feed.initial);
+            (model, Adam::new(config.lr))
+        }
     };
     if model.dim() != config.dataset.dim() {
         return Err(TrainError::BadArgument {
@@ -406,131 +510,106 @@ pub fn run_from(
         }
         .into());
     }
-    let initialize_act_norm = fresh && config.flow == FlowKind::Glow;
     let fit_config = FitConfig {
         steps: config.steps,
-        lr: config.lr,
-        // A stream apart from the initialisation's.
-        seed: config.seed.wrapping_add(1),
+        seed: Stream::Fit.seed(config.seed),
         eval_every: config.eval_every,
     };
-    match &config.dataset {
-        &Dataset::Toy(toy) => {
-            let batch = config.batch;
-            if initialize_act_norm {
-                // ActNorm's data-dependent initialisation, on its own stream.
-                let mut init_rng = StdRng::seed_from_u64(config.seed.wrapping_add(5));
-                let points = toy.sample(INIT_POINTS, &mut init_rng);
-                model
-                    .flow
-                    .initialize(&Tensor::from_f64_slice(&points, &[INIT_POINTS, 2]));
-            }
-            let report = fit_with(
-                &mut model,
-                &mut adam,
-                &fit_config,
-                |_, rng| Tensor::from_f64_slice(&toy.sample(batch, rng), &[batch, 2]),
-                None,
-                on_step,
-                on_check,
-            )?;
-            let mut test_rng = StdRng::seed_from_u64(10_000 + config.seed);
-            let test = Tensor::<f32>::from_f64_slice(
-                &toy.sample(config.test_size, &mut test_rng),
-                &[config.test_size, 2],
-            );
-            let test_nll_nats = mean_nll(&model, &test);
-            Ok(RunResult {
-                model,
-                report,
-                test_nll_nats,
-                test_bits_per_dim: None,
-            })
-        }
-        Dataset::Digits => {
-            let dim = config.dataset.dim();
-            let (train, validation) = digits::train().split_validation(digits::VALIDATION_LEN);
-            let test = digits::test();
-            let as_tensor =
-                |d: &digits::Digits| Tensor::<f32>::from_f64_slice(&d.images_f64(), &[d.n, dim]);
-            let (train_v, validation_v, test_v) =
-                (train.images_f64(), as_tensor(&validation), as_tensor(&test));
-            let dequantize = Dequantize::new(digits::LEVELS);
-            if initialize_act_norm {
-                // ActNorm's data-dependent initialisation on the first
-                // INIT_POINTS training images, dequantised on their own stream.
-                let mut init_rng = StdRng::seed_from_u64(config.seed.wrapping_add(5));
-                let n = INIT_POINTS.min(train.n);
-                let v = Tensor::<f32>::from_f64_slice(&train_v[..n * dim], &[n, dim]);
-                model.flow.initialize(&dequantize.apply(&v, &mut init_rng));
-            }
-            let mut batcher = Batcher::new(train.n, config.batch, config.seed.wrapping_add(2));
-            let next_batch = |_: usize, rng: &mut StdRng| {
-                let rows = batcher.next_batch();
-                let v = Tensor::<f32>::from_f64_slice(
-                    &gather_rows(&train_v, dim, &rows),
-                    &[rows.len(), dim],
-                );
-                dequantize.apply(&v, rng)
-            };
-            // One fixed noise draw for every validation check, so scores compare.
-            let validation_seed = config.seed.wrapping_add(3);
-            let mut validate = |m: &FlowModel<f32>| {
-                let mut rng = StdRng::seed_from_u64(validation_seed);
-                bits_per_dim(discrete_nll(m, &validation_v, dequantize, &mut rng), dim)
-            };
-            let report = fit_with(
-                &mut model,
-                &mut adam,
-                &fit_config,
-                next_batch,
-                Some(&mut validate),
-                on_step,
-                on_check,
-            )?;
-            let mut test_rng = StdRng::seed_from_u64(10_000 + config.seed);
-            let test_nll_nats = discrete_nll(&model, &test_v, dequantize, &mut test_rng);
-            Ok(RunResult {
-                model,
-                report,
-                test_nll_nats,
-                test_bits_per_dim: Some(bits_per_dim(test_nll_nats, dim)),
-            })
-        }
-        Dataset::Table(user) => {
-            let (train, test) = user.split(config.seed);
-            let dim = train.dim();
-            if initialize_act_norm {
-                // ActNorm sees the first training rows through Standardize.
-                let n = INIT_POINTS.min(train.rows);
-                model
-                    .flow
-                    .initialize(&Tensor::from_f64_slice(&train.data[..n * dim], &[n, dim]));
-            }
-            let mut batcher = Batcher::new(train.rows, config.batch, config.seed.wrapping_add(2));
-            let next_batch = |_: usize, _: &mut StdRng| {
-                let rows = batcher.next_batch();
-                Tensor::from_f64_slice(&gather_rows(&train.data, dim, &rows), &[rows.len(), dim])
-            };
-            let report = fit_with(
-                &mut model,
-                &mut adam,
-                &fit_config,
-                next_batch,
-                None,
-                on_step,
-                on_check,
-            )?;
-            let test_nll_nats = mean_nll(
-                &model,
-                &Tensor::<f32>::from_f64_slice(&test.data, &[test.rows, dim]),
-            );
-            Ok(RunResult {
-                model,
-                report,
-                test_nll_nats,
-                test_bits_per_dim: None,
-            })
+    let validate = feed
+        .validate
+        .as_mut()
+        .map(|v| &mut **v as &mut (dyn FnMut(&FlowModel<f32>) -> f64 + Send));
+    let report = fit_with(
+        &mut model,
+        &mut adam,
+        &fit_config,
+        feed.next_batch,
+        validate,
+        on_step,
+        on_check,
+    )?;
+    let score = test_score(&model, &config.dataset, config.seed, config.test_size);
+    Ok(RunResult {
+        model,
+        report,
+        test_nll_nats: score.nll_nats,
+        test_bits_per_dim: score.bits_per_dim,
+    })
+}
+
+/// A checkpoint read back for `--resume`, `flowzoo eval` and `flowzoo
+/// sample`: the model, the optimiser state, and the run's record with what
+/// follows from it.
+pub struct SavedRun {
+    /// The file's contents.
+    pub checkpoint: Checkpoint<f32>,
+}
+
+impl SavedRun {
+    /// The record of the run, if the file has one.
+    pub fn record(&self) -> Option<&RunRecord> {
+        self.checkpoint.record.as_ref()
+    }
+
+    /// The data the run was trained on (`None` for a model saved without a
+    /// record, or an IAF fitted to an energy).
+    ///
+    /// # Errors
+    /// As [`Dataset::from_str`] (a user's file that is gone, say).
+    pub fn dataset(&self) -> Result<Option<Dataset>, Error> {
+        match self.record() {
+            Some(record) if !record.data.is_empty() => Ok(Some(record.data.parse()?)),
+            _ => Ok(None),
         }
     }
+
+    /// The image shape its samples have, for image data (the digits).
+    pub fn image_shape(&self) -> Option<[usize; 3]> {
+        match self.record() {
+            Some(record) if record.data == "digits" => Some(DIGITS_IMAGE),
+            _ => None,
+        }
+    }
+
+    /// The run's seed (0 without a record).
+    pub fn seed(&self) -> u64 {
+        self.record().map_or(0, |r| r.seed)
+    }
+
+    /// The Adam that continues the run: the saved state, or a fresh
+    /// `Adam::new(lr)` when the file holds none.
+    pub fn optimizer(&self, lr: f64) -> Adam<f32> {
+        match &self.checkpoint.optimizer {
+            Some(state) => state.to_adam(),
+            None => Adam::new(lr),
+        }
+    }
+}
+
+/// Reads the checkpoint at `path` with its run record: the one function
+/// behind `--resume`, `flowzoo eval` and `flowzoo sample`.
+///
+/// # Errors
+/// As [`Checkpoint::load`].
+pub fn load_run(path: impl AsRef<Path>) -> Result<SavedRun, Error> {
+    Ok(SavedRun {
+        checkpoint: Checkpoint::load(path)?,
+    })
+}
+
+/// The checkpoint of a run after `step` steps: the model, Adam's state and
+/// the run's record, written to `path` atomically.
+///
+/// # Errors
+/// As [`checkpoint::save`](super::checkpoint::save).
+pub fn save_run(
+    path: &Path,
+    config: &RunConfig,
+    model: &FlowModel<f32>,
+    adam: &Adam<f32>,
+    step: usize,
+) -> Result<(), Error> {
+    let record = config.record(step as u64);
+    super::checkpoint::save(path, model, Some(&AdamState::of(adam)), Some(&record))?;
+    Ok(())
 }

@@ -1,85 +1,56 @@
-//! `flowzoo train --flow iaf`: an IAF trained as a sampler by reverse KL,
-//! either to a 2-D energy (`--target ring|wave|bump|step`) or by distilling
-//! an MAF teacher trained on a 2-D data set (`--data moons` and no target).
+//! `flowzoo train --flow iaf`: the library's IAF experiments
+//! (`flowzoo::train::iaf`), an IAF fitted by reverse KL to a 2-D energy
+//! (`--target ring|wave|bump|step`) or distilled from an MAF teacher
+//! trained on a 2-D data set (`--data moons` and no target). This file
+//! parses, calls, prints and draws.
 
 use crate::checkpoints::MODEL_FILE;
-use crate::pictures;
+use crate::{pictures, progress_bar, TrainArgs};
 use flowzoo::data::energy::Energy;
-use flowzoo::flows::autoregressive::iaf_layers;
-use flowzoo::flows::spec::SpecValue;
-use flowzoo::flows::{FlowModel, Sequential, Transform};
-use flowzoo::tensor::Tensor;
-use flowzoo::train::eval::mean_nll;
-use flowzoo::train::reverse_kl::{
-    distill, fit_to_energy, reverse_kl_estimate, ReverseKlConfig, ReverseKlReport, Teacher,
-};
-use flowzoo::train::run::{run, Dataset, FlowKind, RunConfig};
+use flowzoo::flows::FlowModel;
+use flowzoo::train::iaf::{distill_iaf, energy_grid, fit_iaf_to_energy, IafConfig};
+use flowzoo::train::record::RunRecord;
+use flowzoo::train::reverse_kl::ReverseKlReport;
+use flowzoo::train::run::Dataset;
 use flowzoo::train::sample::DensityGrid;
-use indicatif::{ProgressBar, ProgressStyle};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
+use flowzoo::train::seeds::Stream;
 use std::path::{Path, PathBuf};
 
-/// Samples drawn to estimate the KL after training, and to draw.
-const EVAL_SAMPLES: usize = 20_000;
+/// Samples drawn for the pictures.
 const PICTURE_SAMPLES: usize = 4000;
 
-/// The command-line settings an IAF run uses.
-pub struct Settings {
-    pub target: Option<String>,
-    pub data: String,
-    pub layers: usize,
-    pub hidden: usize,
-    pub steps: usize,
-    pub batch: usize,
-    pub lr: f64,
-    pub seed: u64,
-    pub eval_every: usize,
-    pub out: Option<PathBuf>,
-    pub quiet: bool,
-}
-
-fn progress(quiet: bool, steps: usize, what: &str) -> ProgressBar {
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(steps as u64)
+/// Trains and writes metrics.json, the pictures and model.flowzoo.
+pub fn train(args: &TrainArgs, data: &str) -> Result<(), String> {
+    let defaults = IafConfig::default();
+    let config = IafConfig {
+        layers: args.layers.unwrap_or(defaults.layers),
+        hidden: args.hidden.unwrap_or(defaults.hidden),
+        steps: args.steps,
+        batch: args.batch.unwrap_or(defaults.batch),
+        lr: args.lr.unwrap_or(defaults.lr),
+        seed: args.seed.unwrap_or(defaults.seed),
+        eval_every: args.eval_every,
     };
-    bar.set_style(
-        ProgressStyle::with_template(&format!(
-            "{what} {{bar:40}} {{pos}}/{{len}} steps  {{msg}}  [{{elapsed_precise}} < {{eta_precise}}]"
-        ))
-        .expect("the template is valid"),
-    );
-    bar
-}
-
-fn iaf_model(s: &Settings, seed: u64) -> FlowModel<f32> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let layers = iaf_layers(
-        2,
-        s.layers,
-        &[s.hidden, s.hidden],
-        Transform::Affine,
-        &mut rng,
-    );
-    FlowModel::new(2, Sequential::new(layers))
-}
-
-fn fit_config(s: &Settings, seed: u64) -> ReverseKlConfig {
-    ReverseKlConfig {
-        steps: s.steps,
-        batch: s.batch,
-        lr: s.lr,
-        seed,
-        log_every: s.eval_every,
-        anneal_steps: s.steps / 2,
-        forward_kl_steps: 0,
+    match &args.target {
+        Some(name) => {
+            let energy: Energy = name
+                .parse()
+                .map_err(|e: flowzoo::error::DataError| format!("--target: {e}"))?;
+            to_energy(args, &config, energy)
+        }
+        None => match data.parse().map_err(|e: flowzoo::Error| e.to_string())? {
+            Dataset::Toy(toy) => distilled(args, &config, toy),
+            Dataset::Digits | Dataset::Table(_) => Err(
+                "--flow iaf: give --target ring|wave|bump|step (reverse KL to an energy), \
+                 or a 2-D toy --data set to distil an MAF teacher into an IAF"
+                    .into(),
+            ),
+        },
     }
 }
 
-fn create_out(s: &Settings, default: &str) -> Result<PathBuf, String> {
-    let out = s
+fn create_out(args: &TrainArgs, default: &str) -> Result<PathBuf, String> {
+    let out = args
         .out
         .clone()
         .unwrap_or_else(|| Path::new("runs").join(default));
@@ -88,184 +59,100 @@ fn create_out(s: &Settings, default: &str) -> Result<PathBuf, String> {
     Ok(out)
 }
 
-/// Trains and writes metrics.json and the pictures.
-pub fn train(s: Settings) -> Result<(), String> {
-    match &s.target {
-        Some(name) => {
-            let energy: Energy = name
-                .parse()
-                .map_err(|e: flowzoo::error::DataError| format!("--target: {e}"))?;
-            to_energy(&s, energy)
+fn to_energy(args: &TrainArgs, config: &IafConfig, energy: Energy) -> Result<(), String> {
+    let out = create_out(args, &format!("iaf-{}", energy.name()))?;
+    let bar = progress_bar(args.quiet, config.steps, "reverse KL");
+    let fit = fit_iaf_to_energy(config, energy, |step, loss| {
+        if step % 10 == 0 {
+            bar.set_position(step as u64);
+            bar.set_message(format!("E[log q + U] {loss:.4} nats"));
         }
-        None => {
-            let dataset: Dataset = s.data.parse().map_err(|e: flowzoo::Error| e.to_string())?;
-            match dataset {
-                Dataset::Toy(_) => distilled(&s, dataset),
-                Dataset::Digits | Dataset::Table(_) => Err(
-                    "--flow iaf: give --target ring|wave|bump|step (reverse KL to an energy), \
-                     or a 2-D toy --data set to distil an MAF teacher into an IAF"
-                        .into(),
-                ),
-            }
-        }
-    }
-}
-
-/// The target exp(−U) on a `resolution²` grid, as a density grid.
-fn energy_grid(energy: Energy, resolution: usize) -> DensityGrid {
-    let (x_range, y_range) = energy.bounds();
-    let (dx, dy) = (
-        (x_range[1] - x_range[0]) / resolution as f64,
-        (y_range[1] - y_range[0]) / resolution as f64,
-    );
-    let mut log_density = Vec::with_capacity(resolution * resolution);
-    for row in 0..resolution {
-        let y = y_range[1] - (row as f64 + 0.5) * dy;
-        for col in 0..resolution {
-            log_density.push(-energy.energy([x_range[0] + (col as f64 + 0.5) * dx, y]));
-        }
-    }
-    DensityGrid {
-        log_density,
-        resolution,
-        x_range,
-        y_range,
-    }
-}
-
-fn to_energy(s: &Settings, energy: Energy) -> Result<(), String> {
-    let out = create_out(s, &format!("iaf-{}", energy.name()))?;
-    let mut model = iaf_model(s, s.seed);
-    let bar = progress(s.quiet, s.steps, "reverse KL");
-    let report = fit_to_energy(
-        &mut model,
-        energy,
-        &fit_config(s, s.seed.wrapping_add(1)),
-        |step, loss| {
-            if step % 10 == 0 {
-                bar.set_position(step as u64);
-                bar.set_message(format!("E[log q + U] {loss:.4} nats"));
-            }
-        },
-    )
+    })
     .map_err(|e| e.to_string())?;
     bar.finish_and_clear();
-    let gap = reverse_kl_estimate(&model, &energy, EVAL_SAMPLES, s.seed.wrapping_add(2));
-    let log_z = energy.log_normalizer(1000);
+    let model = &fit.model;
     let metrics = serde_json::json!({
         "flow": "iaf",
         "target": energy.name(),
-        "layers": s.layers,
-        "hidden": s.hidden,
-        "batch": s.batch,
-        "lr": s.lr,
-        "seed": s.seed,
-        "steps": report.steps,
-        "reverse_kl_loss_nats": gap,
-        "log_normalizer": log_z,
-        "kl_nats": gap + log_z,
-        "final_train_loss_nats": report.final_loss,
-        "train_seconds": report.train_seconds,
-        "ms_per_step": report.ms_per_step,
+        "layers": config.layers,
+        "hidden": config.hidden,
+        "batch": config.batch,
+        "lr": config.lr,
+        "seed": config.seed,
+        "steps": fit.report.steps,
+        "reverse_kl_loss_nats": fit.reverse_kl_loss,
+        "log_normalizer": fit.log_normalizer,
+        "kl_nats": fit.kl,
+        "final_train_loss_nats": fit.report.final_loss,
+        "train_seconds": fit.report.train_seconds,
+        "ms_per_step": fit.report.ms_per_step,
         "n_params": model.n_params(),
         "threads": flowzoo::tensor::parallel::current_num_threads(),
     });
     write_metrics(&out, &metrics)?;
-    save(&out, &model, s, &[("target".into(), energy.name().into())])?;
-    let mut rng = StdRng::seed_from_u64(s.seed.wrapping_add(3));
+    save(&out, model, &config.record("", Some(energy.name())))?;
+    let mut rng = Stream::IafPictures.rng(config.seed);
     let samples = model.sample(PICTURE_SAMPLES, 1.0, &mut rng).to_f64_vec();
     let target = energy_grid(energy, 256);
     pictures::scatter_over_density(&out.join("samples.png"), &target, &samples)?;
     pictures::heat_map(&out.join("target.png"), &target)?;
     let (x_range, y_range) = energy.bounds();
-    let grid = DensityGrid::new(&model, x_range, y_range, 256);
+    let grid = DensityGrid::new(model, x_range, y_range, 256);
     pictures::heat_map(&out.join("density.png"), &grid)?;
     println!(
-        "{} iaf (reverse KL): KL(q ‖ p) {:.4} nats (E[log q + U] {gap:.4}, log Z {log_z:.4}), {}",
+        "{} iaf (reverse KL): KL(q ‖ p) {:.4} nats (E[log q + U] {:.4}, log Z {:.4}), {}",
         energy.name(),
-        gap + log_z,
-        timing(&report, model.n_params())
+        fit.kl,
+        fit.reverse_kl_loss,
+        fit.log_normalizer,
+        timing(&fit.report, model.n_params())
     );
     println!("wrote {}", out.display());
     Ok(())
 }
 
-fn distilled(s: &Settings, dataset: Dataset) -> Result<(), String> {
-    let Dataset::Toy(toy) = dataset else {
-        unreachable!("distilled() is called for 2-D data")
-    };
-    let out = create_out(s, &format!("iaf-distilled-{}", toy.name()))?;
-    // 1. The teacher: an MAF of the same size, by maximum likelihood.
-    let teacher_config = RunConfig {
-        dataset,
-        flow: FlowKind::Maf,
-        layers: s.layers,
-        hidden: s.hidden,
-        steps: s.steps,
-        batch: s.batch,
-        lr: s.lr,
-        seed: s.seed,
-        eval_every: s.eval_every,
-        ..RunConfig::default()
-    };
-    let bar = progress(s.quiet, s.steps, "MAF teacher");
-    let teacher = run(&teacher_config, |step, loss| {
-        if step % 10 == 0 {
-            bar.set_position(step as u64);
-            bar.set_message(format!("NLL {loss:.4} nats"));
-        }
-    })
-    .map_err(|e| e.to_string())?;
-    bar.finish_and_clear();
-    // 2. The student: an IAF that samples, scored by the teacher.
-    let mut student = iaf_model(s, s.seed.wrapping_add(5));
-    let bar = progress(s.quiet, s.steps, "IAF student");
-    let warm_start_steps = s.steps / 5;
-    let report = distill(
-        &mut student,
-        &teacher.model,
-        &ReverseKlConfig {
-            // Started on both moons by maximum likelihood on the teacher's
-            // samples, the student needs no annealing (which would first
-            // spread it out again).
-            forward_kl_steps: warm_start_steps,
-            anneal_steps: 0,
-            ..fit_config(s, s.seed.wrapping_add(6))
+fn distilled(
+    args: &TrainArgs,
+    config: &IafConfig,
+    toy: flowzoo::data::toy2d::Toy2d,
+) -> Result<(), String> {
+    let out = create_out(args, &format!("iaf-distilled-{}", toy.name()))?;
+    // One bar for both phases: the teacher's steps, then the student's.
+    let bar = progress_bar(args.quiet, config.steps, "MAF teacher, then IAF student");
+    let result = distill_iaf(
+        config,
+        toy,
+        |step, loss| {
+            if step % 10 == 0 {
+                bar.set_position(step as u64);
+                bar.set_message(format!("teacher NLL {loss:.4} nats"));
+            }
         },
         |step, loss| {
             if step % 10 == 0 {
                 bar.set_position(step as u64);
-                bar.set_message(format!("KL {loss:.4} nats"));
+                bar.set_message(format!("student KL {loss:.4} nats"));
             }
         },
     )
     .map_err(|e| e.to_string())?;
     bar.finish_and_clear();
-    let kl = reverse_kl_estimate(
-        &student,
-        &Teacher(&teacher.model),
-        EVAL_SAMPLES,
-        s.seed.wrapping_add(7),
-    );
-    let mut test_rng = StdRng::seed_from_u64(10_000 + s.seed);
-    let test =
-        Tensor::<f32>::from_f64_slice(&toy.sample(EVAL_SAMPLES, &mut test_rng), &[EVAL_SAMPLES, 2]);
-    let student_nll = mean_nll(&student, &test);
+    let (teacher, student, report) = (&result.teacher, &result.student, &result.report);
     let metrics = serde_json::json!({
         "flow": "iaf",
         "data": toy.name(),
         "teacher": "maf",
-        "layers": s.layers,
-        "hidden": s.hidden,
-        "batch": s.batch,
-        "lr": s.lr,
-        "seed": s.seed,
+        "layers": config.layers,
+        "hidden": config.hidden,
+        "batch": config.batch,
+        "lr": config.lr,
+        "seed": config.seed,
         "steps": report.steps,
         "teacher_test_nll_nats": teacher.test_nll_nats,
-        "student_test_nll_nats": student_nll,
-        "kl_student_teacher_nats": kl,
+        "student_test_nll_nats": result.student_test_nll,
+        "kl_student_teacher_nats": result.kl,
         "teacher_ms_per_step": teacher.report.ms_per_step,
-        "forward_kl_steps": warm_start_steps,
+        "forward_kl_steps": result.warm_start_steps,
         "forward_kl_final_nll_nats": report.forward_kl.map(|(nll, _)| nll),
         "ms_per_step": report.ms_per_step,
         "train_seconds": teacher.report.train_seconds
@@ -275,8 +162,8 @@ fn distilled(s: &Settings, dataset: Dataset) -> Result<(), String> {
         "threads": flowzoo::tensor::parallel::current_num_threads(),
     });
     write_metrics(&out, &metrics)?;
-    save(&out, &student, s, &[("data".into(), toy.name().into())])?;
-    let mut rng = StdRng::seed_from_u64(s.seed.wrapping_add(8));
+    save(&out, student, &config.record(toy.name(), None))?;
+    let mut rng = Stream::DistillPictures.rng(config.seed);
     let (x_range, y_range) = toy.bounds();
     let data = toy.sample(PICTURE_SAMPLES, &mut rng);
     let samples = student.sample(PICTURE_SAMPLES, 1.0, &mut rng).to_f64_vec();
@@ -292,13 +179,15 @@ fn distilled(s: &Settings, dataset: Dataset) -> Result<(), String> {
         x_range,
         y_range,
     )?;
-    let grid = DensityGrid::new(&student, x_range, y_range, 256);
+    let grid = DensityGrid::new(student, x_range, y_range, 256);
     pictures::heat_map(&out.join("density.png"), &grid)?;
     println!(
-        "{} iaf distilled from maf: KL(student ‖ teacher) {kl:.4} nats, test NLL student {student_nll:.4} / teacher {:.4} nats, {}",
+        "{} iaf distilled from maf: KL(student ‖ teacher) {:.4} nats, test NLL student {:.4} / teacher {:.4} nats, {}",
         toy.name(),
+        result.kl,
+        result.student_test_nll,
         teacher.test_nll_nats,
-        timing(&report, student.n_params())
+        timing(report, student.n_params())
     );
     println!("wrote {}", out.display());
     Ok(())
@@ -311,24 +200,11 @@ fn timing(report: &ReverseKlReport, n_params: usize) -> String {
     )
 }
 
-/// Saves the trained IAF as model.flowzoo, for `flowzoo sample` (and
-/// `flowzoo eval`, slow for an IAF: its inverse is sequential); `extra` says
-/// what it was trained towards. No optimiser state: an IAF run does not resume.
-fn save(
-    out: &Path,
-    model: &FlowModel<f32>,
-    s: &Settings,
-    extra: &[(String, SpecValue)],
-) -> Result<(), String> {
-    let mut metadata: Vec<(String, SpecValue)> = vec![
-        ("flow".into(), "iaf".into()),
-        ("layers".into(), s.layers.into()),
-        ("hidden".into(), s.hidden.into()),
-        ("seed".into(), SpecValue::Int(s.seed as i64)),
-        ("test_seed".into(), SpecValue::Int(10_000 + s.seed as i64)),
-    ];
-    metadata.extend_from_slice(extra);
-    flowzoo::train::checkpoint::save(out.join(MODEL_FILE), model, None, &metadata)
+/// Saves the trained IAF as model.flowzoo with its run record, for
+/// `flowzoo sample` (and `flowzoo eval`, slow for an IAF: its inverse is
+/// sequential). No optimiser state: an IAF run does not resume.
+fn save(out: &Path, model: &FlowModel<f32>, record: &RunRecord) -> Result<(), String> {
+    flowzoo::train::checkpoint::save(out.join(MODEL_FILE), model, None, Some(record))
         .map_err(|e| e.to_string())
 }
 

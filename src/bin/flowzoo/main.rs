@@ -16,14 +16,13 @@ mod pictures;
 use checkpoints::MODEL_FILE;
 use clap::{Parser, Subcommand};
 use flowzoo::data::digits;
+use flowzoo::flows::zoo::{self, FlowName};
 use flowzoo::flows::FlowModel;
 use flowzoo::nn::Adam;
-use flowzoo::train::checkpoint::{self, AdamState};
-use flowzoo::train::run::{run_from, Dataset, FlowKind, RunConfig, RunResult};
+use flowzoo::train::run::{load_run, run_from, save_run, Dataset, RunConfig, RunResult};
 use flowzoo::train::sample::DensityGrid;
+use flowzoo::train::seeds::Stream;
 use indicatif::{ProgressBar, ProgressStyle};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -50,45 +49,43 @@ enum Command {
 }
 
 #[derive(clap::Args, Clone)]
-struct TrainArgs {
-    /// Data: moons, 8gaussians, checkerboard, pinwheel, circles (2-D, fresh
-    /// points every step), digits (the embedded UCI 8x8 digits, 64-D), or
-    /// a FILE.csv / FILE.npy of your own vectors (standardised; 10% of the
-    /// rows held out for test and written to test.csv) [default: moons].
-    #[arg(long)]
+pub struct TrainArgs {
+    #[arg(long, help = format!(
+        "Data: moons, 8gaussians, checkerboard, pinwheel, circles (2-D, fresh points every \
+         step), digits (the embedded UCI 8x8 digits, 64-D, images to the image flows), or a \
+         FILE.csv / FILE.npy of your own vectors (standardised; 10% of the rows held out for \
+         test and written to test.csv) [default: {}]",
+        defaults().dataset.argument()
+    ))]
     data: Option<String>,
-    /// Flow architecture: realnvp, maf (maximum likelihood), or iaf (a
-    /// sampler by reverse KL: to --target, or distilled from an MAF trained
-    /// on a 2-D --data set); nice, glow, or realnvp-image (the multi-scale
-    /// RealNVP, digits only; glow sees the digits as images too).
-    /// [default: realnvp]
-    #[arg(long)]
+    #[arg(long, help = flow_help())]
     flow: Option<String>,
     /// Target energy for --flow iaf: ring, wave, bump, step (Rezende &
     /// Mohamed 2015, figure 3).
     #[arg(long)]
     target: Option<String>,
-    /// Number of coupling layers or MADEs [default: 8; maf: 5; nice: 4;
-    /// realnvp-image: 3 per group; glow: steps per level, 4 on digits, 8 on 2-D].
+    /// The flow's `layers` size (couplings, MADEs, steps per level)
+    /// [default: the flow's, see --flow; the digits are images].
     #[arg(long)]
     layers: Option<usize>,
-    /// Hidden width of each coupling network or MADE (two hidden layers)
-    /// [default: 256; maf: 512; nice: 256 on digits, 128 on 2-D;
-    /// realnvp-image and glow on digits: 32 channels; glow on 2-D: 128].
+    /// The flow's `hidden` size (network width, or channels)
+    /// [default: the flow's, see --flow].
     #[arg(long)]
     hidden: Option<usize>,
     /// Optimisation steps (in all: with --resume, the checkpoint's count included).
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = defaults().steps)]
     steps: usize,
-    /// Batch size [default: 256].
-    #[arg(long)]
+    #[arg(long, help = format!("Batch size [default: {}]", defaults().batch))]
     batch: Option<usize>,
-    /// Adam learning rate [default: 1e-3; with --resume, the checkpoint's].
-    #[arg(long)]
+    #[arg(long, help = format!(
+        "Adam learning rate [default: {:e}; with --resume, the checkpoint's]",
+        defaults().lr
+    ))]
     lr: Option<f64>,
-    /// Seed of everything random (initialisation, batches, noise, test
-    /// points) [default: 0].
-    #[arg(long)]
+    #[arg(long, help = format!(
+        "Seed of everything random (initialisation, batches, noise, test points) [default: {}]",
+        defaults().seed
+    ))]
     seed: Option<u64>,
     /// Continue training from a checkpoint (a model.flowzoo), with its
     /// parameters and Adam state; the data, flow, sizes, batch and seed are
@@ -97,7 +94,7 @@ struct TrainArgs {
     #[arg(long)]
     resume: Option<PathBuf>,
     /// Validation check every this many steps (digits).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = defaults().eval_every)]
     eval_every: usize,
     /// Output folder [default: runs/<data>].
     #[arg(long)]
@@ -123,61 +120,53 @@ fn main() -> ExitCode {
     }
 }
 
+/// The library's run defaults, which the flags and their help read.
+fn defaults() -> RunConfig {
+    RunConfig::default()
+}
+
+/// `--help` for `--flow`: the zoo's table.
+fn flow_help() -> String {
+    format!(
+        "Flow architecture [default: {}]:\n{}",
+        defaults().flow.name(),
+        zoo::help_table()
+    )
+}
+
 fn train(args: TrainArgs) -> Result<(), String> {
     if let Some(path) = &args.resume {
         return resume(path, args.clone());
     }
-    let data = args.data.clone().unwrap_or_else(|| "moons".into());
-    let flow_name = args.flow.clone().unwrap_or_else(|| "realnvp".into());
-    let (batch, seed, lr) = (
-        args.batch.unwrap_or(256),
-        args.seed.unwrap_or(0),
-        args.lr.unwrap_or(1e-3),
-    );
-    if flow_name == "iaf" {
-        return iaf::train(iaf::Settings {
-            target: args.target,
-            data,
-            layers: args.layers.unwrap_or(8),
-            hidden: args.hidden.unwrap_or(256),
-            steps: args.steps,
-            batch,
-            lr,
-            seed,
-            eval_every: args.eval_every,
-            out: args.out,
-            quiet: args.quiet,
-        });
+    let data = args
+        .data
+        .clone()
+        .unwrap_or_else(|| defaults().dataset.argument());
+    let flow: FlowName = match &args.flow {
+        Some(name) => name
+            .parse()
+            .map_err(|e: zoo::ZooError| format!("--flow: {e}"))?,
+        None => defaults().flow,
+    };
+    if flow == FlowName::Iaf {
+        return iaf::train(&args, &data);
     }
-    let flow: FlowKind = flow_name
-        .parse()
-        .map_err(|e: flowzoo::error::TrainError| format!("--flow: {e} (or iaf)"))?;
     if args.target.is_some() {
         return Err("--target is for --flow iaf".into());
     }
     let dataset: Dataset = data.parse().map_err(|e: flowzoo::Error| e.to_string())?;
-    // MAF defaults to the reference: 5 MADEs with two hidden layers of 512.
-    let (layers, hidden) = match flow {
-        FlowKind::Maf => (args.layers.unwrap_or(5), args.hidden.unwrap_or(512)),
-        _ => {
-            // NICE, the multi-scale RealNVP and Glow have their own defaults per data set.
-            let (layers, hidden) = flow.coupling_family_defaults(&dataset).unwrap_or((8, 256));
-            (args.layers.unwrap_or(layers), args.hidden.unwrap_or(hidden))
-        }
-    };
+    let defaults = RunConfig::new(dataset, flow).map_err(|e| format!("--flow: {e}"))?;
     let config = RunConfig {
-        dataset,
-        flow,
-        layers,
-        hidden,
+        layers: args.layers.unwrap_or(defaults.layers),
+        hidden: args.hidden.unwrap_or(defaults.hidden),
         steps: args.steps,
-        batch,
-        lr,
-        seed,
+        batch: args.batch.unwrap_or(defaults.batch),
+        lr: args.lr.unwrap_or(defaults.lr),
+        seed: args.seed.unwrap_or(defaults.seed),
         eval_every: args.eval_every,
-        ..RunConfig::default()
+        ..defaults
     };
-    train_run(&args, config, &data, None)
+    train_run(&args, config, None)
 }
 
 /// `flowzoo train --resume FILE`: the run the checkpoint describes, from
@@ -199,36 +188,35 @@ fn resume(path: &Path, args: TrainArgs) -> Result<(), String> {
             path.display()
         ));
     }
-    let saved = checkpoints::load(path)?;
-    let settings = checkpoints::RunSettings::of(&saved, path)?;
-    let dataset: Dataset = settings
-        .data
-        .parse()
-        .map_err(|e: flowzoo::Error| format!("{}: its data: {e}", path.display()))?;
-    let adam = match &saved.optimizer {
-        Some(state) => state.to_adam(),
-        None => {
-            eprintln!(
-                "note: {} holds no optimiser state: Adam starts afresh",
-                path.display()
-            );
-            Adam::new(1e-3)
-        }
-    };
-    let config = RunConfig {
-        dataset,
-        flow: settings.flow,
-        layers: settings.layers,
-        hidden: settings.hidden,
-        steps: args.steps,
-        batch: settings.batch,
-        lr: args.lr.unwrap_or(adam.lr),
-        seed: settings.seed,
-        eval_every: args.eval_every,
-        ..RunConfig::default()
-    };
-    let data = settings.data.clone();
-    train_run(&args, config, &data, Some((saved.model, adam)))
+    let saved = load_run(path).map_err(|e| e.to_string())?;
+    let record = saved.record().ok_or_else(|| {
+        format!(
+            "{}: the checkpoint holds no run record: --resume needs a checkpoint written by \
+             `flowzoo train`",
+            path.display()
+        )
+    })?;
+    if record.flow == FlowName::Iaf {
+        return Err(format!(
+            "{}: an IAF run (reverse KL) does not resume; train it again with more --steps",
+            path.display()
+        ));
+    }
+    let mut config = RunConfig::of_record(record, args.steps)
+        .map_err(|e| format!("{}: its data: {e}", path.display()))?;
+    config.eval_every = args.eval_every;
+    if saved.checkpoint.optimizer.is_none() {
+        eprintln!(
+            "note: {} holds no optimiser state: Adam starts afresh",
+            path.display()
+        );
+    }
+    let mut adam = saved.optimizer(config.lr);
+    if let Some(lr) = args.lr {
+        adam.lr = lr;
+    }
+    config.lr = adam.lr;
+    train_run(&args, config, Some((saved.checkpoint.model, adam)))
 }
 
 /// Trains `config` (from `start` when resuming), saving model.flowzoo in
@@ -236,7 +224,6 @@ fn resume(path: &Path, args: TrainArgs) -> Result<(), String> {
 fn train_run(
     args: &TrainArgs,
     config: RunConfig,
-    data: &str,
     start: Option<(FlowModel<f32>, Adam<f32>)>,
 ) -> Result<(), String> {
     let out = args.out.clone().unwrap_or_else(|| {
@@ -252,19 +239,8 @@ fn train_run(
     });
     std::fs::create_dir_all(&out)
         .map_err(|e| format!("{}: cannot create the output folder: {e}", out.display()))?;
-    let bar = if args.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(config.steps as u64)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]",
-        )
-        .expect("the template is valid"),
-    );
+    let bar = progress_bar(args.quiet, config.steps, "");
     let model_path = out.join(MODEL_FILE);
-    let metadata = checkpoints::run_metadata(&config, data);
     let resumed_step = start.as_ref().map(|(_, adam)| adam.steps());
     let mut saved_step: Option<usize> = None;
     let mut save_error: Option<String> = None;
@@ -281,9 +257,7 @@ fn train_run(
             if save_error.is_some() {
                 return;
             }
-            let mut metadata = metadata.clone();
-            metadata.push(("step".into(), step.into()));
-            match checkpoint::save(&model_path, model, Some(&AdamState::of(adam)), &metadata) {
+            match save_run(&model_path, &config, model, adam, step) {
                 Ok(()) => saved_step = Some(step),
                 Err(e) => save_error = Some(e.to_string()),
             }
@@ -309,6 +283,27 @@ fn train_run(
         eprintln!("warning: the model was never finite at a check point: {kept}");
     }
     report(&config, &result, &out, args.resume.as_deref())
+}
+
+/// A progress bar over `steps` steps labelled `what` (hidden with `--quiet`).
+pub fn progress_bar(quiet: bool, steps: usize, what: &str) -> ProgressBar {
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(steps as u64)
+    };
+    let label = if what.is_empty() {
+        String::new()
+    } else {
+        format!("{what} ")
+    };
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{label}{{bar:40}} {{pos}}/{{len}} steps  {{msg}}  [{{elapsed_precise}} < {{eta_precise}}]"
+        ))
+        .expect("the template is valid"),
+    );
+    bar
 }
 
 fn report(
@@ -350,7 +345,7 @@ fn report(
     }
     let text = serde_json::to_string_pretty(&metrics).map_err(|e| e.to_string())? + "\n";
     pictures::write_atomically(&out.join("metrics.json"), text.as_bytes())?;
-    let mut rng = StdRng::seed_from_u64(config.seed.wrapping_add(4));
+    let mut rng = Stream::Pictures.rng(config.seed);
     match &config.dataset {
         &Dataset::Toy(toy) => {
             let (x_range, y_range) = toy.bounds();

@@ -1,0 +1,369 @@
+//! The zoo: every named architecture (`realnvp`, `nice`, `glow`,
+//! `realnvp-image`, `maf`, `iaf`) in one table, with its paper, its default
+//! sizes for each kind of data, and its builder. The command line's `--flow`
+//! names, its defaults and its help text all come from here; adding an
+//! architecture is one entry in [`ZOO`] and one arm in [`FlowName::layers`].
+//!
+//! The builders themselves live beside their layers ([`realnvp_layers`],
+//! [`maf_layers`], [`iaf_layers`]) or in [`architectures`](super::architectures)
+//! (NICE, the multi-scale RealNVP, Glow).
+
+use super::architectures::{
+    glow_layers, glow_vector_layers, nice_layers, realnvp_image_layers, GlowConfig, NiceConfig,
+    RealNvpImageConfig,
+};
+use super::autoregressive::{iaf_layers, maf_layers, Transform};
+use super::flow::Flow;
+use super::model::realnvp_layers;
+use super::prior::{Logistic, Prior, StandardNormal};
+use crate::tensor::Element;
+use rand::Rng;
+
+/// What the data looks like to an architecture: vectors of `dim` features,
+/// or images `[channels, height, width]` (which the vector flows see
+/// flattened, and the image flows as images).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataShape {
+    /// Vectors of this many features (2-D toy data, a user's table).
+    Vector(usize),
+    /// Images of shape `[channels, height, width]` (the 8×8 digits: `[1, 8, 8]`).
+    Image([usize; 3]),
+}
+
+impl DataShape {
+    /// The number of features of one sample (C·H·W for images).
+    pub fn dim(&self) -> usize {
+        match self {
+            DataShape::Vector(dim) => *dim,
+            DataShape::Image(shape) => shape.iter().product(),
+        }
+    }
+
+    /// The image shape, if the data is images.
+    pub fn image(&self) -> Option<[usize; 3]> {
+        match self {
+            DataShape::Image(shape) => Some(*shape),
+            DataShape::Vector(_) => None,
+        }
+    }
+}
+
+/// The two sizes every architecture of the zoo takes: `layers` (couplings,
+/// MADEs, steps of flow, or couplings per group) and `hidden` (the width of
+/// each network, or its channels for the image flows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sizes {
+    /// Coupling layers, MADEs, or steps per level.
+    pub layers: usize,
+    /// Hidden width (units, or channels for convolutional networks).
+    pub hidden: usize,
+}
+
+/// A named architecture of the zoo.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FlowName {
+    /// Affine couplings over alternating halves.
+    #[default]
+    RealNvp,
+    /// Masked autoregressive flow, trained by maximum likelihood.
+    Maf,
+    /// Inverse autoregressive flow, trained as a sampler by reverse KL.
+    Iaf,
+    /// Additive couplings, a diagonal rescaling, a logistic prior.
+    Nice,
+    /// The multi-scale RealNVP on images.
+    RealNvpImage,
+    /// Glow: ActNorm, invertible 1×1 convolution, affine coupling.
+    Glow,
+}
+
+/// One row of the zoo: everything the library and the command line know
+/// about an architecture, said once.
+#[derive(Clone, Copy, Debug)]
+pub struct ZooEntry {
+    /// The architecture.
+    pub flow: FlowName,
+    /// Its `--flow` name.
+    pub name: &'static str,
+    /// What it is, in a line, with the meaning of `layers` and `hidden`.
+    pub summary: &'static str,
+    /// Its paper.
+    pub paper: &'static str,
+    /// Default sizes on vectors (`None`: it does not model vectors).
+    pub vector_sizes: Option<Sizes>,
+    /// Default sizes on images (`None`: it does not model images).
+    pub image_sizes: Option<Sizes>,
+    /// How it is trained: `true` for a sampler fitted by reverse KL (IAF),
+    /// `false` for maximum likelihood.
+    pub reverse_kl: bool,
+}
+
+const fn sizes(layers: usize, hidden: usize) -> Option<Sizes> {
+    Some(Sizes { layers, hidden })
+}
+
+/// Every architecture, in the order `--help` lists them.
+pub const ZOO: &[ZooEntry] = &[
+    ZooEntry {
+        flow: FlowName::RealNvp,
+        name: "realnvp",
+        summary: "affine couplings over alternating halves (layers = couplings, hidden = MLP width, two hidden layers)",
+        paper: "Dinh, Sohl-Dickstein, Bengio, arXiv:1605.08803",
+        vector_sizes: sizes(8, 256),
+        image_sizes: sizes(8, 256),
+        reverse_kl: false,
+    },
+    ZooEntry {
+        flow: FlowName::Maf,
+        name: "maf",
+        summary: "MADEs, the order reversed between layers (layers = MADEs, hidden = width of their two hidden layers)",
+        paper: "Papamakarios, Pavlakou, Murray, arXiv:1705.07057",
+        vector_sizes: sizes(5, 512),
+        image_sizes: sizes(5, 512),
+        reverse_kl: false,
+    },
+    ZooEntry {
+        flow: FlowName::Iaf,
+        name: "iaf",
+        summary: "a sampler by reverse KL, to --target or distilled from an MAF on 2-D --data (layers = MADEs, hidden = width)",
+        paper: "Kingma et al., arXiv:1606.04934",
+        vector_sizes: sizes(8, 256),
+        image_sizes: None,
+        reverse_kl: true,
+    },
+    ZooEntry {
+        flow: FlowName::Nice,
+        name: "nice",
+        summary: "additive couplings, MLPs of 4 hidden layers, a diagonal rescaling, logistic prior (layers = couplings, hidden = width)",
+        paper: "Dinh, Krueger, Bengio, arXiv:1410.8516",
+        vector_sizes: sizes(4, 128),
+        image_sizes: sizes(4, 256),
+        reverse_kl: false,
+    },
+    ZooEntry {
+        flow: FlowName::RealNvpImage,
+        name: "realnvp-image",
+        summary: "the multi-scale RealNVP (layers = couplings per group, hidden = ResNet channels)",
+        paper: "Dinh, Sohl-Dickstein, Bengio, arXiv:1605.08803, §3.6",
+        vector_sizes: None,
+        image_sizes: sizes(3, 32),
+        reverse_kl: false,
+    },
+    ZooEntry {
+        flow: FlowName::Glow,
+        name: "glow",
+        summary: "ActNorm, LU 1x1 convolution, sigmoid-scale affine coupling; 2 levels on images (layers = steps per level, hidden = network width or channels)",
+        paper: "Kingma, Dhariwal, arXiv:1807.03039",
+        vector_sizes: sizes(8, 128),
+        image_sizes: sizes(4, 32),
+        reverse_kl: false,
+    },
+];
+
+/// What [`FlowName::layers`] builds: the prior and the layers in the
+/// forward (latent → data) order, ready for [`Sequential::new`](super::Sequential::new).
+pub type PriorAndLayers<T> = (Prior, Vec<Box<dyn Flow<T>>>);
+
+/// Why the zoo cannot build what was asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ZooError {
+    /// No architecture has this name.
+    UnknownName(String),
+    /// The architecture does not model this kind of data.
+    Unsupported {
+        /// The architecture's name.
+        flow: &'static str,
+        /// What it was given.
+        data: DataShape,
+    },
+    /// A size is zero.
+    ZeroSize {
+        /// `layers` or `hidden`.
+        field: &'static str,
+    },
+}
+
+impl std::fmt::Display for ZooError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ZooError::UnknownName(name) => {
+                let names: Vec<&str> = ZOO.iter().map(|e| e.name).collect();
+                write!(f, "unknown flow '{name}': available: {}", names.join(", "))
+            }
+            ZooError::Unsupported { flow, data } => match data {
+                DataShape::Vector(dim) => write!(
+                    f,
+                    "{flow} models images, and this data is {dim}-D vectors: use --data digits"
+                ),
+                DataShape::Image(shape) => write!(
+                    f,
+                    "{flow} does not model images such as these {shape:?} (use its vector data)"
+                ),
+            },
+            ZooError::ZeroSize { field } => write!(f, "{field} must be at least 1"),
+        }
+    }
+}
+
+impl std::error::Error for ZooError {}
+
+impl std::str::FromStr for FlowName {
+    type Err = ZooError;
+    fn from_str(name: &str) -> Result<Self, ZooError> {
+        ZOO.iter()
+            .find(|e| e.name == name)
+            .map(|e| e.flow)
+            .ok_or_else(|| ZooError::UnknownName(name.to_string()))
+    }
+}
+
+impl FlowName {
+    /// Its row of the zoo.
+    pub fn entry(&self) -> &'static ZooEntry {
+        ZOO.iter()
+            .find(|e| e.flow == *self)
+            .expect("every FlowName has a row in ZOO")
+    }
+
+    /// The name the command line uses (`"realnvp-image"`).
+    pub fn name(&self) -> &'static str {
+        self.entry().name
+    }
+
+    /// The default sizes on `data`.
+    ///
+    /// # Errors
+    /// [`ZooError::Unsupported`] if the architecture does not model `data`.
+    pub fn default_sizes(&self, data: DataShape) -> Result<Sizes, ZooError> {
+        let entry = self.entry();
+        let sizes = match data {
+            DataShape::Vector(_) => entry.vector_sizes,
+            DataShape::Image(_) => entry.image_sizes,
+        };
+        sizes.ok_or(ZooError::Unsupported {
+            flow: entry.name,
+            data,
+        })
+    }
+
+    /// The prior and the layers (forward order, latent → data; flat
+    /// `[batch, dim]` on both ends) of this architecture on `data` with
+    /// `sizes`, initialised from `rng`. The vector flows see images
+    /// flattened; `glow` on images uses 2 levels (28×28 images and other
+    /// sizes that halve twice), on vectors K steps of an MLP Glow.
+    ///
+    /// # Errors
+    /// [`ZooError::ZeroSize`] for a zero size; [`ZooError::Unsupported`] for
+    /// data the architecture does not model.
+    pub fn layers<T: Element, R: Rng + ?Sized>(
+        &self,
+        data: DataShape,
+        sizes: Sizes,
+        rng: &mut R,
+    ) -> Result<PriorAndLayers<T>, ZooError> {
+        for (field, value) in [("layers", sizes.layers), ("hidden", sizes.hidden)] {
+            if value == 0 {
+                return Err(ZooError::ZeroSize { field });
+            }
+        }
+        self.default_sizes(data)?;
+        let dim = data.dim();
+        let Sizes { layers, hidden } = sizes;
+        let normal: Prior = StandardNormal::new(dim).into();
+        Ok(match (self, data.image()) {
+            (FlowName::RealNvp, _) => (normal, realnvp_layers(dim, layers, hidden, rng)),
+            (FlowName::Maf, _) => (normal, maf_layers(dim, layers, &[hidden, hidden], rng)),
+            (FlowName::Iaf, _) => (
+                normal,
+                iaf_layers(dim, layers, &[hidden, hidden], Transform::Affine, rng),
+            ),
+            (FlowName::Nice, _) => {
+                let nice = NiceConfig {
+                    couplings: layers,
+                    hidden,
+                    ..NiceConfig::default()
+                };
+                (Logistic::new(dim).into(), nice_layers(dim, nice, rng))
+            }
+            (FlowName::RealNvpImage, Some(shape)) => {
+                let realnvp = RealNvpImageConfig {
+                    checkerboard: layers,
+                    channel: layers,
+                    last: layers + 1,
+                    hidden,
+                    ..RealNvpImageConfig::default()
+                };
+                (normal, realnvp_image_layers(shape, realnvp, rng))
+            }
+            (FlowName::RealNvpImage, None) => unreachable!("default_sizes refused vectors"),
+            (FlowName::Glow, image) => {
+                let glow = GlowConfig {
+                    steps: layers,
+                    hidden,
+                    ..GlowConfig::default()
+                };
+                match image {
+                    Some(shape) => (normal, glow_layers(shape, glow, rng)),
+                    None => (normal, glow_vector_layers(dim, glow, rng)),
+                }
+            }
+        })
+    }
+}
+
+/// One line per architecture and its defaults, for `--help`:
+/// `realnvp: affine couplings ... [layers x hidden: 8 x 256]`.
+pub fn help_table() -> String {
+    let show = |s: Option<Sizes>| s.map(|s| format!("{} x {}", s.layers, s.hidden));
+    ZOO.iter()
+        .map(|e| {
+            let defaults = match (show(e.vector_sizes), show(e.image_sizes)) {
+                (Some(v), Some(i)) if v == i => v,
+                (Some(v), Some(i)) => format!("{v} on vectors, {i} on images"),
+                (Some(v), None) => format!("{v}, vectors only"),
+                (None, Some(i)) => format!("{i}, images only"),
+                (None, None) => "no data".into(),
+            };
+            format!("{}: {} [layers x hidden: {defaults}]", e.name, e.summary)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn every_name_parses_to_its_own_entry() {
+        for entry in ZOO {
+            let flow: FlowName = entry.name.parse().unwrap();
+            assert_eq!(flow, entry.flow);
+            assert_eq!(flow.name(), entry.name);
+        }
+        assert!("spline".parse::<FlowName>().is_err());
+    }
+
+    #[test]
+    fn every_flow_builds_on_the_data_it_models() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        for entry in ZOO {
+            for data in [DataShape::Vector(2), DataShape::Image([1, 4, 4])] {
+                let small = Sizes {
+                    layers: 1,
+                    hidden: 4,
+                };
+                let built = entry.flow.layers::<f64, _>(data, small, &mut rng);
+                match entry.flow.default_sizes(data) {
+                    Ok(_) => {
+                        let (prior, layers) = built.unwrap();
+                        assert_eq!(prior.dim(), data.dim(), "{}", entry.name);
+                        assert!(!layers.is_empty(), "{}", entry.name);
+                    }
+                    Err(e) => assert_eq!(built.err(), Some(e)),
+                }
+            }
+        }
+    }
+}

@@ -249,6 +249,23 @@ pub enum TrainError {
         /// `"layer 5 (AffineCoupling) log-det"` or `"loss"`.
         what: String,
     },
+    /// The loss stayed finite but exploded: it rose more than
+    /// [`EXPLODED_NATS_PER_DIM`](crate::train::fit::EXPLODED_NATS_PER_DIM)
+    /// nats per dimension above the first step's, which no converging run
+    /// does (a density 2¹⁴⁴ times worse per feature than where it started).
+    Exploded {
+        /// The optimisation step at which it happened.
+        step: usize,
+        /// The loss there, nats per sample.
+        loss: f64,
+        /// The loss of the run's first step, nats per sample.
+        first_loss: f64,
+        /// The data's dimension.
+        dim: usize,
+        /// The term of the log-density largest in size, naming the layer
+        /// (`"layer 3 (AffineCoupling) log-det, mean -4.1e30"`).
+        largest: String,
+    },
     /// An argument is out of its valid range (a zero batch size, a negative
     /// learning rate, ...).
     BadArgument {
@@ -273,6 +290,19 @@ impl fmt::Display for TrainError {
                 f,
                 "step {step}: {what} is not finite: training diverged (try a smaller \
                  learning rate)"
+            ),
+            TrainError::Exploded {
+                step,
+                loss,
+                first_loss,
+                dim,
+                largest,
+            } => write!(
+                f,
+                "step {step}: the loss {loss:.4e} nats per sample is more than {} nats per \
+                 dimension ({dim} dimensions) above the first step's {first_loss:.4}: training \
+                 diverged; the largest term is {largest} (try a smaller learning rate)",
+                crate::train::fit::EXPLODED_NATS_PER_DIM
             ),
             TrainError::BadArgument { name, message } => {
                 write!(f, "bad argument `{name}`: {message}")

@@ -49,6 +49,8 @@ pub fn train(args: &TrainArgs, data: &str) -> Result<(), String> {
     }
 }
 
+/// The output folder, created once training has succeeded (a failed run
+/// leaves none behind).
 fn create_out(args: &TrainArgs, default: &str) -> Result<PathBuf, String> {
     let out = args
         .out
@@ -60,7 +62,6 @@ fn create_out(args: &TrainArgs, default: &str) -> Result<PathBuf, String> {
 }
 
 fn to_energy(args: &TrainArgs, config: &IafConfig, energy: Energy) -> Result<(), String> {
-    let out = create_out(args, &format!("iaf-{}", energy.name()))?;
     let bar = progress_bar(args.quiet, config.steps, "reverse KL");
     let fit = fit_iaf_to_energy(config, energy, |step, loss| {
         if step % 10 == 0 {
@@ -70,6 +71,7 @@ fn to_energy(args: &TrainArgs, config: &IafConfig, energy: Energy) -> Result<(),
     })
     .map_err(|e| e.to_string())?;
     bar.finish_and_clear();
+    let out = create_out(args, &format!("iaf-{}", energy.name()))?;
     let model = &fit.model;
     let metrics = serde_json::json!({
         "flow": "iaf",
@@ -116,7 +118,6 @@ fn distilled(
     config: &IafConfig,
     toy: flowzoo::data::toy2d::Toy2d,
 ) -> Result<(), String> {
-    let out = create_out(args, &format!("iaf-distilled-{}", toy.name()))?;
     // One bar for both phases: the teacher's steps, then the student's.
     let bar = progress_bar(args.quiet, config.steps, "MAF teacher, then IAF student");
     let result = distill_iaf(
@@ -137,6 +138,7 @@ fn distilled(
     )
     .map_err(|e| e.to_string())?;
     bar.finish_and_clear();
+    let out = create_out(args, &format!("iaf-distilled-{}", toy.name()))?;
     let (teacher, student, report) = (&result.teacher, &result.student, &result.report);
     let metrics = serde_json::json!({
         "flow": "iaf",

@@ -237,6 +237,7 @@ fn train_run(
         };
         Path::new("runs").join(name)
     });
+    let existed = out.exists();
     std::fs::create_dir_all(&out)
         .map_err(|e| format!("{}: cannot create the output folder: {e}", out.display()))?;
     let bar = progress_bar(args.quiet, config.steps, "");
@@ -278,7 +279,14 @@ fn train_run(
         ),
         _ => format!("no checkpoint was written to {}", model_path.display()),
     };
-    let result = result.map_err(|e| format!("{e}; {kept}"))?;
+    let result = match result {
+        Ok(result) => result,
+        Err(e) => {
+            let message = format!("{e}; {kept}");
+            failed(&config, &out, existed, saved_step, &message);
+            return Err(message);
+        }
+    };
     if saved_step.is_none() {
         eprintln!("warning: the model was never finite at a check point: {kept}");
     }
@@ -306,6 +314,39 @@ pub fn progress_bar(quiet: bool, steps: usize, what: &str) -> ProgressBar {
     bar
 }
 
+/// What a failed run leaves: with a checkpoint saved before the failure, a
+/// metrics.json that says the run failed, why, and which step the
+/// checkpoint holds; without one, no output folder at all (if this run
+/// created it and it is still empty).
+fn failed(config: &RunConfig, out: &Path, existed: bool, saved_step: Option<usize>, why: &str) {
+    match saved_step {
+        Some(step) => {
+            let metrics = serde_json::json!({
+                "status": "failed",
+                "error": why,
+                "data": config.dataset.argument(),
+                "flow": config.flow.name(),
+                "layers": config.layers,
+                "hidden": config.hidden,
+                "batch": config.batch,
+                "lr": config.lr,
+                "seed": config.seed,
+                "model": MODEL_FILE,
+                "model_step": step,
+            });
+            let text = serde_json::to_string_pretty(&metrics).unwrap_or_default() + "\n";
+            if let Err(e) = pictures::write_atomically(&out.join("metrics.json"), text.as_bytes()) {
+                eprintln!("warning: {e}");
+            }
+        }
+        None if !existed => {
+            // Fails, as it should, if anything else was put there meanwhile.
+            let _ = std::fs::remove_dir(out);
+        }
+        None => {}
+    }
+}
+
 fn report(
     config: &RunConfig,
     result: &RunResult,
@@ -317,6 +358,7 @@ fn report(
         other => other.name().to_string(),
     };
     let mut metrics = serde_json::json!({
+        "status": "completed",
         "data": label,
         "flow": config.flow.name(),
         "layers": config.layers,

@@ -291,7 +291,10 @@ impl<T: Element> Maf<T> {
     /// wrote), with placeholder parameters to be filled by name.
     ///
     /// # Errors
-    /// As [`conditioner_from_spec`]: a [`FlowError::BadSpec`] naming the field.
+    /// [`FlowError::BadSpec`] naming the field: a size outside 1..=[`MAX_SIZE`],
+    /// input degrees that are not a permutation of 1..=dim, hidden degrees
+    /// outside 1..=max(1, dim − 1) or not matching the widths, residual blocks
+    /// over unequal layers, a network too large to load, an unknown transform.
     pub fn from_spec(spec: &LayerSpec) -> Result<Self, FlowError> {
         Ok(Maf {
             conditioner: conditioner_from_spec(spec)?,
@@ -431,7 +434,10 @@ impl<T: Element> Iaf<T> {
     /// wrote), with placeholder parameters to be filled by name.
     ///
     /// # Errors
-    /// As [`conditioner_from_spec`]: a [`FlowError::BadSpec`] naming the field.
+    /// [`FlowError::BadSpec`] naming the field: a size outside 1..=[`MAX_SIZE`],
+    /// input degrees that are not a permutation of 1..=dim, hidden degrees
+    /// outside 1..=max(1, dim − 1) or not matching the widths, residual blocks
+    /// over unequal layers, a network too large to load, an unknown transform.
     pub fn from_spec(spec: &LayerSpec) -> Result<Self, FlowError> {
         Ok(Iaf {
             conditioner: conditioner_from_spec(spec)?,

@@ -90,7 +90,7 @@ impl ImageMask {
 /// pixels get s = 0, t = 0 and pass through exactly (RealNVP's masked form,
 /// x = b⊙z + (1−b)⊙(z⊙exp(s(b⊙z)) + t(b⊙z))). With a channel mask the network
 /// maps the conditioning channels to 2·(transformed channels). The log-scale
-/// is formed as in [`AffineCoupling`] ([`ScaleKind::Tanh`] with a learned
+/// is formed as in [`AffineCoupling`](super::AffineCoupling) ([`ScaleKind::Tanh`] with a learned
 /// bound per transformed channel, or Glow's [`ScaleKind::Sigmoid`]); the
 /// network's last convolution starts at zero.
 ///

@@ -23,7 +23,7 @@
 //! | [`Iaf`] | `autoregressive.rs` | Σ ℓᵢ(z) (ℓ from a MADE of z_{<i}) | IAF, arXiv:1606.04934 |
 //! | [`Reverse`] | `permute.rs` | 0 | — |
 //! | [`Sequential`] | `sequential.rs` | sum of the layers' | — |
-//! | [`Logit`](crate::flows::preprocess::Logit) | `data/preprocess.rs` | Σ log((1−2α)/(p(1−p))) (inverse) | RealNVP §4.1 |
+//! | [`Logit`] | `preprocess.rs` | Σ log((1−2α)/(p(1−p))) (inverse) | RealNVP §4.1 |
 //!
 //! Every layer is proved by [`check::check_flow`] (invertibility, log-det
 //! against a finite-difference Jacobian) in `proptests/flows.rs`.

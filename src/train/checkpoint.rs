@@ -2,7 +2,7 @@
 //! back, bit for bit.
 //!
 //! A file holds the model's prior and its whole architecture as a
-//! [`LayerSpec`] tree (preprocessing layers such as `Logit` or `Standardize`
+//! [`LayerSpec`](crate::flows::spec::LayerSpec) tree (preprocessing layers such as `Logit` or `Standardize`
 //! included), every parameter and buffer tensor by name with its dtype and
 //! shape, optionally Adam's state (to resume training) and
 //! the record of the run ([`RunRecord`]: data, architecture name and sizes,
@@ -119,8 +119,10 @@ impl<T: Element> Checkpoint<T> {
     /// - [`CheckpointError::Malformed`]: longer than announced, or a record no
     ///   writer produces (unknown tag, bad UTF-8, impossible count);
     /// - [`CheckpointError::ChecksumMismatch`]: the bytes were changed;
-    /// - [`CheckpointError::UnknownLayer`], [`CheckpointError::BadSpec`]: the
-    ///   architecture cannot be built;
+    /// - [`CheckpointError::Layer`]: the architecture cannot be built (an
+    ///   unknown layer kind, a bad field, naming the layer's position);
+    /// - [`CheckpointError::BadRecord`]: the run record holds an unknown or
+    ///   bad field;
     /// - [`CheckpointError::ArchitectureMismatch`]: a parameter, buffer or
     ///   optimiser moment is missing, left over, or of another shape.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, CheckpointError> {

@@ -15,6 +15,7 @@
 
 pub mod checkpoint;
 pub mod codec;
+pub mod dataset;
 pub mod eval;
 pub mod fit;
 pub mod iaf;

@@ -6,154 +6,27 @@
 //! draw comes from a named stream of [`Stream`].
 
 use super::checkpoint::{AdamState, Checkpoint};
-use super::eval::{bits_per_dim, discrete_nll, mean_nll};
+use super::eval::{bits_per_dim, discrete_nll};
 use super::fit::{fit_with, FitConfig, FitReport};
 use super::record::RunRecord;
 use super::seeds::Stream;
 use crate::data::batch::{gather_rows, Batcher};
 use crate::data::digits;
-use crate::data::read_table;
-use crate::data::tabular::Table;
 use crate::data::toy2d::Toy2d;
-use crate::error::{DataError, Error, TrainError};
+use crate::error::{Error, TrainError};
 use crate::flows::preprocess::{Dequantize, Logit};
 use crate::flows::standardize::Standardize;
-use crate::flows::zoo::{DataShape, FlowName, Sizes};
+use crate::flows::zoo::{FlowName, Sizes};
 use crate::flows::{Flow, FlowModel, Sequential};
 use crate::nn::Adam;
 use crate::tensor::Tensor;
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
-/// The logit margin α of the digits' preprocessing (RealNVP §4.1; RESULTS.md).
-pub const DIGITS_ALPHA: f64 = 0.05;
-
-/// Where the training data comes from.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Dataset {
-    /// A 2-D toy density: a fresh batch every step, tested on fresh points.
-    Toy(Toy2d),
-    /// The embedded UCI 8x8 digits as 64-D vectors, dequantised and
-    /// logit-transformed; validation = the last 383 training images.
-    Digits,
-    /// The user's own vectors from a `.csv` or `.npy` file: a seeded split
-    /// into training and test rows ([`UserTable::split`]); the model ends
-    /// in a [`Standardize`] layer fitted to the training rows, so densities
-    /// are in the data's units.
-    Table(Arc<UserTable>),
-}
-
-/// A table of vectors read from the user's file.
-#[derive(Debug, PartialEq)]
-pub struct UserTable {
-    /// The file it was read from.
-    pub path: PathBuf,
-    /// Its rows (the readers have checked that every value is finite).
-    pub table: Table,
-}
-
-/// The share of a user's table held out as the test split.
-pub const TABLE_TEST_FRACTION: f64 = 0.1;
-
-impl UserTable {
-    /// Reads `path` (`.npy`, else CSV; see [`read_table`]).
-    ///
-    /// # Errors
-    /// As [`read_table`] (ragged rows, non-numbers, NaN or infinity are
-    /// rejected, naming the row and column); [`DataError::Mismatch`] for
-    /// fewer than 2 rows (nothing to split into training and test).
-    pub fn read(path: impl Into<PathBuf>) -> Result<Self, DataError> {
-        let path = path.into();
-        let table = read_table(&path)?;
-        if table.rows < 2 {
-            return Err(DataError::Mismatch {
-                what: format!(
-                    "{}: {} rows: at least 2 are needed, for a training and a test split",
-                    path.display(),
-                    table.rows
-                ),
-            });
-        }
-        Ok(UserTable { path, table })
-    }
-
-    /// The (training, test) rows of a run seeded `seed`: the rows in an
-    /// order shuffled by the run's [`Stream::Split`], the last ⌈n·[`TABLE_TEST_FRACTION`]⌉
-    /// (at least 1, at most n − 1) held out for test. The same seed gives
-    /// the same split, so a resumed run and `flowzoo eval` see it again.
-    pub fn split(&self, seed: u64) -> (Table, Table) {
-        let n = self.table.rows;
-        let test_rows = ((n as f64 * TABLE_TEST_FRACTION).ceil() as usize).clamp(1, n - 1);
-        let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut Stream::Split.rng(seed));
-        let (train, test) = order.split_at(n - test_rows);
-        let rows = |indices: &[usize]| Table {
-            data: gather_rows(&self.table.data, self.table.dim(), indices),
-            rows: indices.len(),
-            columns: self.table.columns.clone(),
-        };
-        (rows(train), rows(test))
-    }
-}
-
-impl std::str::FromStr for Dataset {
-    type Err = Error;
-    /// `digits`, a toy name, or a path ending in `.csv` or `.npy` (read at
-    /// once, see [`UserTable::read`]).
-    fn from_str(name: &str) -> Result<Self, Error> {
-        let lower = name.to_ascii_lowercase();
-        if name == "digits" {
-            Ok(Dataset::Digits)
-        } else if lower.ends_with(".csv") || lower.ends_with(".npy") {
-            Ok(Dataset::Table(Arc::new(UserTable::read(name)?)))
-        } else {
-            Ok(Dataset::Toy(name.parse::<Toy2d>()?))
-        }
-    }
-}
-
-impl Dataset {
-    /// The name the command line uses (`table` for a user's file).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Dataset::Toy(t) => t.name(),
-            Dataset::Digits => "digits",
-            Dataset::Table(_) => "table",
-        }
-    }
-
-    /// The dimension of one sample.
-    pub fn dim(&self) -> usize {
-        self.shape().dim()
-    }
-
-    /// What the zoo's architectures see: 2-D vectors, the digits as
-    /// `[1, 8, 8]` images (the vector flows flatten them), a table's rows.
-    pub fn shape(&self) -> DataShape {
-        match self {
-            Dataset::Toy(_) => DataShape::Vector(2),
-            Dataset::Digits => DataShape::Image(DIGITS_IMAGE),
-            Dataset::Table(user) => DataShape::Vector(user.table.dim()),
-        }
-    }
-
-    /// What `--data` said: the toy's name, `digits`, or the file's path
-    /// (what the run record stores, and [`Dataset::from_str`] reads back).
-    pub fn argument(&self) -> String {
-        match self {
-            Dataset::Table(user) => user.path.to_string_lossy().into_owned(),
-            other => other.name().to_string(),
-        }
-    }
-}
-
-/// The shape the image flows see the digits as, `[1, 8, 8]`.
-pub const DIGITS_IMAGE: [usize; 3] = [1, digits::SIDE, digits::SIDE];
-
-/// Fresh test points drawn for a 2-D toy density.
-pub const TOY_TEST_POINTS: usize = 20_000;
+pub use super::dataset::{
+    test_score, Dataset, TestScore, UserTable, DIGITS_ALPHA, DIGITS_IMAGE, TABLE_TEST_FRACTION,
+    TOY_TEST_POINTS,
+};
 
 /// The settings of one experiment (the command line's flags).
 #[derive(Clone, Debug)]
@@ -249,7 +122,7 @@ impl RunConfig {
     /// in all: its data, flow, sizes, batch and seed.
     ///
     /// # Errors
-    /// As [`Dataset::from_str`] for the record's data (a user's file that
+    /// As [`Dataset::from_str`](std::str::FromStr::from_str) for the record's data (a user's file that
     /// is gone, say).
     pub fn of_record(record: &RunRecord, steps: usize) -> Result<Self, Error> {
         Ok(RunConfig {
@@ -266,62 +139,6 @@ impl RunConfig {
 
     fn with_seed(self, seed: u64) -> Self {
         RunConfig { seed, ..self }
-    }
-}
-
-/// A test figure: the NLL in nats per sample (of the discrete data for the
-/// digits, every Jacobian counted) and, for discrete data, bits/dim.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct TestScore {
-    /// Test NLL, nats per sample.
-    pub nll_nats: f64,
-    /// Test bits/dim (the digits only).
-    pub bits_per_dim: Option<f64>,
-    /// How many test samples were scored.
-    pub samples: usize,
-}
-
-/// The test figure of `model` on `dataset` for a run seeded `seed`, the
-/// one number `flowzoo train` reports and `flowzoo eval` repeats: for a toy
-/// density `test_size` fresh points from [`Stream::Test`]; for the digits
-/// the 1797 test digits dequantised with noise from [`Stream::Test`]; for a
-/// user's table its held-out rows ([`UserTable::split`]).
-pub fn test_score(
-    model: &FlowModel<f32>,
-    dataset: &Dataset,
-    seed: u64,
-    test_size: usize,
-) -> TestScore {
-    let mut rng = Stream::Test.rng(seed);
-    match dataset {
-        Dataset::Toy(toy) => {
-            let test = Tensor::from_f64_slice(&toy.sample(test_size, &mut rng), &[test_size, 2]);
-            TestScore {
-                nll_nats: mean_nll(model, &test),
-                bits_per_dim: None,
-                samples: test_size,
-            }
-        }
-        Dataset::Digits => {
-            let dim = dataset.dim();
-            let test = digits::test();
-            let v = Tensor::<f32>::from_f64_slice(&test.images_f64(), &[test.n, dim]);
-            let nll = discrete_nll(model, &v, Dequantize::new(digits::LEVELS), &mut rng);
-            TestScore {
-                nll_nats: nll,
-                bits_per_dim: Some(bits_per_dim(nll, dim)),
-                samples: test.n,
-            }
-        }
-        Dataset::Table(user) => {
-            let (_, test) = user.split(seed);
-            let x = Tensor::<f32>::from_f64_slice(&test.data, &[test.rows, test.dim()]);
-            TestScore {
-                nll_nats: mean_nll(model, &x),
-                bits_per_dim: None,
-                samples: test.rows,
-            }
-        }
     }
 }
 
@@ -464,7 +281,7 @@ pub fn run(config: &RunConfig, on_step: impl FnMut(usize, f64) + Send) -> Result
 /// instead of a fresh [`build_model`] and `Adam::new(config.lr)`; training
 /// goes on from step `adam.steps() + 1` to `config.steps` (see
 /// [`fit_with`]). A fresh model is initialised from a batch of data first
-/// ([`Flow::initialize`](crate::flows::Flow::initialize): ActNorm's
+/// ([`Flow::initialize`]: ActNorm's
 /// data-dependent initialisation; the identity for layers without one); a
 /// resumed one is not.
 ///
@@ -555,7 +372,7 @@ impl SavedRun {
     /// record, or an IAF fitted to an energy).
     ///
     /// # Errors
-    /// As [`Dataset::from_str`] (a user's file that is gone, say).
+    /// As [`Dataset::from_str`](std::str::FromStr::from_str) (a user's file that is gone, say).
     pub fn dataset(&self) -> Result<Option<Dataset>, Error> {
         match self.record() {
             Some(record) if !record.data.is_empty() => Ok(Some(record.data.parse()?)),

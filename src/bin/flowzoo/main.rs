@@ -321,19 +321,9 @@ pub fn progress_bar(quiet: bool, steps: usize, what: &str) -> ProgressBar {
 fn failed(config: &RunConfig, out: &Path, existed: bool, saved_step: Option<usize>, why: &str) {
     match saved_step {
         Some(step) => {
-            let metrics = serde_json::json!({
-                "status": "failed",
-                "error": why,
-                "data": config.dataset.argument(),
-                "flow": config.flow.name(),
-                "layers": config.layers,
-                "hidden": config.hidden,
-                "batch": config.batch,
-                "lr": config.lr,
-                "seed": config.seed,
-                "model": MODEL_FILE,
-                "model_step": step,
-            });
+            let mut metrics = run_fields(config, "failed");
+            metrics["error"] = why.into();
+            metrics["model_step"] = step.into();
             let text = serde_json::to_string_pretty(&metrics).unwrap_or_default() + "\n";
             if let Err(e) = pictures::write_atomically(&out.join("metrics.json"), text.as_bytes()) {
                 eprintln!("warning: {e}");
@@ -347,6 +337,25 @@ fn failed(config: &RunConfig, out: &Path, existed: bool, saved_step: Option<usiz
     }
 }
 
+/// The fields of metrics.json that describe the run, with its `status`.
+fn run_fields(config: &RunConfig, status: &str) -> serde_json::Value {
+    let label = match &config.dataset {
+        Dataset::Table(user) => user.path.display().to_string(),
+        other => other.name().to_string(),
+    };
+    serde_json::json!({
+        "status": status,
+        "data": label,
+        "flow": config.flow.name(),
+        "layers": config.layers,
+        "hidden": config.hidden,
+        "batch": config.batch,
+        "lr": config.lr,
+        "seed": config.seed,
+        "model": MODEL_FILE,
+    })
+}
+
 fn report(
     config: &RunConfig,
     result: &RunResult,
@@ -357,15 +366,8 @@ fn report(
         Dataset::Table(user) => user.path.display().to_string(),
         other => other.name().to_string(),
     };
-    let mut metrics = serde_json::json!({
-        "status": "completed",
-        "data": label,
-        "flow": config.flow.name(),
-        "layers": config.layers,
-        "hidden": config.hidden,
-        "batch": config.batch,
-        "lr": config.lr,
-        "seed": config.seed,
+    let mut metrics = run_fields(config, "completed");
+    let extra = serde_json::json!({
         "steps": result.report.steps,
         "best_step": result.report.best_step,
         "test_nll_nats": result.test_nll_nats,
@@ -374,8 +376,10 @@ fn report(
         "ms_per_step": result.report.ms_per_step,
         "n_params": result.model.n_params(),
         "threads": rayon::current_num_threads(),
-        "model": MODEL_FILE,
     });
+    for (key, value) in extra.as_object().expect("an object") {
+        metrics[key] = value.clone();
+    }
     if let Some(path) = resumed_from {
         metrics["resumed_from"] = path.display().to_string().into();
     }

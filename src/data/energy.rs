@@ -1,6 +1,6 @@
 //! Unnormalised 2-D target densities p(z) ∝ exp(−U(z)): the four energy
 //! functions of Rezende & Mohamed (2015, table 1 and figure 3), the targets an
-//! [`Iaf`](super::Iaf) sampler is fitted to by reverse KL
+//! [`Iaf`](crate::flows::Iaf) sampler is fitted to by reverse KL
 //! ([`train::reverse_kl`](crate::train::reverse_kl)).
 //!
 //! Each energy comes with its exact gradient ∇U, written by hand (and checked

@@ -468,7 +468,7 @@ pub(crate) fn check_network(
 }
 
 /// Takes exactly the buffers `wanted` (name, shape) from `buffers`, in that
-/// order: the helper a layer's [`Flow::set_buffers`] uses.
+/// order: the helper a layer's [`Flow::set_buffers`](super::Flow::set_buffers) uses.
 ///
 /// # Errors
 /// [`FlowError::BufferMismatch`] naming `layer` and the buffer,

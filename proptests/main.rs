@@ -1,15 +1,31 @@
 //! Property tests, one binary. Run one area with a filter:
 //! `cargo test --release --test proptests flows::`.
 //!
-//! - `tolerance`: the named tolerances and the one comparison helper.
+//! - `tolerance`: the named tolerances, each with where it comes from, and
+//!   the one comparison helper.
 //! - `strategies`: generators for shapes, strided views and flow inputs.
 //! - `tensor_kernels`: every kernel against a naive reference, on views with
-//!   odd strides (transposed, narrowed, broadcast).
+//!   odd strides (transposed, narrowed, broadcast), and the block-masked
+//!   products against the dense masked ones.
+//! - `tensor_views`: every view against the address formula; the copies
+//!   (concat, stack, index_select, flip, the 2x2 squeeze) against their
+//!   definitions.
+//! - `linalg`: LU, the triangular solves, the inverse and slogdet by
+//!   reconstruction and against a cofactor expansion, with backward-error
+//!   tolerances.
 //! - `autodiff_ops`: gradcheck of every recorded op against central differences.
+//! - `flows`: `check_flow` (invertibility, log-det vs the finite-difference
+//!   Jacobian) and the parameter gradcheck on every layer and stack, ActNorm's
+//!   initialisation, BatchNorm's running averages, and the density of every
+//!   2-D model integrating to 1.
+//! - `autoregressive`: MADE's autoregressive property, MAF and IAF through
+//!   `check_flow` and the triangular-Jacobian check, the two sequential
+//!   solvers agreeing, the gradchecks, and the energies' gradients.
 //! - `fuzz`: random and mutated bytes into the IDX, `.npy` and checkpoint
 //!   readers: typed errors, never a panic (prints the input counts).
-//! - `flows`: `check_flow` (invertibility, log-det vs the finite-difference
-//!   Jacobian) and the parameter gradcheck on every layer and stack.
+//!
+//! Each derivation page in docs/derivations names the tests here that prove
+//! it, under "What the tests prove".
 
 mod autodiff_ops;
 mod autoregressive;

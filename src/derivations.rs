@@ -5,6 +5,31 @@
 //! `docs/derivations/*.md`, so the same text reads on GitHub and in rustdoc.
 //! Read them in this order: change of variables, affine coupling, bits per
 //! dimension for the flows; tensor layout and reverse mode for the engine.
+//!
+//! ## Writing a page
+//!
+//! A page reads top to bottom: Source, Notation, the map, its Jacobian and
+//! log-determinant, Numerical notes, What the tests prove, Where in the code
+//! (STYLE.md §4). Each layer has a section of its own, so that its doc
+//! comment links to an anchor: rustdoc makes a heading's id from its text,
+//! lower-cased, spaces turned to `-`, other punctuation dropped ("## The
+//! invertible 1×1 convolution" is `#the-invertible-11-convolution`).
+//!
+//! Pages cite code in backticks, in three forms, and `tests/derivation_pages.rs`
+//! fails when a citation no longer names anything:
+//!
+//! - a test or function by its name: `affine_coupling_passes_check_flow`
+//!   (a property test may carry its module in the `proptests` binary:
+//!   `tensor_kernels::block_masked_products_match_the_dense_masked_ones`);
+//! - an item by its path from the crate root (`flows::coupling::AffineCoupling`)
+//!   or from its type (`Dequantize::log_det`, `Transform::Gated`), with
+//!   arguments if they help (`Mask::half(dim, flip)`);
+//! - a file by its path from the crate root: `tests/checkpoint.rs`.
+//!
+//! Backticked text of another shape (an expression, a shape, a command, a
+//! one-word variable such as `z1`) is not a citation. The same test checks
+//! that each page's "What the tests prove" names at least one test, and that
+//! every link from a doc comment to a section lands on a heading.
 
 /// Change of variables: the density of a bijection, summed log-dets, the sign
 /// convention, maximum likelihood, and bits/dim.
@@ -51,6 +76,16 @@ pub mod glow {}
 /// Jacobians it counts.
 #[doc = include_str!("../docs/derivations/dequantization.md")]
 pub mod dequantization {}
+
+/// The data-side bijections and their log-dets: `Dequantize`'s scaling,
+/// `Logit`, `Standardize`.
+#[doc = include_str!("../docs/derivations/preprocessing.md")]
+pub mod preprocessing {}
+
+/// Permutations: why `Reverse`, `Permutation` and `Reshape` add nothing to
+/// the log-det, and why flows need them between layers.
+#[doc = include_str!("../docs/derivations/permutations.md")]
+pub mod permutations {}
 
 /// MADE: masks from degrees, why the outputs are autoregressive, and the
 /// incremental solve that samples in one pass of work.

@@ -11,13 +11,23 @@
 //! t10k-images-idx3-ubyte: offset 1500: the file ends after 1500 bytes, but its header announces 115024 bytes
 //! ```
 //!
-//! - [`DataError`]: a dataset could not be read (IDX files, CSV tables, names).
+//! - [`DataError`]: a dataset could not be read (IDX files, `.npy` files,
+//!   CSV tables, dataset names).
 //! - [`TrainError`]: training was given bad arguments or data, or diverged.
-//! - [`CheckpointError`]: a checkpoint could not be written, read or rebuilt.
-//! - [`Error`]: the crate-level error that wraps both, with [`Result`] as alias.
+//! - [`CheckpointError`]: a checkpoint could not be written, read or rebuilt;
+//!   a layer that cannot be rebuilt from its spec reports a
+//!   [`FlowError`], which [`CheckpointError::Layer`] wraps with the file's
+//!   path.
+//! - [`FlowError`]: re-exported from [`flows::error`](crate::flows::error),
+//!   where the layers raise it: the layer's place in the model, its kind,
+//!   the field and the value.
+//! - [`Error`]: the crate-level error that wraps the data, training and
+//!   checkpoint errors, with [`Result`] as alias.
 //!
-//! The enums are written by hand (no `thiserror`): the library keeps its five
-//! dependencies.
+//! This file sits between `flows` and `data` in the module order: it
+//! imports `flows::error` only, and the data readers return its
+//! `DataError`. The enums are written by hand (no `thiserror`): the library
+//! keeps its five dependencies.
 
 pub use crate::flows::error::FlowError;
 use std::fmt;
@@ -408,8 +418,9 @@ pub enum CheckpointError {
         /// What is wrong with it.
         what: String,
     },
-    /// Saving: a layer of the model has no spec (its `Flow::spec` returns
-    /// `None`), so it could not be rebuilt from the file.
+    /// Saving: a layer of the model has no spec (its
+    /// [`Flow::to_spec`](crate::flows::Flow::to_spec) returns `None`), so it
+    /// could not be rebuilt from the file.
     NotSaveable {
         /// The layer's name and its position in the model.
         layer: String,
@@ -512,7 +523,7 @@ impl fmt::Display for CheckpointError {
             ),
             CheckpointError::NotSaveable { layer } => write!(
                 f,
-                "cannot save the model: layer {layer} has no spec (Flow::spec returns \
+                "cannot save the model: layer {layer} has no spec (Flow::to_spec returns \
                  None), so a checkpoint could not rebuild it"
             ),
         }

@@ -8,16 +8,23 @@
 //!
 //! ## The map (the reading order: no module reaches up)
 //!
+//! Each module imports only from the modules above it in this table
+//! (`tests/layering.rs` checks it, file by file):
+//!
 //! | module | what it holds |
 //! | --- | --- |
-//! | [`tensor`] | `Tensor<T>`: a `Layout` (shape, strides, offset) over shared storage; views, element-wise kernels with broadcasting, reductions, matmul, small linear algebra |
-//! | [`autodiff`] | the tape (a Wengert list), `Var`, one backward rule per op, `gradcheck` |
-//! | [`nn`] | `Linear`, `Mlp`, initialisers, `Adam` |
-//! | [`flows`] | the `Flow` trait, `AffineCoupling`, `Reverse`, `Sequential`, `StandardNormal`, `FlowModel`, `check_flow` |
-//! | [`data`] | toy 2-D densities, the IDX reader, the embedded UCI digits, batches, CSV tables, preprocessing as flows |
-//! | [`train`] | the maximum-likelihood loop, NLL and bits/dim, density grids, whole experiments |
-//! | [`derivations`] | the math of every layer and engine piece (docs/derivations) |
-//! | [`error`] | the typed errors |
+//! | [`tensor`] | `Tensor<T>`: a `Layout` (shape, strides, offset) over shared storage; views, element-wise kernels with broadcasting, reductions, matmul, conv2d, small linear algebra (LU, slogdet, triangular solve) |
+//! | [`autodiff`] | the tape (a Wengert list), `Var`, `Param`, one backward rule per op, `gradcheck` |
+//! | [`nn`] | `Linear`, `Mlp`, `Made` (and its one-pass solver), small conv nets, initialisers, `Sgd`, `Adam` and its saved state |
+//! | [`flows`] | the `Flow` trait, every layer (each writing and reading its own spec), the registry of layer kinds, `Sequential`, the priors, `FlowModel`, the named architectures, the data-side bijections (`Dequantize`, `Logit`, `Standardize`), `check_flow`, `FlowError` |
+//! | [`error`] | the crate's error enums (`DataError`, `TrainError`, `CheckpointError`, and `FlowError` re-exported) and `Error`, `Result` |
+//! | [`data`] | datasets only: toy 2-D densities and target energies, the IDX reader, the embedded UCI digits, CSV and `.npy` tables, batches |
+//! | [`train`] | the maximum-likelihood and reverse-KL loops, NLL and bits/dim, checkpoints and their byte codec, density grids, whole experiments |
+//! | [`derivations`] | the math of every layer and engine piece (docs/derivations), one click from the code |
+//!
+//! The command-line tool (`src/bin/flowzoo/`, feature `cli`) sits on top and
+//! only parses, calls the library, and reports. To add a flow layer, read
+//! the [`flows`] module doc, "Add a layer".
 //!
 //! ## Conventions
 //!

@@ -6,26 +6,32 @@
 //! tables); the caller wraps the vectors in tensors. Datasets only: the
 //! bijections that prepare data (dequantisation, the logit, the
 //! standardisation of columns) are layers with log-dets and live in
-//! [`flows`](crate::flows). The module imports from `tensor` and `autodiff`
-//! (the energies are written on tape variables), never from `flows`,
-//! `train` or the tool.
+//! [`flows`](crate::flows). In the module order the data comes after the
+//! flows and the crate's [`error`](crate::error) file: it imports from
+//! `tensor` and `autodiff` (the energies are written on tape variables),
+//! from `flows` (the column statistics of
+//! [`Standardize`](crate::flows::Standardize)) and from `error` (its
+//! [`DataError`](crate::error::DataError)), never from `train` or the tool.
 //!
 //! - [`toy2d`]: [`Toy2d`], the 2-D toy densities (moons, eight Gaussians,
 //!   checkerboard, pinwheel, circles), each defined exactly in its doc, with
 //!   a box that holds its mass. **Read this first**: it is the data of the
 //!   first lecture and of every density picture.
+//! - [`energy`]: [`Energy`](energy::Energy), the four unnormalised 2-D target
+//!   densities of Rezende and Mohamed (arXiv:1505.05770) that an IAF is
+//!   fitted to by reverse KL.
 //! - [`digits`]: [`Digits`], the UCI optdigits 8x8 digits embedded in the
 //!   library, and the validation split of the protocol (the last 383 training
 //!   images).
 //! - [`idx`]: the IDX reader and writer behind the digits (and MNIST-style
 //!   folders), with one typed error per way a file can be malformed.
-//! - [`tabular`]: [`Table`], numeric CSV files, and [`standardize()`].
+//! - [`tabular`]: [`Table`], numeric CSV files, and [`standardize()`] of a
+//!   table's columns in place.
+//! - [`npy`]: NumPy `.npy` matrices read as a [`Table`].
+//! - [`read_table`] (here, above both readers, so neither imports the
+//!   other): a CSV or a `.npy` file by its extension.
 //! - [`batch`]: [`Batcher`], seeded shuffling into minibatches of row indices,
 //!   and [`gather_rows`] to copy those rows out.
-//! - [`npy`]: NumPy `.npy` matrices read as a [`Table`].
-//! - [`energy`]: [`Energy`](energy::Energy), the four unnormalised 2-D target
-//!   densities of Rezende and Mohamed (arXiv:1505.05770) that an IAF is
-//!   fitted to by reverse KL.
 //!
 //! Randomness is always explicit: samplers take `&mut impl Rng`, the batcher a
 //! `u64` seed. Malformed input returns a

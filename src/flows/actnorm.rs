@@ -38,7 +38,9 @@ use crate::tensor::{Element, Tensor};
 /// Convolutions", NeurIPS 2018, arXiv:1807.03039, §3.1 and table 1.
 ///
 /// # Derivation
-/// [`derivations::glow`](crate::derivations::glow) (docs/derivations/glow.md).
+/// [`derivations::glow`, "ActNorm"](crate::derivations::glow#actnorm)
+/// (docs/derivations/glow.md): the map, its log-det H·W·Σ s_c, and the
+/// data-dependent initialisation.
 ///
 /// # Examples
 /// ```

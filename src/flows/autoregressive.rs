@@ -240,7 +240,10 @@ fn unshift_and_unscale<'t, T: Element>(
 /// Density Estimation", NeurIPS 2017, arXiv:1705.07057 (§3.1-3.2).
 ///
 /// # Derivation
-/// [`derivations::maf`](crate::derivations::maf) (docs/derivations/maf.md).
+/// [`derivations::maf`, "The map"](crate::derivations::maf#the-map) and
+/// ["The Jacobian and its log-determinant"](crate::derivations::maf#the-jacobian-and-its-log-determinant)
+/// (docs/derivations/maf.md): why the density takes one pass and sampling
+/// D steps.
 ///
 /// # Examples
 /// ```
@@ -291,10 +294,10 @@ impl<T: Element> Maf<T> {
     /// wrote), with placeholder parameters to be filled by name.
     ///
     /// # Errors
-    /// [`FlowError::BadSpec`] naming the field: a size outside 1..=[`MAX_SIZE`],
-    /// input degrees that are not a permutation of 1..=dim, hidden degrees
-    /// outside 1..=max(1, dim − 1) or not matching the widths, residual blocks
-    /// over unequal layers, a network too large to load, an unknown transform.
+    /// [`FlowError::BadSpec`] naming the field, for a missing, mistyped or
+    /// invalid field: a size outside 1..=[`MAX_SIZE`], input degrees that
+    /// are not a permutation of 1..=dim, hidden degrees that do not fit the
+    /// widths, a network too large to allocate, an unknown transform.
     pub fn from_spec(spec: &LayerSpec) -> Result<Self, FlowError> {
         Ok(Maf {
             conditioner: conditioner_from_spec(spec)?,
@@ -378,7 +381,9 @@ impl<T: Element> Flow<T> for Maf<T> {
 /// NeurIPS 2016, arXiv:1606.04934 (§4, eq. 10-15).
 ///
 /// # Derivation
-/// [`derivations::iaf`](crate::derivations::iaf) (docs/derivations/iaf.md).
+/// [`derivations::iaf`, "The map"](crate::derivations::iaf#the-map) and
+/// ["The gated update"](crate::derivations::iaf#the-gated-update)
+/// (docs/derivations/iaf.md): MAF read backwards, and the gate's log-det.
 ///
 /// # Examples
 /// ```
@@ -434,10 +439,10 @@ impl<T: Element> Iaf<T> {
     /// wrote), with placeholder parameters to be filled by name.
     ///
     /// # Errors
-    /// [`FlowError::BadSpec`] naming the field: a size outside 1..=[`MAX_SIZE`],
-    /// input degrees that are not a permutation of 1..=dim, hidden degrees
-    /// outside 1..=max(1, dim − 1) or not matching the widths, residual blocks
-    /// over unequal layers, a network too large to load, an unknown transform.
+    /// [`FlowError::BadSpec`] naming the field, for a missing, mistyped or
+    /// invalid field: a size outside 1..=[`MAX_SIZE`], input degrees that
+    /// are not a permutation of 1..=dim, hidden degrees that do not fit the
+    /// widths, a network too large to allocate, an unknown transform.
     pub fn from_spec(spec: &LayerSpec) -> Result<Self, FlowError> {
         Ok(Iaf {
             conditioner: conditioner_from_spec(spec)?,

@@ -80,8 +80,9 @@ impl BatchNormMode {
 /// appendix E; Papamakarios, Pavlakou, Murray, arXiv:1705.07057, appendix B.
 ///
 /// # Derivation
-/// [`derivations::realnvp`](crate::derivations::realnvp) (docs/derivations/realnvp.md,
-/// "Batch normalisation").
+/// [`derivations::realnvp`, "Batch normalisation as a bijector"](crate::derivations::realnvp#batch-normalisation-as-a-bijector)
+/// (docs/derivations/realnvp.md): the map, its log-det, and what changes
+/// between batch and running statistics.
 ///
 /// # Examples
 /// ```

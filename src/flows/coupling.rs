@@ -25,6 +25,11 @@ use rand::Rng;
 
 /// A binary partition of `dim` features into a *conditioning* half, which
 /// passes through unchanged, and a *transformed* half.
+///
+/// # Derivation
+/// [`derivations::affine_coupling`, "Masks and stacking"](crate::derivations::affine_coupling#masks-and-stacking)
+/// (docs/derivations/affine-coupling.md): why consecutive layers swap the
+/// halves, and why the mask need not be contiguous.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mask {
     /// The number of features D.
@@ -97,6 +102,12 @@ impl Mask {
 
 /// How an affine coupling turns the network's raw output ŝ into the
 /// log-scale s of x₂ = z₂ ⊙ exp(s) + t.
+///
+/// # Derivation
+/// [`derivations::affine_coupling`, "The bounded log-scale and the zero initialisation"](crate::derivations::affine_coupling#the-bounded-log-scale-and-the-zero-initialisation)
+/// for [`ScaleKind::Tanh`];
+/// [`derivations::glow`, "The affine coupling with Glow's scale"](crate::derivations::glow#the-affine-coupling-with-glows-scale)
+/// for [`ScaleKind::Sigmoid`] (docs/derivations/affine-coupling.md, glow.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum ScaleKind {
     /// RealNVP's bounded log-scale s = c ⊙ tanh(ŝ), with a learned bound c
@@ -184,8 +195,10 @@ impl ScaleKind {
 /// ICLR 2017, arXiv:1605.08803 (§3.2-3.3).
 ///
 /// # Derivation
-/// [`derivations::affine_coupling`](crate::derivations::affine_coupling)
-/// (docs/derivations/affine-coupling.md).
+/// [`derivations::affine_coupling`, "The Jacobian and its log-determinant"](crate::derivations::affine_coupling#the-jacobian-and-its-log-determinant)
+/// (docs/derivations/affine-coupling.md): why the Jacobian is triangular
+/// and the log-det is Σ s; "The bounded log-scale and the zero
+/// initialisation" for the tanh bound.
 ///
 /// # Examples
 /// ```
@@ -376,7 +389,8 @@ impl<T: Element> Flow<T> for AffineCoupling<T> {
 /// coupling), §5.1 (ReLU coupling networks).
 ///
 /// # Derivation
-/// [`derivations::nice`](crate::derivations::nice) (docs/derivations/nice.md).
+/// [`derivations::nice`, "The additive coupling"](crate::derivations::nice#the-additive-coupling)
+/// (docs/derivations/nice.md): the unit-triangular Jacobian, log-det 0.
 ///
 /// # Examples
 /// ```

@@ -42,7 +42,8 @@ pub trait Flow<T: Element>: Send + Sync {
     /// once: its initialised flag is part of its state.
     ///
     /// # Derivation
-    /// [`derivations::glow`](crate::derivations::glow) (docs/derivations/glow.md, ActNorm).
+    /// [`derivations::glow`, "ActNorm"](crate::derivations::glow#actnorm)
+    /// (docs/derivations/glow.md).
     fn initialize(&mut self, x: &Tensor<T>) -> Tensor<T> {
         self.inverse_tensor(x).0
     }

@@ -26,6 +26,11 @@ use rand::Rng;
 /// # Source
 /// Dinh, Sohl-Dickstein, Bengio, arXiv:1605.08803, §3.4 (masked convolution,
 /// figure 3) and §3.6 (multi-scale architecture).
+///
+/// # Derivation
+/// [`derivations::realnvp`, "Checkerboard coupling"](crate::derivations::realnvp#checkerboard-coupling)
+/// and ["Channel-wise coupling"](crate::derivations::realnvp#channel-wise-coupling)
+/// (docs/derivations/realnvp.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ImageMask {
     /// Pixel (i, j) of every channel conditions when (i + j) mod 2 = `parity`.
@@ -90,9 +95,10 @@ impl ImageMask {
 /// pixels get s = 0, t = 0 and pass through exactly (RealNVP's masked form,
 /// x = b⊙z + (1−b)⊙(z⊙exp(s(b⊙z)) + t(b⊙z))). With a channel mask the network
 /// maps the conditioning channels to 2·(transformed channels). The log-scale
-/// is formed as in [`AffineCoupling`](super::AffineCoupling) ([`ScaleKind::Tanh`] with a learned
-/// bound per transformed channel, or Glow's [`ScaleKind::Sigmoid`]); the
-/// network's last convolution starts at zero.
+/// is formed as in [`AffineCoupling`](super::AffineCoupling)
+/// ([`ScaleKind::Tanh`] with a learned bound per transformed channel, or
+/// Glow's [`ScaleKind::Sigmoid`]); the network's last convolution starts at
+/// zero.
 ///
 /// # Shapes
 /// `[batch, channels, height, width]` in and out; log-det `[batch]`.
@@ -110,7 +116,11 @@ impl ImageMask {
 /// Dhariwal, arXiv:1807.03039, §3.3 (channel-wise affine coupling).
 ///
 /// # Derivation
-/// [`derivations::realnvp`](crate::derivations::realnvp) (docs/derivations/realnvp.md).
+/// [`derivations::realnvp`, "Checkerboard coupling"](crate::derivations::realnvp#checkerboard-coupling)
+/// and ["Channel-wise coupling"](crate::derivations::realnvp#channel-wise-coupling)
+/// (docs/derivations/realnvp.md): the masked form, its triangular Jacobian
+/// and log-det; Glow's scale in
+/// [`derivations::glow`, "The affine coupling with Glow's scale"](crate::derivations::glow#the-affine-coupling-with-glows-scale).
 ///
 /// # Examples
 /// ```

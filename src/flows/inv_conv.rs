@@ -67,7 +67,9 @@ pub enum InvConvWeight<T: Element> {
 /// decomposition paragraph), table 1.
 ///
 /// # Derivation
-/// [`derivations::glow`](crate::derivations::glow) (docs/derivations/glow.md).
+/// [`derivations::glow`, "The invertible 1×1 convolution"](crate::derivations::glow#the-invertible-11-convolution)
+/// (docs/derivations/glow.md): the block-diagonal Jacobian, the plain and
+/// LU forms of log|det W|, and the random-rotation start.
 ///
 /// # Examples
 /// ```

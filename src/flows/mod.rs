@@ -7,29 +7,104 @@
 //! log p(x) = log π(z) + logdet_inverse(x) with z = inverse(x), and
 //! logdet_forward(z) = −logdet_inverse(f(z)).
 //!
-//! | layer | file | log-det | source |
-//! | --- | --- | --- | --- |
-//! | [`AdditiveCoupling`] | `coupling.rs` | 0 | NICE, arXiv:1410.8516 |
-//! | [`Rescale`] | `rescale.rs` | Σ log Sᵢ | NICE, arXiv:1410.8516 |
-//! | [`AffineCoupling`] | `coupling.rs` | Σ s(z₁) (tanh or Glow's sigmoid scale) | RealNVP, arXiv:1605.08803 |
-//! | [`ImageCoupling`] | `coupling.rs` | Σ s(z₁) over channels and pixels (checkerboard or channel mask) | RealNVP; Glow, arXiv:1807.03039 |
-//! | [`BatchNorm`] | `batchnorm.rs` | H·W·Σ (γ − ½ log(v + ε)) (inverse) | RealNVP §3.7; MAF |
-//! | [`ActNorm`] | `actnorm.rs` | H·W·Σ log scale | Glow, arXiv:1807.03039 |
-//! | [`InvConv1x1`] | `inv_conv.rs` | H·W·log\|det W\| (plain or LU) | Glow, arXiv:1807.03039 |
-//! | [`Permutation`] | `permute.rs` | 0 | — |
-//! | [`Squeeze`], [`Reshape`] | `squeeze.rs` | 0 | RealNVP §3.6 |
-//! | [`Split`] | `squeeze.rs` | inner's (+ −Σ log σ with a learned prior) | RealNVP §3.6; Glow |
-//! | [`Maf`] | `autoregressive.rs` | Σ ℓᵢ(x) (ℓ from a MADE of x_{<i}) | MAF, arXiv:1705.07057 |
-//! | [`Iaf`] | `autoregressive.rs` | Σ ℓᵢ(z) (ℓ from a MADE of z_{<i}) | IAF, arXiv:1606.04934 |
-//! | [`Reverse`] | `permute.rs` | 0 | — |
-//! | [`Sequential`] | `sequential.rs` | sum of the layers' | — |
-//! | [`Logit`] | `preprocess.rs` | Σ log((1−2α)/(p(1−p))) (inverse) | RealNVP §4.1 |
+//! Read [`flow`] (the trait) first, then `coupling.rs`, then `model.rs`.
 //!
-//! Every layer is proved by [`check::check_flow`] (invertibility, log-det
-//! against a finite-difference Jacobian) in `proptests/flows.rs`.
-//! Read the trait below, then `coupling.rs`, then `model.rs`.
+//! ## The layers
 //!
-//! Derivation: [`derivations::change_of_variables`](crate::derivations::change_of_variables)
+//! Each layer's file holds the layer, its `to_spec` and its `from_spec`; the
+//! derivation column links to the section of docs/derivations that derives it.
+//!
+//! | layer | file | log-det | source | derivation |
+//! | --- | --- | --- | --- | --- |
+//! | [`AdditiveCoupling`] | `coupling.rs` | 0 | NICE, arXiv:1410.8516 | [NICE](crate::derivations::nice#the-additive-coupling) |
+//! | [`Rescale`] | `rescale.rs` | Σ σᵢ (σ = log S) | NICE | [NICE](crate::derivations::nice#rescaling) |
+//! | [`AffineCoupling`] ([`Mask`], [`ScaleKind`]) | `coupling.rs` | Σ s(z₁) (tanh or Glow's sigmoid scale) | RealNVP, arXiv:1605.08803 | [affine coupling](crate::derivations::affine_coupling#the-jacobian-and-its-log-determinant) |
+//! | [`ImageCoupling`] ([`ImageMask`]) | `image_coupling.rs` | Σ s(z₁) over channels and pixels (checkerboard or channel mask) | RealNVP; Glow, arXiv:1807.03039 | [RealNVP](crate::derivations::realnvp#checkerboard-coupling) |
+//! | [`BatchNorm`] | `batchnorm.rs` | H·W·Σ (γ − ½ log(v + ε)) (inverse) | RealNVP §3.7; MAF | [RealNVP](crate::derivations::realnvp#batch-normalisation-as-a-bijector) |
+//! | [`ActNorm`] | `actnorm.rs` | H·W·Σ log scale | Glow, arXiv:1807.03039 | [Glow](crate::derivations::glow#actnorm) |
+//! | [`InvConv1x1`] | `inv_conv.rs` | H·W·log\|det W\| (plain or LU) | Glow, arXiv:1807.03039 | [Glow](crate::derivations::glow#the-invertible-11-convolution) |
+//! | [`Reverse`] | `permute.rs` | 0 | RealNVP §3.5 | [permutations](crate::derivations::permutations#reverse) |
+//! | [`Permutation`] | `permute.rs` | 0 | Glow §3.2 (shuffle) | [permutations](crate::derivations::permutations#permutation) |
+//! | [`Squeeze`] | `squeeze.rs` | 0 | RealNVP §3.6 | [RealNVP](crate::derivations::realnvp#squeeze) |
+//! | [`Reshape`] | `squeeze.rs` | 0 | — | [permutations](crate::derivations::permutations#reshape) |
+//! | [`Split`] | `squeeze.rs` | inner's (+ −Σ log σ with a learned prior) | RealNVP §3.6; Glow | [RealNVP](crate::derivations::realnvp#multi-scale-factoring-out) |
+//! | [`Maf`] ([`Transform`]) | `autoregressive.rs` | Σ ℓᵢ(x) (ℓ from a MADE of x_{<i}) | MAF, arXiv:1705.07057 | [MAF](crate::derivations::maf#the-jacobian-and-its-log-determinant) |
+//! | [`Iaf`] ([`Transform`]) | `autoregressive.rs` | Σ ℓᵢ(z) (ℓ from a MADE of z_{<i}) | IAF, arXiv:1606.04934 | [IAF](crate::derivations::iaf#the-map) |
+//! | [`Sequential`] | `sequential.rs` | sum of its layers' | Rezende & Mohamed, arXiv:1505.05770 | [change of variables](crate::derivations::change_of_variables#composition-why-log-dets-add) |
+//! | [`Logit`] | `preprocess.rs` | Σ log((1−2α)/(p(1−p))) (inverse) | RealNVP §4.1 | [preprocessing](crate::derivations::preprocessing#logit) |
+//! | [`Standardize`] | `standardize.rs` | Σ log σᵢ | — | [preprocessing](crate::derivations::preprocessing#standardize) |
+//!
+//! Beside the layers: [`Dequantize`] (`preprocess.rs`) is not a layer (its
+//! noise makes it a random map), but its scaling's log-det −D·log(levels)
+//! is counted ([derivation](crate::derivations::preprocessing#dequantize));
+//! the priors [`StandardNormal`] and [`Logistic`] are in `prior.rs`,
+//! [`FlowModel`] in `model.rs`, the builders of the paper architectures (NICE,
+//! the multi-scale RealNVP, Glow) in `architectures.rs`, and the [`zoo`]: every
+//! named architecture (`realnvp`, `maf`, `iaf`, `nice`, `realnvp-image`,
+//! `glow`) with its default sizes per kind of data and its builder.
+//!
+//! The machinery every layer shares: [`flow`] (the trait), [`error`]
+//! ([`FlowError`], which names the layer's place, kind, field and value),
+//! [`spec`] ([`LayerSpec`](spec::LayerSpec), a layer's architecture as data,
+//! and its typed accessors), [`registry`] (each kind's reader), and
+//! [`check`] ([`check_flow`](check::check_flow), the proofs of DESIGN.md,
+//! public). Every layer is proved by `check_flow` (invertibility, log-det
+//! against a finite-difference Jacobian) in `proptests/flows.rs` and
+//! `proptests/autoregressive.rs`.
+//!
+//! ## Add a layer
+//!
+//! A new layer is one file and one line; nothing else in the crate names it.
+//! For a layer `MyLayer`:
+//!
+//! 1. **Its file**, `flows/my_layer.rs`, declared here with `pub mod` and
+//!    re-exported with `pub use`, and a row in the table above. The struct
+//!    carries the doc of STYLE.md §3. `impl Flow<T>` gives `forward` and
+//!    `inverse` (each returning the output and its log-det, `[batch]`),
+//!    `params` and `params_mut` if it trains, `per_sample` (true when it maps
+//!    each sample on its own), and `to_spec`, which writes the layer's kind
+//!    and the fields that rebuild it:
+//!    `LayerSpec::new("MyLayer").with("dim", self.dim)`. Beside it,
+//!    `MyLayer::from_spec(spec)` reads them back with the typed accessors of
+//!    [`LayerSpec`](spec::LayerSpec) (`usize`, `f64s`, `choice`, ...), each of
+//!    which refuses a missing or bad value with a [`FlowError::BadSpec`]
+//!    naming the field. Parameters are not in the spec: the checkpoint stores
+//!    them by name and fills the placeholders `from_spec` made.
+//! 2. **One line in `registry.rs`**, in the list of kinds:
+//!    `("MyLayer", |s, _| Ok(Box::new(MyLayer::from_spec(s)?)))`. (A
+//!    container passes the second argument, the function that builds its
+//!    children, on to its own `from_spec`.) Checkpoints now save and load the
+//!    layer; `every_layer_kind_round_trips` in `tests/checkpoint.rs` fails
+//!    until a model holding it is round-tripped there.
+//! 3. **Its section of a derivation page** in docs/derivations (a new page
+//!    gets its module in [`derivations`](crate::derivations)): the map, the
+//!    Jacobian, the log-det, the tests that prove it. The layer's
+//!    `# Derivation` links to the section's anchor;
+//!    `tests/derivation_pages.rs` checks that the anchor and every test the
+//!    page names exist.
+//! 4. **A `check_flow` case** in `proptests/flows.rs` (and the
+//!    triangular-Jacobian check of `proptests/autoregressive.rs` if it is
+//!    autoregressive): [`check_flow`](check::check_flow) at random inputs and
+//!    parameters in f64, and [`gradcheck_params`](check::gradcheck_params) if
+//!    it trains.
+//!
+//! A layer defined **outside the crate** does steps 1 and 4 in its own
+//! crate, and instead of step 2 registers its reader once, before loading, for
+//! each element type it is loaded as:
+//!
+//! ```text
+//! flowzoo::flows::registry::register::<f32>("MyLayer", |spec, _| {
+//!     Ok(Box::new(MyLayer::from_spec(spec)?))
+//! });
+//! ```
+//!
+//! Then [`registry::build_layer`], and so a checkpoint, reads it like a
+//! layer of the crate; loading a model that holds an unregistered kind fails
+//! with [`FlowError::UnknownKind`] naming the kind and the layer's place.
+//! `tests/registry.rs` walks through all of this with a layer defined in the
+//! test.
+//!
+//! Derivation of the whole: [`derivations::change_of_variables`](crate::derivations::change_of_variables)
 //! (docs/derivations/change-of-variables.md).
 
 pub mod actnorm;

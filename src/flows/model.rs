@@ -20,6 +20,11 @@ use rand::Rng;
 /// # Units
 /// Log-densities in nats per sample.
 ///
+/// # Derivation
+/// [`derivations::change_of_variables`, "The model: a prior and a flow"](crate::derivations::change_of_variables#the-model-a-prior-and-a-flow)
+/// (docs/derivations/change-of-variables.md): log p(x), sampling, and the
+/// temperature.
+///
 /// # Examples
 /// ```
 /// use flowzoo::flows::FlowModel;

@@ -1,4 +1,7 @@
 //! Fixed permutations of the features: exact, volume-preserving (log-det 0).
+//!
+//! Derivation: [`derivations::permutations`](crate::derivations::permutations)
+//! (docs/derivations/permutations.md).
 
 use super::error::FlowError;
 use super::flow::Flow;
@@ -11,6 +14,19 @@ use crate::tensor::{Element, Tensor};
 ///
 /// # Shapes
 /// `[batch, dim] → [batch, dim]`, log-det `[batch]` of zeros.
+///
+/// # Panics
+/// If the input is not `[_, dim]`, naming the layer and both shapes.
+///
+/// # Source
+/// Dinh, Sohl-Dickstein, Bengio, arXiv:1605.08803, §3.5 (alternating the
+/// roles of the features); Kingma & Dhariwal, arXiv:1807.03039, §3.2 (the
+/// "reverse" baseline).
+///
+/// # Derivation
+/// [`derivations::permutations`, "Reverse"](crate::derivations::permutations#reverse)
+/// (docs/derivations/permutations.md): why a permutation matrix has
+/// |det| = 1.
 #[derive(Clone, Copy, Debug)]
 pub struct Reverse {
     /// The number of features D.
@@ -83,6 +99,11 @@ impl<T: Element> Flow<T> for Reverse {
 /// # Source
 /// Kingma & Dhariwal, arXiv:1807.03039, §3.2 and figure 3 (reverse and
 /// shuffle baselines).
+///
+/// # Derivation
+/// [`derivations::permutations`, "Permutation"](crate::derivations::permutations#permutation)
+/// (docs/derivations/permutations.md): the inverse permutation, and the
+/// log-det 0 on vectors and on the channels of images.
 ///
 /// # Examples
 /// ```

@@ -1,8 +1,10 @@
 //! Preprocessing as flows: uniform dequantisation and the logit transform,
 //! whose log-dets are counted so bits/dim is the NLL of the discrete data.
 //!
-//! Derivation: [`derivations::bits_per_dim`](crate::derivations::bits_per_dim)
-//! (docs/derivations/bits-per-dim.md).
+//! Derivations: [`derivations::preprocessing`](crate::derivations::preprocessing)
+//! (docs/derivations/preprocessing.md) for the log-dets;
+//! [`derivations::bits_per_dim`](crate::derivations::bits_per_dim)
+//! (docs/derivations/bits-per-dim.md) for the digits, in numbers.
 
 use super::error::FlowError;
 use super::flow::Flow;
@@ -18,9 +20,19 @@ use rand::Rng;
 /// # Shapes
 /// `[batch, dim]` integers (as floats) in, `[batch, dim]` in [0, 1) out.
 ///
+/// Not a [`Flow`]: the noise makes v ↦ x a random map, not a bijection.
+/// Only the scaling ṽ ↦ ṽ/levels is one; its log-det
+/// [`Dequantize::log_det`] is added by hand
+/// ([`discrete_nll`](crate::train::eval::discrete_nll)).
+///
 /// # Source
 /// L. Theis, A. van den Oord, M. Bethge, "A note on the evaluation of
 /// generative models", ICLR 2016, arXiv:1511.01844.
+///
+/// # Derivation
+/// [`derivations::preprocessing`, "Dequantize"](crate::derivations::preprocessing#dequantize)
+/// (docs/derivations/preprocessing.md); why the bound needs it:
+/// [`derivations::dequantization`](crate::derivations::dequantization).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Dequantize {
     /// The number of integer levels (17 for the 8x8 digits' counts 0..16).
@@ -58,8 +70,16 @@ impl Dequantize {
 /// # Shapes
 /// `[batch, dim] → [batch, dim]`, log-det `[batch]`.
 ///
+/// # Panics
+/// [`Logit::new`] if α is not in [0, ½).
+///
 /// # Source
 /// Dinh, Sohl-Dickstein, Bengio, arXiv:1605.08803, §4.1.
+///
+/// # Derivation
+/// [`derivations::preprocessing`, "Logit"](crate::derivations::preprocessing#logit)
+/// (docs/derivations/preprocessing.md): the derivative (1 − 2α)/(p(1 − p))
+/// and the sign of each direction's log-det.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Logit {
     /// The number of features D.

@@ -15,6 +15,10 @@ use rand::Rng;
 ///
 /// # Units
 /// Log-densities in nats.
+///
+/// # Derivation
+/// [`derivations::change_of_variables`, "The standard normal prior"](crate::derivations::change_of_variables#the-standard-normal-prior)
+/// (docs/derivations/change-of-variables.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StandardNormal {
     /// The number of dimensions D.
@@ -77,7 +81,9 @@ impl StandardNormal {
 /// Estimation", ICLR 2015 workshop, arXiv:1410.8516, §3.4 and §5.
 ///
 /// # Derivation
-/// [`derivations::nice`](crate::derivations::nice) (docs/derivations/nice.md).
+/// [`derivations::nice`, "The logistic prior"](crate::derivations::nice#the-logistic-prior)
+/// (docs/derivations/nice.md): its log-density through softplus, its
+/// tails and its sampler.
 ///
 /// # Examples
 /// ```

@@ -35,7 +35,8 @@ use crate::tensor::{Element, Tensor};
 /// Estimation", ICLR 2015 workshop, arXiv:1410.8516, §3.3 (allowing rescaling).
 ///
 /// # Derivation
-/// [`derivations::nice`](crate::derivations::nice) (docs/derivations/nice.md).
+/// [`derivations::nice`, "Rescaling"](crate::derivations::nice#rescaling)
+/// (docs/derivations/nice.md): why NICE needs it, and its log-det Σ σᵢ.
 ///
 /// # Examples
 /// ```

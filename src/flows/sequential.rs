@@ -11,8 +11,20 @@ use crate::tensor::{Element, Tensor};
 /// (the chain rule: the Jacobian of a composition is the product of the
 /// Jacobians, and log|det| of a product is the sum).
 ///
+/// The layers need not commute, so the order matters: `inverse` undoes the
+/// last layer first. An empty `Sequential` is the identity, log-det 0.
+/// [`Flow::initialize`] also runs in the inverse order, from the data end.
+///
 /// # Shapes
 /// Those of its layers; log-det `[batch]`.
+///
+/// # Source
+/// D. J. Rezende, S. Mohamed, "Variational Inference with Normalizing
+/// Flows", ICML 2015, arXiv:1505.05770, §3.1 (finite flows).
+///
+/// # Derivation
+/// [`derivations::change_of_variables`, "Composition: why log-dets add"](crate::derivations::change_of_variables#composition-why-log-dets-add)
+/// (docs/derivations/change-of-variables.md).
 pub struct Sequential<T: Element> {
     /// The layers, in the forward (z → x) order.
     pub layers: Vec<Box<dyn Flow<T>>>,

@@ -45,6 +45,11 @@ use rand::Rng;
 /// Dinh, Sohl-Dickstein, Bengio, arXiv:1605.08803, §3.6 and figure 3;
 /// Kingma & Dhariwal, arXiv:1807.03039, figure 2.
 ///
+/// # Derivation
+/// [`derivations::realnvp`, "Squeeze"](crate::derivations::realnvp#squeeze)
+/// (docs/derivations/realnvp.md): the index formula, and why a map that
+/// only moves elements has log-det 0.
+///
 /// # Examples
 /// ```
 /// use flowzoo::flows::{squeeze::Squeeze, Flow};
@@ -103,6 +108,11 @@ impl<T: Element> Flow<T> for Squeeze {
 /// # Panics
 /// `new` if the two shapes hold different numbers of elements; `forward` and
 /// `inverse` if the input's per-sample shape is not the expected one.
+///
+/// # Derivation
+/// [`derivations::permutations`, "Reshape"](crate::derivations::permutations#reshape)
+/// (docs/derivations/permutations.md): the identity on the elements of a
+/// sample, log-det 0.
 ///
 /// # Examples
 /// ```
@@ -236,7 +246,10 @@ impl<T: Element> Flow<T> for Reshape {
 /// its code (`split2d` with a learned prior).
 ///
 /// # Derivation
-/// [`derivations::realnvp`](crate::derivations::realnvp) (docs/derivations/realnvp.md).
+/// [`derivations::realnvp`, "Multi-scale: factoring out"](crate::derivations::realnvp#multi-scale-factoring-out)
+/// (docs/derivations/realnvp.md): the block-diagonal Jacobian and the
+/// factorised prior; the learned prior in
+/// [`derivations::glow`, "Multi-scale and the learned prior"](crate::derivations::glow#multi-scale-and-the-learned-prior).
 pub struct Split<T: Element> {
     /// C, the channels of the data-side input.
     pub channels: usize,

@@ -31,6 +31,11 @@ use crate::tensor::{Element, Tensor};
 /// is not positive and finite; `forward`/`inverse` if the input is not
 /// `[_, dim]` (naming both shapes).
 ///
+/// # Derivation
+/// [`derivations::preprocessing`, "Standardize"](crate::derivations::preprocessing#standardize)
+/// (docs/derivations/preprocessing.md): the diagonal Jacobian, and why the
+/// term makes densities those of the data's units.
+///
 /// # Examples
 /// ```
 /// use flowzoo::flows::standardize::Standardize;

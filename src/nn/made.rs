@@ -123,7 +123,9 @@ impl Default for MadeOptions {
 /// degrees, eq. 12-13).
 ///
 /// # Derivation
-/// [`derivations::made`](crate::derivations::made) (docs/derivations/made.md).
+/// [`derivations::made`, "Degrees and masks"](crate::derivations::made#degrees-and-masks)
+/// and ["Why the outputs are autoregressive"](crate::derivations::made#why-the-outputs-are-autoregressive)
+/// (docs/derivations/made.md).
 ///
 /// # Examples
 /// ```

@@ -272,6 +272,8 @@ pub enum TrainError {
         first_loss: f64,
         /// The data's dimension.
         dim: usize,
+        /// The rise allowed, nats per dimension (the rule's constant).
+        limit_per_dim: f64,
         /// The term of the log-density largest in size, naming the layer
         /// (`"layer 3 (AffineCoupling) log-det, mean -4.1e30"`).
         largest: String,
@@ -306,13 +308,13 @@ impl fmt::Display for TrainError {
                 loss,
                 first_loss,
                 dim,
+                limit_per_dim,
                 largest,
             } => write!(
                 f,
-                "step {step}: the loss {loss:.4e} nats per sample is more than {} nats per \
-                 dimension ({dim} dimensions) above the first step's {first_loss:.4}: training \
-                 diverged; the largest term is {largest} (try a smaller learning rate)",
-                crate::train::fit::EXPLODED_NATS_PER_DIM
+                "step {step}: the loss {loss:.4e} nats per sample is more than {limit_per_dim} \
+                 nats per dimension ({dim} dimensions) above the first step's {first_loss:.4}: \
+                 training diverged; the largest term is {largest} (try a smaller learning rate)"
             ),
             TrainError::BadArgument { name, message } => {
                 write!(f, "bad argument `{name}`: {message}")

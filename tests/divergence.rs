@@ -33,6 +33,7 @@ fn a_finite_but_exploding_loss_stops_the_run() {
             first_loss,
             dim,
             largest,
+            ..
         }) => {
             assert!(*step > 1 && *step <= 300, "{err}");
             assert_eq!(*dim, 2);

@@ -191,6 +191,7 @@ fn fit_loop<T: Element>(
                     loss,
                     first_loss: first_loss.expect("a limit needs a first loss"),
                     dim,
+                    limit_per_dim: EXPLODED_NATS_PER_DIM,
                     largest: largest_term(model, &x),
                 })
             }

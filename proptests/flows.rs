@@ -5,6 +5,7 @@ use crate::strategies::{randn, rng};
 use crate::tolerance::{GRADCHECK_H, GRADCHECK_RTOL, INVERSE_RTOL, LOG_DET_RTOL};
 use flowzoo::flows::check::{check_flow, gradcheck_params, randomize_params, CheckOptions};
 use flowzoo::flows::preprocess::Logit;
+use flowzoo::flows::Standardize;
 use flowzoo::flows::{AffineCoupling, Flow, FlowModel, Mask, Reverse, Sequential};
 use proptest::prelude::*;
 
@@ -74,6 +75,19 @@ proptest! {
         if let Err(e) = check_flow(&logit, &z, options()) { panic!("{e}"); }
         let stack = Sequential::<f64>::new(vec![Box::new(Reverse::new(dim)), Box::new(Logit::new(dim, 0.05))]);
         if let Err(e) = check_flow(&stack, &z, options()) { panic!("{e}"); }
+    }
+
+    #[test]
+    fn standardize_passes_check_flow(dim in 1usize..8, seed in any::<u64>()) {
+        // Means anywhere, standard deviations in (0.05, 20): what a table's
+        // columns give.
+        let m = randn(&[dim], seed ^ 1).to_vec();
+        let s = randn(&[dim], seed ^ 2).to_vec();
+        let mean: Vec<f64> = m.iter().map(|v| 10.0 * v).collect();
+        let std: Vec<f64> = s.iter().map(|v| (1.5 * v.clamp(-2.0, 2.0)).exp()).collect();
+        let layer = Standardize::new(mean, std);
+        let z = randn(&[3, dim], seed);
+        if let Err(e) = check_flow(&layer, &z, options()) { panic!("{e}"); }
     }
 }
 

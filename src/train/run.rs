@@ -132,13 +132,9 @@ impl RunConfig {
             hidden: record.hidden,
             steps,
             batch: record.batch,
+            seed: record.seed,
             ..RunConfig::default()
-        }
-        .with_seed(record.seed))
-    }
-
-    fn with_seed(self, seed: u64) -> Self {
-        RunConfig { seed, ..self }
+        })
     }
 }
 

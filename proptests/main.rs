@@ -8,11 +8,16 @@
 //! - `autodiff_ops`: gradcheck of every recorded op against central differences.
 //! - `fuzz`: random and mutated bytes into the IDX, `.npy` and checkpoint
 //!   readers: typed errors, never a panic (prints the input counts).
+//! - `edges`: extreme conditioner outputs for the coupling scales, and
+//!   edge inputs (zeros, ±1e4, subnormals, mask boundaries, a batch of one)
+//!   for every layer and assembled architecture: finite outputs, log-dets
+//!   and gradients, or a typed error.
 //! - `flows`: `check_flow` (invertibility, log-det vs the finite-difference
 //!   Jacobian) and the parameter gradcheck on every layer and stack.
 
 mod autodiff_ops;
 mod autoregressive;
+mod edges;
 mod flows;
 mod fuzz;
 mod linalg;

@@ -419,3 +419,57 @@ fn gradcheck_rejects_a_wrong_gradient() {
         "{failure}"
     );
 }
+
+/// Σᵢ wᵢ accumulated in f64 with Neumaier's compensation, so the test's own
+/// sum adds no error to the weights it checks.
+fn compensated_sum(weights: impl IntoIterator<Item = f64>) -> f64 {
+    let (mut sum, mut carry) = (0.0f64, 0.0f64);
+    for w in weights {
+        let next = sum + w;
+        carry += if sum.abs() >= w.abs() {
+            (sum - next) + w
+        } else {
+            (w - next) + sum
+        };
+        sum = next;
+    }
+    sum + carry
+}
+
+/// Logits at three spreads: a few units (every weight counts), tens (a
+/// few dominate), thousands (one weight is 1 to within e⁻¹⁰⁰), all shifted
+/// far from 0 so the rounded output loses digits.
+fn logits() -> impl Strategy<Value = Vec<f64>> {
+    (
+        prop::collection::vec(-1.0f64..1.0, 1..48),
+        prop_oneof![Just(3.0), Just(30.0), Just(3000.0)],
+        prop_oneof![Just(0.0), Just(1000.0), Just(-5000.0)],
+    )
+        .prop_map(|(u, spread, shift)| u.iter().map(|v| shift + spread * v).collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    // y = log Σ exp(x): ∂y/∂xᵢ = softmax(x)ᵢ ≥ 0 and Σᵢ ∂y/∂xᵢ = 1. Each
+    // weight is rounded once to the element type, so the sum is 1 to within
+    // about half an ulp of 1 (checked: 2 ulps), in f32 and in f64.
+    #[test]
+    fn logsumexp_gradient_sums_to_one_within_two_ulps(x in logits()) {
+        let n = x.len();
+        let tape = flowzoo::autodiff::Tape::<f32>::new();
+        let v = tape.leaf(Tensor::from_f64_slice(&x, &[n]));
+        let g = tape.backward(&v.logsumexp_axes(&[0]).sum_all()).wrt(&v).expect("a gradient");
+        let total = compensated_sum(g.to_vec().iter().map(|&w| f64::from(w)));
+        prop_assert!(g.to_vec().iter().all(|&w| w >= 0.0), "negative weight: {:?}", g.to_vec());
+        prop_assert!((total - 1.0).abs() <= 2.0 * f64::from(f32::EPSILON),
+            "f32, n = {}: the weights sum to {} (1 − {:e})", n, total, 1.0 - total);
+
+        let tape = flowzoo::autodiff::Tape::<f64>::new();
+        let v = tape.leaf(Tensor::from_vec(x.clone(), &[n]));
+        let g = tape.backward(&v.logsumexp_axes(&[0]).sum_all()).wrt(&v).expect("a gradient");
+        let total = compensated_sum(g.to_vec());
+        prop_assert!((total - 1.0).abs() <= 2.0 * f64::EPSILON,
+            "f64, n = {}: the weights sum to {} (1 − {:e})", n, total, 1.0 - total);
+    }
+}

@@ -41,8 +41,9 @@ fn options() -> CheckOptions {
 }
 
 /// A MADE's shape: dim 1..=7, 0 to 3 hidden layers of width 1..=10 (so
-/// narrower than D too), any order, cyclic or random hidden degrees, with
-/// or without residual blocks (which need equal widths).
+/// narrower than D too, with cyclic degrees; random degrees need widths of
+/// at least D − 1 and get them), any order, with or without residual blocks
+/// (which need equal widths).
 #[derive(Clone, Debug)]
 struct Shape {
     dim: usize,
@@ -68,6 +69,9 @@ fn shape_strategy() -> impl Strategy<Value = Shape> {
         any::<bool>(),
     )
         .prop_map(|(dim, mut hidden, order, random_degrees, residual)| {
+            if random_degrees.is_some() {
+                hidden.iter_mut().for_each(|h| *h = (*h).max(dim - 1));
+            }
             let residual = residual && !hidden.is_empty();
             if residual {
                 let width = hidden[0];

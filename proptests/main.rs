@@ -23,12 +23,16 @@
 //!   solvers agreeing, the gradchecks, and the energies' gradients.
 //! - `fuzz`: random and mutated bytes into the IDX, `.npy` and checkpoint
 //!   readers: typed errors, never a panic (prints the input counts).
+//! - `edges`: extreme conditioner outputs for the coupling scales (both
+//!   kinds, both directions, f32 and f64): finite outputs, log-dets and
+//!   gradients.
 //!
 //! Each derivation page in docs/derivations names the tests here that prove
 //! it, under "What the tests prove".
 
 mod autodiff_ops;
 mod autoregressive;
+mod edges;
 mod flows;
 mod fuzz;
 mod linalg;

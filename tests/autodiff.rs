@@ -274,6 +274,38 @@ fn logsumexp_differentiates_to_the_softmax() {
     assert_close("x̄", &g, &[0.25, 0.75, 0.25, 0.75]);
 }
 
+#[test]
+fn logsumexp_gradient_keeps_its_mass_in_f32() {
+    // y = log(e¹⁰⁰⁰ + e¹⁰⁰⁰) = 1000 + ln 2, so ∂y/∂x = softmax(x) = [½, ½] exactly.
+    // In f32, y rounds to a multiple of 2⁻¹⁴ (6.1e-5) near 1000.69; weights
+    // exp(x − y) taken from that rounded y lose up to 3e-5 of the mass
+    // (0.49998546 each): the weights must not depend on the rounded output.
+    let tape = Tape::<f32>::new();
+    let v = tape.leaf(Tensor::from_vec(vec![1000f32, 1000.0], &[2]));
+    let g = tape
+        .backward(&v.logsumexp_axes(&[0]).sum_all())
+        .wrt(&v)
+        .unwrap();
+    assert_eq!(g.to_vec(), vec![0.5f32, 0.5]);
+}
+
+#[test]
+fn logsumexp_of_minus_infinity_alone_has_a_zero_gradient() {
+    // Row 0: y = log(e^−∞ + e^−∞) = −∞. No entry carries weight, and the
+    // gradient is defined as 0 (softmax's 0/0 is not taken). Row 1:
+    // y = log(1 + e^{ln 3}) = ln 4, ∂y/∂x = [¼, ¾] as usual.
+    let x = t(
+        &[f64::NEG_INFINITY, f64::NEG_INFINITY, 0., 3f64.ln()],
+        &[2, 2],
+    );
+    let tape = Tape::new();
+    let v = tape.leaf(x);
+    let y = v.logsumexp_axes(&[1]);
+    assert_eq!(y.value().to_vec()[0], f64::NEG_INFINITY);
+    let g = tape.backward(&y.sum_all()).wrt(&v).unwrap();
+    assert_close("x̄", &g, &[0., 0., 0.25, 0.75]);
+}
+
 // ---- matrix products --------------------------------------------------------
 
 #[test]

@@ -10,7 +10,8 @@ use flowzoo::flows::check::randomize_params;
 use flowzoo::flows::registry::build_layer;
 use flowzoo::flows::spec::SpecValue;
 use flowzoo::flows::{Flow, FlowModel, Iaf, Maf, Sequential, Transform};
-use flowzoo::nn::made::Order;
+use flowzoo::nn::made::{HiddenDegrees, Made, MadeOptions, Order};
+use flowzoo::nn::Init;
 use flowzoo::tensor::Tensor;
 use flowzoo::train::eval::mean_nll;
 use flowzoo::train::fit::{fit, FitConfig};
@@ -338,6 +339,123 @@ fn bad_specs_are_refused_naming_the_field() {
             .expect("refused");
         assert!(err.to_string().contains(field), "{field}: {err}");
     }
+}
+
+/// Which inputs reach which outputs of `made`: the boolean product of its
+/// masks, `[dim][params_per_dim · dim]` (a path through the network exists
+/// exactly where the product is non-zero).
+fn connectivity(made: &Made<f64>) -> Vec<Vec<bool>> {
+    let mut reach: Vec<Vec<bool>> = (0..made.dim)
+        .map(|i| (0..made.dim).map(|k| i == k).collect())
+        .collect();
+    for l in 0..made.layers.len() {
+        let mask = made.mask(l);
+        let (rows, columns) = (mask.shape()[0], mask.shape()[1]);
+        reach = reach
+            .iter()
+            .map(|from| {
+                (0..columns)
+                    .map(|c| (0..rows).any(|r| from[r] && mask.get(&[r, c]) != 0.0))
+                    .collect()
+            })
+            .collect();
+    }
+    reach
+}
+
+/// Asserts that input i reaches output j of feature k exactly when
+/// m(i) < m(k): every connection the order allows, and no other.
+fn assert_fully_connected(made: &Made<f64>, what: &str) {
+    let degrees = &made.input_degrees;
+    let reach = connectivity(made);
+    for (i, row) in reach.iter().enumerate() {
+        for (column, &reaches) in row.iter().enumerate() {
+            let k = column % made.dim;
+            assert_eq!(
+                reaches,
+                degrees[i] < degrees[k],
+                "{what}: input {i} (degree {}) {} output {column} (feature {k}, degree {}); \
+                 hidden degrees {:?}",
+                degrees[i],
+                if reaches { "reaches" } else { "does not reach" },
+                degrees[k],
+                made.hidden_degrees
+            );
+        }
+    }
+}
+
+#[test]
+fn random_hidden_degrees_connect_every_input_for_every_seed() {
+    // D = 3 with one hidden layer of 2 drew degrees [1, 1] at seed 2, so x₁
+    // (degree 2) reached nothing; D = 5 with [4, 4] lost an input at about
+    // half the seeds. With widths ≥ D − 1 every degree 1..D−1 must appear in
+    // every hidden layer: then each input reaches each later output.
+    let shapes: [(usize, &[usize], bool); 6] = [
+        (3, &[2], false),
+        (5, &[4, 4], false),
+        (5, &[4, 9, 4], false),
+        (6, &[7, 7, 7], true),
+        (2, &[1, 3], false),
+        (1, &[2], false),
+    ];
+    for (dim, hidden, residual) in shapes {
+        for seed in 0..400 {
+            for order in [Order::Natural, Order::Reversed, Order::Random { seed }] {
+                let options = MadeOptions {
+                    hidden_degrees: HiddenDegrees::Random { seed },
+                    residual,
+                    output_init: Init::Glorot,
+                };
+                let made = Made::<f64>::with_options(
+                    dim,
+                    hidden,
+                    2,
+                    &order.degrees(dim),
+                    options,
+                    &mut StdRng::seed_from_u64(seed),
+                );
+                let what = format!("D = {dim}, hidden {hidden:?}, {order:?}, seed {seed}");
+                assert_fully_connected(&made, &what);
+            }
+        }
+    }
+}
+
+#[test]
+fn cyclic_hidden_degrees_connect_every_input_when_wide_enough() {
+    for dim in 1..=7usize {
+        for width in dim.saturating_sub(1).max(1)..dim + 3 {
+            let made = Made::<f64>::new(
+                dim,
+                &[width, width + 1],
+                2,
+                Order::Reversed,
+                &mut StdRng::seed_from_u64(0),
+            );
+            assert_fully_connected(&made, &format!("cyclic, D = {dim}, width {width}"));
+        }
+    }
+}
+
+#[test]
+#[should_panic(
+    expected = "Made: random hidden degrees need every hidden layer at least D − 1 = 4 wide"
+)]
+fn random_hidden_degrees_refuse_a_layer_narrower_than_d_minus_one() {
+    let options = MadeOptions {
+        hidden_degrees: HiddenDegrees::Random { seed: 0 },
+        ..MadeOptions::default()
+    };
+    let degrees = Order::Natural.degrees(5);
+    Made::<f64>::with_options(
+        5,
+        &[8, 3],
+        2,
+        &degrees,
+        options,
+        &mut StdRng::seed_from_u64(0),
+    );
 }
 
 fn out_dir(name: &str) -> PathBuf {

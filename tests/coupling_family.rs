@@ -159,6 +159,53 @@ fn lu_log_det_equals_the_slogdet_of_the_assembled_matrix() {
 
 // bits/dim counts the scaling v + u ↦ (v + u)/17: the discrete NLL is the
 // continuous one plus D·log 17 nats, with the same noise.
+// Glow's scale with the network's output pinned to ŝ (every weight 0, the
+// output bias [ŝ, ŝ | 0, 0]): the forward log-det is Σ s' over the two
+// transformed features, s = softplus(−ŝ − 2), s' = s up to the knee 10 and
+// 10 + 2·tanh((s − 10)/2) ≤ 12 above it (12 once tanh rounds to 1).
+#[test]
+fn sigmoid_scale_is_itself_below_the_knee_and_never_above_twelve() {
+    use flowzoo::flows::coupling::{SIGMOID_KNEE, SIGMOID_MAX};
+    use flowzoo::flows::{AffineCoupling, Mask, ScaleKind};
+    assert_eq!((SIGMOID_KNEE, SIGMOID_MAX), (10.0, 12.0));
+    let softplus = |x: f64| x.max(0.0) + (-x.abs()).exp().ln_1p();
+    for raw in [0.0, -5.0, -11.9, -12.5, -100.0, -1e4, -1e30] {
+        let mut layer = AffineCoupling::<f64>::new(Mask::half(4, false), 4, &mut rng(0))
+            .with_scale_kind(ScaleKind::Sigmoid);
+        let mut params = layer.net.params_mut();
+        let bias = params.pop().expect("the output bias");
+        bias.value = Tensor::from_vec(vec![raw, raw, 0.0, 0.0], &[4]);
+        for p in params {
+            p.value = p.value.mul_scalar(0.0);
+        }
+        let s = softplus(-raw - 2.0);
+        let capped = if s <= 10.0 {
+            s
+        } else {
+            10.0 + 2.0 * ((s - 10.0) / 2.0).tanh()
+        };
+        let z = Tensor::from_vec(vec![0.5, -1.0, 2.0, -3.0], &[1, 4]);
+        let (x, log_det) = layer.forward_tensor(&z);
+        let log_det = log_det.to_vec()[0];
+        if s <= 10.0 {
+            assert_eq!(log_det, 2.0 * s, "ŝ = {raw}: below the knee, s itself");
+        } else {
+            assert!(
+                (log_det - 2.0 * capped).abs() < 1e-12,
+                "ŝ = {raw}: {log_det} vs {}",
+                2.0 * capped
+            );
+        }
+        assert!(log_det <= 24.0, "ŝ = {raw}: each s' is at most 12");
+        // x₂ = z₂·e^{s'}: the map applies the capped scale the log-det counts.
+        let x = x.to_vec();
+        assert!(
+            (x[2] - 2.0 * capped.exp()).abs() <= 1e-12 * x[2].abs(),
+            "ŝ = {raw}: {x:?}"
+        );
+    }
+}
+
 #[test]
 fn dequantized_scaling_is_counted_in_bits_per_dim() {
     let config = RunConfig {

@@ -483,14 +483,19 @@ pub(crate) fn run_backward<T: Element>(
                 let share = g.reshape(out_keepdim.shape()).div(&ties);
                 is_max.mul(&share)
             }),
-            // y = log Σ exp(a) over axes:  ā += ȳ ⊙ exp(a − y), the softmax of a
+            // y = log Σ exp(a) over axes:  ā += ȳ ⊙ softmax(a) = ȳ ⊙ exp(a − m) / Σ exp(a − m)
             Op::LogSumExp {
                 a,
                 a_value,
                 out_keepdim,
             } => accumulate(&mut grads, *a, || {
-                let softmax =
-                    a_value.zip_map(out_keepdim, "logsumexp backward", |x, y| (x - y).exp());
+                // The weights from a alone, max-shifted (exp(a − y) with y
+                // rounded loses up to half an ulp of y of the mass); zero for
+                // a slot of −∞ only (Tensor::softmax_axes).
+                let axes: Vec<usize> = (0..a_value.ndim())
+                    .filter(|&k| out_keepdim.shape()[k] == 1 && a_value.shape()[k] != 1)
+                    .collect();
+                let softmax = a_value.softmax_axes(&axes);
                 softmax.mul(&g.reshape(out_keepdim.shape()))
             }),
             // y = where(c, a, b):  ā += ȳ where c ≠ 0,  b̄ += ȳ where c = 0

@@ -35,7 +35,7 @@
 //! | `Conv2d` | `conv2d(x, W) + b` on NCHW | `x̄` = the adjoint convolution of `Ȳ`, `W̄ = Σ Ȳ ⋆ x`, `b̄ = Σ Ȳ` | `x`, `W`, padding |
 //! | `Sum` | sum over axes | `ā += ȳ` repeated along the summed axes | input and keep-dim shapes |
 //! | `Max` | maximum over axes | `ā += ȳ` at the maxima, split evenly among ties | `a`, the keep-dim output |
-//! | `LogSumExp` | `log Σ exp(a)` over axes, stable | `ā += ȳ ⊙ exp(a − y)` (softmax) | `a`, the keep-dim output |
+//! | `LogSumExp` | `log Σ exp(a)` over axes, stable | `ā += ȳ ⊙ softmax(a)`, from `a` alone; 0 for a slot of −∞ only | `a`, the keep-dim output |
 //! | `Select` | `where(c, a, b)` | `ā += ȳ ⊙ 1(c ≠ 0)`, `b̄ += ȳ ⊙ 1(c = 0)` | the condition, both shapes |
 //! | `Broadcast` | `a` repeated to a larger shape | `ā += ȳ` summed over the broadcast axes | input shape |
 //! | `Reshape` | same elements, new shape | `ā += ȳ` reshaped back | input shape |

@@ -525,7 +525,9 @@ impl<'t, T: Element> Var<'t, T> {
 
     /// `y = log Σ exp(a)` over `axes`, keeping them as length 1, computed as
     /// `m + log Σ exp(a − m)` with `m` the maximum so no term overflows.
-    /// Backward, in closed form: `ā += ȳ ⊙ exp(a − y)`, the softmax of `a`.
+    /// Backward, in closed form: `ā += ȳ ⊙ softmax(a)` ([`Tensor::softmax_axes`]:
+    /// weights from `a` alone, summing to 1 within an ulp; 0 where every
+    /// entry of a slot is −∞, whose value is −∞).
     ///
     /// # Panics
     /// If an axis is out of range or repeated.

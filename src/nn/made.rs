@@ -64,11 +64,19 @@ pub enum HiddenDegrees {
     /// and the deterministic variant of Germain et al. §4), given to the
     /// units in ascending order. The order of hidden units changes nothing in
     /// the model; sorted, each mask is a staircase whose zero blocks the
-    /// masked products skip ([`crate::tensor::blocked`]).
+    /// masked products skip ([`crate::tensor::blocked`]). A layer at least
+    /// D − 1 wide holds every degree, so each input reaches every output its
+    /// order allows; a narrower one holds degrees 1..width only, and the
+    /// inputs of higher degree then reach no output.
     Cyclic,
-    /// Degrees drawn uniformly from {min degree of the layer below .. D−1}
-    /// (Germain et al. §4, eq. 13), from `seed`, given to the units in
-    /// ascending order (as for `Cyclic`).
+    /// Every degree 1..D−1 once, the other width − (D − 1) units drawn
+    /// uniformly from 1..D−1, from `seed`, given to the units in ascending
+    /// order (as for `Cyclic`). Germain et al. draw every unit from {min
+    /// degree of the layer below .. D−1} (§4, eq. 13), which can leave a
+    /// degree out and cut an input off from every output; holding each
+    /// degree keeps every connection the order allows (and the layer's
+    /// minimum at 1, so the rest are drawn as they draw them). Needs every
+    /// hidden layer at least D − 1 wide.
     Random {
         /// Seed of the draw.
         seed: u64,
@@ -190,8 +198,9 @@ impl<T: Element> Made<T> {
     ///
     /// # Panics
     /// If `dim`, `params_per_dim` or a hidden width is 0, if `input_degrees`
-    /// is not a permutation of 1..=dim, or if `options.residual` is set and
-    /// the hidden widths differ.
+    /// is not a permutation of 1..=dim, if `options.residual` is set and
+    /// the hidden widths differ, or if the hidden degrees are
+    /// [`HiddenDegrees::Random`] and a hidden layer is narrower than D − 1.
     pub fn with_options<R: Rng + ?Sized>(
         dim: usize,
         hidden: &[usize],
@@ -207,6 +216,14 @@ impl<T: Element> Made<T> {
         assert!(
             !options.residual || hidden.windows(2).all(|w| w[0] == w[1]),
             "Made: residual blocks need equal hidden widths, got {hidden:?}"
+        );
+        let top = dim.saturating_sub(1).max(1);
+        assert!(
+            !matches!(options.hidden_degrees, HiddenDegrees::Random { .. })
+                || hidden.iter().all(|&h| h >= top),
+            "Made: random hidden degrees need every hidden layer at least D − 1 = {top} wide, \
+             so that each degree 1..={top} appears and every input reaches every later output; \
+             got {hidden:?}"
         );
         Made::from_degrees(
             dim,
@@ -403,7 +420,6 @@ fn hidden_degrees(dim: usize, hidden: &[usize], options: MadeOptions) -> Vec<Vec
             .collect(),
         HiddenDegrees::Random { seed } => {
             let mut rng = StdRng::seed_from_u64(seed);
-            let mut low = 1;
             let mut layers: Vec<Vec<usize>> = Vec::with_capacity(hidden.len());
             for &width in hidden {
                 if options.residual && !layers.is_empty() {
@@ -411,10 +427,15 @@ fn hidden_degrees(dim: usize, hidden: &[usize], options: MadeOptions) -> Vec<Vec
                     layers.push(layers[0].clone());
                     continue;
                 }
-                let mut degrees: Vec<usize> =
-                    (0..width).map(|_| rng.gen_range(low..=top)).collect();
+                // Input i reaches output k (m(i) < m(k)) through a path whose
+                // degrees climb from ≥ m(i) to < m(k); for m(k) = m(i) + 1 that
+                // path must hold degree m(i) in every layer. So each layer gets
+                // every degree 1..=top; the rest are drawn from the layer
+                // below's minimum, which is then always 1.
+                let mut degrees: Vec<usize> = (1..=top)
+                    .chain((top..width).map(|_| rng.gen_range(1..=top)))
+                    .collect();
                 degrees.sort_unstable();
-                low = *degrees.iter().min().expect("hidden widths are positive");
                 layers.push(degrees);
             }
             layers

@@ -202,6 +202,66 @@ impl<T: Element> Tensor<T> {
         Self::drop_axes(self.logsumexp_axes_keepdim(axes), axes)
     }
 
+    /// The softmax over `axes`, wᵢ = exp(xᵢ − m) / Σⱼ exp(xⱼ − m) with m the
+    /// slot's maximum, same shape as `self`: the gradient of
+    /// [`Tensor::logsumexp_axes_keepdim`]. The weights are computed from the
+    /// inputs alone (not from a rounded log-sum), in f64 with a compensated
+    /// sum, and rounded once to `T`: for finite inputs each slot's weights
+    /// sum to 1 within about half an ulp of 1. A slot whose entries are all
+    /// −∞ gets weights 0 (it carries no mass; 0/0 is not taken); a slot
+    /// holding +∞ or NaN gets NaN weights.
+    ///
+    /// # Panics
+    /// If an axis is out of range or repeated.
+    pub fn softmax_axes(&self, axes: &[usize]) -> Tensor<T> {
+        self.reduced_shape("softmax", axes);
+        if self.numel() == 0 {
+            return self.contiguous();
+        }
+        // Reduced axes last: each slot is then one contiguous row.
+        let kept = (0..self.ndim()).filter(|a| !axes.contains(a));
+        let perm: Vec<usize> = kept.chain(axes.iter().copied()).collect();
+        let rows = self.permute(&perm).contiguous();
+        let row_len: usize = axes.iter().map(|&a| self.shape()[a]).product();
+        let mut out = Vec::with_capacity(self.numel());
+        let data = rows.as_slice().expect("contiguous() is contiguous");
+        for row in data.chunks_exact(row_len) {
+            let max = row
+                .iter()
+                .map(|v| v.to_f64())
+                .fold(f64::NEG_INFINITY, f64::max);
+            if max == f64::NEG_INFINITY {
+                out.extend(std::iter::repeat_n(T::ZERO, row_len));
+                continue;
+            }
+            // Σ exp(x − m) ∈ [1, n], summed with Neumaier's compensation.
+            let (mut sum, mut carry) = (0.0f64, 0.0f64);
+            for v in row {
+                let e = (v.to_f64() - max).exp();
+                let next = sum + e;
+                carry += if sum >= e {
+                    (sum - next) + e
+                } else {
+                    (e - next) + sum
+                };
+                sum = next;
+            }
+            let sum = sum + carry;
+            out.extend(
+                row.iter()
+                    .map(|v| T::from_f64((v.to_f64() - max).exp() / sum)),
+            );
+        }
+        let permuted_shape: Vec<usize> = perm.iter().map(|&a| self.shape()[a]).collect();
+        let mut inverse = vec![0; perm.len()];
+        for (k, &a) in perm.iter().enumerate() {
+            inverse[a] = k;
+        }
+        Tensor::from_vec(out, &permuted_shape)
+            .permute(&inverse)
+            .contiguous()
+    }
+
     /// Sums a broadcast result back to `shape`: the gradient of a broadcast is
     /// the sum over the axes it repeated along.
     ///

@@ -383,6 +383,10 @@ impl<T: Element> Flow<T> for Split<T> {
         self.inner.per_sample()
     }
 
+    fn validate(&self) -> Result<(), FlowError> {
+        self.inner.validate().map_err(|e| e.in_layer(0))
+    }
+
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
         let (n_a, n_b) = (self.inner_dim(), self.factored_dim());
         assert!(

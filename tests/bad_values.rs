@@ -4,8 +4,10 @@
 //! refused with a typed error that says what and where, or handled exactly;
 //! none panics or gives a silent NaN.
 
+use flowzoo::data::tabular::{parse_csv, standardize};
 use flowzoo::error::{CheckpointError, FlowError};
 use flowzoo::flows::inv_conv::InvConvWeight;
+use flowzoo::flows::standardize::{column_statistics, Standardize};
 use flowzoo::flows::{Flow, FlowModel, InvConv1x1, Reverse, Sequential};
 use flowzoo::tensor::{Element, Tensor};
 use flowzoo::train::checkpoint::{to_bytes, Checkpoint};
@@ -109,6 +111,95 @@ fn an_lu_inv_conv_whose_diagonal_underflows_is_refused_when_loaded() {
     load_error(&model_with_conv::<f64>(true, tiny_s));
 }
 
+// ---- column statistics near f64's limit -----------------------------------
+
+/// Three columns of three rows near f64's largest value:
+/// 0: [1e308, 1e308, −1e308], whose sum overflows;
+/// 1: [MAX, MAX, MAX], constant;
+/// 2: [1.7e308, −1.7e308, −1.7e308], where x − μ overflows.
+fn huge_columns() -> Vec<f64> {
+    let m = f64::MAX;
+    vec![1e308, m, 1.7e308, 1e308, m, -1.7e308, -1e308, m, -1.7e308]
+}
+
+fn assert_near(what: &str, got: f64, expected: f64) {
+    assert!(
+        (got - expected).abs() <= 1e-14 * expected.abs().max(1.0),
+        "{what}: got {got:e}, expected {expected:e}"
+    );
+}
+
+#[test]
+fn column_statistics_of_numbers_near_the_largest_f64_are_finite() {
+    // Column a·[1, 1, −1]: μ = a/3, deviations a·[2/3, 2/3, −4/3],
+    // σ² = a²·(4 + 4 + 16)/27 = a²·8/9, σ = a·√(8/9). A constant column
+    // has σ = 1 by convention.
+    let (means, stds) = column_statistics(&huge_columns(), 3);
+    let r = (8.0f64 / 9.0).sqrt();
+    assert_near("mean 0", means[0], 1e308 / 3.0);
+    assert_near("std 0", stds[0], 1e308 * r);
+    assert_eq!((means[1], stds[1]), (f64::MAX, 1.0));
+    assert_near("mean 2", means[2], -1.7e308 / 3.0);
+    assert_near("std 2", stds[2], 1.7e308 * r);
+}
+
+#[test]
+fn standardizing_numbers_near_the_largest_f64_gives_finite_values() {
+    // z = (x − μ)/σ for a·[1, 1, −1]: [2/3, 2/3, −4/3]/√(8/9) = [1, 1, −2]/√2,
+    // for −a·[−1, 1, 1] the negatives of the same; a constant column → 0.
+    let text = format!(
+        "a,b,c\n1e308,{m:e},1.7e308\n1e308,{m:e},-1.7e308\n-1e308,{m:e},-1.7e308\n",
+        m = f64::MAX
+    );
+    let mut table = parse_csv(&text, Path::new("huge.csv"), &[]).expect("finite numbers");
+    standardize(&mut table);
+    let h = std::f64::consts::FRAC_1_SQRT_2;
+    let expected = [h, 0.0, 2.0 * h, h, 0.0, -h, -2.0 * h, 0.0, -h];
+    for (k, (&got, &want)) in table.data.iter().zip(&expected).enumerate() {
+        assert_near(&format!("entry {k}"), got, want);
+    }
+    // The layer fitted to the same rows maps them the same way, in f64.
+    let layer = Standardize::fit(&huge_columns(), 3);
+    let x = Tensor::<f64>::from_vec(huge_columns(), &[3, 3]);
+    let (z, log_det) = layer.inverse_tensor(&x);
+    for (k, (&got, &want)) in z.to_vec().iter().zip(&expected).enumerate() {
+        assert_near(&format!("layer entry {k}"), got, want);
+    }
+    assert!(log_det.all_finite(), "{log_det:?}");
+}
+
+#[test]
+fn column_statistics_of_ordinary_numbers_are_the_plain_two_pass_formula_bit_for_bit() {
+    // The overflow guard (a power-of-two scale per column) must not move a
+    // single bit where nothing overflows: trained figures stay as they were.
+    let mut rng = StdRng::seed_from_u64(5);
+    for (rows, spread) in [
+        (1, 1.0),
+        (7, 1e-3),
+        (100, 3.0),
+        (1000, 1e6),
+        (50, 1e-100),
+        (20, 1e100),
+    ] {
+        let data: Vec<f64> = Tensor::<f64>::randn(&[rows, 4], &mut rng)
+            .mul_scalar(spread)
+            .add_scalar(spread * 0.3)
+            .to_vec();
+        let (means, stds) = column_statistics(&data, 4);
+        for j in 0..4 {
+            let column: Vec<f64> = data.iter().skip(j).step_by(4).copied().collect();
+            let n = rows as f64;
+            let mean = column.iter().sum::<f64>() / n;
+            let variance = column.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+            let std = if variance > 0.0 { variance.sqrt() } else { 1.0 };
+            assert_eq!(
+                (means[j].to_bits(), stds[j].to_bits()),
+                (mean.to_bits(), std.to_bits()),
+                "{rows} rows of spread {spread}, column {j}"
+            );
+        }
+    }
+}
 #[test]
 fn validate_names_the_layer_whose_weight_went_singular() {
     // What training's divergence report can ask: which layer is unusable, and why.
@@ -153,5 +244,29 @@ fn inv_conv_from_weight_refuses_a_singular_matrix() {
             "{x:?}"
         );
         assert!((log_det.to_vec()[0] - 5.5f64.ln()).abs() < 1e-12);
+    }
+}
+
+#[test]
+fn a_table_beyond_the_range_of_f32_is_refused_naming_the_column() {
+    // `flowzoo train` computes in f32: 1e308 read from a CSV is finite in
+    // f64 and infinite in f32, where it made "the input batch is not
+    // finite: training diverged (try a smaller learning rate)". The data
+    // path refuses it first, naming the row and the column.
+    let text = "a,b\n1.5,2\n-3e38,-1e308\n";
+    let table = parse_csv(text, Path::new("huge.csv"), &[]).expect("finite numbers");
+    table
+        .check_fits::<f64>(Path::new("huge.csv"))
+        .expect("f64 holds it");
+    let err = table
+        .check_fits::<f32>(Path::new("huge.csv"))
+        .expect_err("f32 does not");
+    let message = err.to_string();
+    assert!(
+        matches!(&err, flowzoo::error::DataError::OutOfRange { row: 1, column, element: "f32", .. } if column == "b"),
+        "{err:?}"
+    );
+    for part in ["huge.csv", "data row 1", "column \"b\"", "-1e308", "f32"] {
+        assert!(message.contains(part), "{part:?} missing from: {message}");
     }
 }

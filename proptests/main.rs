@@ -6,8 +6,10 @@
 //! - `tensor_kernels`: every kernel against a naive reference, on views with
 //!   odd strides (transposed, narrowed, broadcast).
 //! - `autodiff_ops`: gradcheck of every recorded op against central differences.
-//! - `fuzz`: random and mutated bytes into the IDX, `.npy` and checkpoint
-//!   readers: typed errors, never a panic (prints the input counts).
+//! - `fuzz`: random and mutated bytes into the IDX, `.npy`, CSV and
+//!   checkpoint readers: typed errors, never a panic (prints the input
+//!   counts); the table readers hold memory in proportion to their input.
+//! - `alloc_meter`: the counting allocator the fuzzers measure with.
 //! - `edges`: extreme conditioner outputs for the coupling scales, and
 //!   edge inputs (zeros, ±1e4, subnormals, mask boundaries, a batch of one)
 //!   for every layer and assembled architecture: finite outputs, log-dets
@@ -15,6 +17,7 @@
 //! - `flows`: `check_flow` (invertibility, log-det vs the finite-difference
 //!   Jacobian) and the parameter gradcheck on every layer and stack.
 
+mod alloc_meter;
 mod autodiff_ops;
 mod autoregressive;
 mod edges;

@@ -1,8 +1,18 @@
 //! Fuzzing the readers of untrusted files: the IDX reader, the `.npy`
-//! reader and the checkpoint reader get random bytes and mutated valid
-//! files. Each input must give `Ok` or a typed error, never a panic (an
-//! out-of-bounds slice, an overflow, an allocation of a size read from the
-//! file). Each test prints how many inputs it ran (`--nocapture` shows it).
+//! reader, the CSV reader and the checkpoint reader get random bytes and
+//! mutated valid files. Each input must give `Ok` or a typed error, never a
+//! panic (an out-of-bounds slice, an overflow, an allocation of a size read
+//! from the file). Each test prints how many inputs it ran (`--nocapture`
+//! shows it).
+//!
+//! The table readers (CSV and `.npy`) are also metered ([`alloc_meter`]):
+//! reading an input of n bytes may hold at most [`BYTES_PER_INPUT_BYTE`]·n
+//! plus [`ALLOCATION_SLACK`] bytes, the table it returns included, so no size
+//! read from a header can make them allocate beyond what the file holds. A
+//! table that reads `Ok` is then standardised, proving the statistics
+//! finite (and panic-free) on whatever numbers the reader lets through.
+//!
+//! [`alloc_meter`]: crate::alloc_meter
 //!
 //! Mutations: flip a bit, overwrite a byte, overwrite a little-endian u32 or
 //! u64 with an extreme value (0, 1, 255, 2³¹, 2⁶⁴ − 1, ...), truncate, insert
@@ -12,11 +22,16 @@
 //! the layer builders. A last run mutates only the layer specs (the `ARCH`
 //! section), so that most inputs reach the builders of every layer kind.
 
+use crate::alloc_meter::peak_bytes;
 use flowzoo::data::idx::{encode_idx, parse_idx};
 use flowzoo::data::npy::parse_npy;
+use flowzoo::data::tabular::{parse_csv, standardize, Table};
+use flowzoo::error::DataError;
 use flowzoo::flows::architectures::{glow_layers, GlowConfig};
 use flowzoo::flows::model::realnvp_layers;
 use flowzoo::flows::preprocess::Logit;
+use flowzoo::flows::spec::SpecValue;
+use flowzoo::flows::standardize::Standardize;
 use flowzoo::flows::zoo::FlowName;
 use flowzoo::flows::{BatchNorm, Flow, FlowModel, Permutation, Reverse, Sequential};
 use flowzoo::nn::Adam;
@@ -27,6 +42,80 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use rand::SeedableRng;
 use std::path::Path;
+
+/// The most a table reader may hold per byte of its input: the table
+/// itself is at most an f64 (8 bytes) and a column name (a `String`, 24
+/// bytes, and its text) per byte of a 1-byte `u1` element or of a
+/// one-character CSV field, and a CSV line's fields are split once more.
+const BYTES_PER_INPUT_BYTE: usize = 64;
+/// What any parse may hold whatever its input: an error message, the
+/// header's text, small vectors.
+const ALLOCATION_SLACK: usize = 64 << 10;
+
+/// Runs a table reader on an input of `input_len` bytes under the
+/// allocation meter, asserting the bound, and returns its result and the
+/// fraction of the bound it used (for the report).
+fn metered(
+    what: &str,
+    input_len: usize,
+    read: impl FnOnce() -> Result<Table, DataError>,
+) -> (Result<Table, DataError>, f64) {
+    let (result, peak) = peak_bytes(read);
+    let bound = BYTES_PER_INPUT_BYTE * input_len + ALLOCATION_SLACK;
+    assert!(
+        peak <= bound,
+        "{what}: reading {input_len} bytes held {peak} bytes (bound {bound}); result {result:?}"
+    );
+    (result, peak as f64 / bound as f64)
+}
+
+/// Large valid inputs where the table, not the slack, fills the bound: a
+/// 1-row `u1` array and a header of one-letter names, 30,000 columns each
+/// (an f64 and a name per input byte or two), and 20,000 one-digit rows.
+fn assert_wide_tables_fit_the_bound() {
+    let n = 30_000;
+    let bytes = npy_bytes(1, "|u1", false, &format!("(1, {n})"), &vec![7u8; n]);
+    let (table, used) = metered("wide npy", bytes.len(), || {
+        parse_npy(&bytes, Path::new("wide.npy"))
+    });
+    assert_eq!(table.expect("valid").dim(), n);
+    let wide_csv = format!("{}\n{}\n", vec!["a"; n].join(","), vec!["1"; n].join(","));
+    let (table, used_csv) = metered("wide csv", wide_csv.len(), || {
+        parse_csv(&wide_csv, Path::new("wide.csv"), &[])
+    });
+    assert_eq!(table.expect("valid").dim(), n);
+    let long_csv = format!("x\n{}", "1\n".repeat(20_000));
+    let (table, used_long) = metered("long csv", long_csv.len(), || {
+        parse_csv(&long_csv, Path::new("long.csv"), &[])
+    });
+    assert_eq!(table.expect("valid").rows, 20_000);
+    eprintln!(
+        "fuzz: wide tables use {:.0} % (npy), {:.0} % (csv, wide) and {:.0} % (csv, long) \
+         of the allocation bound",
+        100.0 * used,
+        100.0 * used_csv,
+        100.0 * used_long
+    );
+}
+
+/// What every table that reads `Ok` must satisfy, and standardising it:
+/// `rows × dim` finite values, and finite statistics and standardised values.
+fn check_table(table: Result<Table, DataError>) {
+    let Ok(mut table) = table else { return };
+    assert_eq!(table.data.len(), table.rows * table.dim(), "{table:?}");
+    assert!(table.data.iter().all(|v| v.is_finite()), "{table:?}");
+    let _ = table.check_fits::<f32>(Path::new("fuzz"));
+    if table.dim() > 0 {
+        let layer = Standardize::fit(&table.data, table.dim());
+        assert!(layer.log_det_forward().is_finite(), "{layer:?}");
+    }
+    let (means, stds) = standardize(&mut table);
+    assert!(
+        means.iter().chain(&stds).all(|v| v.is_finite()) && stds.iter().all(|s| *s > 0.0),
+        "{means:?} {stds:?}"
+    );
+    assert!(table.data.iter().all(|v| v.is_finite()), "{table:?}");
+}
 
 /// One edit of a byte string.
 #[derive(Clone, Debug)]
@@ -250,21 +339,174 @@ fn idx_reader_survives_random_and_mutated_bytes() {
     );
 }
 
+/// `.npy` bytes with the header dict `{'descr': …, 'fortran_order': …,
+/// 'shape': …, }` padded as NumPy pads it (version 1 or 2), then `data`.
+fn npy_bytes(version: u8, descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
+    let header = format!(
+        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
+        if fortran { "True" } else { "False" }
+    );
+    let prefix = if version == 1 { 10 } else { 12 };
+    let total = (prefix + header.len() + 1).div_ceil(64) * 64;
+    let padded = format!("{header:<width$}\n", width = total - prefix - 1);
+    let mut bytes = b"\x93NUMPY".to_vec();
+    bytes.extend_from_slice(&[version, 0]);
+    if version == 1 {
+        bytes.extend_from_slice(&(padded.len() as u16).to_le_bytes());
+    } else {
+        bytes.extend_from_slice(&(padded.len() as u32).to_le_bytes());
+    }
+    bytes.extend_from_slice(padded.as_bytes());
+    bytes.extend_from_slice(data);
+    bytes
+}
+
+/// More valid `.npy` files to mutate: int64 in Fortran order, bytes in a
+/// version-2 file, a 1-D f4 array.
+fn more_seed_npys() -> Vec<Vec<u8>> {
+    let i8s: Vec<u8> = [1i64, -2, 3, 1 << 53, -(1 << 40), 7]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let f4s: Vec<u8> = [0.5f32, -1e30, 3.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    vec![
+        npy_bytes(1, "<i8", true, "(3, 2)", &i8s),
+        npy_bytes(2, "|u1", false, "(2, 4)", &[0, 1, 2, 3, 255, 254, 9, 8]),
+        npy_bytes(1, "<f4", false, "(3,)", &f4s),
+    ]
+}
+
+/// A shape tuple as a header may spell it: sizes from 0 to 2⁶⁴ − 1
+/// (NumPy's `L` suffix included), one to three of them, or junk.
+fn shape_text() -> impl Strategy<Value = String> {
+    let size = prop_oneof![
+        3 => Just("0".to_string()),
+        2 => Just("1".to_string()),
+        2 => (2u64..5).prop_map(|n| n.to_string()),
+        3 => Just("1000000000000".to_string()),
+        1 => Just((1u64 << 62).to_string()),
+        1 => Just(u64::MAX.to_string()),
+        1 => Just("18446744073709551616".to_string()),
+        1 => Just("3L".to_string()),
+        1 => Just("-1".to_string()),
+    ];
+    prop_oneof![
+        prop::collection::vec(size, 1..=3).prop_map(|sizes| match sizes.len() {
+            1 => format!("({},)", sizes[0]),
+            _ => format!("({})", sizes.join(", ")),
+        }),
+        Just("()".to_string()),
+        Just("(2, 3".to_string()),
+        Just("[2, 3]".to_string()),
+    ]
+}
+
 #[test]
 fn npy_reader_survives_random_and_mutated_bytes() {
     let path = Path::new("fuzz.npy");
-    let seed = seed_npy();
+    let mut seeds = vec![seed_npy()];
+    seeds.extend(more_seed_npys());
+    let worst = std::cell::Cell::new(0.0f64);
+    let read = |bytes: &[u8]| {
+        let (table, per_byte) = metered("npy", bytes.len(), || parse_npy(bytes, path));
+        worst.set(worst.get().max(per_byte));
+        check_table(table);
+    };
     let random = run(2000, prop::collection::vec(any::<u8>(), 0..256), |bytes| {
-        let _ = parse_npy(&bytes, path);
+        read(&bytes)
     });
-    let mutated = run(3000, prop::collection::vec(mutation(), 1..6), |edits| {
-        let mut bytes = seed.clone();
-        edits.iter().for_each(|m| apply(&mut bytes, m));
-        let _ = parse_npy(&bytes, path);
-    });
+    let mutated = run(
+        3000,
+        (0..seeds.len(), prop::collection::vec(mutation(), 1..6)),
+        |(which, edits)| {
+            let mut bytes = seeds[which].clone();
+            edits.iter().for_each(|m| apply(&mut bytes, m));
+            read(&bytes)
+        },
+    );
+    // Headers written afresh with any dtype, order and shape, over no data
+    // (what a shape holding a 0 announces) or 1 to 64 bytes: this is what
+    // reaches the size arithmetic.
+    let dtypes = [
+        "<f8", "<f4", "<i8", "<i4", "<i2", "|i1", "|u1", ">f8", "<c16", "<U3",
+    ];
+    let headers = run(
+        3000,
+        (
+            1u8..=2,
+            prop::sample::select(dtypes.to_vec()),
+            any::<bool>(),
+            shape_text(),
+            prop_oneof![Just(Vec::new()), prop::collection::vec(any::<u8>(), 1..64)],
+        ),
+        |(version, descr, fortran, shape, data)| {
+            read(&npy_bytes(version, descr, fortran, &shape, &data))
+        },
+    );
+    assert_wide_tables_fit_the_bound();
     eprintln!(
-        "fuzz: NPY reader: {} inputs without a panic ({random} random, {mutated} mutated files)",
-        random + mutated
+        "fuzz: NPY reader: {} inputs without a panic ({random} random, {mutated} mutated \
+         files, {headers} with a fresh header), at most {:.0} % of the allocation bound",
+        random + mutated + headers,
+        100.0 * worst.get()
+    );
+}
+
+/// Valid CSV texts to mutate: an R export with a quoted header and a
+/// `rownames` column to drop, numbers near f64's limit, CRLF line ends and
+/// blank lines, one column.
+fn seed_csvs() -> Vec<&'static str> {
+    vec![
+        "\"rownames\",\"eruptions\",\"waiting\"\n\"1\",3.6,79\n\"2\",1.8,54\n\"3\",3.333,74\n",
+        "a,b\n1e308,-1e308\n1.7976931348623157e308,1.7976931348623157e308\n\n5,6e-320\n",
+        "x,y,z\r\n1,2,3\r\n\r\n4.5,-5,+6\r\n",
+        "only\n1\n2\n3\n",
+    ]
+}
+
+/// Reads `text` as a CSV, keeping every column and, when it has one,
+/// without `rownames`.
+fn read_csv_text(text: &str, worst: &std::cell::Cell<f64>) {
+    let path = Path::new("fuzz.csv");
+    for drop in [&[][..], &["rownames"][..]] {
+        let (table, per_byte) = metered("csv", text.len(), || parse_csv(text, path, drop));
+        worst.set(worst.get().max(per_byte));
+        check_table(table);
+    }
+}
+
+#[test]
+fn csv_reader_survives_random_and_mutated_text() {
+    let worst = std::cell::Cell::new(0.0f64);
+    let random = run(2000, prop::collection::vec(any::<u8>(), 0..256), |bytes| {
+        read_csv_text(&String::from_utf8_lossy(&bytes), &worst)
+    });
+    // Text from the characters a numeric CSV is made of, so most lines get
+    // past the header to the field parser.
+    let alphabet: Vec<char> = "0123456789.,,,\n\n\r\"e+-  aiNnfIty_".chars().collect();
+    let csvish = run(
+        3000,
+        prop::collection::vec(prop::sample::select(alphabet), 0..200),
+        |chars| read_csv_text(&chars.into_iter().collect::<String>(), &worst),
+    );
+    let seeds = seed_csvs();
+    let mutated = run(
+        3000,
+        (0..seeds.len(), prop::collection::vec(mutation(), 1..6)),
+        |(which, edits)| {
+            let mut bytes = seeds[which].as_bytes().to_vec();
+            edits.iter().for_each(|m| apply(&mut bytes, m));
+            read_csv_text(&String::from_utf8_lossy(&bytes), &worst)
+        },
+    );
+    eprintln!(
+        "fuzz: CSV reader: {} inputs without a panic ({random} random, {csvish} of CSV \
+         characters, {mutated} mutated files), at most {:.0} % of the allocation bound",
+        random + csvish + mutated,
+        100.0 * worst.get()
     );
 }
 

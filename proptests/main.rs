@@ -21,15 +21,20 @@
 //! - `autoregressive`: MADE's autoregressive property, MAF and IAF through
 //!   `check_flow` and the triangular-Jacobian check, the two sequential
 //!   solvers agreeing, the gradchecks, and the energies' gradients.
-//! - `fuzz`: random and mutated bytes into the IDX, `.npy` and checkpoint
-//!   readers: typed errors, never a panic (prints the input counts).
+//! - `fuzz`: random and mutated bytes into the IDX, `.npy`, CSV and
+//!   checkpoint readers: typed errors, never a panic (prints the input
+//!   counts); the table readers hold memory in proportion to their input.
+//! - `alloc_meter`: the counting allocator the fuzzers measure with.
 //! - `edges`: extreme conditioner outputs for the coupling scales (both
-//!   kinds, both directions, f32 and f64): finite outputs, log-dets and
-//!   gradients.
+//!   kinds, both directions, f32 and f64), and edge inputs (zeros, ±1e4,
+//!   subnormals, mask boundaries, a batch of one) for every layer and
+//!   assembled architecture: finite outputs, log-dets and gradients, or a
+//!   typed error.
 //!
 //! Each derivation page in docs/derivations names the tests here that prove
 //! it, under "What the tests prove".
 
+mod alloc_meter;
 mod autodiff_ops;
 mod autoregressive;
 mod edges;

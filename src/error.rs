@@ -116,6 +116,21 @@ pub enum DataError {
         /// Column number, 1-based.
         column: usize,
     },
+    /// A value read finite that the element type the model computes in
+    /// cannot hold: beyond ±3.4e38 for f32 (see
+    /// [`Table::check_fits`](crate::data::tabular::Table::check_fits)).
+    OutOfRange {
+        /// The file.
+        path: PathBuf,
+        /// Data row, 0-based (the header and blank lines not counted).
+        row: usize,
+        /// The column's name.
+        column: String,
+        /// The value as read.
+        value: f64,
+        /// The element type (`"f32"`).
+        element: &'static str,
+    },
     /// A `.npy` file that is not a numeric matrix this reader takes, or
     /// that holds a NaN or infinity.
     BadNpy {
@@ -224,6 +239,19 @@ impl fmt::Display for DataError {
             DataError::NonFinite { path, row, column } => write!(
                 f,
                 "{}: line {row}, column {column}: the value is not finite (NaN or infinity)",
+                path.display()
+            ),
+            DataError::OutOfRange {
+                path,
+                row,
+                column,
+                value,
+                element,
+            } => write!(
+                f,
+                "{}: data row {row} (0-based), column \"{column}\": {value:e} is beyond \
+                 the range of {element}, in which the model computes; rescale the column \
+                 (other units)",
                 path.display()
             ),
             DataError::BadNpy { path, offset, what } => {

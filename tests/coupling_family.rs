@@ -165,9 +165,9 @@ fn lu_log_det_equals_the_slogdet_of_the_assembled_matrix() {
 // 10 + 2·tanh((s − 10)/2) ≤ 12 above it (12 once tanh rounds to 1).
 #[test]
 fn sigmoid_scale_is_itself_below_the_knee_and_never_above_twelve() {
-    use flowzoo::flows::coupling::{SIGMOID_KNEE, SIGMOID_MAX};
+    use flowzoo::flows::bound::{LOG_SCALE_KNEE, LOG_SCALE_MAX};
     use flowzoo::flows::{AffineCoupling, Mask, ScaleKind};
-    assert_eq!((SIGMOID_KNEE, SIGMOID_MAX), (10.0, 12.0));
+    assert_eq!((LOG_SCALE_KNEE, LOG_SCALE_MAX), (10.0, 12.0));
     let softplus = |x: f64| x.max(0.0) + (-x.abs()).exp().ln_1p();
     for raw in [0.0, -5.0, -11.9, -12.5, -100.0, -1e4, -1e30] {
         let mut layer = AffineCoupling::<f64>::new(Mask::half(4, false), 4, &mut rng(0))

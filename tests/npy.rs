@@ -136,6 +136,37 @@ fn nan_and_infinity_are_rejected_naming_row_and_column() {
 }
 
 #[test]
+fn int64_values_f64_cannot_hold_are_refused_naming_row_and_column() {
+    // Integers are read and converted to f64, exactly: every |v| ≤ 2⁵³ is
+    // an f64, and so are larger multiples of the spacing there (2⁶⁰ is).
+    // 2⁵³ + 1 is not: it would round to 2⁵³, changing the data silently.
+    let i8s = |values: &[i64]| -> Vec<u8> { values.iter().flat_map(|v| v.to_le_bytes()).collect() };
+    let exact = [-(1i64 << 53), 1 << 53, 1 << 60, i64::MIN, 42];
+    let t = parse(&npy("<i8", false, "(5,)", &i8s(&exact))).unwrap();
+    assert_eq!(t.data, exact.iter().map(|&v| v as f64).collect::<Vec<_>>());
+    let bytes = npy("<i8", false, "(2, 2)", &i8s(&[1, 2, 3, (1 << 53) + 1]));
+    let (offset, what) = bad(&bytes);
+    assert_eq!(offset, 128 + 3 * 8, "the value's own bytes");
+    assert!(
+        what.contains("row 1, column 1") && what.contains("9007199254740993"),
+        "{what}"
+    );
+    let (_, what) = bad(&npy("<i8", false, "(1,)", &i8s(&[i64::MAX])));
+    assert!(what.contains("9223372036854775807"), "{what}");
+}
+
+#[test]
+fn an_empty_shape_is_refused_before_anything_is_allocated() {
+    // (0, 10¹²) holds no values, so the file is complete at 128 bytes; a
+    // reader that then names 10¹² columns allocates terabytes.
+    let (offset, what) = bad(&npy("<f8", false, "(0, 1000000000000)", &[]));
+    assert_eq!(offset, 10, "the header");
+    assert!(what.contains("no values"), "{what}");
+    let (_, what) = bad(&npy("<f8", false, "(3, 0)", &[]));
+    assert!(what.contains("no values"), "{what}");
+}
+
+#[test]
 fn read_table_dispatches_on_the_extension() {
     let dir = common::temp_dir("npy-read-table");
     let path = dir.join("data.npy");

@@ -10,7 +10,12 @@
 //!
 //! Read here: little-endian (or byte-sized) `f8`, `f4`, `i8`, `i4`, `i2`,
 //! `i1`, `u1`; one or two dimensions (a 1-D array is one column); C or
-//! Fortran order. Every value must be finite.
+//! Fortran order. Every value becomes an `f64` exactly: floats must be
+//! finite, and integers are converted as they are (an `i8` value beyond
+//! ±2⁵³ that `f64` cannot hold exactly, such as 2⁵³ + 1, is refused rather
+//! than rounded). Integer data are trained on as the numbers they are: a
+//! flow then fits a continuous density to values on a grid, so add noise
+//! (dequantise) first if they are counts or codes.
 
 use crate::data::tabular::Table;
 use crate::error::DataError;
@@ -41,8 +46,10 @@ pub fn read_npy(path: impl AsRef<Path>) -> Result<Table, DataError> {
 /// # Errors
 /// [`DataError::BadNpy`] naming the byte offset for a wrong magic number, an
 /// unknown version, a header that is not the dict NumPy writes, a dtype or
-/// rank this reader does not take, a file shorter or longer than the header
-/// announces, or a NaN or infinite value (naming its row and column, 0-based).
+/// rank this reader does not take, a shape with no values (a zero in it), a
+/// file shorter or longer than the header announces, or a value that is
+/// NaN, infinite, or an `i8` integer `f64` cannot hold exactly (naming its
+/// row and column, 0-based).
 ///
 /// # Examples
 /// ```
@@ -111,6 +118,17 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<Table, DataError> {
             ))
         }
     };
+    if rows == 0 || columns == 0 {
+        // Nothing to read; and the column names of a (0, 10¹²) array alone
+        // would take terabytes.
+        return Err(bad(
+            header_start,
+            format!(
+                "shape {:?} holds no values: a table needs at least one row and one column",
+                header.shape
+            ),
+        ));
+    }
     let size = header.dtype.size();
     let expected = rows
         .checked_mul(columns)
@@ -135,24 +153,20 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<Table, DataError> {
             ),
         ));
     }
-    let raw: Vec<f64> = bytes[data_start..]
-        .chunks_exact(size)
-        .map(|b| header.dtype.read(b))
-        .collect();
     let mut data = vec![0.0; rows * columns];
-    for (k, v) in raw.into_iter().enumerate() {
+    for (k, b) in bytes[data_start..].chunks_exact(size).enumerate() {
         // Element k sits at (row, column) in C order, (column, row) in Fortran order.
         let (row, column) = if header.fortran_order {
-            (k % rows.max(1), k / rows.max(1))
+            (k % rows, k / rows)
         } else {
             (k / columns, k % columns)
         };
-        if !v.is_finite() {
-            return Err(bad(
+        let v = header.dtype.read(b).map_err(|what| {
+            bad(
                 data_start + k * size,
-                format!("row {row}, column {column} (0-based) is {v}: values must be finite"),
-            ));
-        }
+                format!("row {row}, column {column} (0-based) is {what}"),
+            )
+        })?;
         data[row * columns + column] = v;
     }
     Ok(Table {
@@ -197,15 +211,33 @@ impl Dtype {
         }
     }
 
-    fn read(self, b: &[u8]) -> f64 {
-        match self {
+    /// The value of one element, exactly as an f64, or what is wrong with
+    /// it (a NaN or infinity; an `i8` that f64 would round).
+    fn read(self, b: &[u8]) -> Result<f64, String> {
+        let v = match self {
             Dtype::F8 => LittleEndian::read_f64(b),
             Dtype::F4 => f64::from(LittleEndian::read_f32(b)),
-            Dtype::I8 => LittleEndian::read_i64(b) as f64,
+            Dtype::I8 => {
+                let i = LittleEndian::read_i64(b);
+                let v = i as f64;
+                // Through i128: i64::MAX rounds to 2⁶³, which `as i64` would saturate back.
+                if v as i128 != i128::from(i) {
+                    return Err(format!(
+                        "{i}, which f64 cannot hold exactly (it would round to {v:e}; \
+                         integers are exact up to ±2⁵³)"
+                    ));
+                }
+                v
+            }
             Dtype::I4 => f64::from(LittleEndian::read_i32(b)),
             Dtype::I2 => f64::from(LittleEndian::read_i16(b)),
             Dtype::I1 => f64::from(b[0] as i8),
             Dtype::U1 => f64::from(b[0]),
+        };
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(format!("{v}: values must be finite"))
         }
     }
 }

@@ -10,7 +10,8 @@
 use std::path::Path;
 
 use crate::error::DataError;
-use crate::flows::standardize::column_statistics;
+use crate::flows::standardize::{column_scale, column_statistics};
+use crate::tensor::Element;
 
 /// A numeric table: named columns, rows of `f64`.
 ///
@@ -30,6 +31,28 @@ impl Table {
     /// Number of columns, the `dim` of the `[rows, dim]` data.
     pub fn dim(&self) -> usize {
         self.columns.len()
+    }
+
+    /// Checks that every value stays finite as a `T`, the element type a
+    /// model will compute in (`flowzoo train` works in f32, which holds
+    /// magnitudes up to about 3.4e38; a CSV of 1e308s reads as finite f64s
+    /// and would become infinities). Values that round to zero are kept.
+    ///
+    /// # Errors
+    /// [`DataError::OutOfRange`] for the first value that is not, naming
+    /// `path`, its row (0-based) and its column's name.
+    pub fn check_fits<T: Element>(&self, path: &Path) -> Result<(), DataError> {
+        let dim = self.dim().max(1);
+        match self.data.iter().position(|&v| !T::from_f64(v).is_finite()) {
+            None => Ok(()),
+            Some(at) => Err(DataError::OutOfRange {
+                path: path.to_path_buf(),
+                row: at / dim,
+                column: self.columns.get(at % dim).cloned().unwrap_or_default(),
+                value: self.data[at],
+                element: T::NAME,
+            }),
+        }
     }
 
     /// Row `i`, `[dim]`.
@@ -204,9 +227,15 @@ pub fn standardize(table: &mut Table) -> (Vec<f64>, Vec<f64>) {
         return (Vec::new(), Vec::new());
     }
     let (means, stds) = column_statistics(&table.data, dim);
+    // (x − μ)/σ = (x/a − μ/a)/(σ/a) with a a power of two per column: x − μ
+    // overflows for columns near f64's limit, the scaled difference cannot,
+    // and elsewhere the scaling changes no bit.
+    let scales: Vec<f64> = (0..dim)
+        .map(|j| column_scale(table.data.iter().skip(j).step_by(dim).copied()))
+        .collect();
     for row in table.data.chunks_exact_mut(dim) {
-        for ((x, mean), std) in row.iter_mut().zip(&means).zip(&stds) {
-            *x = (*x - mean) / std;
+        for (((x, mean), std), a) in row.iter_mut().zip(&means).zip(&stds).zip(&scales) {
+            *x = (*x / a - mean / a) / (std / a);
         }
     }
     (means, stds)

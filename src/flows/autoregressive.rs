@@ -23,6 +23,7 @@
 //! (docs/derivations/maf.md), [`derivations::iaf`](crate::derivations::iaf)
 //! (docs/derivations/iaf.md), [`derivations::made`](crate::derivations::made).
 
+use super::bound::soft_clamp;
 use super::error::FlowError;
 use super::flow::Flow;
 use super::spec::{check_network, LayerSpec, MAX_SIZE};
@@ -46,6 +47,9 @@ pub enum Transform {
     Affine,
     /// The gated update of IAF (Kingma et al. 2016, eq. 14-15), outputs (m, s):
     /// σ = sigmoid(s), x = σ ⊙ z + (1 − σ) ⊙ m, i.e. ℓ = log σ, b = (1 − σ) ⊙ m.
+    /// ℓ is computed as log-sigmoid (finite where σ underflows to 0) and
+    /// bounded below by [`soft_clamp`] (itself down to −10, never below
+    /// −12), so the sequential direction's division by e^ℓ stays finite.
     /// Since σ < 1 a gated layer never expands volume (its log-det is
     /// negative): on a fixed N(0, I) prior, put a layer that can expand before
     /// it (the paper's base is a learned Gaussian).
@@ -64,9 +68,10 @@ impl Transform {
             Transform::Affine => (second.tanh(), first.clone()),
             Transform::Gated => {
                 let gate = second.sigmoid();
-                // ℓ = log σ(s);  b = (1 − σ) ⊙ m
+                // ℓ = log σ(s) (log-sigmoid: ln of an underflowed σ is −∞), bounded;
+                // b = (1 − σ) ⊙ m
                 let shift = gate.neg().add_scalar(T::ONE).mul(first);
-                (gate.ln(), shift)
+                (soft_clamp(&second.log_sigmoid()), shift)
             }
         }
     }

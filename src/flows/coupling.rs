@@ -15,6 +15,7 @@
 //! [`derivations::realnvp`](crate::derivations::realnvp),
 //! [`derivations::glow`](crate::derivations::glow).
 
+use super::bound::soft_clamp;
 use super::error::FlowError;
 use super::flow::Flow;
 use super::spec::{check_network, size, sizes, LayerSpec};
@@ -122,25 +123,15 @@ pub enum ScaleKind {
     /// parameter is used.
     ///
     /// The sampling direction multiplies by e^s, unbounded as ŝ → −∞
-    /// (ŝ = −100 gave e⁹⁸, infinite in f32), so s is capped smoothly: s
-    /// itself up to [`SIGMOID_KNEE`], then
-    /// knee + w·tanh((s − knee)/w), w = [`SIGMOID_MAX`] − knee, which is C¹
-    /// at the knee and never exceeds [`SIGMOID_MAX`]. The capped s is the one
-    /// the map applies and the log-det sums, so the log-det is exact; below
-    /// the knee every number is the uncapped one, bit for bit.
+    /// (ŝ = −100 gave e⁹⁸, infinite in f32), so s is capped smoothly by
+    /// [`soft_clamp`](super::bound::soft_clamp): s itself up to
+    /// [`LOG_SCALE_KNEE`](super::bound::LOG_SCALE_KNEE) = 10, then bending
+    /// (C¹) to at most [`LOG_SCALE_MAX`](super::bound::LOG_SCALE_MAX) = 12.
+    /// The capped s is the one the map applies and the log-det sums, so the
+    /// log-det is exact; below the knee every number is the uncapped one,
+    /// bit for bit.
     Sigmoid,
 }
-
-/// Where [`ScaleKind::Sigmoid`]'s log-scale s stops being s itself: a factor
-/// e⁻¹⁰ ≈ 4.5e-5 in the data → latent direction, far beyond what a trained
-/// layer uses (the README's Glows stay below 2.4 on the digits, 1.6 on
-/// two moons, samples included).
-pub const SIGMOID_KNEE: f64 = 10.0;
-
-/// The bound of [`ScaleKind::Sigmoid`]'s log-scale: s ≤ 12, so one layer
-/// multiplies by at most e¹² ≈ 1.6e5 in the sampling direction (f32 holds
-/// up to e⁸⁸).
-pub const SIGMOID_MAX: f64 = 12.0;
 
 impl ScaleKind {
     /// s from the raw output `raw` (and the bound `c`, broadcast against
@@ -153,10 +144,8 @@ impl ScaleKind {
         match self {
             // s = c ⊙ tanh(ŝ)
             ScaleKind::Tanh => raw.tanh().mul(bound),
-            // s = −log σ(ŝ + 2) = softplus(−(ŝ + 2)), capped at SIGMOID_MAX
-            ScaleKind::Sigmoid => {
-                cap_sigmoid_log_scale(&raw.add_scalar(T::from_f64(2.0)).neg().softplus())
-            }
+            // s = −log σ(ŝ + 2) = softplus(−(ŝ + 2)) ≥ 0, capped at LOG_SCALE_MAX
+            ScaleKind::Sigmoid => soft_clamp(&raw.add_scalar(T::from_f64(2.0)).neg().softplus()),
         }
     }
 
@@ -186,23 +175,6 @@ impl ScaleKind {
             .into_iter()
             .find(|k| k.name() == name)
     }
-}
-
-/// s where s ≤ knee (the same value, the same gradient), and
-/// knee + w·tanh((s − knee)/w) above it (w = SIGMOID_MAX − knee): value and
-/// slope agree at the knee, and the result never exceeds SIGMOID_MAX.
-fn cap_sigmoid_log_scale<'t, T: Element>(s: &Var<'t, T>) -> Var<'t, T> {
-    let (knee, width) = (SIGMOID_KNEE, SIGMOID_MAX - SIGMOID_KNEE);
-    let below = s
-        .value()
-        .map(|v| if v.to_f64() <= knee { T::ONE } else { T::ZERO });
-    let above = s
-        .add_scalar(T::from_f64(-knee))
-        .mul_scalar(T::from_f64(1.0 / width))
-        .tanh()
-        .mul_scalar(T::from_f64(width))
-        .add_scalar(T::from_f64(knee));
-    Var::select(&below, s, &above)
 }
 
 /// Affine coupling layer (RealNVP): the conditioning features pass through

@@ -68,7 +68,10 @@ pub trait Flow<T: Element>: Send + Sync {
     }
 
     /// Restores the tensors [`Flow::buffers`] returned (see
-    /// [`take_buffers`]).
+    /// [`take_buffers`]). The checkpoint loader calls it once, after the
+    /// parameters are filled, so a layer may also refuse parameters it
+    /// cannot use here ([`InvConv1x1`](super::InvConv1x1) refuses a singular
+    /// weight).
     ///
     /// # Errors
     /// [`FlowError::BufferMismatch`] for a name the layer does not hold or a
@@ -76,6 +79,19 @@ pub trait Flow<T: Element>: Send + Sync {
     /// buffer.
     fn set_buffers(&mut self, buffers: Vec<(String, Tensor<T>)>) -> Result<(), FlowError> {
         take_buffers(&self.name(), buffers, &[]).map(|_| ())
+    }
+
+    /// Checks that the layer's current parameters describe a usable
+    /// bijection, so that a caller holding a non-finite log-det (a diverged
+    /// training step) can say why: [`InvConv1x1`](super::InvConv1x1) says
+    /// when its weight is singular. Containers check each layer, the
+    /// error's path naming it. `Ok` by default.
+    ///
+    /// # Errors
+    /// The layer's [`FlowError::BadSpec`] naming the parameter and what is
+    /// wrong with it.
+    fn validate(&self) -> Result<(), FlowError> {
+        Ok(())
     }
 
     /// True when, on a no-grad tape, the layer maps each sample (each

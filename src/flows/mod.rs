@@ -111,6 +111,7 @@ pub mod actnorm;
 pub mod architectures;
 pub mod autoregressive;
 pub mod batchnorm;
+pub mod bound;
 pub mod check;
 pub mod coupling;
 pub mod error;

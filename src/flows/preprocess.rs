@@ -146,7 +146,12 @@ impl<T: Element> Flow<T> for Logit {
         let x = p
             .add_scalar(T::from_f64(-self.alpha))
             .mul_scalar(T::from_f64(1.0 / (1.0 - 2.0 * self.alpha)));
-        (x, self.inverse_log_det(&p).neg())
+        // log|det ∂x/∂w| = Σᵢ [log pᵢ + log(1 − pᵢ)] − D·log(1 − 2α), with
+        // log p = log σ(w) and log(1 − p) = log σ(−w) taken from w: p rounds
+        // to 1 for w beyond ~17 in f32, where log(1 − p) would be −∞.
+        let per_feature = w.log_sigmoid().add(&w.neg().log_sigmoid());
+        let constant = T::from_f64(self.dim as f64 * (1.0 - 2.0 * self.alpha).ln());
+        (x, per_feature.sum_axes(&[1]).add_scalar(-constant))
     }
 
     fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {

@@ -72,6 +72,13 @@ impl<T: Element> Flow<T> for Sequential<T> {
         self.layers.iter().all(|layer| layer.per_sample())
     }
 
+    fn validate(&self) -> Result<(), FlowError> {
+        for (i, layer) in self.layers.iter().enumerate() {
+            layer.validate().map_err(|e| e.in_layer(i))?;
+        }
+        Ok(())
+    }
+
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
         let mut x = z.clone();
         let mut log_det: Option<Var<'t, T>> = None;

@@ -18,6 +18,7 @@
 //! Derivation: [`derivations::realnvp`](crate::derivations::realnvp)
 //! (docs/derivations/realnvp.md, "Multi-scale").
 
+use super::bound::soft_clamp;
 use super::error::FlowError;
 use super::flow::{BuildChild, Flow};
 use super::spec::{self, LayerSpec};
@@ -366,7 +367,9 @@ impl<T: Element> Split<T> {
         (self.channels - self.kept) * self.height * self.width
     }
 
-    /// (μ, log σ) of the learned prior at the kept channels `x_a`.
+    /// (μ, log σ) of the learned prior at the kept channels `x_a`, log σ
+    /// bounded by [`soft_clamp`] (itself within ±10, never beyond ±12), so
+    /// e^±log σ stays finite whatever the network outputs.
     fn prior_parameters<'t>(
         &self,
         net: &ConvResNet<T>,
@@ -374,7 +377,7 @@ impl<T: Element> Split<T> {
     ) -> (Var<'t, T>, Var<'t, T>) {
         let h = net.forward(x_a);
         let n = self.channels - self.kept;
-        (h.narrow(1, 0, n), h.narrow(1, n, n))
+        (h.narrow(1, 0, n), soft_clamp(&h.narrow(1, n, n)))
     }
 }
 
@@ -394,6 +397,10 @@ impl<T: Element> Flow<T> for Split<T> {
 
     fn per_sample(&self) -> bool {
         self.inner.per_sample()
+    }
+
+    fn validate(&self) -> Result<(), FlowError> {
+        self.inner.validate().map_err(|e| e.in_layer(0))
     }
 
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {

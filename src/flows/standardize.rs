@@ -95,15 +95,33 @@ impl Standardize {
         self.std.iter().map(|s| s.ln()).sum()
     }
 
-    fn constants<'t, T: Element>(&self, v: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+    /// The rows 1/a, μ/a and σ/a (`[1, dim]`), a per column the power of two
+    /// [`column_scale`] gives for (μ, σ): the maps work on x/a, where no
+    /// difference x − μ or product σ·z can overflow, and scaling by a power
+    /// of two changes no bit of the result where nothing under- or overflows.
+    fn constants<'t, T: Element>(&self, v: &Var<'t, T>) -> [Var<'t, T>; 3] {
         assert!(
             v.shape().len() == 2 && v.shape()[1] == self.dim(),
             "Standardize: expected [batch, {}], got {:?}",
             self.dim(),
             v.shape()
         );
+        let scales: Vec<f64> = self
+            .mean
+            .iter()
+            .zip(&self.std)
+            .map(|(m, s)| column_scale([*m, *s]))
+            .collect();
+        let scaled = |values: &[f64]| -> Vec<f64> {
+            values.iter().zip(&scales).map(|(v, a)| v / a).collect()
+        };
+        let inverse_scales: Vec<f64> = scales.iter().map(|a| 1.0 / a).collect();
         let row = |values: &[f64]| v.constant(Tensor::from_f64_slice(values, &[1, self.dim()]));
-        (row(&self.mean), row(&self.std))
+        [
+            row(&inverse_scales),
+            row(&scaled(&self.mean)),
+            row(&scaled(&self.std)),
+        ]
     }
 
     fn log_dets<'t, T: Element>(&self, v: &Var<'t, T>, sign: f64) -> Var<'t, T> {
@@ -122,15 +140,17 @@ impl<T: Element> Flow<T> for Standardize {
     }
 
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
-        let (mean, std) = self.constants(z);
-        // x = μ + σ ⊙ z
-        (z.mul(&std).add(&mean), self.log_dets(z, 1.0))
+        let [inverse_scale, mean, std] = self.constants(z);
+        // x = μ + σ ⊙ z = a ⊙ (μ/a + (σ/a) ⊙ z)
+        let x = z.mul(&std).add(&mean).div(&inverse_scale);
+        (x, self.log_dets(z, 1.0))
     }
 
     fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
-        let (mean, std) = self.constants(x);
-        // z = (x − μ) ⊘ σ
-        (x.sub(&mean).div(&std), self.log_dets(x, -1.0))
+        let [inverse_scale, mean, std] = self.constants(x);
+        // z = (x − μ) ⊘ σ = (x/a − μ/a) ⊘ (σ/a)
+        let z = x.mul(&inverse_scale).sub(&mean).div(&std);
+        (z, self.log_dets(x, -1.0))
     }
 
     fn to_spec(&self) -> Option<LayerSpec> {
@@ -169,6 +189,14 @@ impl Standardize {
 /// squared deviations: no cancellation); σ = 1 for a constant column, and
 /// (0, 1) for every column when there are no rows.
 ///
+/// Any finite data gives finite statistics: each column is divided by a
+/// power of two 2ᵏ ≥ max |x| ([`column_scale`]) before it is summed and
+/// squared, and the results multiplied back (a column of 1e308s summed
+/// plainly overflows to ∞). Scaling by a power of two is exact, so wherever
+/// the plain formula neither overflows nor underflows the statistics are
+/// its own, bit for bit; where its squares underflow (a column of 1e-200s)
+/// they are now right instead of σ = 1.
+///
 /// # Panics
 /// If `dim` is 0 or does not divide `data.len()`.
 pub fn column_statistics(data: &[f64], dim: usize) -> (Vec<f64>, Vec<f64>) {
@@ -184,10 +212,33 @@ pub fn column_statistics(data: &[f64], dim: usize) -> (Vec<f64>, Vec<f64>) {
         return (means, stds);
     }
     for (column, (mean, std)) in means.iter_mut().zip(&mut stds).enumerate() {
-        let values = || data.iter().skip(column).step_by(dim);
-        *mean = values().sum::<f64>() / rows;
-        let variance = values().map(|x| (x - *mean).powi(2)).sum::<f64>() / rows;
-        *std = if variance > 0.0 { variance.sqrt() } else { 1.0 };
+        let a = column_scale(data.iter().skip(column).step_by(dim).copied());
+        // x/a ∈ [−1, 1]: the sums stay below `rows`.
+        let values = || data.iter().skip(column).step_by(dim).map(|x| x / a);
+        let scaled_mean = values().sum::<f64>() / rows;
+        let variance = values().map(|x| (x - scaled_mean).powi(2)).sum::<f64>() / rows;
+        // |μ| ≤ max |x| and σ ≤ max |x| (Popoviciu): finite but for rounding
+        // at f64::MAX itself, which the clamp takes back.
+        *mean = (scaled_mean * a).clamp(-f64::MAX, f64::MAX);
+        *std = if variance > 0.0 {
+            (variance.sqrt() * a).min(f64::MAX)
+        } else {
+            1.0
+        };
     }
     (means, stds)
+}
+
+/// The power of two 2ᵏ (−1022 ≤ k ≤ 1023) at or just above the largest |x|
+/// of `values`, 1 for an empty or all-zero column: dividing by it maps the
+/// values into [−2, 2] (into [−1, 1] unless max |x| > 2¹⁰²³) exactly, so
+/// sums of them cannot overflow and statistics computed on them and scaled
+/// back are those of the values, bit for bit, wherever nothing underflows.
+pub fn column_scale(values: impl IntoIterator<Item = f64>) -> f64 {
+    let largest = values.into_iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    if largest == 0.0 || !largest.is_finite() {
+        return 1.0;
+    }
+    let k = (largest.log2().ceil() as i32).clamp(-1022, 1023);
+    2f64.powi(k)
 }

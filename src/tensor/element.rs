@@ -33,6 +33,9 @@ pub trait Element:
     const ONE: Self;
     /// The type's name as used in checkpoints and messages (`"f32"`, `"f64"`).
     const NAME: &'static str;
+    /// Machine epsilon: the gap between 1 and the next larger value
+    /// (2⁻²³ for `f32`, 2⁻⁵² for `f64`).
+    const EPSILON: Self;
     /// Converts from `f64`, rounding to nearest for `f32`.
     fn from_f64(v: f64) -> Self;
     /// Converts to `f64` exactly.
@@ -87,6 +90,7 @@ macro_rules! impl_element {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
             const NAME: &'static str = $name;
+            const EPSILON: Self = <$t>::EPSILON;
             #[inline]
             fn from_f64(v: f64) -> Self {
                 v as $t

@@ -30,7 +30,6 @@ use flowzoo::error::DataError;
 use flowzoo::flows::architectures::{glow_layers, GlowConfig};
 use flowzoo::flows::model::realnvp_layers;
 use flowzoo::flows::preprocess::Logit;
-use flowzoo::flows::spec::SpecValue;
 use flowzoo::flows::standardize::Standardize;
 use flowzoo::flows::zoo::FlowName;
 use flowzoo::flows::{BatchNorm, Flow, FlowModel, Permutation, Reverse, Sequential};

@@ -43,7 +43,7 @@ fn equal_rows<T: Element>(weight: &mut InvConvWeight<T>) {
 /// Loads `model` back from its checkpoint bytes and returns the error,
 /// asserting that it names the convolution's place and kind and says why.
 fn load_error<T: Element>(model: &FlowModel<T>) -> String {
-    let bytes = to_bytes(model, None, &[]).expect("saveable");
+    let bytes = to_bytes(model, None, None).expect("saveable");
     let err = match Checkpoint::<T>::from_bytes(&bytes, Path::new("singular.flowzoo")) {
         Ok(_) => panic!("a checkpoint with a singular 1x1 convolution loaded"),
         Err(e) => e,
@@ -77,7 +77,7 @@ fn a_near_singular_inv_conv_weight_is_refused_in_f32_and_kept_in_f64() {
         weight.value = Tensor::from_vec(w.to_vec(), &[3, 3]);
     };
     let model64 = model_with_conv::<f64>(false, near);
-    let bytes = to_bytes(&model64, None, &[]).expect("saveable");
+    let bytes = to_bytes(&model64, None, None).expect("saveable");
     Checkpoint::<f64>::from_bytes(&bytes, Path::new("near.flowzoo"))
         .expect("well within f64's precision");
     let near32 = |weight: &mut InvConvWeight<f32>| {

@@ -306,6 +306,19 @@ pub enum TrainError {
         /// (`"layer 3 (AffineCoupling) log-det, mean -4.1e30"`).
         largest: String,
     },
+    /// A layer's parameters are unusable, whatever the learning rate: e.g. a
+    /// 1x1 convolution's weight singular in the element type
+    /// ([`InvConv1x1::check_weight`](crate::flows::InvConv1x1::check_weight)).
+    /// Found by [`Flow::validate`](crate::flows::Flow::validate) before the
+    /// first step, or when the loss stopped being finite or exploded; it
+    /// then replaces [`TrainError::Diverged`] and [`TrainError::Exploded`],
+    /// whose advice (a smaller learning rate) would be wrong.
+    BadLayer {
+        /// The optimisation step at which it was found; 0 before the first.
+        step: usize,
+        /// What is wrong, with the layer's path and kind.
+        source: FlowError,
+    },
     /// An argument is out of its valid range (a zero batch size, a negative
     /// learning rate, ...).
     BadArgument {
@@ -344,6 +357,18 @@ impl fmt::Display for TrainError {
                  nats per dimension ({dim} dimensions) above the first step's {first_loss:.4}: \
                  training diverged; the largest term is {largest} (try a smaller learning rate)"
             ),
+            TrainError::BadLayer { step: 0, source } => {
+                write!(
+                    f,
+                    "before the first step: {source}: the model cannot be trained"
+                )
+            }
+            TrainError::BadLayer { step, source } => write!(
+                f,
+                "step {step}: the loss is not usable because a layer is: {source} \
+                 (the optimiser moved its parameters there; restart from the last good \
+                 checkpoint, or for a 1x1 convolution use its LU form)"
+            ),
             TrainError::BadArgument { name, message } => {
                 write!(f, "bad argument `{name}`: {message}")
             }
@@ -356,7 +381,14 @@ impl fmt::Display for TrainError {
     }
 }
 
-impl std::error::Error for TrainError {}
+impl std::error::Error for TrainError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TrainError::BadLayer { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
 
 /// Why a checkpoint could not be written, read, or turned back into a model.
 ///

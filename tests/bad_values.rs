@@ -270,3 +270,121 @@ fn a_table_beyond_the_range_of_f32_is_refused_naming_the_column() {
         assert!(message.contains(part), "{part:?} missing from: {message}");
     }
 }
+
+// ---- training when a layer becomes unusable --------------------------------
+
+/// A test-only identity layer that breaks on its `at`-th inverse pass: from
+/// then on its log-det is NaN and [`Flow::validate`] says why, as a 1×1
+/// convolution driven singular by the optimiser would.
+struct BreaksAt {
+    calls: std::sync::atomic::AtomicUsize,
+    at: usize,
+}
+
+impl BreaksAt {
+    fn broken(&self) -> bool {
+        self.calls.load(std::sync::atomic::Ordering::SeqCst) >= self.at
+    }
+}
+
+impl Flow<f64> for BreaksAt {
+    fn name(&self) -> String {
+        "BreaksAt".into()
+    }
+    fn forward<'t>(
+        &self,
+        z: &flowzoo::autodiff::Var<'t, f64>,
+    ) -> (
+        flowzoo::autodiff::Var<'t, f64>,
+        flowzoo::autodiff::Var<'t, f64>,
+    ) {
+        let n = z.value().dim(0);
+        (z.clone(), z.constant(Tensor::zeros(&[n])))
+    }
+    fn inverse<'t>(
+        &self,
+        x: &flowzoo::autodiff::Var<'t, f64>,
+    ) -> (
+        flowzoo::autodiff::Var<'t, f64>,
+        flowzoo::autodiff::Var<'t, f64>,
+    ) {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let n = x.value().dim(0);
+        let value = if self.broken() { f64::NAN } else { 0.0 };
+        (x.clone(), x.constant(Tensor::full(&[n], value)))
+    }
+    fn validate(&self) -> Result<(), FlowError> {
+        if self.broken() {
+            return Err(FlowError::BadSpec {
+                at: Default::default(),
+                layer: "BreaksAt".into(),
+                field: "weight".into(),
+                what: "the weight W is singular".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Trains `model` on standard normal 3-D batches for 20 steps (no check
+/// before the last, so the layer sees one inverse pass per step).
+fn train(
+    model: &mut FlowModel<f64>,
+) -> Result<flowzoo::train::fit::FitReport, flowzoo::error::TrainError> {
+    use flowzoo::train::fit::{fit, FitConfig};
+    let config = FitConfig {
+        steps: 20,
+        seed: 0,
+        eval_every: 100,
+    };
+    let mut adam = flowzoo::nn::Adam::new(1e-3);
+    let batch = |_: usize, rng: &mut StdRng| {
+        use rand_distr::{Distribution, StandardNormal};
+        let v: Vec<f64> = (0..32 * 3).map(|_| StandardNormal.sample(rng)).collect();
+        Tensor::from_vec(v, &[32, 3])
+    };
+    fit(model, &mut adam, &config, batch, None, |_, _| {})
+}
+
+#[test]
+fn training_a_model_with_a_singular_inv_conv_stops_before_the_first_step_naming_it() {
+    // Before: the first step's loss was NaN and the error said "training
+    // diverged (try a smaller learning rate)", which no learning rate cures.
+    let mut model = model_with_conv::<f64>(false, equal_rows);
+    let err = train(&mut model).expect_err("a singular weight cannot train");
+    let flowzoo::error::TrainError::BadLayer { step: 0, source } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(matches!(source, FlowError::BadSpec { layer, .. } if layer == "InvConv1x1"));
+    let message = err.to_string();
+    for part in ["before the first step", "layer 1", "InvConv1x1", "singular"] {
+        assert!(message.contains(part), "{part:?} missing from: {message}");
+    }
+    assert!(!message.contains("learning rate"), "{message}");
+}
+
+#[test]
+fn a_layer_that_becomes_unusable_mid_run_is_named_instead_of_the_learning_rate() {
+    // The loss turns NaN at step 7 (the layer's 7th inverse pass) because the
+    // layer broke: the error names it and the step, and gives no
+    // learning-rate advice.
+    let layers: Vec<Box<dyn Flow<f64>>> = vec![
+        Box::new(Reverse::new(3)),
+        Box::new(Reverse::new(3)),
+        Box::new(BreaksAt {
+            calls: Default::default(),
+            at: 7,
+        }),
+    ];
+    let mut model = FlowModel::new(3, Sequential::new(layers));
+    let err = train(&mut model).expect_err("the layer broke");
+    let flowzoo::error::TrainError::BadLayer { step, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(*step, 7);
+    let message = err.to_string();
+    for part in ["step 7", "layer 2", "BreaksAt", "singular"] {
+        assert!(message.contains(part), "{part:?} missing from: {message}");
+    }
+    assert!(!message.contains("smaller learning rate"), "{message}");
+}

@@ -124,6 +124,13 @@ fn run_err(args: &[&std::ffi::OsStr]) -> String {
         "flowzoo {args:?} should have failed: {}",
         String::from_utf8_lossy(&output.stdout)
     );
+    // 101 is a panic's exit status: a failure must be an error, not a crash.
+    assert_ne!(
+        output.status.code(),
+        Some(101),
+        "flowzoo {args:?} panicked: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stderr).unwrap()
 }
 
@@ -551,6 +558,9 @@ fn bad_csv_data_is_rejected_naming_file_row_and_column() {
         ("word", "a,b\n1,2\n3,four\n", "four"),
         ("nan", "a,b\n1,2\nNaN,4\n", "not finite"),
         ("inf", "a,b\n1,2\n5,inf\n", "not finite"),
+        // Finite, but not in f32, in which the run computes (before: a panic
+        // in the column mean, exit 101; then "training diverged").
+        ("huge", "a,b\n1,2\n5,1e308\n", "beyond the range of f32"),
     ];
     for (name, text, says) in cases {
         let csv = dir.join(format!("{name}.csv"));

@@ -54,11 +54,14 @@ impl UserTable {
     ///
     /// # Errors
     /// As [`read_table`] (ragged rows, non-numbers, NaN or infinity are
-    /// rejected, naming the row and column); [`DataError::Mismatch`] for
-    /// fewer than 2 rows (nothing to split into training and test).
+    /// rejected, naming the row and column); [`DataError::OutOfRange`] for
+    /// a value finite in f64 but beyond f32's ±3.4e38, in which runs compute
+    /// ([`Table::check_fits`]); [`DataError::Mismatch`] for fewer than 2
+    /// rows (nothing to split into training and test).
     pub fn read(path: impl Into<PathBuf>) -> Result<Self, DataError> {
         let path = path.into();
         let table = read_table(&path)?;
+        table.check_fits::<f32>(&path)?;
         if table.rows < 2 {
             return Err(DataError::Mismatch {
                 what: format!(

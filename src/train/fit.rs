@@ -2,7 +2,7 @@
 
 use crate::autodiff::{Tape, Var};
 use crate::error::TrainError;
-use crate::flows::FlowModel;
+use crate::flows::{Flow, FlowModel};
 use crate::nn::Adam;
 use crate::tensor::parallel::in_pool;
 use crate::tensor::{Element, Tensor};
@@ -80,8 +80,11 @@ pub struct FitReport {
 /// naming the step and the first layer whose output or log-det went
 /// non-finite; [`TrainError::Exploded`] when it stays finite but rises more
 /// than [`EXPLODED_NATS_PER_DIM`] nats per dimension above the first step's
-/// loss, naming the largest term of the log-density. The model then holds
-/// the parameters of the step before.
+/// loss, naming the largest term of the log-density;
+/// [`TrainError::BadLayer`] instead of those two when a layer's parameters
+/// are unusable ([`Flow::validate`](crate::flows::Flow::validate), e.g. a
+/// singular 1x1 convolution), and before the first step if they already
+/// are. The model then holds the parameters of the step before.
 #[allow(clippy::type_complexity)]
 pub fn fit<T: Element>(
     model: &mut FlowModel<T>,
@@ -169,6 +172,9 @@ fn fit_loop<T: Element>(
             message: format!("must be a positive number, got {}", adam.lr),
         });
     }
+    if let Err(source) = model.flow.validate() {
+        return Err(TrainError::BadLayer { step: 0, source });
+    }
     let eval_every = config.eval_every.max(1);
     // The first step joins the seed so that a resumed run does not replay
     // the batches of the steps it already took.
@@ -184,6 +190,11 @@ fn fit_loop<T: Element>(
         let limit = first_loss.map(|first| first + EXPLODED_NATS_PER_DIM * dim.max(1) as f64);
         let loss = match checked_step(model, adam, &x, limit) {
             Ok(loss) => loss,
+            // A layer that is itself unusable is the cause to report.
+            Err(_) if model.flow.validate().is_err() => {
+                let source = model.flow.validate().expect_err("failed just above");
+                return Err(TrainError::BadLayer { step, source });
+            }
             Err(StepError::NonFinite(what)) => return Err(TrainError::Diverged { step, what }),
             Err(StepError::Exploded(loss)) => {
                 return Err(TrainError::Exploded {

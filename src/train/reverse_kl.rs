@@ -23,6 +23,7 @@ use crate::flows::{Flow, FlowModel};
 use crate::nn::Adam;
 use crate::tensor::parallel::in_pool;
 use crate::tensor::{Element, Tensor};
+use crate::train::fit::EXPLODED_NATS_PER_DIM;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::time::Instant;
@@ -167,7 +168,12 @@ fn sample_gap<'t, T: Element>(
 /// # Errors
 /// [`TrainError::BadArgument`] for zero steps or batch or a non-positive
 /// learning rate; [`TrainError::Diverged`] when the loss becomes NaN or
-/// infinite (the model then holds the parameters of the step before).
+/// infinite, [`TrainError::Exploded`] when it stays finite but rises more
+/// than [`EXPLODED_NATS_PER_DIM`] nats per dimension above the first step's
+/// (the model then holds the parameters of the step before);
+/// [`TrainError::BadLayer`] instead when a layer's parameters are unusable
+/// ([`Flow::validate`](crate::flows::Flow::validate)), before the first
+/// step or when the loss stops being finite.
 pub fn fit_reverse_kl<T: Element>(
     model: &mut FlowModel<T>,
     target: &dyn LogTarget<T>,
@@ -175,11 +181,15 @@ pub fn fit_reverse_kl<T: Element>(
     mut on_step: impl FnMut(usize, f64) + Send,
 ) -> Result<ReverseKlReport, TrainError> {
     validate(config)?;
+    if let Err(source) = model.flow.validate() {
+        return Err(TrainError::BadLayer { step: 0, source });
+    }
     in_pool(move || {
         let mut rng = StdRng::seed_from_u64(config.seed);
         let mut adam = Adam::<T>::new(config.lr);
         let mut report = ReverseKlReport::default();
         let start = Instant::now();
+        let mut first_loss: Option<f64> = None;
         for step in 1..=config.steps {
             let z: Tensor<T> = model.prior.sample(config.batch, 1.0, &mut rng);
             let loss = {
@@ -191,11 +201,33 @@ pub fn fit_reverse_kl<T: Element>(
                 let loss = sample_gap(model, target, &tape.constant(z.clone()), beta).mean_all();
                 let value = loss.value().item().to_f64();
                 if !value.is_finite() {
+                    if let Err(source) = model.flow.validate() {
+                        return Err(TrainError::BadLayer { step, source });
+                    }
                     return Err(TrainError::Diverged {
                         step,
                         what: first_non_finite_forward(&model.flow.layers, &z),
                     });
                 }
+                // The rule of `fit`: a rise of more than EXPLODED_NATS_PER_DIM
+                // nats per dimension above the first step's loss.
+                let dim = z.dim(1).max(1);
+                if let Some(first) = first_loss {
+                    if value > first + EXPLODED_NATS_PER_DIM * dim as f64 {
+                        if let Err(source) = model.flow.validate() {
+                            return Err(TrainError::BadLayer { step, source });
+                        }
+                        return Err(TrainError::Exploded {
+                            step,
+                            loss: value,
+                            first_loss: first,
+                            dim,
+                            limit_per_dim: EXPLODED_NATS_PER_DIM,
+                            largest: largest_forward_term(model, target, &z),
+                        });
+                    }
+                }
+                first_loss.get_or_insert(value);
                 tape.backward(&loss).assign(model.params_mut());
                 value
             };
@@ -326,6 +358,40 @@ fn fit_to_teacher_samples<T: Element>(
         }
         Ok((last, start.elapsed().as_secs_f64()))
     })
+}
+
+/// The term of the reverse-KL gap log π(z) − Σ log-dets − log p̃(f(z))
+/// largest in size, averaged over the batch `z`: `"layer 2 (Made) log-det,
+/// mean 3.1e9 nats"` or the prior's or the target's log-density.
+fn largest_forward_term<T: Element>(
+    model: &FlowModel<T>,
+    target: &dyn LogTarget<T>,
+    z: &Tensor<T>,
+) -> String {
+    let tape = Tape::no_grad();
+    let mean = |t: &Tensor<T>| t.to_f64_vec().iter().sum::<f64>() / t.numel().max(1) as f64;
+    let mut v: Var<T> = tape.constant(z.clone());
+    let mut terms = vec![(
+        mean(model.prior.log_prob(&v).value()),
+        "the prior log-density".to_string(),
+    )];
+    for (i, layer) in model.flow.layers.iter().enumerate() {
+        let (x, log_det) = layer.forward(&v);
+        terms.push((
+            mean(log_det.value()),
+            format!("layer {i} ({}) log-det", layer.name()),
+        ));
+        v = x;
+    }
+    terms.push((
+        mean(&target.log_density(&v).into_value()),
+        "the target log-density".into(),
+    ));
+    let (value, name) = terms
+        .into_iter()
+        .max_by(|a, b| a.0.abs().total_cmp(&b.0.abs()))
+        .expect("the prior's term is always there");
+    format!("{name}, mean {value:.3e} nats")
 }
 
 /// The per-layer name of the first flow in `layers` whose forward output is

@@ -41,6 +41,7 @@ fn main() {
         steps: STEPS,
         seed: 0,
         eval_every: 1000,
+        ..FitConfig::default()
     };
     let (rss0, hwm0) = resident_kib();
     let mut readings: Vec<(usize, f64, u64, u64)> = Vec::new();

@@ -336,6 +336,7 @@ fn train(
         steps: 20,
         seed: 0,
         eval_every: 100,
+        ..FitConfig::default()
     };
     let mut adam = flowzoo::nn::Adam::new(1e-3);
     let batch = |_: usize, rng: &mut StdRng| {

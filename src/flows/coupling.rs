@@ -124,7 +124,7 @@ pub enum ScaleKind {
     ///
     /// The sampling direction multiplies by e^s, unbounded as ŝ → −∞
     /// (ŝ = −100 gave e⁹⁸, infinite in f32), so s is capped smoothly by
-    /// [`soft_clamp`](super::bound::soft_clamp): s itself up to
+    /// [`soft_clamp`](super::bound::soft_clamp()): s itself up to
     /// [`LOG_SCALE_KNEE`](super::bound::LOG_SCALE_KNEE) = 10, then bending
     /// (C¹) to at most [`LOG_SCALE_MAX`](super::bound::LOG_SCALE_MAX) = 12.
     /// The capped s is the one the map applies and the log-det sums, so the

@@ -3,6 +3,7 @@
 use crate::autodiff::{Tape, Var};
 use crate::error::TrainError;
 use crate::flows::{Flow, FlowModel};
+use crate::nn::optim::{clip_grad_norm, LrSchedule};
 use crate::nn::Adam;
 use crate::tensor::parallel::in_pool;
 use crate::tensor::{Element, Tensor};
@@ -17,8 +18,32 @@ use std::time::Instant;
 /// converging run reaches and every exploding one passes.
 pub const EXPLODED_NATS_PER_DIM: f64 = 100.0;
 
-/// The settings of a training run. The learning rate is the optimiser's
-/// ([`Adam::lr`]), not a setting of the loop.
+/// The options of a training loop beyond its length, shared by [`fit`] and
+/// [`fit_reverse_kl`](super::reverse_kl::fit_reverse_kl). The defaults (no
+/// schedule, clipping, decay or early stopping) are the plain loop every
+/// figure of the README was measured with.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TrainOptions {
+    /// The learning rate of each step, `schedule.lr(step − 1)`, given to the
+    /// optimiser for that step only (its `lr`, which a checkpoint saves,
+    /// stays the base rate). `None`: the optimiser's `lr` throughout.
+    pub schedule: Option<LrSchedule>,
+    /// Before each update, scale the gradients so that their joint
+    /// Euclidean norm is at most this ([`clip_grad_norm`]). `None`: no
+    /// clipping.
+    pub clip_norm: Option<f64>,
+    /// Decoupled weight decay λ: before each update every parameter with a
+    /// gradient shrinks, θ ← θ − lrₜ·λ·θ (AdamW; Loshchilov & Hutter,
+    /// arXiv:1711.05101). 0: none.
+    pub weight_decay: f64,
+    /// Early stopping: stop once this many checks in a row have not improved
+    /// the best validation score, keeping the best parameters. Needs a
+    /// validation score. `None`: take every step.
+    pub patience: Option<usize>,
+}
+
+/// The settings of a training run. The base learning rate is the
+/// optimiser's ([`Adam::lr`]); `options.schedule` may vary it step by step.
 #[derive(Clone, Debug)]
 pub struct FitConfig {
     /// Optimisation steps.
@@ -27,15 +52,68 @@ pub struct FitConfig {
     pub seed: u64,
     /// Check the validation score every this many steps (and at the last).
     pub eval_every: usize,
+    /// Schedule, clipping, weight decay, early stopping.
+    pub options: TrainOptions,
 }
 
 impl Default for FitConfig {
-    /// 5000 steps, seed 0, validation every 100 steps.
+    /// 5000 steps, seed 0, validation every 100 steps; no schedule,
+    /// clipping, weight decay or early stopping.
     fn default() -> Self {
         FitConfig {
             steps: 5000,
             seed: 0,
             eval_every: 100,
+            options: TrainOptions::default(),
+        }
+    }
+}
+
+/// What the loop saw at one check: every `eval_every` steps and at the
+/// last step taken.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Check {
+    /// The step (1-based).
+    pub step: usize,
+    /// The step's training loss, nats per sample.
+    pub loss: f64,
+    /// The validation score after the step (the caller's units), if the
+    /// run validates.
+    pub validation: Option<f64>,
+    /// The learning rate the step was taken with.
+    pub lr: f64,
+    /// The joint Euclidean norm of the step's gradients, before clipping.
+    pub grad_norm: f64,
+    /// Whether the parameters are worth saving now (see [`fit_with`]).
+    pub keep: bool,
+    /// Wall time since the loop started, seconds.
+    pub seconds: f64,
+}
+
+/// Why a run ended.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Stop {
+    /// It took every step asked for.
+    #[default]
+    Completed,
+    /// Early stopping: `checks` checks in a row did not improve the best
+    /// validation score, that of [`FitReport::best_step`].
+    Patience {
+        /// The patience, in checks.
+        checks: usize,
+    },
+}
+
+impl Stop {
+    /// In words, for metrics.json and the log; `best_step` is the step
+    /// whose parameters the run kept.
+    pub fn describe(&self, best_step: usize) -> String {
+        match self {
+            Stop::Completed => "completed every step".into(),
+            Stop::Patience { checks } => format!(
+                "early stopping: {checks} checks without a better validation score than \
+                 step {best_step}'s"
+            ),
         }
     }
 }
@@ -43,8 +121,12 @@ impl Default for FitConfig {
 /// What a training run did.
 #[derive(Clone, Debug, Default)]
 pub struct FitReport {
-    /// Steps taken.
+    /// The last step taken: `config.steps`, or where early stopping stopped.
     pub steps: usize,
+    /// Why the run ended there.
+    pub stop: Stop,
+    /// Every check, in order.
+    pub checks: Vec<Check>,
     /// The step whose parameters were kept (the best validation score, or the
     /// last step without validation).
     pub best_step: usize,
@@ -82,7 +164,7 @@ pub struct FitReport {
 /// than [`EXPLODED_NATS_PER_DIM`] nats per dimension above the first step's
 /// loss, naming the largest term of the log-density;
 /// [`TrainError::BadLayer`] instead of those two when a layer's parameters
-/// are unusable ([`Flow::validate`](crate::flows::Flow::validate), e.g. a
+/// are unusable ([`Flow::validate`], e.g. a
 /// singular 1x1 convolution), and before the first step if they already
 /// are. The model then holds the parameters of the step before.
 #[allow(clippy::type_complexity)]
@@ -101,7 +183,7 @@ pub fn fit<T: Element>(
         next_batch,
         validate,
         on_step,
-        |_, _, _| {},
+        |_: &Check, _: &FlowModel<T>, _: &Adam<T>| {},
     )
 }
 
@@ -110,14 +192,14 @@ pub fn fit<T: Element>(
 /// Steps are counted from `adam.steps() + 1` up to `config.steps` (the
 /// total), with learning rate `adam.lr`.
 ///
-/// `on_check(step, model, adam)` is the place to save a checkpoint, so that
-/// a run that diverges later keeps its last good one. It is called at a
-/// validation point (every `config.eval_every` steps and the last) with the
-/// current parameters when they are worth keeping: with `validate`, when
-/// the score is finite and the best so far (the parameters the run ends
-/// with); without it, when the updated model's log-density of the step's
-/// batch is finite, so a model that already produces NaN or infinity is
-/// never handed over. The RNG is seeded from `config.seed` and the first
+/// `on_check(check, model, adam)` is called at every check (every
+/// `config.eval_every` steps and the last step taken), for logs, and is the
+/// place to save a checkpoint when `check.keep` says the current parameters
+/// are worth keeping, so that a run that diverges later keeps its last good
+/// one: with `validate`, when the score is finite and the best so far (the
+/// parameters the run ends with); without it, when the updated model's
+/// log-density of the step's batch is finite, so a model that already
+/// produces NaN or infinity is never handed over. The RNG is seeded from `config.seed` and the first
 /// step, so a resumed run draws other batches than the uninterrupted run
 /// would.
 ///
@@ -132,7 +214,7 @@ pub fn fit_with<T: Element>(
     next_batch: impl FnMut(usize, &mut StdRng) -> Tensor<T> + Send,
     validate: Option<&mut (dyn FnMut(&FlowModel<T>) -> f64 + Send)>,
     on_step: impl FnMut(usize, f64) + Send,
-    on_check: impl FnMut(usize, &FlowModel<T>, &Adam<T>) + Send,
+    on_check: impl FnMut(&Check, &FlowModel<T>, &Adam<T>) + Send,
 ) -> Result<FitReport, TrainError> {
     // The whole loop runs on a pool thread: see `tensor::parallel::in_pool`.
     in_pool(move || fit_loop(model, adam, config, next_batch, validate, on_step, on_check))
@@ -146,7 +228,7 @@ fn fit_loop<T: Element>(
     mut next_batch: impl FnMut(usize, &mut StdRng) -> Tensor<T>,
     mut validate: Option<&mut (dyn FnMut(&FlowModel<T>) -> f64 + Send)>,
     mut on_step: impl FnMut(usize, f64),
-    mut on_check: impl FnMut(usize, &FlowModel<T>, &Adam<T>),
+    mut on_check: impl FnMut(&Check, &FlowModel<T>, &Adam<T>),
 ) -> Result<FitReport, TrainError> {
     if config.steps == 0 {
         return Err(TrainError::BadArgument {
@@ -172,6 +254,7 @@ fn fit_loop<T: Element>(
             message: format!("must be a positive number, got {}", adam.lr),
         });
     }
+    check_options(&config.options, config.steps, validate.is_some())?;
     if let Err(source) = model.flow.validate() {
         return Err(TrainError::BadLayer { step: 0, source });
     }
@@ -181,15 +264,22 @@ fn fit_loop<T: Element>(
     let mut rng = StdRng::seed_from_u64(config.seed.wrapping_add(first as u64 - 1));
     let mut report = FitReport::default();
     let mut best: Option<(f64, Vec<Tensor<T>>)> = None;
+    let mut checks_without_improvement = 0;
     let start = Instant::now();
     let mut validation_seconds = 0.0;
     let mut first_loss: Option<f64> = None;
+    let base_lr = adam.lr;
+    let mut last = first;
     for step in first..=config.steps {
+        last = step;
         let x = next_batch(step, &mut rng);
         let dim = x.dim(1);
         let limit = first_loss.map(|first| first + EXPLODED_NATS_PER_DIM * dim.max(1) as f64);
-        let loss = match checked_step(model, adam, &x, limit) {
-            Ok(loss) => loss,
+        let is_check = step % eval_every == 0 || step == config.steps;
+        let update = Update::of_step(&config.options, base_lr, step, is_check);
+        let stepped = checked_step(model, adam, &x, limit, &update);
+        let (loss, grad_norm) = match stepped {
+            Ok(done) => done,
             // A layer that is itself unusable is the cause to report.
             Err(_) if model.flow.validate().is_err() => {
                 let source = model.flow.validate().expect_err("failed just above");
@@ -210,9 +300,12 @@ fn fit_loop<T: Element>(
         first_loss.get_or_insert(loss);
         on_step(step, loss);
         report.final_loss = loss;
-        if step % eval_every == 0 || step == config.steps {
-            report.loss_curve.push((step, loss));
-            if let Some(validate) = validate.as_deref_mut() {
+        if !is_check {
+            continue;
+        }
+        report.loss_curve.push((step, loss));
+        let (validation, keep) = match validate.as_deref_mut() {
+            Some(validate) => {
                 let t = Instant::now();
                 let score = validate(model);
                 validation_seconds += t.elapsed().as_secs_f64();
@@ -226,28 +319,160 @@ fn fit_loop<T: Element>(
                     ));
                     report.best_step = step;
                     report.best_validation = Some(score);
-                    on_check(step, model, adam);
+                    checks_without_improvement = 0;
+                } else {
+                    checks_without_improvement += 1;
                 }
-            } else if model.log_prob(&x).all_finite() {
-                // Why test the updated model on this batch: the loss above was
-                // computed before the update, and an update can itself blow up.
-                on_check(step, model, adam);
+                (Some(score), improved)
+            }
+            // Why test the updated model on this batch: the loss above was
+            // computed before the update, and an update can itself blow up.
+            None => (None, model.log_prob(&x).all_finite()),
+        };
+        let check = Check {
+            step,
+            loss,
+            validation,
+            lr: update.lr,
+            grad_norm: grad_norm.unwrap_or(f64::NAN),
+            keep,
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        on_check(&check, model, adam);
+        report.checks.push(check);
+        if let Some(patience) = config.options.patience {
+            if checks_without_improvement >= patience {
+                report.stop = Stop::Patience { checks: patience };
+                break;
             }
         }
     }
     report.train_seconds = start.elapsed().as_secs_f64();
-    let taken = config.steps + 1 - first;
+    let taken = last + 1 - first;
     report.ms_per_step = 1e3 * (report.train_seconds - validation_seconds) / taken as f64;
-    report.steps = config.steps;
+    report.steps = last;
     match best {
         Some((_, values)) => {
             for (p, v) in model.params_mut().into_iter().zip(values) {
                 p.value = v;
             }
         }
-        None => report.best_step = config.steps,
+        None => report.best_step = last,
     }
     Ok(report)
+}
+
+/// Refuses options out of range: a clipping norm not positive and finite,
+/// a negative or non-finite weight decay, a patience of 0 or without a
+/// validation score, a schedule whose rate is not positive and finite at
+/// some step it gives (checked at its start, end and warm-up end).
+pub(crate) fn check_options(
+    config: &TrainOptions,
+    steps: usize,
+    validates: bool,
+) -> Result<(), TrainError> {
+    let bad = |name: &str, message: String| {
+        Err(TrainError::BadArgument {
+            name: name.into(),
+            message,
+        })
+    };
+    if let Some(c) = config.clip_norm {
+        if !(c > 0.0 && c.is_finite()) {
+            return bad("clip_norm", format!("must be a positive number, got {c}"));
+        }
+    }
+    let wd = config.weight_decay;
+    if !(wd >= 0.0 && wd.is_finite()) {
+        return bad("weight_decay", format!("must be 0 or more, got {wd}"));
+    }
+    match config.patience {
+        Some(0) => return bad("patience", "must be at least 1 check".into()),
+        Some(_) if !validates => {
+            return bad(
+                "patience",
+                "early stopping needs a validation score, and this run has none".into(),
+            )
+        }
+        _ => {}
+    }
+    if let Some(schedule) = config.schedule {
+        let warmup = match schedule {
+            LrSchedule::WarmupCosine { warmup, .. } => warmup,
+            _ => 0,
+        };
+        for t in [0, warmup, steps.saturating_sub(1) / 2] {
+            let lr = schedule.lr(t);
+            if !(lr >= 0.0 && lr.is_finite()) {
+                return bad(
+                    "schedule",
+                    format!("gives the learning rate {lr} at step {}", t + 1),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How one step updates: its learning rate, clipping and decay, and
+/// whether to measure the gradient norm when nothing needs it (no
+/// clipping) for a check.
+pub(crate) struct Update {
+    pub(crate) lr: f64,
+    clip_norm: Option<f64>,
+    weight_decay: f64,
+    measure_norm: bool,
+}
+
+impl Update {
+    /// Step `step` (1-based) of a run at base rate `base_lr`.
+    pub(crate) fn of_step(
+        options: &TrainOptions,
+        base_lr: f64,
+        step: usize,
+        measure_norm: bool,
+    ) -> Update {
+        Update {
+            lr: options.schedule.map_or(base_lr, |s| s.lr(step - 1)),
+            clip_norm: options.clip_norm,
+            weight_decay: options.weight_decay,
+            measure_norm,
+        }
+    }
+
+    /// Clips and decays the gradients and parameters of `params`, then one
+    /// update of `adam` at this step's rate (its `lr` left as it was).
+    /// Returns the gradients' joint norm before clipping, when clipping or
+    /// `measure_norm` computed it.
+    pub(crate) fn apply<T: Element>(
+        &self,
+        mut params: Vec<&mut crate::nn::Param<T>>,
+        adam: &mut Adam<T>,
+    ) -> Option<f64> {
+        let norm = match self.clip_norm {
+            Some(max_norm) => Some(clip_grad_norm(
+                params.iter_mut().map(|p| &mut **p),
+                max_norm,
+            )),
+            // An infinite bound scales nothing and returns the norm.
+            None if self.measure_norm => Some(clip_grad_norm(
+                params.iter_mut().map(|p| &mut **p),
+                f64::INFINITY,
+            )),
+            None => None,
+        };
+        if self.weight_decay > 0.0 {
+            let shrink = T::from_f64(1.0 - self.lr * self.weight_decay);
+            for p in params.iter_mut().filter(|p| p.grad.is_some()) {
+                p.value = p.value.mul_scalar(shrink);
+            }
+        }
+        let base = adam.lr;
+        adam.lr = self.lr;
+        adam.step(params);
+        adam.lr = base;
+        norm
+    }
 }
 
 /// One optimisation step on batch `x` (`[batch, dim]`): the loss
@@ -263,7 +488,9 @@ pub fn train_step<T: Element>(
     adam: &mut Adam<T>,
     x: &Tensor<T>,
 ) -> Result<f64, String> {
-    checked_step(model, adam, x, None).map_err(|e| match e {
+    let update = Update::of_step(&TrainOptions::default(), adam.lr, 1, false);
+    let stepped = checked_step(model, adam, x, None, &update);
+    stepped.map(|(loss, _)| loss).map_err(|e| match e {
         StepError::NonFinite(what) => what,
         StepError::Exploded(loss) => unreachable!("no limit was set, yet loss {loss} exceeded it"),
     })
@@ -277,13 +504,16 @@ enum StepError {
     Exploded(f64),
 }
 
-/// [`train_step`], also refusing (before any update) a loss above `limit`.
+/// [`train_step`] with `update`'s rate, clipping and decay, also refusing (before any update) a loss above
+/// `limit`. Returns the loss and, when clipping or `update.measure_norm`
+/// asks for it, the gradients' joint norm before clipping.
 fn checked_step<T: Element>(
     model: &mut FlowModel<T>,
     adam: &mut Adam<T>,
     x: &Tensor<T>,
     limit: Option<f64>,
-) -> Result<f64, StepError> {
+    update: &Update,
+) -> Result<(f64, Option<f64>), StepError> {
     let loss = {
         let tape = Tape::new();
         let loss = model
@@ -300,8 +530,8 @@ fn checked_step<T: Element>(
         tape.backward(&loss).assign(model.params_mut());
         value
     };
-    adam.step(model.params_mut());
-    Ok(loss)
+    let norm = update.apply(model.params_mut(), adam);
+    Ok((loss, norm))
 }
 
 /// The term of log p(x) = log π(z) + Σ log-dets largest in size on `x`,

@@ -8,6 +8,7 @@
 //! (docs/derivations/iaf.md).
 
 use super::eval::mean_nll;
+use super::fit::TrainOptions;
 use super::record::RunRecord;
 use super::reverse_kl::{
     distill, fit_to_energy, reverse_kl_estimate, ReverseKlConfig, ReverseKlReport, Teacher,
@@ -92,6 +93,7 @@ impl IafConfig {
             log_every: self.eval_every,
             anneal_steps: self.steps / 2,
             forward_kl_steps: 0,
+            options: TrainOptions::default(),
         }
     }
 

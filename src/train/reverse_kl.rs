@@ -23,7 +23,7 @@ use crate::flows::{Flow, FlowModel};
 use crate::nn::Adam;
 use crate::tensor::parallel::in_pool;
 use crate::tensor::{Element, Tensor};
-use crate::train::fit::EXPLODED_NATS_PER_DIM;
+use crate::train::fit::{check_options, Stop, TrainOptions, Update, EXPLODED_NATS_PER_DIM};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::time::Instant;
@@ -38,6 +38,67 @@ impl<T: Element> LogTarget<T> for Energy {
     /// log p̃ = −U.
     fn log_density<'t>(&self, x: &Var<'t, T>) -> Var<'t, T> {
         self.energy_var(x).neg()
+    }
+}
+
+/// An unnormalised log-density given as a closure on the tape:
+/// `x` (`[batch, dim]`) to log p̃ (`[batch]`), built from [`Var`]'s ops so
+/// that reverse KL can differentiate through it. Fits any flow with
+/// [`fit_reverse_kl`].
+///
+/// # Examples
+/// A RealNVP fitted to a banana, x₁ ~ N(0, 2²) and x₂ | x₁ ~ N(x₁²/4, ½²):
+/// log p̃(x) = −x₁²/8 − 2·(x₂ − x₁²/4)².
+/// ```
+/// use flowzoo::autodiff::Var;
+/// use flowzoo::flows::FlowModel;
+/// use flowzoo::nn::LrSchedule;
+/// use flowzoo::train::fit::TrainOptions;
+/// use flowzoo::train::reverse_kl::{fit_reverse_kl, reverse_kl_estimate, LogDensityFn, ReverseKlConfig};
+/// use rand::SeedableRng;
+///
+/// let banana = LogDensityFn::new(|x: &Var<'_, f64>| {
+///     let (x1, x2) = (x.narrow(1, 0, 1), x.narrow(1, 1, 1));
+///     let bend = x2.sub(&x1.square().mul_scalar(0.25));
+///     let log_p = x1.square().mul_scalar(-0.125).sub(&bend.square().mul_scalar(2.0));
+///     log_p.sum_axes(&[1])
+/// });
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut model = FlowModel::<f64>::realnvp(2, 4, 32, &mut rng);
+/// let before = reverse_kl_estimate(&model, &banana, 4000, 1);
+/// let config = ReverseKlConfig {
+///     steps: 600,
+///     lr: 3e-3,
+///     options: TrainOptions {
+///         schedule: Some(LrSchedule::WarmupCosine { base: 3e-3, warmup: 50, total: 600, min: 0.0 }),
+///         clip_norm: Some(10.0),
+///         ..TrainOptions::default()
+///     },
+///     ..ReverseKlConfig::default()
+/// };
+/// fit_reverse_kl(&mut model, &banana, &config, |_, _| {}).unwrap();
+/// // E[log q − log p̃] = KL(q ‖ p) − log Z, Z = 2π·2·½ = 2π for this banana.
+/// let kl = reverse_kl_estimate(&model, &banana, 4000, 1) + (2.0 * std::f64::consts::PI).ln();
+/// assert!(kl < 0.1 && kl < before, "KL(q ‖ p) = {kl} nats");
+/// ```
+pub struct LogDensityFn<F>(F);
+
+impl<F> LogDensityFn<F> {
+    /// The target log p̃ = `f(x)`.
+    pub fn new<T: Element>(f: F) -> Self
+    where
+        F: for<'t> Fn(&Var<'t, T>) -> Var<'t, T> + Sync,
+    {
+        LogDensityFn(f)
+    }
+}
+
+impl<T: Element, F> LogTarget<T> for LogDensityFn<F>
+where
+    F: for<'t> Fn(&Var<'t, T>) -> Var<'t, T> + Sync,
+{
+    fn log_density<'t>(&self, x: &Var<'t, T>) -> Var<'t, T> {
+        (self.0)(x)
     }
 }
 
@@ -77,7 +138,16 @@ pub struct ReverseKlConfig {
     /// density direction (both D sequential passes for MAF and IAF), so it
     /// suits low-dimensional data. 0: none.
     pub forward_kl_steps: usize,
+    /// Schedule, clipping, weight decay and early stopping, as in [`fit`](super::fit::fit).
+    /// Early stopping scores the model every `log_every` steps by the
+    /// reverse-KL estimate (β = 1) on one fixed latent batch of
+    /// [`VALIDATION_LATENTS`] draws, and keeps the best parameters.
+    pub options: TrainOptions,
 }
+
+/// The latent draws of the fixed batch that scores a reverse-KL run for
+/// early stopping.
+pub const VALIDATION_LATENTS: usize = 4096;
 
 impl Default for ReverseKlConfig {
     /// 5000 steps of 256 samples, Adam 1e-3, seed 0, loss logged every 100,
@@ -91,6 +161,7 @@ impl Default for ReverseKlConfig {
             log_every: 100,
             anneal_steps: 0,
             forward_kl_steps: 0,
+            options: TrainOptions::default(),
         }
     }
 }
@@ -98,8 +169,14 @@ impl Default for ReverseKlConfig {
 /// What a reverse-KL run did.
 #[derive(Clone, Debug, Default)]
 pub struct ReverseKlReport {
-    /// Steps taken.
+    /// The last step taken.
     pub steps: usize,
+    /// Why the run ended there.
+    pub stop: Stop,
+    /// With early stopping, the step whose parameters the model ends with
+    /// (the best validation estimate) and that estimate, nats; else the
+    /// last step and `None`.
+    pub best: (usize, Option<f64>),
     /// `(step, loss)` every `log_every` steps: the minibatch estimate of
     /// E[log q − β·log p̃] in nats (β = 1 once annealing is over).
     pub loss_curve: Vec<(usize, f64)>,
@@ -172,7 +249,7 @@ fn sample_gap<'t, T: Element>(
 /// than [`EXPLODED_NATS_PER_DIM`] nats per dimension above the first step's
 /// (the model then holds the parameters of the step before);
 /// [`TrainError::BadLayer`] instead when a layer's parameters are unusable
-/// ([`Flow::validate`](crate::flows::Flow::validate)), before the first
+/// ([`Flow::validate`]), before the first
 /// step or when the loss stops being finite.
 pub fn fit_reverse_kl<T: Element>(
     model: &mut FlowModel<T>,
@@ -188,9 +265,19 @@ pub fn fit_reverse_kl<T: Element>(
         let mut rng = StdRng::seed_from_u64(config.seed);
         let mut adam = Adam::<T>::new(config.lr);
         let mut report = ReverseKlReport::default();
+        let options = &config.options;
+        // The fixed latents that score the model for early stopping.
+        let held_out: Option<Tensor<T>> = options.patience.map(|_| {
+            let mut rng = StdRng::seed_from_u64(config.seed ^ 0x7a11_da7e);
+            model.prior.sample(VALIDATION_LATENTS, 1.0, &mut rng)
+        });
+        let mut best: Option<(f64, Vec<Tensor<T>>)> = None;
+        let mut checks_without_improvement = 0;
         let start = Instant::now();
         let mut first_loss: Option<f64> = None;
+        let mut last = 0;
         for step in 1..=config.steps {
+            last = step;
             let z: Tensor<T> = model.prior.sample(config.batch, 1.0, &mut rng);
             let loss = {
                 let tape = Tape::new();
@@ -231,16 +318,48 @@ pub fn fit_reverse_kl<T: Element>(
                 tape.backward(&loss).assign(model.params_mut());
                 value
             };
-            adam.step(model.params_mut());
+            Update::of_step(options, config.lr, step, false).apply(model.params_mut(), &mut adam);
             on_step(step, loss);
             report.final_loss = loss;
             if step % config.log_every.max(1) == 0 || step == config.steps {
                 report.loss_curve.push((step, loss));
+                if let Some(latents) = &held_out {
+                    let score = in_pool(|| {
+                        let tape = Tape::no_grad();
+                        let gap = sample_gap(model, target, &tape.constant(latents.clone()), 1.0);
+                        gap.mean_all().value().item().to_f64()
+                    });
+                    if score.is_finite() && best.as_ref().is_none_or(|(b, _)| score < *b) {
+                        let values = model.params().iter().map(|p| p.value.clone()).collect();
+                        best = Some((score, values));
+                        report.best = (step, Some(score));
+                        checks_without_improvement = 0;
+                    } else {
+                        checks_without_improvement += 1;
+                    }
+                    if options
+                        .patience
+                        .is_some_and(|p| checks_without_improvement >= p)
+                    {
+                        report.stop = Stop::Patience {
+                            checks: checks_without_improvement,
+                        };
+                        break;
+                    }
+                }
             }
         }
-        report.steps = config.steps;
+        match best {
+            Some((_, values)) => {
+                for (p, v) in model.params_mut().into_iter().zip(values) {
+                    p.value = v;
+                }
+            }
+            None => report.best = (last, None),
+        }
+        report.steps = last;
         report.train_seconds = start.elapsed().as_secs_f64();
-        report.ms_per_step = 1e3 * report.train_seconds / config.steps as f64;
+        report.ms_per_step = 1e3 * report.train_seconds / last.max(1) as f64;
         Ok(report)
     })
 }
@@ -248,6 +367,7 @@ pub fn fit_reverse_kl<T: Element>(
 /// [`TrainError::BadArgument`] for zero steps or batch or a non-positive
 /// learning rate.
 fn validate(config: &ReverseKlConfig) -> Result<(), TrainError> {
+    check_options(&config.options, config.steps, true)?;
     for (name, value) in [("steps", config.steps), ("batch", config.batch)] {
         if value == 0 {
             return Err(TrainError::BadArgument {

@@ -6,19 +6,20 @@
 //! draw comes from a named stream of [`Stream`].
 
 use super::checkpoint::{AdamState, Checkpoint};
-use super::eval::{bits_per_dim, discrete_nll};
-use super::fit::{fit_with, FitConfig, FitReport};
+use super::eval::{bits_per_dim, discrete_nll, mean_nll};
+use super::fit::{fit_with, Check, FitConfig, FitReport, TrainOptions};
 use super::record::RunRecord;
 use super::seeds::Stream;
 use crate::data::batch::{gather_rows, Batcher};
 use crate::data::digits;
+use crate::data::tabular::Table;
 use crate::data::toy2d::Toy2d;
 use crate::error::{Error, TrainError};
 use crate::flows::preprocess::{Dequantize, Logit};
 use crate::flows::standardize::Standardize;
 use crate::flows::zoo::{FlowName, Sizes};
 use crate::flows::{Flow, FlowModel, Sequential};
-use crate::nn::Adam;
+use crate::nn::{Adam, LrSchedule};
 use crate::tensor::Tensor;
 use rand::rngs::StdRng;
 use std::path::Path;
@@ -48,10 +49,108 @@ pub struct RunConfig {
     pub lr: f64,
     /// The seed of everything random: each stream of [`Stream`] derives from it.
     pub seed: u64,
-    /// Validation every this many steps (digits).
+    /// Validation every this many steps (digits, a user's table, and 2-D
+    /// data with `patience`).
     pub eval_every: usize,
     /// Fresh test points for 2-D data.
     pub test_size: usize,
+    /// How the learning rate varies from `lr` over the run.
+    pub schedule: Schedule,
+    /// Gradient-norm clipping ([`TrainOptions::clip_norm`]).
+    pub clip_norm: Option<f64>,
+    /// Decoupled weight decay ([`TrainOptions::weight_decay`]).
+    pub weight_decay: f64,
+    /// Early stopping after this many checks without a better validation
+    /// score ([`TrainOptions::patience`]). On 2-D data it adds a validation
+    /// set of [`TOY_VALIDATION_POINTS`] fresh points.
+    pub patience: Option<usize>,
+}
+
+/// The validation points of a 2-D run with early stopping.
+pub const TOY_VALIDATION_POINTS: usize = 4096;
+
+/// A learning-rate schedule relative to a run's base rate and length:
+/// `constant`, `cosine` or `cosine:WARMUP` (linear warm-up over WARMUP
+/// steps, then cosine decay to 0 at the last step), `step:EVERY:GAMMA` (the
+/// rate times GAMMA every EVERY steps).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Schedule {
+    /// The base rate throughout.
+    #[default]
+    Constant,
+    /// [`LrSchedule::WarmupCosine`] from the base rate to 0.
+    Cosine {
+        /// Warm-up steps.
+        warmup: usize,
+    },
+    /// [`LrSchedule::Step`].
+    Step {
+        /// Steps between decays.
+        every: usize,
+        /// The factor of each decay.
+        gamma: f64,
+    },
+}
+
+impl Schedule {
+    /// The schedule of a run at base rate `lr` over `steps` steps (`None`
+    /// for a constant rate: the optimiser's own).
+    pub fn of_run(&self, lr: f64, steps: usize) -> Option<LrSchedule> {
+        match *self {
+            Schedule::Constant => None,
+            Schedule::Cosine { warmup } => Some(LrSchedule::WarmupCosine {
+                base: lr,
+                warmup,
+                total: steps,
+                min: 0.0,
+            }),
+            Schedule::Step { every, gamma } => Some(LrSchedule::Step {
+                base: lr,
+                every,
+                gamma,
+            }),
+        }
+    }
+}
+
+impl std::str::FromStr for Schedule {
+    type Err = String;
+    /// `constant`, `cosine`, `cosine:WARMUP`, `step:EVERY:GAMMA`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = text.split(':').collect();
+        let number = |s: &str, what: &str| -> Result<f64, String> {
+            s.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| format!("{what} {s:?} is not a number"))
+        };
+        let count = |s: &str, what: &str| -> Result<usize, String> {
+            s.parse::<usize>()
+                .map_err(|_| format!("{what} {s:?} is not a whole number"))
+        };
+        match parts.as_slice() {
+            ["constant"] => Ok(Schedule::Constant),
+            ["cosine"] => Ok(Schedule::Cosine { warmup: 0 }),
+            ["cosine", w] => Ok(Schedule::Cosine {
+                warmup: count(w, "the warm-up")?,
+            }),
+            ["step", every, gamma] => {
+                let every = count(every, "the decay interval")?;
+                let gamma = number(gamma, "the decay factor")?;
+                if every == 0 || gamma <= 0.0 {
+                    return Err(format!(
+                        "step:{every}:{gamma}: the interval must be at least 1 and the \
+                         factor positive"
+                    ));
+                }
+                Ok(Schedule::Step { every, gamma })
+            }
+            _ => Err(format!(
+                "unknown schedule {text:?}: constant, cosine, cosine:WARMUP or \
+                 step:EVERY:GAMMA (e.g. step:1000:0.5)"
+            )),
+        }
+    }
 }
 
 impl Default for RunConfig {
@@ -89,6 +188,10 @@ impl RunConfig {
             seed: 0,
             eval_every: 100,
             test_size: TOY_TEST_POINTS,
+            schedule: Schedule::Constant,
+            clip_norm: None,
+            weight_decay: 0.0,
+            patience: None,
         })
     }
 
@@ -177,6 +280,27 @@ pub fn build_model(config: &RunConfig) -> Result<FlowModel<f32>, TrainError> {
     Ok(FlowModel::with_prior(prior, Sequential::new(layers)))
 }
 
+/// The share of a user's training rows held out for validation (the
+/// score early stopping and the kept parameters follow).
+pub const TABLE_VALIDATION_FRACTION: f64 = 0.1;
+
+/// Splits the validation rows off the end of a table's training rows
+/// (already in shuffled order): ⌈n·[`TABLE_VALIDATION_FRACTION`]⌉ of
+/// them, at least 1, leaving at least 1 to train on; with a single
+/// training row, that row validates too.
+fn hold_out_validation(train: Table) -> (Table, Tensor<f32>) {
+    let (n, dim) = (train.rows, train.dim());
+    let held = ((n as f64 * TABLE_VALIDATION_FRACTION).ceil() as usize).clamp(1, n.max(2) - 1);
+    let keep = n.saturating_sub(held).max(1);
+    let validation = Tensor::from_f64_slice(&train.data[(n - held) * dim..], &[held, dim]);
+    let rows = Table {
+        data: train.data[..keep * dim].to_vec(),
+        rows: keep,
+        columns: train.columns,
+    };
+    (rows, validation)
+}
+
 /// Points for the data-dependent initialisation (ActNorm's).
 const INIT_POINTS: usize = 512;
 
@@ -205,7 +329,14 @@ impl Feed {
                 next_batch: Box::new(move |_, rng| {
                     Tensor::from_f64_slice(&toy.sample(batch, rng), &[batch, 2])
                 }),
-                validate: None,
+                // Fresh points are never overfitted: a validation set only
+                // for early stopping, on its own stream.
+                validate: config.patience.map(|_| {
+                    let n = TOY_VALIDATION_POINTS;
+                    let points = toy.sample(n, &mut Stream::Validation.rng(seed));
+                    let points = Tensor::<f32>::from_f64_slice(&points, &[n, 2]);
+                    Box::new(move |m: &FlowModel<f32>| mean_nll(m, &points)) as ValidateFn
+                }),
             },
             Dataset::Digits => {
                 let dim = config.dataset.dim();
@@ -237,7 +368,7 @@ impl Feed {
                 }
             }
             Dataset::Table(user) => {
-                let (train, _) = user.split(seed);
+                let (train, validation) = hold_out_validation(user.split(seed).0);
                 let dim = train.dim();
                 // The first training rows; the model's Standardize layer
                 // standardises them on the way in.
@@ -253,7 +384,7 @@ impl Feed {
                             &[rows.len(), dim],
                         )
                     }),
-                    validate: None,
+                    validate: Some(Box::new(move |m| mean_nll(m, &validation))),
                 }
             }
         }
@@ -268,7 +399,12 @@ impl Feed {
 /// an architecture that does not model the data;
 /// [`TrainError::Diverged`] if training diverges.
 pub fn run(config: &RunConfig, on_step: impl FnMut(usize, f64) + Send) -> Result<RunResult, Error> {
-    run_from(config, None, on_step, |_, _, _| {})
+    run_from(
+        config,
+        None,
+        on_step,
+        |_: &Check, _: &FlowModel<f32>, _: &Adam<f32>| {},
+    )
 }
 
 /// [`run`], with two additions for the command line's checkpoints.
@@ -281,11 +417,11 @@ pub fn run(config: &RunConfig, on_step: impl FnMut(usize, f64) + Send) -> Result
 /// data-dependent initialisation; the identity for layers without one); a
 /// resumed one is not.
 ///
-/// `on_check(step, model, adam)`: called whenever the model is worth
-/// saving (see [`fit_with`]: at a validation point,
-/// when the validation score improved, or without validation when the
-/// model is still finite), so a run that diverges keeps its last good
-/// checkpoint.
+/// `on_check(check, model, adam)`: called at every check (see
+/// [`fit_with`]), for logs; save a checkpoint when `check.keep` says the
+/// model is worth it (the validation score improved, or without
+/// validation the model is still finite), so a run that diverges keeps
+/// its last good checkpoint.
 ///
 /// # Errors
 /// As [`run`]; also [`TrainError::BadArgument`] if the resumed model's
@@ -294,7 +430,7 @@ pub fn run_from(
     config: &RunConfig,
     resume: Option<(FlowModel<f32>, Adam<f32>)>,
     on_step: impl FnMut(usize, f64) + Send,
-    on_check: impl FnMut(usize, &FlowModel<f32>, &Adam<f32>) + Send,
+    on_check: impl FnMut(&Check, &FlowModel<f32>, &Adam<f32>) + Send,
 ) -> Result<RunResult, Error> {
     if config.batch == 0 {
         return Err(TrainError::BadArgument {
@@ -327,6 +463,12 @@ pub fn run_from(
         steps: config.steps,
         seed: Stream::Fit.seed(config.seed),
         eval_every: config.eval_every,
+        options: TrainOptions {
+            schedule: config.schedule.of_run(adam.lr, config.steps),
+            clip_norm: config.clip_norm,
+            weight_decay: config.weight_decay,
+            patience: config.patience,
+        },
     };
     let validate = feed
         .validate

@@ -128,7 +128,7 @@ pub fn sample(args: SampleArgs) -> Result<(), String> {
 
 /// The test vectors of a table file, in the column order the model was
 /// trained on (the `columns` metadata), `[rows, dim]`.
-fn table_tensor(path: &str, saved: &SavedRun) -> Result<Tensor<f32>, String> {
+pub fn table_tensor(path: &str, saved: &SavedRun) -> Result<Tensor<f32>, String> {
     let table: Table = read_table(path).map_err(|e| e.to_string())?;
     let dim = saved.checkpoint.model.dim();
     let order: Vec<usize> = match saved.record().and_then(|r| r.columns.as_ref()) {

@@ -9,8 +9,10 @@
 //! (checkpoints.rs). The library does the work; this file parses, calls it,
 //! and reports.
 
+mod check;
 mod checkpoints;
 mod iaf;
+mod log;
 mod pictures;
 
 use checkpoints::MODEL_FILE;
@@ -19,10 +21,11 @@ use flowzoo::data::digits;
 use flowzoo::flows::zoo::{self, FlowName};
 use flowzoo::flows::FlowModel;
 use flowzoo::nn::Adam;
-use flowzoo::train::run::{load_run, run_from, save_run, Dataset, RunConfig, RunResult};
+use flowzoo::train::run::{load_run, run_from, save_run, Dataset, RunConfig, RunResult, Schedule};
 use flowzoo::train::sample::DensityGrid;
 use flowzoo::train::seeds::Stream;
 use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -41,11 +44,15 @@ struct Cli {
 enum Command {
     /// Train a flow by maximum likelihood and write model.flowzoo,
     /// metrics.json and pictures.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Draw samples from a checkpoint: a CSV of vectors or a PNG grid of images.
     Sample(checkpoints::SampleArgs),
     /// Test NLL (nats; bits/dim for the digits) of a checkpoint on data.
     Eval(checkpoints::EvalArgs),
+    /// Prove a trained checkpoint layer by layer: inverse, log-det against
+    /// finite differences, triangularity (MAF, IAF), and the density's mass
+    /// (2-D); exit status 1 if any fails.
+    Check(check::CheckArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -93,9 +100,30 @@ pub struct TrainArgs {
     /// not bit-equal to, an uninterrupted run.
     #[arg(long)]
     resume: Option<PathBuf>,
-    /// Validation check every this many steps (digits).
+    /// Check every this many steps: the validation score (digits, your
+    /// own file, and 2-D data with --patience), a checkpoint, and a log line
+    /// when standard error is not a terminal.
     #[arg(long, default_value_t = defaults().eval_every)]
     eval_every: usize,
+    /// Learning-rate schedule from --lr: constant, cosine (to 0 at the last
+    /// step), cosine:WARMUP (linear warm-up over WARMUP steps first), or
+    /// step:EVERY:GAMMA (times GAMMA every EVERY steps) [default: constant].
+    #[arg(long)]
+    schedule: Option<String>,
+    /// Clip the gradients' joint norm to this before each update [default: no clipping].
+    #[arg(long)]
+    clip_norm: Option<f64>,
+    /// Decoupled weight decay λ (AdamW): θ ← θ − lr·λ·θ each step [default: 0].
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// Early stopping: stop after this many checks (--eval-every) without a
+    /// better validation score, keeping the best model [default: take every step].
+    #[arg(long)]
+    patience: Option<usize>,
+    /// Append one JSON object per check to this file (step, loss,
+    /// validation, lr, grad_norm, seconds, kept): `tail -f` it, or plot it.
+    #[arg(long)]
+    log_json: Option<PathBuf>,
     /// Output folder [default: runs/<data>].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -107,9 +135,10 @@ pub struct TrainArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train(args) => train(args),
+        Command::Train(args) => train(*args),
         Command::Sample(args) => checkpoints::sample(args),
         Command::Eval(args) => checkpoints::eval(args),
+        Command::Check(args) => check::check(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -166,6 +195,7 @@ fn train(args: TrainArgs) -> Result<(), String> {
         eval_every: args.eval_every,
         ..defaults
     };
+    let config = with_options(&args, config)?;
     train_run(&args, config, None)
 }
 
@@ -216,7 +246,24 @@ fn resume(path: &Path, args: TrainArgs) -> Result<(), String> {
         adam.lr = lr;
     }
     config.lr = adam.lr;
+    let config = with_options(&args, config)?;
     train_run(&args, config, Some((saved.checkpoint.model, adam)))
+}
+
+/// `config` with the training options of the flags (not stored in a
+/// checkpoint: give them again with --resume).
+fn with_options(args: &TrainArgs, config: RunConfig) -> Result<RunConfig, String> {
+    let schedule = match &args.schedule {
+        Some(text) => text.parse().map_err(|e| format!("--schedule: {e}"))?,
+        None => config.schedule,
+    };
+    Ok(RunConfig {
+        schedule,
+        clip_norm: args.clip_norm.or(config.clip_norm),
+        weight_decay: args.weight_decay.unwrap_or(config.weight_decay),
+        patience: args.patience.or(config.patience),
+        ..config
+    })
 }
 
 /// Trains `config` (from `start` when resuming), saving model.flowzoo in
@@ -240,7 +287,13 @@ fn train_run(
     let existed = out.exists();
     std::fs::create_dir_all(&out)
         .map_err(|e| format!("{}: cannot create the output folder: {e}", out.display()))?;
-    let bar = progress_bar(args.quiet, config.steps, "");
+    // A terminal gets the bar; a pipe or a file gets one line per check.
+    let lines = !args.quiet && !std::io::stderr().is_terminal();
+    let bar = progress_bar(args.quiet || lines, config.steps, "");
+    let mut log = match &args.log_json {
+        Some(path) => Some(log::JsonLog::open(path)?),
+        None => None,
+    };
     let model_path = out.join(MODEL_FILE);
     let resumed_step = start.as_ref().map(|(_, adam)| adam.steps());
     let mut saved_step: Option<usize> = None;
@@ -254,12 +307,20 @@ fn train_run(
                 bar.set_message(format!("loss {loss:.4} nats"));
             }
         },
-        |step, model, adam| {
-            if save_error.is_some() {
+        |check, model, adam| {
+            if lines {
+                eprintln!("{}", log::line(check, config.steps, resumed_step));
+            }
+            if let Some(json) = log.as_mut() {
+                if let Err(e) = json.append(check) {
+                    save_error.get_or_insert(e);
+                }
+            }
+            if save_error.is_some() || !check.keep {
                 return;
             }
-            match save_run(&model_path, &config, model, adam, step) {
-                Ok(()) => saved_step = Some(step),
+            match save_run(&model_path, &config, model, adam, check.step) {
+                Ok(()) => saved_step = Some(check.step),
                 Err(e) => save_error = Some(e.to_string()),
             }
         },
@@ -351,9 +412,22 @@ fn run_fields(config: &RunConfig, status: &str) -> serde_json::Value {
         "hidden": config.hidden,
         "batch": config.batch,
         "lr": config.lr,
+        "schedule": schedule_name(config),
+        "clip_norm": config.clip_norm,
+        "weight_decay": config.weight_decay,
+        "patience": config.patience,
         "seed": config.seed,
         "model": MODEL_FILE,
     })
+}
+
+/// The schedule as `--schedule` spells it.
+fn schedule_name(config: &RunConfig) -> String {
+    match config.schedule {
+        Schedule::Constant => "constant".into(),
+        Schedule::Cosine { warmup } => format!("cosine:{warmup}"),
+        Schedule::Step { every, gamma } => format!("step:{every}:{gamma}"),
+    }
 }
 
 fn report(
@@ -369,6 +443,7 @@ fn report(
     let mut metrics = run_fields(config, "completed");
     let extra = serde_json::json!({
         "steps": result.report.steps,
+        "stopped": result.report.stop.describe(result.report.best_step),
         "best_step": result.report.best_step,
         "test_nll_nats": result.test_nll_nats,
         "final_train_loss_nats": result.report.final_loss,
@@ -387,7 +462,11 @@ fn report(
         metrics["test_bits_per_dim"] = bpd.into();
     }
     if let Some(v) = result.report.best_validation {
-        metrics["best_validation_bits_per_dim"] = v.into();
+        let key = match config.dataset {
+            Dataset::Digits => "best_validation_bits_per_dim",
+            _ => "best_validation_nll_nats",
+        };
+        metrics[key] = v.into();
     }
     let text = serde_json::to_string_pretty(&metrics).map_err(|e| e.to_string())? + "\n";
     pictures::write_atomically(&out.join("metrics.json"), text.as_bytes())?;

@@ -306,13 +306,15 @@ pub enum TrainError {
         /// (`"layer 3 (AffineCoupling) log-det, mean -4.1e30"`).
         largest: String,
     },
-    /// A layer's parameters are unusable, whatever the learning rate: e.g. a
-    /// 1x1 convolution's weight singular in the element type
+    /// A layer's parameters are unusable: e.g. a 1x1 convolution's weight
+    /// singular in the element type
     /// ([`InvConv1x1::check_weight`](crate::flows::InvConv1x1::check_weight)).
     /// Found by [`Flow::validate`](crate::flows::Flow::validate) before the
-    /// first step, or when the loss stopped being finite or exploded; it
-    /// then replaces [`TrainError::Diverged`] and [`TrainError::Exploded`],
-    /// whose advice (a smaller learning rate) would be wrong.
+    /// first step (the model cannot be trained, whatever the learning
+    /// rate), or when the loss stopped being finite or exploded: it then
+    /// replaces [`TrainError::Diverged`] and [`TrainError::Exploded`],
+    /// naming the layer the updates broke and how, rather than the first
+    /// non-finite value downstream of it.
     BadLayer {
         /// The optimisation step at which it was found; 0 before the first.
         step: usize,
@@ -365,9 +367,8 @@ impl fmt::Display for TrainError {
             }
             TrainError::BadLayer { step, source } => write!(
                 f,
-                "step {step}: the loss is not usable because a layer is: {source} \
-                 (the optimiser moved its parameters there; restart from the last good \
-                 checkpoint, or for a 1x1 convolution use its LU form)"
+                "step {step}: training diverged: the updates made a layer unusable: {source} \
+                 (try a smaller learning rate, or clip the gradients)"
             ),
             TrainError::BadArgument { name, message } => {
                 write!(f, "bad argument `{name}`: {message}")

@@ -1,5 +1,6 @@
 //! Density grids for pictures and for the quadrature check that a 2-D density
-//! integrates to one.
+//! integrates to one; latent interpolation, and the samples a 2-D model's
+//! layers carry one by one (the lecture's picture of a flow).
 
 use crate::flows::FlowModel;
 use crate::tensor::{Element, Tensor};
@@ -69,4 +70,95 @@ impl DensityGrid {
             / (self.resolution * self.resolution) as f64;
         self.log_density.iter().map(|l| l.exp()).sum::<f64>() * area
     }
+}
+
+/// How [`interpolate`] walks from one latent to another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interpolation {
+    /// z(t) = (1 − t)·z_a + t·z_b: a straight line, whose midpoint has a
+    /// smaller norm than either end (a less typical latent in high D).
+    Linear,
+    /// Spherical (slerp): z(t) = sin((1 − t)Ω)/sin Ω · z_a + sin(tΩ)/sin Ω
+    /// · z_b, Ω the angle between them, which keeps the norm near that of
+    /// the ends, where a Gaussian's mass lies in high D (Shoemake 1985;
+    /// White, "Sampling Generative Networks", arXiv:1609.04468). Linear
+    /// where Ω is within 1e-6 of 0 or π, or an end is zero.
+    Spherical,
+}
+
+/// `steps` latents from `z_a` to `z_b` (the same shape, one sample each,
+/// e.g. `[dim]` or `[1, C, H, W]`), stacked along a new first axis:
+/// `[steps, …]`, t = k/(steps − 1). The first is `z_a` and the last `z_b`
+/// exactly; every one is finite when the ends are.
+///
+/// # Panics
+/// If the shapes differ or `steps` < 2.
+pub fn interpolate<T: Element>(
+    z_a: &Tensor<T>,
+    z_b: &Tensor<T>,
+    steps: usize,
+    kind: Interpolation,
+) -> Tensor<T> {
+    assert_eq!(
+        z_a.shape(),
+        z_b.shape(),
+        "interpolate: the ends have shapes {:?} and {:?}",
+        z_a.shape(),
+        z_b.shape()
+    );
+    assert!(
+        steps >= 2,
+        "interpolate: needs at least 2 steps, got {steps}"
+    );
+    let (a, b) = (z_a.to_f64_vec(), z_b.to_f64_vec());
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let (na, nb) = (norm(&a), norm(&b));
+    let omega = if na > 0.0 && nb > 0.0 {
+        let cos = a.iter().zip(&b).map(|(x, y)| x * y).sum::<f64>() / (na * nb);
+        cos.clamp(-1.0, 1.0).acos()
+    } else {
+        0.0
+    };
+    let spherical =
+        kind == Interpolation::Spherical && omega > 1e-6 && omega < std::f64::consts::PI - 1e-6;
+    let mut out = Vec::with_capacity(steps * a.len());
+    for k in 0..steps {
+        let (wa, wb) = if k == 0 {
+            (1.0, 0.0)
+        } else if k == steps - 1 {
+            (0.0, 1.0)
+        } else {
+            let t = k as f64 / (steps - 1) as f64;
+            if spherical {
+                let s = omega.sin();
+                (((1.0 - t) * omega).sin() / s, (t * omega).sin() / s)
+            } else {
+                (1.0 - t, t)
+            }
+        };
+        out.extend(a.iter().zip(&b).map(|(x, y)| wa * x + wb * y));
+    }
+    let mut shape = vec![steps];
+    shape.extend(z_a.shape().iter().copied());
+    // One sample each: a leading 1 of the ends is replaced by `steps`.
+    if z_a.shape().len() > 1 && z_a.shape()[0] == 1 {
+        shape.remove(1);
+    }
+    Tensor::from_f64_slice(&out, &shape)
+}
+
+/// The samples of a model's layers one by one: `z` (`[n, …]`, base
+/// samples), then f₁(z), f₂(f₁(z)), … up to x, the model's samples: the
+/// lecture's picture of how each layer bends the space. `n_layers + 1`
+/// tensors, each `[n, …]`, with each layer's name.
+pub fn layer_by_layer<T: Element>(model: &FlowModel<T>, z: &Tensor<T>) -> Vec<(String, Tensor<T>)> {
+    use crate::flows::Flow;
+    let mut stages = vec![("base z".to_string(), z.clone())];
+    let mut v = z.clone();
+    for (i, layer) in model.flow.layers.iter().enumerate() {
+        let (x, _) = layer.forward_tensor(&v);
+        stages.push((format!("after layer {i} ({})", layer.name()), x.clone()));
+        v = x;
+    }
+    stages
 }

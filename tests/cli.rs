@@ -8,6 +8,16 @@ fn flowzoo() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flowzoo"))
 }
 
+/// The width and RGB bytes of a PNG the tool wrote.
+fn decode(path: &std::path::Path) -> (usize, Vec<u8>) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut rgb = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut rgb).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgb, "{}", path.display());
+    (info.width as usize, rgb)
+}
+
 #[test]
 fn train_writes_metrics_and_pictures() {
     let out = common::temp_dir("cli-train");
@@ -19,9 +29,19 @@ fn train_writes_metrics_and_pictures() {
         .status()
         .unwrap();
     assert!(status.success());
-    for file in ["metrics.json", "samples.png", "density.png"] {
+    for file in ["metrics.json", "samples.png", "density.png", "flows.png"] {
         let len = std::fs::metadata(out.join(file)).unwrap().len();
         assert!(len > 100, "{file} is {len} bytes");
+    }
+    // Each picture carries its title: dark text in the band above the plot,
+    // which is otherwise white.
+    for file in ["samples.png", "density.png", "flows.png"] {
+        let (width, rgb) = decode(&out.join(file));
+        let dark = rgb[..width * 3 * 28]
+            .chunks_exact(3)
+            .filter(|p| p.iter().all(|&c| c < 100))
+            .count();
+        assert!(dark > 50, "{file}: {dark} dark pixels in the title band");
     }
     let metrics = std::fs::read_to_string(out.join("metrics.json")).unwrap();
     for key in [

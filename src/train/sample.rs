@@ -152,7 +152,6 @@ pub fn interpolate<T: Element>(
 /// lecture's picture of how each layer bends the space. `n_layers + 1`
 /// tensors, each `[n, …]`, with each layer's name.
 pub fn layer_by_layer<T: Element>(model: &FlowModel<T>, z: &Tensor<T>) -> Vec<(String, Tensor<T>)> {
-    use crate::flows::Flow;
     let mut stages = vec![("base z".to_string(), z.clone())];
     let mut v = z.clone();
     for (i, layer) in model.flow.layers.iter().enumerate() {

@@ -109,7 +109,11 @@ pub fn sample(args: SampleArgs) -> Result<(), String> {
         }
         let columns = (args.n as f64).sqrt().ceil().max(1.0) as usize;
         let clamped: Vec<f64> = samples.iter().map(|v| v.clamp(0.0, 1.0)).collect();
-        pictures::digit_grid(&out, &clamped, height, columns)?;
+        let caption = format!(
+            "{} samples, temperature {}, seed {}",
+            args.n, args.temperature, args.seed
+        );
+        pictures::digit_grid(&out, &clamped, height, columns, &caption)?;
     } else {
         let names: Vec<String> = match saved.record().and_then(|r| r.columns.clone()) {
             Some(names) if names.len() == model.dim() => names,

@@ -96,11 +96,30 @@ fn to_energy(args: &TrainArgs, config: &IafConfig, energy: Energy) -> Result<(),
     let mut rng = Stream::IafPictures.rng(config.seed);
     let samples = model.sample(PICTURE_SAMPLES, 1.0, &mut rng).to_f64_vec();
     let target = energy_grid(energy, 256);
-    pictures::scatter_over_density(&out.join("samples.png"), &target, &samples)?;
-    pictures::heat_map(&out.join("target.png"), &target)?;
+    let name = energy.name();
+    pictures::heat_map(
+        &out.join("samples.png"),
+        &target,
+        &format!(
+            "IAF samples (white) over the target {name}, KL(q ‖ p) {:.3} nats",
+            fit.kl
+        ),
+        Some(&samples),
+    )?;
+    pictures::heat_map(
+        &out.join("target.png"),
+        &target,
+        &format!("target {name}: exp(−U) normalised"),
+        None,
+    )?;
     let (x_range, y_range) = energy.bounds();
     let grid = DensityGrid::new(model, x_range, y_range, 256);
-    pictures::heat_map(&out.join("density.png"), &grid)?;
+    pictures::heat_map(
+        &out.join("density.png"),
+        &grid,
+        &format!("IAF density fitted to {name}, KL(q ‖ p) {:.3} nats", fit.kl),
+        None,
+    )?;
     println!(
         "{} iaf (reverse KL): KL(q ‖ p) {:.4} nats (E[log q + U] {:.4}, log Z {:.4}), {}",
         energy.name(),
@@ -169,7 +188,18 @@ fn distilled(
     let (x_range, y_range) = toy.bounds();
     let data = toy.sample(PICTURE_SAMPLES, &mut rng);
     let samples = student.sample(PICTURE_SAMPLES, 1.0, &mut rng).to_f64_vec();
-    pictures::scatter(&out.join("samples.png"), &data, &samples, x_range, y_range)?;
+    let name = toy.name();
+    pictures::scatter(
+        &out.join("samples.png"),
+        &data,
+        &samples,
+        x_range,
+        y_range,
+        &format!(
+            "IAF student on {name}: test NLL {:.3} nats, KL to the teacher {:.3}",
+            result.student_test_nll, result.kl
+        ),
+    )?;
     let teacher_samples = teacher
         .model
         .sample(PICTURE_SAMPLES, 1.0, &mut rng)
@@ -180,9 +210,21 @@ fn distilled(
         &teacher_samples,
         x_range,
         y_range,
+        &format!(
+            "MAF teacher on {name}: test NLL {:.3} nats",
+            teacher.test_nll_nats
+        ),
     )?;
     let grid = DensityGrid::new(student, x_range, y_range, 256);
-    pictures::heat_map(&out.join("density.png"), &grid)?;
+    pictures::heat_map(
+        &out.join("density.png"),
+        &grid,
+        &format!(
+            "IAF student density on {name}: test NLL {:.3} nats",
+            result.student_test_nll
+        ),
+        None,
+    )?;
     println!(
         "{} iaf distilled from maf: KL(student ‖ teacher) {:.4} nats, test NLL student {:.4} / teacher {:.4} nats, {}",
         toy.name(),

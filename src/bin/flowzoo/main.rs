@@ -22,7 +22,7 @@ use flowzoo::flows::zoo::{self, FlowName};
 use flowzoo::flows::FlowModel;
 use flowzoo::nn::Adam;
 use flowzoo::train::run::{load_run, run_from, save_run, Dataset, RunConfig, RunResult, Schedule};
-use flowzoo::train::sample::DensityGrid;
+use flowzoo::train::sample::{layer_by_layer, DensityGrid};
 use flowzoo::train::seeds::Stream;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -471,23 +471,70 @@ fn report(
     let text = serde_json::to_string_pretty(&metrics).map_err(|e| e.to_string())? + "\n";
     pictures::write_atomically(&out.join("metrics.json"), text.as_bytes())?;
     let mut rng = Stream::Pictures.rng(config.seed);
+    let flow = config.flow.name();
     match &config.dataset {
         &Dataset::Toy(toy) => {
             let (x_range, y_range) = toy.bounds();
             let samples = result.model.sample(4000, 1.0, &mut rng).to_f64_vec();
             let data = toy.sample(4000, &mut rng);
-            pictures::scatter(&out.join("samples.png"), &data, &samples, x_range, y_range)?;
+            let nll = result.test_nll_nats;
+            let name = toy.name();
+            pictures::scatter(
+                &out.join("samples.png"),
+                &data,
+                &samples,
+                x_range,
+                y_range,
+                &format!("{flow} on {name}: samples and data, test NLL {nll:.3} nats"),
+            )?;
             let grid = DensityGrid::new(&result.model, x_range, y_range, 256);
-            pictures::heat_map(&out.join("density.png"), &grid)?;
+            pictures::heat_map(
+                &out.join("density.png"),
+                &grid,
+                &format!("{flow} on {name}: density, test NLL {nll:.3} nats"),
+                None,
+            )?;
+            let z = result.model.prior.sample::<f32, _>(3000, 1.0, &mut rng);
+            let stages: Vec<(String, Vec<f64>)> = layer_by_layer(&result.model, &z)
+                .into_iter()
+                .map(|(label, t)| (label, t.to_f64_vec()))
+                .collect();
+            pictures::flows_png(
+                &out.join("flows.png"),
+                &stages,
+                &format!(
+                    "{flow} on {name}: base samples carried through each layer, \
+                     coloured by their quadrant in z"
+                ),
+            )?;
             metrics_line(&label, config, result, Some(grid.mass()));
         }
         Dataset::Digits => {
+            let bpd = result.test_bits_per_dim.unwrap_or(f64::NAN);
             let samples = result.model.sample(64, 1.0, &mut rng).to_f64_vec();
-            pictures::digit_grid(&out.join("samples.png"), &samples, digits::SIDE, 8)?;
+            pictures::digit_grid(
+                &out.join("samples.png"),
+                &samples,
+                digits::SIDE,
+                8,
+                &format!("{flow} samples, temperature 1.0; test {bpd:.3} bits/dim"),
+            )?;
             let cooler = result.model.sample(64, 0.7, &mut rng).to_f64_vec();
-            pictures::digit_grid(&out.join("samples-t0.7.png"), &cooler, digits::SIDE, 8)?;
+            pictures::digit_grid(
+                &out.join("samples-t0.7.png"),
+                &cooler,
+                digits::SIDE,
+                8,
+                &format!("{flow} samples, temperature 0.7; test {bpd:.3} bits/dim"),
+            )?;
             let strip = pictures::latent_interpolation(&result.model, &digits::test(), 10);
-            pictures::digit_grid(&out.join("interpolation.png"), &strip, digits::SIDE, 10)?;
+            pictures::digit_grid(
+                &out.join("interpolation.png"),
+                &strip,
+                digits::SIDE,
+                10,
+                "linear paths in z between test digits 2-7, 0-6, 3-8 (ends: the digits)",
+            )?;
             metrics_line(&label, config, result, None);
         }
         Dataset::Table(user) => {

@@ -1,7 +1,10 @@
 //! PNG pictures: sample scatter plots, density heat maps, digit grids.
 //! Each file is written to `NAME.tmp` and renamed, so none is left half written.
 
-use flowzoo::train::sample::DensityGrid;
+use flowzoo::train::sample::{interpolate, DensityGrid, Interpolation};
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::prelude::*;
 use std::path::Path;
 
 /// Writes `bytes` to `path` through a temporary file in the same folder.
@@ -30,13 +33,6 @@ impl Canvas {
         }
     }
 
-    fn put(&mut self, x: usize, y: usize, color: [u8; 3]) {
-        if x < self.width && y < self.height {
-            let at = 3 * (y * self.width + x);
-            self.rgb[at..at + 3].copy_from_slice(&color);
-        }
-    }
-
     fn save(&self, path: &Path) -> Result<(), String> {
         let mut bytes = Vec::new();
         {
@@ -52,58 +48,191 @@ impl Canvas {
     }
 }
 
-/// Data points (grey) under model samples (blue), both `[n, 2]` row-major,
-/// in the box `x_range × y_range`, on a 512×512 canvas with y pointing up.
+/// The font every label is drawn with: DejaVu Sans, embedded (no system
+/// font library is looked up), registered with plotters once.
+const FONT: &str = "sans-serif";
+
+fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
+            .unwrap_or_else(|_| panic!("the embedded DejaVu Sans is a valid font"));
+    });
+}
+
+/// Draws on a white `width × height` RGB canvas with plotters, then saves it.
+fn draw(
+    path: &Path,
+    width: usize,
+    height: usize,
+    paint: impl FnOnce(&DrawingArea<BitMapBackend, Shift>) -> Result<(), String>,
+) -> Result<(), String> {
+    register_font();
+    let mut canvas = Canvas::new(width, height, [255, 255, 255]);
+    {
+        let root = BitMapBackend::with_buffer(&mut canvas.rgb, (width as u32, height as u32))
+            .into_drawing_area();
+        paint(&root)?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    canvas.save(path)
+}
+
+fn text(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// A 2-D chart over `x_range × y_range` in `area`, titled, axes x₁ and x₂.
+fn chart_2d<'a, 'b>(
+    area: &'a DrawingArea<BitMapBackend<'b>, Shift>,
+    title: &str,
+    x_range: [f64; 2],
+    y_range: [f64; 2],
+    title_size: u32,
+) -> Result<ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>, String>
+{
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FONT, title_size))
+        .margin(8)
+        .x_label_area_size(36)
+        .y_label_area_size(44)
+        .build_cartesian_2d(x_range[0]..x_range[1], y_range[0]..y_range[1])
+        .map_err(text)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc("x₁")
+        .y_desc("x₂")
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 14))
+        .draw()
+        .map_err(text)?;
+    Ok(chart)
+}
+
+/// Data points (grey) and model samples (blue), both `[n, 2]` row-major,
+/// in the box `x_range × y_range`: a 640×680 chart with axes, `title`, and
+/// a legend.
 pub fn scatter(
     path: &Path,
     data: &[f64],
     samples: &[f64],
     x_range: [f64; 2],
     y_range: [f64; 2],
+    title: &str,
 ) -> Result<(), String> {
-    const SIZE: usize = 512;
-    let mut canvas = Canvas::new(SIZE, SIZE, [255, 255, 255]);
-    let to_pixel = |x: f64, y: f64| -> Option<(usize, usize)> {
-        let px = (x - x_range[0]) / (x_range[1] - x_range[0]) * SIZE as f64;
-        let py = (y_range[1] - y) / (y_range[1] - y_range[0]) * SIZE as f64;
-        (px >= 0.0 && py >= 0.0 && px < SIZE as f64 && py < SIZE as f64)
-            .then_some((px as usize, py as usize))
-    };
-    for (points, color) in [(data, [170, 170, 170]), (samples, [31, 86, 196])] {
-        for p in points.chunks_exact(2) {
-            if let Some((x, y)) = to_pixel(p[0], p[1]) {
-                for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                    canvas.put(x + dx, y + dy, color);
-                }
-            }
+    draw(path, 640, 680, |root| {
+        let mut chart = chart_2d(root, title, x_range, y_range, 17)?;
+        let grey = RGBColor(165, 165, 165);
+        let blue = RGBColor(31, 86, 196);
+        for (points, color, label) in [(data, grey, "data"), (samples, blue, "model samples")] {
+            chart
+                .draw_series(
+                    points
+                        .chunks_exact(2)
+                        .filter(|p| inside(p, x_range, y_range))
+                        .map(|p| Circle::new((p[0], p[1]), 1, color.filled())),
+                )
+                .map_err(text)?
+                .label(format!("{label} ({})", points.len() / 2))
+                .legend(move |(x, y)| Circle::new((x + 6, y), 3, color.filled()));
         }
-    }
-    canvas.save(path)
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font((FONT, 13))
+            .draw()
+            .map_err(text)
+    })
 }
 
-/// The density exp(log p) of a grid as a heat map (dark = 0, bright = the
-/// grid's maximum), one pixel per cell, scaled up to at least 512 pixels.
-pub fn heat_map(path: &Path, grid: &DensityGrid) -> Result<(), String> {
+fn inside(p: &[f64], x_range: [f64; 2], y_range: [f64; 2]) -> bool {
+    (x_range[0]..=x_range[1]).contains(&p[0]) && (y_range[0]..=y_range[1]).contains(&p[1])
+}
+
+/// The density exp(log p) of a grid as a heat map with axes, `title`, and a
+/// colour bar from 0 to the grid's maximum (the density's units: per unit
+/// area), optionally with `samples` (`[n, 2]`) drawn over it in white.
+pub fn heat_map(
+    path: &Path,
+    grid: &DensityGrid,
+    title: &str,
+    samples: Option<&[f64]>,
+) -> Result<(), String> {
     let n = grid.resolution;
-    let scale = 512usize.div_ceil(n).max(1);
     let density: Vec<f64> = grid.log_density.iter().map(|l| l.exp()).collect();
     let max = density
         .iter()
         .cloned()
+        .filter(|v| v.is_finite())
         .fold(0.0, f64::max)
         .max(f64::MIN_POSITIVE);
-    let mut canvas = Canvas::new(n * scale, n * scale, [0, 0, 0]);
-    for row in 0..n {
-        for col in 0..n {
-            let color = colormap(density[row * n + col] / max);
-            for dy in 0..scale {
-                for dx in 0..scale {
-                    canvas.put(col * scale + dx, row * scale + dy, color);
-                }
-            }
+    let (x_range, y_range) = (grid.x_range, grid.y_range);
+    draw(path, 720, 680, |root| {
+        let (left, right) = root.split_horizontally(620);
+        let mut chart = chart_2d(&left, title, x_range, y_range, 17)?;
+        let (dx, dy) = (
+            (x_range[1] - x_range[0]) / n as f64,
+            (y_range[1] - y_range[0]) / n as f64,
+        );
+        chart
+            .draw_series((0..n * n).map(|k| {
+                let (row, col) = (k / n, k % n);
+                let x0 = x_range[0] + col as f64 * dx;
+                let y1 = y_range[1] - row as f64 * dy;
+                let c = colormap(density[k] / max);
+                Rectangle::new(
+                    [(x0, y1), (x0 + dx, y1 - dy)],
+                    RGBColor(c[0], c[1], c[2]).filled(),
+                )
+            }))
+            .map_err(text)?;
+        if let Some(samples) = samples {
+            chart
+                .draw_series(
+                    samples
+                        .chunks_exact(2)
+                        .filter(|p| inside(p, x_range, y_range))
+                        .map(|p| Circle::new((p[0], p[1]), 1, WHITE.filled())),
+                )
+                .map_err(text)?;
         }
-    }
-    canvas.save(path)
+        colour_bar(&right, max)
+    })
+}
+
+/// A vertical colour bar from 0 to `max`, labelled "density".
+fn colour_bar(area: &DrawingArea<BitMapBackend, Shift>, max: f64) -> Result<(), String> {
+    let mut bar = ChartBuilder::on(area)
+        .margin_top(40)
+        .margin_bottom(44)
+        .margin_right(8)
+        .y_label_area_size(52)
+        .build_cartesian_2d(0.0..1.0, 0.0..max)
+        .map_err(text)?;
+    bar.configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_desc("density")
+        .y_labels(6)
+        .y_label_formatter(&|v| format!("{v:.2}"))
+        .label_style((FONT, 12))
+        .axis_desc_style((FONT, 13))
+        .draw()
+        .map_err(text)?;
+    const STEPS: usize = 200;
+    bar.draw_series((0..STEPS).map(|k| {
+        let (a, b) = (k as f64 / STEPS as f64, (k + 1) as f64 / STEPS as f64);
+        let c = colormap((a + b) / 2.0);
+        Rectangle::new(
+            [(0.0, a * max), (1.0, b * max)],
+            RGBColor(c[0], c[1], c[2]).filled(),
+        )
+    }))
+    .map_err(text)?;
+    Ok(())
 }
 
 /// A perceptually ordered dark-blue → teal → yellow map of `t` in [0, 1]
@@ -132,76 +261,128 @@ fn colormap(t: f64) -> [u8; 3] {
 
 /// Images (`[n, side·side]`, values in [0, 1], 1 = ink) in a grid of
 /// `columns` per row, each pixel drawn as an 8×8 block with a 4-pixel gutter,
-/// ink dark on white.
-pub fn digit_grid(path: &Path, images: &[f64], side: usize, columns: usize) -> Result<(), String> {
+/// ink dark on white, with a `caption` line under the grid.
+pub fn digit_grid(
+    path: &Path,
+    images: &[f64],
+    side: usize,
+    columns: usize,
+    caption: &str,
+) -> Result<(), String> {
     const ZOOM: usize = 8;
     const GUTTER: usize = 4;
+    const CAPTION: usize = 28;
     let n = images.len() / (side * side);
     let rows = n.div_ceil(columns);
     let cell = side * ZOOM + GUTTER;
-    let mut canvas = Canvas::new(
-        columns * cell + GUTTER,
-        rows * cell + GUTTER,
-        [200, 200, 200],
-    );
-    for (k, image) in images.chunks_exact(side * side).enumerate() {
-        let (x0, y0) = (GUTTER + (k % columns) * cell, GUTTER + (k / columns) * cell);
-        for (p, &v) in image.iter().enumerate() {
-            let grey = (255.0 * (1.0 - v.clamp(0.0, 1.0))).round() as u8;
-            for dy in 0..ZOOM {
-                for dx in 0..ZOOM {
-                    canvas.put(
-                        x0 + (p % side) * ZOOM + dx,
-                        y0 + (p / side) * ZOOM + dy,
-                        [grey; 3],
-                    );
-                }
+    // About 8 pixels per character of the 15-pixel caption font.
+    let width = (columns * cell + GUTTER).max(8 * caption.chars().count() + 2 * GUTTER);
+    let height = rows * cell + GUTTER + CAPTION;
+    draw(path, width, height, |root| {
+        root.fill(&RGBColor(200, 200, 200)).map_err(text)?;
+        for (k, image) in images.chunks_exact(side * side).enumerate() {
+            let (x0, y0) = (GUTTER + (k % columns) * cell, GUTTER + (k / columns) * cell);
+            for (p, &v) in image.iter().enumerate() {
+                let grey = (255.0 * (1.0 - v.clamp(0.0, 1.0))).round() as u8;
+                let (x, y) = (
+                    (x0 + (p % side) * ZOOM) as i32,
+                    (y0 + (p / side) * ZOOM) as i32,
+                );
+                let z = ZOOM as i32;
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + z, y + z)],
+                    RGBColor(grey, grey, grey).filled(),
+                ))
+                .map_err(text)?;
             }
         }
-    }
-    canvas.save(path)
+        let y = (rows * cell + GUTTER + 6) as i32;
+        root.draw(&Text::new(
+            caption.to_string(),
+            (GUTTER as i32, y),
+            (FONT, 15),
+        ))
+        .map_err(text)
+    })
 }
 
-/// Samples (`[n, 2]` row-major, white dots) over the heat map of a density
-/// grid (as [`heat_map`] draws it), in the grid's box: a sampler against its
-/// target.
-pub fn scatter_over_density(
-    path: &Path,
-    grid: &DensityGrid,
-    samples: &[f64],
-) -> Result<(), String> {
-    let n = grid.resolution;
-    let scale = 512usize.div_ceil(n).max(1);
-    let size = n * scale;
-    let density: Vec<f64> = grid.log_density.iter().map(|l| l.exp()).collect();
-    let max = density
-        .iter()
-        .cloned()
-        .fold(0.0, f64::max)
-        .max(f64::MIN_POSITIVE);
-    let mut canvas = Canvas::new(size, size, [0, 0, 0]);
-    for row in 0..n {
-        for col in 0..n {
-            let color = colormap(density[row * n + col] / max);
-            for dy in 0..scale {
-                for dx in 0..scale {
-                    canvas.put(col * scale + dx, row * scale + dy, color);
-                }
-            }
+/// The lecture's picture of a flow: the base samples and the samples after
+/// each layer (`stages`, each `[n, 2]` with its label), one panel each, the
+/// points coloured by the quadrant of the base sample they started from, so
+/// the reader sees each layer bend the space.
+pub fn flows_png(path: &Path, stages: &[(String, Vec<f64>)], title: &str) -> Result<(), String> {
+    const PANEL: usize = 300;
+    let columns = stages.len().clamp(1, 4);
+    let rows = stages.len().div_ceil(columns);
+    let colours = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+    ];
+    let quadrant: Vec<usize> = stages
+        .first()
+        .map(|(_, z)| {
+            z.chunks_exact(2)
+                .map(|p| usize::from(p[0] < 0.0) + 2 * usize::from(p[1] < 0.0))
+                .collect()
+        })
+        .unwrap_or_default();
+    draw(path, columns * PANEL, rows * PANEL + 40, |root| {
+        let (head, body) = root.split_vertically(40);
+        head.draw(&Text::new(title.to_string(), (10, 10), (FONT, 18)))
+            .map_err(text)?;
+        let panels = body.split_evenly((rows, columns));
+        for ((label, points), panel) in stages.iter().zip(&panels) {
+            let (x_range, y_range) = square_box(points);
+            let mut chart = ChartBuilder::on(panel)
+                .caption(label, (FONT, 13))
+                .margin(6)
+                .x_label_area_size(22)
+                .y_label_area_size(30)
+                .build_cartesian_2d(x_range[0]..x_range[1], y_range[0]..y_range[1])
+                .map_err(text)?;
+            chart
+                .configure_mesh()
+                .disable_mesh()
+                .x_labels(5)
+                .y_labels(5)
+                .label_style((FONT, 10))
+                .draw()
+                .map_err(text)?;
+            chart
+                .draw_series(
+                    points
+                        .chunks_exact(2)
+                        .zip(&quadrant)
+                        .map(|(p, &q)| Circle::new((p[0], p[1]), 1, colours[q].filled())),
+                )
+                .map_err(text)?;
         }
-    }
-    let (x_range, y_range) = (grid.x_range, grid.y_range);
-    for p in samples.chunks_exact(2) {
-        let px = (p[0] - x_range[0]) / (x_range[1] - x_range[0]) * size as f64;
-        let py = (y_range[1] - p[1]) / (y_range[1] - y_range[0]) * size as f64;
-        if px >= 0.0 && py >= 0.0 && px < size as f64 && py < size as f64 {
-            let (x, y) = (px as usize, py as usize);
-            for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                canvas.put(x + dx, y + dy, [255, 255, 255]);
-            }
+        Ok(())
+    })
+}
+
+/// A square box around the central 99.5 % of `points` (`[n, 2]`), so a few
+/// far points do not shrink the picture.
+fn square_box(points: &[f64]) -> ([f64; 2], [f64; 2]) {
+    let quantiles = |axis: usize| {
+        let mut v: Vec<f64> = points
+            .chunks_exact(2)
+            .map(|p| p[axis])
+            .filter(|v| v.is_finite())
+            .collect();
+        if v.is_empty() {
+            return (-1.0, 1.0);
         }
-    }
-    canvas.save(path)
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        (at(0.0025), at(0.9975))
+    };
+    let ((x0, x1), (y0, y1)) = (quantiles(0), quantiles(1));
+    let half = ((x1 - x0).max(y1 - y0) / 2.0 * 1.1).max(1e-6);
+    let (cx, cy) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0);
+    ([cx - half, cx + half], [cy - half, cy + half])
 }
 
 /// A latent interpolation strip, as in the Glow paper's figure: for three
@@ -232,16 +413,13 @@ pub fn latent_interpolation(
         let (z, _) = model
             .flow
             .inverse_tensor(&Tensor::<f32>::from_f64_slice(&ends, &[2, pixels]));
-        let z = z.to_f64_vec();
-        let (z_a, z_b) = z.split_at(pixels);
-        let mut path = Vec::with_capacity(steps * pixels);
-        for k in 0..steps {
-            let t = k as f64 / (steps.max(2) - 1) as f64;
-            path.extend(z_a.iter().zip(z_b).map(|(p, q)| (1.0 - t) * p + t * q));
-        }
-        let (x, _) = model
-            .flow
-            .forward_tensor(&Tensor::<f32>::from_f64_slice(&path, &[steps, pixels]));
+        let path = interpolate(
+            &z.narrow(0, 0, 1),
+            &z.narrow(0, 1, 1),
+            steps.max(2),
+            Interpolation::Linear,
+        );
+        let (x, _) = model.flow.forward_tensor(&path);
         strip.extend(x.to_f64_vec());
     }
     strip

@@ -135,7 +135,10 @@ fn a_saved_layer_with_a_wrong_log_det_is_named_and_the_others_pass() {
     let checks = check_layers(&model.flow.layers, &rows(4), CheckOptions::default());
     let failed: Vec<_> = checks.iter().filter(|c| !c.passed).collect();
     assert_eq!(failed.len(), 1, "{checks:?}");
-    assert_eq!((failed[0].index, failed[0].name.as_str()), (1, KIND));
+    assert_eq!(
+        (failed[0].path.clone(), failed[0].name.as_str()),
+        (vec![1], KIND)
+    );
     // The log-det is off by a = 0.3 nats: relative error 0.3 / max(1, 0.9).
     assert!(
         (failed[0].log_det_error - 0.3).abs() < 1e-6,

@@ -248,8 +248,10 @@ pub fn randomize_params<R: Rng + ?Sized>(flow: &mut dyn Flow<f64>, scale: f64, r
 /// the measure of [`close`], and the largest over the rows.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerCheck {
-    /// The layer's index in the model's [`Sequential`](super::Sequential).
-    pub index: usize,
+    /// The layer's place: its index in the model's
+    /// [`Sequential`](super::Sequential), then, inside a nested one, the
+    /// index there (`[0, 3]`: layer 3 of layer 0).
+    pub path: Vec<usize>,
     /// The layer's name (its kind).
     pub name: String,
     /// The round trip: `inverse(forward(z))` against `z`, element-wise.
@@ -272,8 +274,10 @@ pub struct LayerCheck {
 /// Runs the proofs of [`check_flow`] on each layer of a trained model, at
 /// the points each layer sees when the model evaluates the data rows `x`
 /// (`[rows, …]` in the data space, f64): `x` is carried back through the
-/// layers' inverses, and layer i is checked at its own input. Measures
-/// rather than stops at the first failure, so every layer gets a row.
+/// layers' inverses, and layer i is checked at its own input. A nested
+/// [`Sequential`](super::Sequential) gets a row, then each of its layers
+/// (see [`Flow::sublayers`]). Measures rather than stops at the first
+/// failure, so every layer gets a row; rows come in forward order.
 ///
 /// Cost: a finite-difference Jacobian (6·D + 1 forward passes) per row and
 /// layer; a few rows suffice.
@@ -282,6 +286,20 @@ pub fn check_layers(
     x: &Tensor<f64>,
     options: CheckOptions,
 ) -> Vec<LayerCheck> {
+    let mut checks = Vec::with_capacity(layers.len());
+    check_into(layers, x, &[], options, &mut checks);
+    checks.sort_by(|a, b| a.path.cmp(&b.path));
+    checks
+}
+
+/// [`check_layers`] on `layers` under the path `prefix`, into `checks`.
+fn check_into(
+    layers: &[Box<dyn Flow<f64>>],
+    x: &Tensor<f64>,
+    prefix: &[usize],
+    options: CheckOptions,
+    checks: &mut Vec<LayerCheck>,
+) {
     let relative = |a: f64, b: f64| {
         let e = (a - b).abs() / 1f64.max(a.abs()).max(b.abs());
         if e.is_nan() {
@@ -293,9 +311,12 @@ pub fn check_layers(
     let worst = |pairs: &mut dyn Iterator<Item = (f64, f64)>| {
         pairs.map(|(a, b)| relative(a, b)).fold(0.0, f64::max)
     };
-    let mut checks = Vec::with_capacity(layers.len());
     let mut v = x.clone();
     for (index, layer) in layers.iter().enumerate().rev() {
+        let path: Vec<usize> = prefix.iter().copied().chain([index]).collect();
+        if !layer.sublayers().is_empty() {
+            check_into(layer.sublayers(), &v, &path, options, checks);
+        }
         let (z, _) = layer.inverse_tensor(&v);
         let (x_out, ld_forward) = layer.forward_tensor(&z);
         let (z_back, ld_inverse) = layer.inverse_tensor(&x_out);
@@ -320,7 +341,7 @@ pub fn check_layers(
             && direction_error <= options.log_det_rtol
             && triangularity.is_none_or(|t| t <= options.log_det_rtol);
         checks.push(LayerCheck {
-            index,
+            path,
             name: layer.name(),
             inverse_error,
             log_det_error,
@@ -330,8 +351,6 @@ pub fn check_layers(
         });
         v = z;
     }
-    checks.reverse();
-    checks
 }
 
 /// The smallest threshold t such that the off-diagonal entries of `jac`
@@ -384,4 +403,26 @@ fn cycle_weight(jac: &Tensor<f64>) -> f64 {
         dropped = edges[k].0;
     }
     dropped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cycle_weight;
+    use crate::tensor::Tensor;
+
+    #[test]
+    fn cycle_weight_is_zero_exactly_for_matrices_triangular_in_some_order() {
+        // Lower triangular in the order (2, 0, 1): x2 first, then x0, then x1.
+        let j = Tensor::from_vec(vec![2.0, 0.0, 0.7, 0.3, 1.0, 0.5, 0.0, 0.0, 4.0], &[3, 3]);
+        assert_eq!(cycle_weight(&j), 0.0);
+        let diagonal = Tensor::from_vec(vec![1.0, 0.0, 0.0, 3.0], &[2, 2]);
+        assert_eq!(cycle_weight(&diagonal), 0.0);
+    }
+
+    #[test]
+    fn cycle_weight_is_the_weakest_link_of_a_cycle_relative_to_the_largest_entry() {
+        // x0 ← x1 (0.5) and x1 ← x0 (0.25): a cycle broken by its 0.25 edge.
+        let j = Tensor::from_vec(vec![2.0, 0.5, 0.25, 1.0], &[2, 2]);
+        assert_eq!(cycle_weight(&j), 0.25 / 2.0);
+    }
 }

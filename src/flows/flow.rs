@@ -94,6 +94,15 @@ pub trait Flow<T: Element>: Send + Sync {
         Ok(())
     }
 
+    /// The layers a container applies one after another to its own input
+    /// (a [`Sequential`](super::Sequential)'s), so that
+    /// [`check_layers`](super::check::check_layers) can prove each of them
+    /// at the points it sees. Empty by default (a leaf, or a layer whose
+    /// inner flow sees a reshaped input).
+    fn sublayers(&self) -> &[Box<dyn Flow<T>>] {
+        &[]
+    }
+
     /// True when, on a no-grad tape, the layer maps each sample (each
     /// index along axis 0) on its own: no statistic of the batch enters
     /// its output or its log-det, so a batch evaluated in pieces gives the

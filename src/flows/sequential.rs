@@ -72,6 +72,10 @@ impl<T: Element> Flow<T> for Sequential<T> {
         self.layers.iter().all(|layer| layer.per_sample())
     }
 
+    fn sublayers(&self) -> &[Box<dyn Flow<T>>] {
+        &self.layers
+    }
+
     fn validate(&self) -> Result<(), FlowError> {
         for (i, layer) in self.layers.iter().enumerate() {
             layer.validate().map_err(|e| e.in_layer(i))?;

@@ -95,7 +95,7 @@ pub fn check(args: CheckArgs) -> Result<(), String> {
     let mut failed: Vec<String> = checks
         .iter()
         .filter(|c| !c.passed)
-        .map(|c| format!("layer {} ({})", c.index, c.name))
+        .map(|c| format!("layer {} ({})", place(c), c.name))
         .collect();
     if model.dim() == 2 {
         if let Ok(Dataset::Toy(toy)) = data.parse::<Dataset>() {
@@ -123,20 +123,27 @@ pub fn check(args: CheckArgs) -> Result<(), String> {
     }
 }
 
-/// The rows of the report.
+/// A layer's place, `3` or, nested, `0.3`.
+fn place(c: &LayerCheck) -> String {
+    let parts: Vec<String> = c.path.iter().map(|i| i.to_string()).collect();
+    parts.join(".")
+}
+
+/// The rows of the report; kinds cut to 28 characters.
 fn table(checks: &[LayerCheck]) -> String {
     let mut text = format!(
-        "{:<6}{:<20}{:>12}{:>16}{:>16}{:>14}  verdict\n",
+        "{:<7}{:<29}{:>10}{:>15}{:>12}{:>12}  verdict\n",
         "layer", "kind", "inverse", "log-det vs FD", "fwd vs inv", "triangular"
     );
     for c in checks {
         let triangular = c
             .triangularity_error
             .map_or("-".to_string(), |t| format!("{t:.1e}"));
+        let kind: String = c.name.chars().take(28).collect();
         text += &format!(
-            "{:<6}{:<20}{:>12.1e}{:>16.1e}{:>16.1e}{:>14}  {}\n",
-            c.index,
-            c.name,
+            "{:<7}{:<29}{:>10.1e}{:>15.1e}{:>12.1e}{:>12}  {}\n",
+            place(c),
+            kind,
             c.inverse_error,
             c.log_det_error,
             c.direction_error,

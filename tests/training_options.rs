@@ -312,3 +312,46 @@ fn options_out_of_range_are_refused_by_name() {
         );
     }
 }
+
+#[test]
+fn reverse_kl_takes_the_same_options_and_patience_stops_it() {
+    use flowzoo::autodiff::Var;
+    use flowzoo::flows::Reverse;
+    use flowzoo::train::reverse_kl::{fit_reverse_kl, LogDensityFn, ReverseKlConfig};
+    // A model without parameters cannot improve its validation estimate:
+    // with patience 2 and a check every 10 steps, the run stops at the
+    // third check, step 30, keeping step 10's (identical) model.
+    let normal = LogDensityFn::new(|x: &Var<'_, f64>| x.square().mul_scalar(-0.5).sum_axes(&[1]));
+    let mut model = FlowModel::<f64>::new(2, Sequential::new(vec![Box::new(Reverse::new(2))]));
+    let config = ReverseKlConfig {
+        steps: 1000,
+        batch: 32,
+        log_every: 10,
+        options: TrainOptions {
+            patience: Some(2),
+            clip_norm: Some(1.0),
+            ..TrainOptions::default()
+        },
+        ..ReverseKlConfig::default()
+    };
+    let report = fit_reverse_kl(&mut model, &normal, &config, |_, _| {}).expect("runs");
+    assert_eq!(report.stop, Stop::Patience { checks: 2 });
+    assert_eq!(report.steps, 30);
+    assert_eq!(report.best.0, 10);
+    // E[log q − log p̃] = −log Z = −log 2π for the exact model.
+    let gap = report.best.1.expect("validated");
+    assert!(
+        (gap + (2.0 * std::f64::consts::PI).ln()).abs() < 1e-12,
+        "{gap}"
+    );
+    // Out-of-range options are refused as in `fit`.
+    let bad = ReverseKlConfig {
+        options: TrainOptions {
+            weight_decay: f64::NAN,
+            ..TrainOptions::default()
+        },
+        ..config
+    };
+    let err = fit_reverse_kl(&mut model, &normal, &bad, |_, _| {}).expect_err("NaN decay");
+    assert!(err.to_string().contains("weight_decay"), "{err}");
+}

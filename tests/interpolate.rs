@@ -63,3 +63,27 @@ fn layer_by_layer_starts_at_z_and_ends_at_the_models_forward() {
     assert_eq!(bits(&stages.last().unwrap().1), bits(&x));
     assert!(stages[1].0.contains("layer 0"), "{}", stages[1].0);
 }
+
+#[test]
+fn latent_scales_follow_the_splits_of_a_multi_scale_model() {
+    use flowzoo::flows::architectures::{glow_layers, GlowConfig};
+    use flowzoo::flows::Sequential;
+    use flowzoo::train::sample::latent_scales;
+    let mut rng = StdRng::seed_from_u64(3);
+    // Glow on 1x8x8 images: squeeze to 4x4x4, keep 2 channels, the inner
+    // squeezes its 2x4x4 to 8x2x2.
+    let config = GlowConfig {
+        levels: 2,
+        steps: 1,
+        hidden: 4,
+        ..GlowConfig::default()
+    };
+    let layers = glow_layers::<f64, _>([1, 8, 8], config, &mut rng);
+    let model = FlowModel::new(64, Sequential::new(layers));
+    let scales = latent_scales(&model, 64);
+    assert_eq!(scales.len(), 2, "{scales:?}");
+    assert_eq!((scales[0].offset, scales[0].shape), (32, [2, 4, 4]));
+    assert_eq!((scales[1].offset, scales[1].shape), (0, [2, 4, 4]));
+    // A model without a split has one scale: none to show.
+    assert!(latent_scales(&FlowModel::<f64>::realnvp(2, 2, 8, &mut rng), 2).is_empty());
+}

@@ -161,3 +161,73 @@ pub fn layer_by_layer<T: Element>(model: &FlowModel<T>, z: &Tensor<T>) -> Vec<(S
     }
     stages
 }
+
+/// One scale of a multi-scale model's flat latent: where its values lie
+/// and the image shape they had where they were factored out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LatentScale {
+    /// What the values are, for a picture's label.
+    pub label: String,
+    /// The first index in the flat latent `[C·H·W]`.
+    pub offset: usize,
+    /// `[channels, height, width]`: the values are `offset ..
+    /// offset + channels·height·width`, in this shape.
+    pub shape: [usize; 3],
+}
+
+/// The scales of a multi-scale model's flat latent of `dim` values, from
+/// its spec: each [`Split`](crate::flows::Split) factors out its last
+/// channels (`[C − kept, H, W]`, at the end of its segment) and hands the
+/// first `kept·H·W` values to its inner flow; the innermost segment comes
+/// last in the list, shown in the shape `[kept, H, W]` of the deepest
+/// split's kept channels. Empty for a model without a split (or without a
+/// spec).
+pub fn latent_scales<T: Element>(model: &FlowModel<T>, dim: usize) -> Vec<LatentScale> {
+    use crate::flows::spec::LayerSpec;
+    use crate::flows::Flow;
+    /// The first Split in `spec` or its descendants, depth first.
+    fn first_split(spec: &LayerSpec) -> Option<&LayerSpec> {
+        if spec.kind == "Split" {
+            return Some(spec);
+        }
+        spec.children.iter().find_map(first_split)
+    }
+    let mut scales = Vec::new();
+    let Some(spec) = model.flow.to_spec() else {
+        return scales;
+    };
+    let (mut node, mut len) = (first_split(&spec), dim);
+    let mut innermost = None;
+    while let Some(split) = node {
+        let field = |name: &str| split.usize(name).unwrap_or(0);
+        let (c, h, w, kept) = (
+            field("channels"),
+            field("height"),
+            field("width"),
+            field("kept"),
+        );
+        if c * h * w != len || kept == 0 || kept >= c {
+            break;
+        }
+        let inner = kept * h * w;
+        scales.push(LatentScale {
+            label: format!("factored out at {h}x{w}: {} channels", c - kept),
+            offset: inner,
+            shape: [c - kept, h, w],
+        });
+        innermost = Some([kept, h, w]);
+        len = inner;
+        node = split.children.first().and_then(first_split);
+    }
+    if let Some(shape) = innermost {
+        scales.push(LatentScale {
+            label: format!(
+                "innermost latent: {len} values, shown as {} channels of {}x{}",
+                shape[0], shape[1], shape[2]
+            ),
+            offset: 0,
+            shape,
+        });
+    }
+    scales
+}

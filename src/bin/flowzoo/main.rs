@@ -19,10 +19,12 @@ use checkpoints::MODEL_FILE;
 use clap::{Parser, Subcommand};
 use flowzoo::data::digits;
 use flowzoo::flows::zoo::{self, FlowName};
+use flowzoo::flows::Flow;
 use flowzoo::flows::FlowModel;
 use flowzoo::nn::Adam;
+use flowzoo::tensor::Tensor;
 use flowzoo::train::run::{load_run, run_from, save_run, Dataset, RunConfig, RunResult, Schedule};
-use flowzoo::train::sample::{layer_by_layer, DensityGrid};
+use flowzoo::train::sample::{latent_scales, layer_by_layer, DensityGrid};
 use flowzoo::train::seeds::Stream;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -535,6 +537,32 @@ fn report(
                 10,
                 "linear paths in z between test digits 2-7, 0-6, 3-8 (ends: the digits)",
             )?;
+            let scales = latent_scales(&result.model, result.model.dim());
+            if !scales.is_empty() {
+                // The first test digit at the centre of its dequantisation cells.
+                let test = digits::test();
+                let levels = f64::from(digits::LEVELS);
+                let x: Vec<f64> = test
+                    .image(0)
+                    .iter()
+                    .map(|&v| (f64::from(v) + 0.5) / levels)
+                    .collect();
+                let (z, _) = result
+                    .model
+                    .flow
+                    .inverse_tensor(&Tensor::<f32>::from_f64_slice(&x, &[1, x.len()]));
+                pictures::latents_png(
+                    &out.join("latents.png"),
+                    &x,
+                    digits::SIDE,
+                    &z.to_f64_vec(),
+                    &scales,
+                    &format!(
+                        "{flow}: the latent z = f⁻¹(x) of a test digit, scale by scale \
+                         (black −3, grey 0, white +3)"
+                    ),
+                )?;
+            }
             metrics_line(&label, config, result, None);
         }
         Dataset::Table(user) => {

@@ -1,7 +1,7 @@
 //! PNG pictures: sample scatter plots, density heat maps, digit grids.
 //! Each file is written to `NAME.tmp` and renamed, so none is left half written.
 
-use flowzoo::train::sample::{interpolate, DensityGrid, Interpolation};
+use flowzoo::train::sample::{interpolate, DensityGrid, Interpolation, LatentScale};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -358,6 +358,74 @@ pub fn flows_png(path: &Path, stages: &[(String, Vec<f64>)], title: &str) -> Res
                         .map(|(p, &q)| Circle::new((p[0], p[1]), 1, colours[q].filled())),
                 )
                 .map_err(text)?;
+        }
+        Ok(())
+    })
+}
+
+/// The multi-scale latents of one digit: the digit (`side × side`, in
+/// [0, 1]) on the first row, then one row per scale of its latent `z`
+/// (each channel a tile, values from −3 (black) to +3 (white), 0 grey),
+/// labelled with what the scale is.
+pub fn latents_png(
+    path: &Path,
+    digit: &[f64],
+    side: usize,
+    z: &[f64],
+    scales: &[LatentScale],
+    title: &str,
+) -> Result<(), String> {
+    const TILE: usize = 96;
+    const GAP: usize = 8;
+    const ROW: usize = TILE + 34;
+    let widest = scales.iter().map(|s| s.shape[0]).max().unwrap_or(1).max(1);
+    let width = (widest * (TILE + GAP) + GAP).max(8 * title.chars().count() + 2 * GAP);
+    let height = 40 + (scales.len() + 1) * ROW;
+    draw(path, width, height, |root| {
+        root.draw(&Text::new(title.to_string(), (GAP as i32, 10), (FONT, 16)))
+            .map_err(text)?;
+        let tile = |top: usize,
+                    left: usize,
+                    values: &[f64],
+                    h: usize,
+                    w: usize,
+                    grey: &dyn Fn(f64) -> u8| {
+            let cell = (TILE / h.max(w)).max(1);
+            for (k, &v) in values.iter().enumerate() {
+                let (x, y) = (
+                    (left + (k % w) * cell) as i32,
+                    (top + (k / w) * cell) as i32,
+                );
+                let g = grey(v);
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell as i32, y + cell as i32)],
+                    RGBColor(g, g, g).filled(),
+                ))
+                .map_err(text)?;
+            }
+            Ok::<(), String>(())
+        };
+        let label = |top: usize, what: &str| {
+            root.draw(&Text::new(
+                what.to_string(),
+                (GAP as i32, top as i32),
+                (FONT, 14),
+            ))
+            .map_err(text)
+        };
+        let ink = |v: f64| (255.0 * (1.0 - v.clamp(0.0, 1.0))).round() as u8;
+        let signed = |v: f64| (255.0 * ((v.clamp(-3.0, 3.0) + 3.0) / 6.0)).round() as u8;
+        label(40, "the digit x")?;
+        tile(40 + 20, GAP, digit, side, side, &ink)?;
+        for (r, scale) in scales.iter().enumerate() {
+            let top = 40 + (r + 1) * ROW;
+            let [c, h, w] = scale.shape;
+            label(top, &scale.label)?;
+            for ch in 0..c {
+                let start = scale.offset + ch * h * w;
+                let values = z.get(start..start + h * w).unwrap_or(&[]);
+                tile(top + 20, GAP + ch * (TILE + GAP), values, h, w, &signed)?;
+            }
         }
         Ok(())
     })

@@ -95,7 +95,11 @@ fn to_energy(args: &TrainArgs, config: &IafConfig, energy: Energy) -> Result<(),
     save(&out, model, &config.record("", Some(energy.name())))?;
     let mut rng = Stream::IafPictures.rng(config.seed);
     let samples = model.sample(PICTURE_SAMPLES, 1.0, &mut rng).to_f64_vec();
-    let target = energy_grid(energy, 256);
+    // exp(−U) divided by its integral over the box (midpoint rule): a
+    // density, like the model's, so the two colour scales compare.
+    let mut target = energy_grid(energy, 256);
+    let log_mass = target.mass().ln();
+    target.log_density.iter_mut().for_each(|l| *l -= log_mass);
     let name = energy.name();
     pictures::heat_map(
         &out.join("samples.png"),
@@ -109,7 +113,7 @@ fn to_energy(args: &TrainArgs, config: &IafConfig, energy: Energy) -> Result<(),
     pictures::heat_map(
         &out.join("target.png"),
         &target,
-        &format!("target {name}: exp(−U) normalised"),
+        &format!("target {name}: exp(−U) / Z, Z by quadrature on the box"),
         None,
     )?;
     let (x_range, y_range) = energy.bounds();

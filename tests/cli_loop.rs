@@ -126,8 +126,12 @@ fn options_log_lines_json_log_early_stopping_and_check() {
         "{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let rows = stdout.lines().filter(|l| l.ends_with("  ok")).count();
-    assert!(rows >= 4, "one row per layer: {stdout}");
+    // One row per layer: --layers 2 builds two couplings.
+    let rows = stdout
+        .lines()
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()) && l.ends_with("  ok"))
+        .count();
+    assert_eq!(rows, 2, "one row per layer: {stdout}");
     assert!(stdout.contains("density mass"), "{stdout}");
     assert!(stdout.contains("every layer passed"), "{stdout}");
 }
@@ -138,6 +142,8 @@ fn bad_option_values_fail_with_a_clear_message() {
     for (flags, says) in [
         (&["--schedule", "linear"][..], "unknown schedule"),
         (&["--schedule", "step:0:0.5"][..], "interval"),
+        (&["--schedule", "step:10:2"][..], "decay factor"),
+        (&["--weight-decay", "-0.1"][..], "weight_decay"),
         (&["--clip-norm", "-1"][..], "clip_norm"),
         (&["--patience", "0"][..], "patience"),
     ] {

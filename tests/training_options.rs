@@ -296,10 +296,39 @@ fn options_out_of_range_are_refused_by_name() {
     for (config, name) in cases {
         let mut model = model();
         let mut adam = Adam::new(1e-3);
+        refused(&mut model, &mut adam, &config, name);
+    }
+    // lr·λ ≥ 1 would zero or flip every parameter each step.
+    let decay = FitConfig {
+        options: TrainOptions {
+            weight_decay: 1000.0,
+            ..TrainOptions::default()
+        },
+        ..config(5)
+    };
+    refused(&mut model(), &mut Adam::new(1e-3), &decay, "weight_decay");
+    // A step schedule that grows the rate until it is infinite: refused at its last step.
+    let growing = FitConfig {
+        options: TrainOptions {
+            schedule: Some(LrSchedule::Step {
+                base: 1e-3,
+                every: 1,
+                gamma: 3.0,
+            }),
+            ..TrainOptions::default()
+        },
+        ..config(1000)
+    };
+    refused(&mut model(), &mut Adam::new(1e-3), &growing, "schedule");
+}
+
+/// `fit_with` refuses `config`, naming the option `name`.
+fn refused(model: &mut FlowModel<f64>, adam: &mut Adam<f64>, config: &FitConfig, name: &str) {
+    {
         let err = fit_with(
-            &mut model,
-            &mut adam,
-            &config,
+            model,
+            adam,
+            config,
             batch,
             None,
             |_, _| {},

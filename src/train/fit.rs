@@ -111,8 +111,8 @@ impl Stop {
         match self {
             Stop::Completed => "completed every step".into(),
             Stop::Patience { checks } => format!(
-                "early stopping: {checks} checks without a better validation score than \
-                 step {best_step}'s"
+                "early stopping: {checks} check(s) in a row without a better validation \
+                 score than step {best_step}'s"
             ),
         }
     }
@@ -255,6 +255,16 @@ fn fit_loop<T: Element>(
         });
     }
     check_options(&config.options, config.steps, validate.is_some())?;
+    if adam.lr * config.options.weight_decay >= 1.0 {
+        return Err(TrainError::BadArgument {
+            name: "weight_decay".into(),
+            message: format!(
+                "lr·λ = {} ≥ 1 would zero or flip every parameter each step: the decay \
+                 must be below 1/lr",
+                adam.lr * config.options.weight_decay
+            ),
+        });
+    }
     if let Err(source) = model.flow.validate() {
         return Err(TrainError::BadLayer { step: 0, source });
     }
@@ -270,6 +280,22 @@ fn fit_loop<T: Element>(
     let mut first_loss: Option<f64> = None;
     let base_lr = adam.lr;
     let mut last = first;
+    // A resumed run starts from the score of the model it resumes, so the
+    // first check after it keeps (and saves) only a better one, and early
+    // stopping counts from it.
+    if first > 1 {
+        if let Some(validate) = validate.as_deref_mut() {
+            let score = validate(model);
+            if score.is_finite() {
+                best = Some((
+                    score,
+                    model.params().iter().map(|p| p.value.clone()).collect(),
+                ));
+                report.best_step = first - 1;
+                report.best_validation = Some(score);
+            }
+        }
+    }
     for step in first..=config.steps {
         last = step;
         let x = next_batch(step, &mut rng);
@@ -364,8 +390,9 @@ fn fit_loop<T: Element>(
 
 /// Refuses options out of range: a clipping norm not positive and finite,
 /// a negative or non-finite weight decay, a patience of 0 or without a
-/// validation score, a schedule whose rate is not positive and finite at
-/// some step it gives (checked at its start, end and warm-up end).
+/// validation score, a schedule whose rate is negative or not finite at
+/// its first step, the end of its warm-up or its last step (both kinds
+/// are monotone after the warm-up, so these bound every step's).
 pub(crate) fn check_options(
     config: &TrainOptions,
     steps: usize,
@@ -401,7 +428,11 @@ pub(crate) fn check_options(
             LrSchedule::WarmupCosine { warmup, .. } => warmup,
             _ => 0,
         };
-        for t in [0, warmup, steps.saturating_sub(1) / 2] {
+        for t in [
+            0,
+            warmup.min(steps.saturating_sub(1)),
+            steps.saturating_sub(1),
+        ] {
             let lr = schedule.lr(t);
             if !(lr >= 0.0 && lr.is_finite()) {
                 return bad(
@@ -462,9 +493,11 @@ impl Update {
             None => None,
         };
         if self.weight_decay > 0.0 {
-            let shrink = T::from_f64(1.0 - self.lr * self.weight_decay);
+            // θ − (lr·λ)·θ rather than (1 − lr·λ)·θ: in f32 the factor
+            // 1 − lr·λ rounds to 1 for lr·λ below 3e-8.
+            let decay = T::from_f64(self.lr * self.weight_decay);
             for p in params.iter_mut().filter(|p| p.grad.is_some()) {
-                p.value = p.value.mul_scalar(shrink);
+                p.value = p.value.sub(&p.value.mul_scalar(decay));
             }
         }
         let base = adam.lr;

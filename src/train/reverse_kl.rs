@@ -297,9 +297,13 @@ pub fn fit_reverse_kl<T: Element>(
                     });
                 }
                 // The rule of `fit`: a rise of more than EXPLODED_NATS_PER_DIM
-                // nats per dimension above the first step's loss.
+                // nats per dimension above the first loss, once annealing is
+                // over (while β rises the loss legitimately grows by
+                // (1 − β)·E[−log p̃], unbounded for a target with an offset).
                 let dim = z.dim(1).max(1);
-                if let Some(first) = first_loss {
+                if beta < 1.0 {
+                    // Not yet comparable.
+                } else if let Some(first) = first_loss {
                     if value > first + EXPLODED_NATS_PER_DIM * dim as f64 {
                         if let Err(source) = model.flow.validate() {
                             return Err(TrainError::BadLayer { step, source });
@@ -314,7 +318,9 @@ pub fn fit_reverse_kl<T: Element>(
                         });
                     }
                 }
-                first_loss.get_or_insert(value);
+                if beta == 1.0 {
+                    first_loss.get_or_insert(value);
+                }
                 tape.backward(&loss).assign(model.params_mut());
                 value
             };

@@ -71,8 +71,8 @@ pub const TOY_VALIDATION_POINTS: usize = 4096;
 
 /// A learning-rate schedule relative to a run's base rate and length:
 /// `constant`, `cosine` or `cosine:WARMUP` (linear warm-up over WARMUP
-/// steps, then cosine decay to 0 at the last step), `step:EVERY:GAMMA` (the
-/// rate times GAMMA every EVERY steps).
+/// steps, then cosine decay towards 0, reached one step after the last),
+/// `step:EVERY:GAMMA` (the rate times GAMMA ≤ 1 every EVERY steps).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum Schedule {
     /// The base rate throughout.
@@ -137,10 +137,10 @@ impl std::str::FromStr for Schedule {
             ["step", every, gamma] => {
                 let every = count(every, "the decay interval")?;
                 let gamma = number(gamma, "the decay factor")?;
-                if every == 0 || gamma <= 0.0 {
+                if every == 0 || gamma <= 0.0 || gamma > 1.0 {
                     return Err(format!(
                         "step:{every}:{gamma}: the interval must be at least 1 and the \
-                         factor positive"
+                         decay factor in (0, 1]"
                     ));
                 }
                 Ok(Schedule::Step { every, gamma })
@@ -243,7 +243,8 @@ impl RunConfig {
 
 /// What an experiment produced.
 pub struct RunResult {
-    /// The trained model (f32), with the best-validation parameters for digits.
+    /// The trained model (f32), with the best-validation parameters when the
+    /// run validates (digits, a table, 2-D data with early stopping).
     pub model: FlowModel<f32>,
     /// The training loop's report.
     pub report: FitReport,
@@ -272,7 +273,8 @@ pub fn build_model(config: &RunConfig) -> Result<FlowModel<f32>, TrainError> {
     match &config.dataset {
         Dataset::Digits => layers.push(Box::new(Logit::new(config.dataset.dim(), DIGITS_ALPHA))),
         Dataset::Table(user) => {
-            let (train, _) = user.split(config.seed);
+            // The statistics of the rows trained on (not the validation rows).
+            let (train, _) = hold_out_validation(user.split(config.seed).0);
             layers.push(Box::new(Standardize::fit(&train.data, train.dim())));
         }
         Dataset::Toy(_) => {}

@@ -65,8 +65,11 @@ fn rows(args: &CheckArgs, data: &str, dim: usize) -> Result<Tensor<f64>, String>
 
 /// `flowzoo check`: prints one row per layer and fails if any layer does.
 pub fn check(args: CheckArgs) -> Result<(), String> {
-    if args.rows == 0 {
-        return Err("--rows must be at least 1".into());
+    if !(1..=1000).contains(&args.rows) {
+        return Err(format!(
+            "--rows must be 1 to 1000 (each row costs a Jacobian per layer), got {}",
+            args.rows
+        ));
     }
     let checkpoint = Checkpoint::<f64>::load(&args.model).map_err(|e| e.to_string())?;
     let model = checkpoint.model;

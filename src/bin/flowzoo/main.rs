@@ -107,16 +107,18 @@ pub struct TrainArgs {
     /// when standard error is not a terminal.
     #[arg(long, default_value_t = defaults().eval_every)]
     eval_every: usize,
-    /// Learning-rate schedule from --lr: constant, cosine (to 0 at the last
-    /// step), cosine:WARMUP (linear warm-up over WARMUP steps first), or
-    /// step:EVERY:GAMMA (times GAMMA every EVERY steps) [default: constant].
+    /// Learning-rate schedule from --lr: constant, cosine (decaying towards
+    /// 0, reached one step after the last), cosine:WARMUP (linear warm-up
+    /// over WARMUP steps first), or step:EVERY:GAMMA (times GAMMA, at most
+    /// 1, every EVERY steps) [default: constant].
     #[arg(long)]
     schedule: Option<String>,
     /// Clip the gradients' joint norm to this before each update [default: no clipping].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     clip_norm: Option<f64>,
-    /// Decoupled weight decay λ (AdamW): θ ← θ − lr·λ·θ each step [default: 0].
-    #[arg(long)]
+    /// Decoupled weight decay λ (AdamW): θ ← θ − lr·λ·θ each step, on every
+    /// parameter (ActNorm's, the 1x1 convolutions' and the biases too) [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f64>,
     /// Early stopping: stop after this many checks (--eval-every) without a
     /// better validation score, keeping the best model [default: take every step].
@@ -180,6 +182,19 @@ fn train(args: TrainArgs) -> Result<(), String> {
         None => defaults().flow,
     };
     if flow == FlowName::Iaf {
+        let options = [
+            ("--schedule", args.schedule.is_some()),
+            ("--clip-norm", args.clip_norm.is_some()),
+            ("--weight-decay", args.weight_decay.is_some()),
+            ("--patience", args.patience.is_some()),
+            ("--log-json", args.log_json.is_some()),
+        ];
+        if let Some((flag, _)) = options.iter().find(|(_, given)| *given) {
+            return Err(format!(
+                "{flag} is for maximum-likelihood runs; --flow iaf (reverse KL) takes \
+                 --steps, --batch, --lr, --seed, --layers, --hidden, --target"
+            ));
+        }
         return iaf::train(&args, &data);
     }
     if args.target.is_some() {
@@ -315,7 +330,9 @@ fn train_run(
             }
             if let Some(json) = log.as_mut() {
                 if let Err(e) = json.append(check) {
-                    save_error.get_or_insert(e);
+                    // The log is a convenience: the run and its checkpoints go on.
+                    eprintln!("warning: {e}; no more log lines will be written there");
+                    log = None;
                 }
             }
             if save_error.is_some() || !check.keep {

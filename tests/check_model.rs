@@ -8,6 +8,7 @@ mod common;
 
 use flowzoo::autodiff::{Param, Var};
 use flowzoo::flows::check::{check_layers, CheckOptions};
+use flowzoo::flows::model::realnvp_layers;
 use flowzoo::flows::registry::register;
 use flowzoo::flows::spec::LayerSpec;
 use flowzoo::flows::zoo::FlowName;
@@ -124,12 +125,24 @@ fn reader<T: Element>(spec: &LayerSpec) -> Result<ScaleWithWrongLogDet<T>, FlowE
 fn a_saved_layer_with_a_wrong_log_det_is_named_and_the_others_pass() {
     register::<f32>(KIND, |spec, _| Ok(Box::new(reader::<f32>(spec)?)));
     register::<f64>(KIND, |spec, _| Ok(Box::new(reader::<f64>(spec)?)));
-    let mut layers: Vec<Box<dyn Flow<f32>>> = trained(FlowName::RealNvp).flow.layers;
+    // The trained RealNVP's two couplings with the corrupted layer between
+    // them: fresh layers of the same architecture, given the trained values
+    // (Sequential names its parameters by position when it is built).
+    let trained = trained(FlowName::RealNvp);
+    let mut layers = realnvp_layers::<f32, _>(2, 2, 16, &mut StdRng::seed_from_u64(9));
     let mut bad = reader::<f32>(&LayerSpec::new(KIND).with("dim", 2usize)).unwrap();
     bad.log_scale.value = Tensor::full(&[1], 0.3);
     layers.insert(1, Box::new(bad));
+    let mut model = FlowModel::new(2, Sequential::new(layers));
+    let mut values = trained.params().into_iter().map(|p| p.value.clone());
+    for p in model.params_mut() {
+        if p.name != "layer1.log_scale" {
+            p.value = values.next().expect("as many trained values");
+        }
+    }
+    assert!(values.next().is_none(), "every trained value used");
     let path = common::temp_dir("check-model").join("model.flowzoo");
-    save_model(&path, &FlowModel::new(2, Sequential::new(layers))).expect("saves");
+    save_model(&path, &model).expect("saves");
     let model = load_model::<f64>(&path).expect("a valid file");
 
     let checks = check_layers(&model.flow.layers, &rows(4), CheckOptions::default());

@@ -105,7 +105,7 @@ fn options_log_lines_json_log_early_stopping_and_check() {
         String::from_utf8_lossy(&output.stderr)
     );
     let metrics = std::fs::read_to_string(early.join("metrics.json")).unwrap();
-    assert!(metrics.contains("early stopping: 1 checks"), "{metrics}");
+    assert!(metrics.contains("early stopping: 1 check(s)"), "{metrics}");
     let steps: usize = metrics
         .split("\"steps\": ")
         .nth(1)

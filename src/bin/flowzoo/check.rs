@@ -102,11 +102,16 @@ pub fn check(args: CheckArgs) -> Result<(), String> {
         .collect();
     if model.dim() == 2 {
         if let Ok(Dataset::Toy(toy)) = data.parse::<Dataset>() {
+            // The plotted box widened by its own size on every side, so the
+            // tails of a model still learning stay inside.
+            let widen = |[a, b]: [f64; 2]| [a - (b - a), b + (b - a)];
             let (x_range, y_range) = toy.bounds();
-            let mass = DensityGrid::new(&model, x_range, y_range, 256).mass();
+            let (x_range, y_range) = (widen(x_range), widen(y_range));
+            let mass = DensityGrid::new(&model, x_range, y_range, 512).mass();
             let ok = (mass - 1.0).abs() <= MASS_TOLERANCE;
             println!(
-                "density mass on [{}, {}] x [{}, {}] (256² cells): {mass:.4} {}",
+                "density mass on [{:.2}, {:.2}] x [{:.2}, {:.2}] (3 times the plotted box, \
+                 512² cells): {mass:.4} {}",
                 x_range[0],
                 x_range[1],
                 y_range[0],

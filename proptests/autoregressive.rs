@@ -111,7 +111,7 @@ fn made_of(shape: &Shape, seed: u64) -> Made<f64> {
 /// A flow with its directions swapped, so the finite-difference Jacobian and
 /// the gradcheck (which look at `forward` and `inverse` respectively) reach
 /// the other direction too.
-struct Inverted<F>(F);
+pub struct Inverted<F>(pub F);
 
 impl<F: Flow<f64>> Flow<f64> for Inverted<F> {
     fn name(&self) -> String {
@@ -138,7 +138,7 @@ impl<F: Flow<f64>> Flow<f64> for Inverted<F> {
 /// zero to a partial sum leaves it unchanged, so x_i is computed bit for bit
 /// the same whether z_k is moved up or down; the central difference of two
 /// equal numbers is 0.0. A mask that let one path through would show.
-fn assert_triangular(what: &str, jac: &Tensor<f64>, degrees: &[usize]) {
+pub fn assert_triangular(what: &str, jac: &Tensor<f64>, degrees: &[usize]) {
     let dim = degrees.len();
     for i in 0..dim {
         for k in 0..dim {

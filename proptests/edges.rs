@@ -13,10 +13,13 @@ use flowzoo::flows::autoregressive::{iaf_layers, maf_layers};
 use flowzoo::flows::batchnorm::BatchNormMode;
 use flowzoo::flows::model::realnvp_layers;
 use flowzoo::flows::preprocess::Logit;
+use flowzoo::flows::spline_coupling::nsf_layers;
+use flowzoo::flows::spline_maf::nsf_ar_layers;
 use flowzoo::flows::{
     ActNorm, AdditiveCoupling, AffineCoupling, BatchNorm, Flow, FlowModel, Iaf, ImageCoupling,
-    ImageMask, InvConv1x1, Maf, Mask, Permutation, Rescale, Reshape, Reverse, ScaleKind,
-    Sequential, Split, Squeeze, Standardize, Transform,
+    ImageMask, InvConv1x1, Maf, Mask, Permutation, RationalQuadraticSpline, Rescale, Reshape,
+    Reverse, ScaleKind, Sequential, SplineCoupling, SplineMaf, Split, Squeeze, Standardize,
+    Transform,
 };
 use flowzoo::nn::made::Order;
 use flowzoo::tensor::{Element, Tensor};
@@ -393,6 +396,23 @@ fn layers(r: &mut StdRng) -> Vec<Case> {
         &v,
         r,
     );
+    let spline = RationalQuadraticSpline::new(8, 3.0);
+    add(
+        "SplineCoupling",
+        Box::new(SplineCoupling::new(Mask::alternating(4, 1), 8, spline, r)),
+        0.5,
+        &v,
+        &v,
+        r,
+    );
+    add(
+        "SplineMaf",
+        Box::new(SplineMaf::new(4, &[8, 8], Order::Reversed, spline, r)),
+        0.5,
+        &v,
+        &v,
+        r,
+    );
     let split_inner = Sequential::<f32>::new(vec![
         Box::new(Reshape::new(&[2, 2, 2], &[8])),
         Box::new(ImageCoupling::new(
@@ -543,6 +563,13 @@ fn architectures(r: &mut StdRng) -> Vec<(String, FlowModel<f32>)> {
     let mut flow = Sequential::new(maf_layers::<f32, _>(4, 2, &[8, 8], r));
     randomize_params(&mut flow, 0.3, r);
     models.push(("maf_layers".to_string(), FlowModel::new(4, flow)));
+    let spline = RationalQuadraticSpline::new(8, 3.0);
+    let mut flow = Sequential::new(nsf_layers::<f32, _>(4, 3, 8, spline, r));
+    randomize_params(&mut flow, 0.5, r);
+    models.push(("nsf_layers".to_string(), FlowModel::new(4, flow)));
+    let mut flow = Sequential::new(nsf_ar_layers::<f32, _>(4, 2, &[8, 8], spline, r));
+    randomize_params(&mut flow, 0.5, r);
+    models.push(("nsf_ar_layers".to_string(), FlowModel::new(4, flow)));
     for transform in [Transform::Affine, Transform::Gated] {
         let mut flow = Sequential::new(iaf_layers::<f32, _>(4, 2, &[8, 8], transform, r));
         randomize_params(&mut flow, 0.15, r);

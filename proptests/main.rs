@@ -30,6 +30,10 @@
 //!   subnormals, mask boundaries, a batch of one) for every layer and
 //!   assembled architecture: finite outputs, log-dets and gradients, or a
 //!   typed error.
+//! - `splines`: the rational-quadratic spline (round trips, log-derivative
+//!   against finite differences, gradcheck of input, widths, heights and
+//!   derivatives, the identity at zero parameters, and every knot, ±B,
+//!   ±B ± one ulp, ±1e4 and collapsed bins in f32 and f64).
 //!
 //! Each derivation page in docs/derivations names the tests here that prove
 //! it, under "What the tests prove".
@@ -41,6 +45,7 @@ mod edges;
 mod flows;
 mod fuzz;
 mod linalg;
+mod splines;
 mod strategies;
 mod tensor_kernels;
 mod tensor_views;

@@ -100,3 +100,8 @@ pub mod maf {}
 /// IAF: MAF read backwards, the gated update, and training by reverse KL.
 #[doc = include_str!("../docs/derivations/iaf.md")]
 pub mod iaf {}
+
+/// Neural spline flows: the rational-quadratic spline, its derivative, the
+/// inverse as a quadratic and its stable root, the tails, the constraints.
+#[doc = include_str!("../docs/derivations/splines.md")]
+pub mod splines {}

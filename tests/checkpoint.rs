@@ -17,6 +17,9 @@ use flowzoo::flows::preprocess::Logit;
 use flowzoo::flows::prior::{Logistic, Prior};
 use flowzoo::flows::registry::layer_kinds;
 use flowzoo::flows::spec::{LayerSpec, SpecValue};
+use flowzoo::flows::spline::RationalQuadraticSpline;
+use flowzoo::flows::spline_coupling::nsf_layers;
+use flowzoo::flows::spline_maf::nsf_ar_layers;
 use flowzoo::flows::standardize::Standardize;
 use flowzoo::flows::zoo::FlowName;
 use flowzoo::flows::FlowError;
@@ -827,6 +830,34 @@ fn every_layer_kind_round_trips() {
             16,
         ),
         ("zoo-logit", FlowModel::new(3, Sequential::new(logit)), 3),
+        (
+            "zoo-nsf",
+            FlowModel::new(
+                3,
+                Sequential::new(nsf_layers(
+                    3,
+                    2,
+                    6,
+                    RationalQuadraticSpline::new(4, 3.0),
+                    &mut r,
+                )),
+            ),
+            3,
+        ),
+        (
+            "zoo-nsf-ar",
+            FlowModel::new(
+                3,
+                Sequential::new(nsf_ar_layers(
+                    3,
+                    2,
+                    &[6],
+                    RationalQuadraticSpline::new(5, 2.0),
+                    &mut r,
+                )),
+            ),
+            3,
+        ),
         ("zoo-extra", FlowModel::new(3, Sequential::new(extra)), 3),
     ];
     let mut seen = std::collections::BTreeSet::new();

@@ -122,21 +122,13 @@ impl<T: Element> Conditioner<T> {
 
     /// The architecture as data (read back by [`conditioner_from_spec`]).
     fn spec(&self, kind: &str) -> LayerSpec {
-        let made = &self.made;
-        let widths: Vec<usize> = made.hidden_degrees.iter().map(Vec::len).collect();
-        LayerSpec::new(kind)
-            .with("dim", made.dim)
-            .with("hidden", widths)
-            .with("input_degrees", &made.input_degrees[..])
-            .with("hidden_degrees", made.hidden_degrees.concat())
-            .with("residual", made.residual)
-            .with(
-                "transform",
-                match self.transform {
-                    Transform::Affine => "affine",
-                    Transform::Gated => "gated",
-                },
-            )
+        made_spec(&self.made, kind).with(
+            "transform",
+            match self.transform {
+                Transform::Affine => "affine",
+                Transform::Gated => "gated",
+            },
+        )
     }
 
     fn check(&self, layer: &str, v: &Var<'_, T>) {
@@ -502,6 +494,16 @@ impl<T: Element> Flow<T> for Iaf<T> {
     }
 }
 
+/// The order of layer `i` of a stack: natural in even layers, reversed in
+/// odd ones, so every feature comes early somewhere.
+pub(crate) fn alternating_order(i: usize) -> Order {
+    if i % 2 == 0 {
+        Order::Natural
+    } else {
+        Order::Reversed
+    }
+}
+
 /// The layers of an MAF stack as in the MAF paper and the reference: `layers`
 /// MAF layers with MADEs of hidden widths `hidden`, the order natural in even
 /// layers and reversed in odd ones, so every feature comes early somewhere.
@@ -516,11 +518,7 @@ pub fn maf_layers<T: Element, R: Rng + ?Sized>(
 ) -> Vec<Box<dyn Flow<T>>> {
     (0..layers)
         .map(|i| {
-            let order = if i % 2 == 0 {
-                Order::Natural
-            } else {
-                Order::Reversed
-            };
+            let order = alternating_order(i);
             Box::new(Maf::new(dim, hidden, order, rng)) as Box<dyn Flow<T>>
         })
         .collect()
@@ -541,11 +539,7 @@ pub fn iaf_layers<T: Element, R: Rng + ?Sized>(
 ) -> Vec<Box<dyn Flow<T>>> {
     (0..layers)
         .map(|i| {
-            let order = if i % 2 == 0 {
-                Order::Natural
-            } else {
-                Order::Reversed
-            };
+            let order = alternating_order(i);
             Box::new(Iaf::new(dim, hidden, order, transform, rng)) as Box<dyn Flow<T>>
         })
         .collect()
@@ -579,6 +573,34 @@ pub fn made_for_flow<T: Element, R: Rng + ?Sized>(
 /// [`MAX_LAYER_ELEMENTS`](super::spec::MAX_LAYER_ELEMENTS) scalars (or, loading a
 /// checkpoint, more than its stored tensors allow), an unknown transform.
 fn conditioner_from_spec<T: Element>(spec: &LayerSpec) -> Result<Conditioner<T>, FlowError> {
+    let made = made_from_spec(spec, 2)?;
+    let transform = match spec.choice("transform", &["affine", "gated"])? {
+        "affine" => Transform::Affine,
+        _ => Transform::Gated,
+    };
+    Ok(Conditioner::new(made, transform))
+}
+
+/// A MADE's architecture as a spec of `kind`: fields `dim`, `hidden`,
+/// `input_degrees`, `hidden_degrees` (every hidden layer's, concatenated)
+/// and `residual`, read back by [`made_from_spec`].
+pub(crate) fn made_spec<T: Element>(made: &Made<T>, kind: &str) -> LayerSpec {
+    let widths: Vec<usize> = made.hidden_degrees.iter().map(Vec::len).collect();
+    LayerSpec::new(kind)
+        .with("dim", made.dim)
+        .with("hidden", widths)
+        .with("input_degrees", &made.input_degrees[..])
+        .with("hidden_degrees", made.hidden_degrees.concat())
+        .with("residual", made.residual)
+}
+
+/// The MADE with `params_per_dim` outputs per feature that [`made_spec`]
+/// wrote, with placeholder parameters; the errors are those listed at
+/// [`conditioner_from_spec`] but the transform's.
+pub(crate) fn made_from_spec<T: Element>(
+    spec: &LayerSpec,
+    params_per_dim: usize,
+) -> Result<Made<T>, FlowError> {
     let dim = spec.usize("dim")?;
     if !(1..=MAX_SIZE).contains(&dim) {
         return Err(spec.error("dim", format!("{dim} is not a size in 1..={MAX_SIZE}")));
@@ -589,7 +611,7 @@ fn conditioner_from_spec<T: Element>(spec: &LayerSpec) -> Result<Conditioner<T>,
     }
     let sizes: Vec<usize> = std::iter::once(dim)
         .chain(widths.iter().copied())
-        .chain(std::iter::once(2 * dim))
+        .chain(std::iter::once(params_per_dim.saturating_mul(dim)))
         .collect();
     check_network(spec, "hidden", &sizes, 2)?;
     let input_degrees = spec.usizes("input_degrees")?;
@@ -622,20 +644,15 @@ fn conditioner_from_spec<T: Element>(spec: &LayerSpec) -> Result<Conditioner<T>,
             "residual blocks need equal degrees from layer to layer",
         ));
     }
-    let transform = match spec.choice("transform", &["affine", "gated"])? {
-        "affine" => Transform::Affine,
-        _ => Transform::Gated,
-    };
     // The placeholder values are overwritten by the stored ones, so any seed does.
     let mut rng = StdRng::seed_from_u64(0);
-    let made = Made::from_degrees(
+    Ok(Made::from_degrees(
         dim,
-        2,
+        params_per_dim,
         &input_degrees,
         hidden_degrees,
         residual,
         Init::Zero,
         &mut rng,
-    );
-    Ok(Conditioner::new(made, transform))
+    ))
 }

@@ -82,7 +82,11 @@ impl Mask {
     }
 
     /// Puts `[z₁ | z₂]` (conditioning columns first) back in feature order.
-    fn assemble<'t, T: Element>(&self, part1: &Var<'t, T>, part2: &Var<'t, T>) -> Var<'t, T> {
+    pub(crate) fn assemble<'t, T: Element>(
+        &self,
+        part1: &Var<'t, T>,
+        part2: &Var<'t, T>,
+    ) -> Var<'t, T> {
         let cond_first = self.cond.last() < self.trans.first();
         let trans_first = self.trans.last() < self.cond.first();
         if cond_first && self.cond.first() == Some(&0) {
@@ -482,7 +486,7 @@ impl<T: Element> AdditiveCoupling<T> {
 }
 
 /// The hidden widths of a coupling network: every layer's output but the last.
-fn hidden_widths<T: Element>(net: &Mlp<T>) -> Vec<usize> {
+pub(crate) fn hidden_widths<T: Element>(net: &Mlp<T>) -> Vec<usize> {
     let layers = &net.layers;
     layers[..layers.len() - 1]
         .iter()
@@ -532,7 +536,7 @@ impl<T: Element> Flow<T> for AdditiveCoupling<T> {
 /// conditioning features through the `hidden` widths to `out` outputs, its
 /// parameters named `net.*` as the layers' constructors name them; values
 /// are placeholders for the stored ones.
-fn coupling_net<T: Element, R: Rng + ?Sized>(
+pub(crate) fn coupling_net<T: Element, R: Rng + ?Sized>(
     spec: &LayerSpec,
     mask: &Mask,
     out: usize,
@@ -552,7 +556,7 @@ fn coupling_net<T: Element, R: Rng + ?Sized>(
 }
 
 /// Checks that `cond` and `trans` partition 0..dim, each non-empty and increasing.
-fn mask_from_spec(spec: &LayerSpec) -> Result<Mask, FlowError> {
+pub(crate) fn mask_from_spec(spec: &LayerSpec) -> Result<Mask, FlowError> {
     let dim = size(spec, "dim")?;
     let cond = spec.usizes("cond")?;
     let trans = spec.usizes("trans")?;

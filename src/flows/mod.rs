@@ -30,6 +30,8 @@
 //! | [`Split`] | `squeeze.rs` | inner's (+ −Σ log σ with a learned prior) | RealNVP §3.6; Glow | [RealNVP](crate::derivations::realnvp#multi-scale-factoring-out) |
 //! | [`Maf`] ([`Transform`]) | `autoregressive.rs` | Σ ℓᵢ(x) (ℓ from a MADE of x_{<i}) | MAF, arXiv:1705.07057 | [MAF](crate::derivations::maf#the-jacobian-and-its-log-determinant) |
 //! | [`Iaf`] ([`Transform`]) | `autoregressive.rs` | Σ ℓᵢ(z) (ℓ from a MADE of z_{<i}) | IAF, arXiv:1606.04934 | [IAF](crate::derivations::iaf#the-map) |
+//! | [`SplineCoupling`] ([`RationalQuadraticSpline`]) | `spline_coupling.rs`, `spline.rs` | Σ log g′(z₂ᵢ) (g a spline from a network of z₁) | NSF, arXiv:1906.04032 | [splines](crate::derivations::splines#the-coupling-and-the-autoregressive-layer) |
+//! | [`SplineMaf`] ([`RationalQuadraticSpline`]) | `spline_maf.rs`, `spline.rs` | Σ log g′(zᵢ) (g from a MADE of x_{<i}) | NSF, arXiv:1906.04032 | [splines](crate::derivations::splines#the-coupling-and-the-autoregressive-layer) |
 //! | [`Sequential`] | `sequential.rs` | sum of its layers' | Rezende & Mohamed, arXiv:1505.05770 | [change of variables](crate::derivations::change_of_variables#composition-why-log-dets-add) |
 //! | [`Logit`] | `preprocess.rs` | Σ log((1−2α)/(p(1−p))) (inverse) | RealNVP §4.1 | [preprocessing](crate::derivations::preprocessing#logit) |
 //! | [`Standardize`] | `standardize.rs` | Σ log σᵢ | — | [preprocessing](crate::derivations::preprocessing#standardize) |
@@ -41,7 +43,7 @@
 //! [`FlowModel`] in `model.rs`, the builders of the paper architectures (NICE,
 //! the multi-scale RealNVP, Glow) in `architectures.rs`, and the [`zoo`]: every
 //! named architecture (`realnvp`, `maf`, `iaf`, `nice`, `realnvp-image`,
-//! `glow`) with its default sizes per kind of data and its builder.
+//! `glow`, `nsf`, `nsf-ar`) with its default sizes per kind of data and its builder.
 //!
 //! The machinery every layer shares: [`flow`] (the trait), [`error`]
 //! ([`FlowError`], which names the layer's place, kind, field and value),
@@ -126,6 +128,9 @@ pub mod registry;
 pub mod rescale;
 pub mod sequential;
 pub mod spec;
+pub mod spline;
+pub mod spline_coupling;
+pub mod spline_maf;
 pub mod squeeze;
 pub mod standardize;
 pub mod zoo;
@@ -144,5 +149,8 @@ pub use preprocess::{Dequantize, Logit};
 pub use prior::{Logistic, Prior, StandardNormal};
 pub use rescale::Rescale;
 pub use sequential::Sequential;
+pub use spline::RationalQuadraticSpline;
+pub use spline_coupling::SplineCoupling;
+pub use spline_maf::SplineMaf;
 pub use squeeze::{Reshape, Split, Squeeze};
 pub use standardize::Standardize;

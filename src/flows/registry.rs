@@ -19,6 +19,8 @@ use super::preprocess::Logit;
 use super::rescale::Rescale;
 use super::sequential::Sequential;
 use super::spec::LayerSpec;
+use super::spline_coupling::SplineCoupling;
+use super::spline_maf::SplineMaf;
 use super::squeeze::{Reshape, Split, Squeeze};
 use super::standardize::Standardize;
 use crate::tensor::Element;
@@ -32,7 +34,7 @@ use std::sync::{OnceLock, RwLock};
 pub type Reader<T> = fn(&LayerSpec, BuildChild<T>) -> Result<Box<dyn Flow<T>>, FlowError>;
 
 /// The crate's layer kinds and their readers, one line each.
-fn builtin<T: Element>() -> [(&'static str, Reader<T>); 17] {
+fn builtin<T: Element>() -> [(&'static str, Reader<T>); 19] {
     [
         ("AffineCoupling", |s, _| {
             Ok(Box::new(AffineCoupling::from_spec(s)?))
@@ -65,6 +67,10 @@ fn builtin<T: Element>() -> [(&'static str, Reader<T>); 17] {
         ("Standardize", |s, _| {
             Ok(Box::new(Standardize::from_spec(s)?))
         }),
+        ("SplineCoupling", |s, _| {
+            Ok(Box::new(SplineCoupling::from_spec(s)?))
+        }),
+        ("SplineMaf", |s, _| Ok(Box::new(SplineMaf::from_spec(s)?))),
     ]
 }
 

@@ -47,7 +47,13 @@ fn as_f64(model: &FlowModel<f32>) -> FlowModel<f64> {
 
 #[test]
 fn trained_models_pass_every_layer_and_autoregressive_ones_are_triangular() {
-    for flow in [FlowName::RealNvp, FlowName::Maf, FlowName::Glow] {
+    for flow in [
+        FlowName::RealNvp,
+        FlowName::Maf,
+        FlowName::Glow,
+        FlowName::Nsf,
+        FlowName::NsfAr,
+    ] {
         let model = as_f64(&trained(flow));
         let checks = check_layers(&model.flow.layers, &rows(4), CheckOptions::default());
         assert_eq!(checks.len(), model.flow.layers.len());
@@ -56,12 +62,12 @@ fn trained_models_pass_every_layer_and_autoregressive_ones_are_triangular() {
             assert!(c.inverse_error.is_finite() && c.log_det_error.is_finite());
             assert_eq!(
                 c.triangularity_error.is_some(),
-                c.name == "Maf",
+                c.name == "Maf" || c.name == "SplineMaf",
                 "{}: {c:?}",
                 flow.name()
             );
         }
-        if flow == FlowName::Maf {
+        if flow == FlowName::Maf || flow == FlowName::NsfAr {
             assert!(checks.iter().any(|c| c.triangularity_error.is_some()));
         }
     }

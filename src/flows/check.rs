@@ -261,7 +261,7 @@ pub struct LayerCheck {
     pub log_det_error: f64,
     /// `logdet_forward(z)` against `−logdet_inverse(forward(z))`.
     pub direction_error: f64,
-    /// For autoregressive layers (`Maf`, `Iaf`): the largest |Jᵢⱼ| that
+    /// For autoregressive layers (`Maf`, `Iaf`, `SplineMaf`): the largest |Jᵢⱼ| that
     /// closes a cycle in the graph of the Jacobian's nonzero off-diagonal
     /// entries, relative to the largest |Jᵢⱼ|: 0 when the Jacobian is
     /// triangular in some order of the dimensions, as an autoregressive
@@ -326,7 +326,7 @@ fn check_into(
             worst(&mut ldf.iter().zip(ld_inverse.to_vec()).map(|(a, b)| (*a, -b)));
         let mut log_det_error: f64 = 0.0;
         let mut triangularity: Option<f64> = None;
-        let autoregressive = matches!(layer.name().as_str(), "Maf" | "Iaf");
+        let autoregressive = matches!(layer.name().as_str(), "Maf" | "Iaf" | "SplineMaf");
         for (b, &ld) in ldf.iter().enumerate() {
             let jac = finite_difference_jacobian(layer.as_ref(), &z, b, options.h);
             let (_, log_abs_det) = linalg::slogdet(&jac);

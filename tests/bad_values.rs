@@ -388,3 +388,14 @@ fn a_layer_that_becomes_unusable_mid_run_is_named_instead_of_the_learning_rate()
         assert!(message.contains(part), "{part:?} missing from: {message}");
     }
 }
+
+#[test]
+fn standardizing_a_column_of_tiny_values_in_f32_stays_finite() {
+    // A column near 1e-39 (subnormal in f32): the scale 1/a of the
+    // overflow-free form must not itself overflow f32.
+    let data = [1.0e-39, 2.0, 3.0e-39, 4.0, 2.0e-39, 3.0];
+    let layer = Standardize::fit(&data, 2);
+    let x = Tensor::<f32>::from_f64_slice(&data, &[3, 2]);
+    let (z, log_det) = layer.inverse_tensor(&x);
+    assert!(z.all_finite() && log_det.all_finite(), "{z:?} {log_det:?}");
+}

@@ -96,7 +96,7 @@ impl Standardize {
     }
 
     /// The rows 1/a, μ/a and σ/a (`[1, dim]`), a per column the power of two
-    /// [`column_scale`] gives for (μ, σ): the maps work on x/a, where no
+    /// [`column_scale`] gives for (μ, σ), at least 1: the maps work on x/a, where no
     /// difference x − μ or product σ·z can overflow, and scaling by a power
     /// of two changes no bit of the result where nothing under- or overflows.
     fn constants<'t, T: Element>(&self, v: &Var<'t, T>) -> [Var<'t, T>; 3] {
@@ -110,7 +110,9 @@ impl Standardize {
             .mean
             .iter()
             .zip(&self.std)
-            .map(|(m, s)| column_scale([*m, *s]))
+            // Never below 1: a column of tiny values is used as it is (1/a
+            // of a column near 1e-39 would overflow f32).
+            .map(|(m, s)| column_scale([*m, *s]).max(1.0))
             .collect();
         let scaled = |values: &[f64]| -> Vec<f64> {
             values.iter().zip(&scales).map(|(v, a)| v / a).collect()

@@ -127,7 +127,7 @@ pub fn reverse_kl_estimate<T: Element>(
     let mut done = 0;
     while done < n {
         let len = 4096.min(n - done);
-        let z = model.prior.sample::<T, _>(len, 1.0, &mut rng);
+        let z = model.sample_prior(len, 1.0, &mut rng);
         let gap = in_pool(|| {
             let tape = Tape::no_grad();
             sample_gap(model, target, &tape.constant(z), 1.0).into_value()
@@ -147,7 +147,7 @@ fn sample_gap<'t, T: Element>(
     beta: f64,
 ) -> Var<'t, T> {
     let (x, log_det) = model.flow.forward(z);
-    let log_q = model.prior.log_prob(z).sub(&log_det);
+    let log_q = model.prior_log_prob(z).sub(&log_det);
     let log_p = target.log_density(&x);
     if beta == 1.0 {
         log_q.sub(&log_p)
@@ -181,7 +181,7 @@ pub fn fit_reverse_kl<T: Element>(
         let mut report = ReverseKlReport::default();
         let start = Instant::now();
         for step in 1..=config.steps {
-            let z: Tensor<T> = model.prior.sample(config.batch, 1.0, &mut rng);
+            let z: Tensor<T> = model.sample_prior(config.batch, 1.0, &mut rng);
             let loss = {
                 let tape = Tape::new();
                 let beta = match config.anneal_steps {

@@ -16,7 +16,7 @@ use crate::data::toy2d::Toy2d;
 use crate::error::{Error, TrainError};
 use crate::flows::preprocess::{Dequantize, Logit};
 use crate::flows::standardize::Standardize;
-use crate::flows::zoo::{FlowName, Sizes};
+use crate::flows::zoo::{BaseName, FlowName, Sizes};
 use crate::flows::{Flow, FlowModel, Sequential};
 use crate::nn::Adam;
 use crate::tensor::Tensor;
@@ -52,6 +52,9 @@ pub struct RunConfig {
     pub eval_every: usize,
     /// Fresh test points for 2-D data.
     pub test_size: usize,
+    /// The base distribution, replacing the architecture's own (`None`:
+    /// the architecture's, the standard normal but for NICE's logistic).
+    pub base: Option<BaseName>,
 }
 
 impl Default for RunConfig {
@@ -89,6 +92,7 @@ impl RunConfig {
             seed: 0,
             eval_every: 100,
             test_size: TOY_TEST_POINTS,
+            base: None,
         })
     }
 
@@ -159,7 +163,7 @@ pub struct RunResult {
 /// does not model the data.
 pub fn build_model(config: &RunConfig) -> Result<FlowModel<f32>, TrainError> {
     let mut rng = Stream::Init.rng(config.seed);
-    let (prior, mut layers) = config
+    let (zoo_prior, mut layers) = config
         .flow
         .layers::<f32, _>(config.dataset.shape(), config.sizes(), &mut rng)
         .map_err(|e| TrainError::BadArgument {
@@ -174,6 +178,10 @@ pub fn build_model(config: &RunConfig) -> Result<FlowModel<f32>, TrainError> {
         }
         Dataset::Toy(_) => {}
     }
+    let prior = match config.base {
+        Some(base) => base.prior(config.dataset.dim()),
+        None => zoo_prior,
+    };
     Ok(FlowModel::with_prior(prior, Sequential::new(layers)))
 }
 

@@ -60,6 +60,11 @@ pub struct TrainArgs {
     data: Option<String>,
     #[arg(long, help = flow_help())]
     flow: Option<String>,
+    /// Base distribution under the flow: normal (N(0, I)), diag (a Gaussian
+    /// with trainable mean and log-scale) or mixture:K (K trainable diagonal
+    /// Gaussians) [default: the flow's own, normal but for nice's logistic].
+    #[arg(long)]
+    base: Option<String>,
     /// Target energy for --flow iaf: ring, wave, bump, step (Rezende &
     /// Mohamed 2015, figure 3).
     #[arg(long)]
@@ -148,7 +153,16 @@ fn train(args: TrainArgs) -> Result<(), String> {
             .map_err(|e: zoo::ZooError| format!("--flow: {e}"))?,
         None => defaults().flow,
     };
+    let base: Option<zoo::BaseName> = match &args.base {
+        Some(name) => Some(name.parse().map_err(|e: String| format!("--base: {e}"))?),
+        None => None,
+    };
     if flow == FlowName::Iaf {
+        if base.is_some() {
+            return Err(
+                "--base is for the flows trained by maximum likelihood, not --flow iaf".into(),
+            );
+        }
         return iaf::train(&args, &data);
     }
     if args.target.is_some() {
@@ -164,6 +178,7 @@ fn train(args: TrainArgs) -> Result<(), String> {
         lr: args.lr.unwrap_or(defaults.lr),
         seed: args.seed.unwrap_or(defaults.seed),
         eval_every: args.eval_every,
+        base,
         ..defaults
     };
     train_run(&args, config, None)
@@ -175,6 +190,7 @@ fn resume(path: &Path, args: TrainArgs) -> Result<(), String> {
     let given = [
         ("--data", args.data.is_some()),
         ("--flow", args.flow.is_some()),
+        ("--base", args.base.is_some()),
         ("--layers", args.layers.is_some()),
         ("--hidden", args.hidden.is_some()),
         ("--batch", args.batch.is_some()),

@@ -53,8 +53,9 @@
 //! and its typed accessors), [`registry`] (each kind's reader), and
 //! [`check`] ([`check_flow`](check::check_flow), the proofs of DESIGN.md,
 //! public). Every layer is proved by `check_flow` (invertibility, log-det
-//! against a finite-difference Jacobian) in `proptests/flows.rs` and
-//! `proptests/autoregressive.rs`.
+//! against a finite-difference Jacobian) in `proptests/flows.rs`,
+//! `proptests/autoregressive.rs` and (the spline layers)
+//! `proptests/splines.rs`.
 //!
 //! ## Add a layer
 //!

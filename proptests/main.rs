@@ -30,6 +30,9 @@
 //!   subnormals, mask boundaries, a batch of one) for every layer and
 //!   assembled architecture: finite outputs, log-dets and gradients, or a
 //!   typed error.
+//! - `bases`: the learnable bases (diagonal Gaussian, Gaussian mixture):
+//!   gradients against finite differences, the 2-D density integrating to
+//!   1, the mixture's sampler against its density (χ²), far-away points.
 //! - `splines`: the rational-quadratic spline (round trips, log-derivative
 //!   against finite differences, gradcheck of input, widths, heights and
 //!   derivatives, the identity at zero parameters, and every knot, ±B,
@@ -41,6 +44,7 @@
 mod alloc_meter;
 mod autodiff_ops;
 mod autoregressive;
+mod bases;
 mod edges;
 mod flows;
 mod fuzz;

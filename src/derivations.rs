@@ -105,3 +105,8 @@ pub mod iaf {}
 /// inverse as a quadratic and its stable root, the tails, the constraints.
 #[doc = include_str!("../docs/derivations/splines.md")]
 pub mod splines {}
+
+/// Learnable base distributions: the diagonal Gaussian and the Gaussian
+/// mixture, log-sum-exp, sampling by component.
+#[doc = include_str!("../docs/derivations/bases.md")]
+pub mod bases {}

@@ -24,8 +24,9 @@ use flowzoo::flows::standardize::Standardize;
 use flowzoo::flows::zoo::FlowName;
 use flowzoo::flows::FlowError;
 use flowzoo::flows::{
-    ActNorm, AffineCoupling, BatchNorm, Flow, FlowModel, ImageCoupling, ImageMask, InvConv1x1,
-    Mask, Permutation, Reshape, Reverse, ScaleKind, Sequential, Split, Squeeze, Transform,
+    ActNorm, AffineCoupling, BatchNorm, DiagonalNormal, Flow, FlowModel, GaussianMixture,
+    ImageCoupling, ImageMask, InvConv1x1, Mask, Permutation, Reshape, Reverse, ScaleKind,
+    Sequential, Split, Squeeze, Transform,
 };
 use flowzoo::nn::Adam;
 use flowzoo::tensor::{Element, Tensor};
@@ -99,6 +100,24 @@ fn realnvp_round_trips_in_f32_and_f64() {
     assert_round_trip("realnvp-f32", model, &vectors(64, 2, 1));
     let model = FlowModel::<f64>::realnvp(5, 3, 8, &mut rng(0));
     assert_round_trip("realnvp-f64", model, &vectors(64, 5, 1));
+}
+
+// A learnable base's tensors (prior.*) are parameters like the flow's:
+// randomised by assert_round_trip, saved, loaded and compared bit for bit,
+// with the prior's kind and sizes in the spec.
+#[test]
+fn learned_bases_round_trip_in_f32_and_f64() {
+    let flow = || Sequential::<f64>::new(realnvp_layers(3, 2, 4, &mut rng(1)));
+    let diag = FlowModel::with_prior(DiagonalNormal::new(3), flow());
+    let mixture = FlowModel::with_prior(GaussianMixture::new(3, 4), flow());
+    assert_eq!(mixture.prior_params.len(), 3);
+    assert_round_trip("diag-base", diag, &vectors(8, 3, 2));
+    assert_round_trip("mixture-base", mixture, &vectors(8, 3, 3));
+    let mixture32 = FlowModel::with_prior(
+        GaussianMixture::new(2, 2),
+        Sequential::<f32>::new(realnvp_layers(2, 2, 4, &mut rng(4))),
+    );
+    assert_round_trip("mixture-base-f32", mixture32, &vectors(8, 2, 5));
 }
 
 #[test]

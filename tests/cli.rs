@@ -121,6 +121,17 @@ fn bad_arguments_fail_with_a_clear_message() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("batch"));
+
+    let output = flowzoo()
+        .args(["train", "--base", "mixture:0", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--base") && stderr.contains("mixture:K"),
+        "{stderr}"
+    );
 }
 
 // ---- checkpoints: train → model.flowzoo → sample / eval / resume ----
@@ -327,9 +338,13 @@ fn train_each(runs: &[&[&str]], name: &str) -> Vec<(std::path::PathBuf, String)>
 
 #[test]
 fn every_saveable_flow_writes_a_loadable_checkpoint() {
-    let runs: [&[&str]; 7] = [
+    let runs: [&[&str]; 11] = [
         &["--flow", "realnvp"],
         &["--flow", "maf"],
+        &["--flow", "nsf", "--layers", "2"],
+        &["--flow", "nsf-ar", "--layers", "2"],
+        &["--flow", "nsf", "--layers", "2", "--base", "mixture:3"],
+        &["--flow", "maf", "--layers", "2", "--base", "diag"],
         &["--flow", "nice"],
         &["--flow", "iaf", "--target", "ring", "--layers", "2"],
         &["--flow", "glow", "--layers", "1"],
@@ -351,6 +366,14 @@ fn every_saveable_flow_writes_a_loadable_checkpoint() {
         let model = out.join("model.flowzoo");
         let loaded = flowzoo::train::checkpoint::Checkpoint::<f32>::load(&model)
             .unwrap_or_else(|e| panic!("{flow_args:?}: {e}"));
+        // A --base replaces the architecture's prior, and the checkpoint keeps it.
+        let base = flow_args
+            .iter()
+            .position(|a| *a == "--base")
+            .map(|i| flow_args[i + 1].split(':').next().unwrap());
+        if let Some(base) = base {
+            assert_eq!(loaded.model.prior.name(), base, "{flow_args:?}");
+        }
         let x = loaded.model.sample(
             4,
             1.0,

@@ -39,7 +39,9 @@
 //! Beside the layers: [`Dequantize`] (`preprocess.rs`) is not a layer (its
 //! noise makes it a random map), but its scaling's log-det −D·log(levels)
 //! is counted ([derivation](crate::derivations::preprocessing#dequantize));
-//! the priors [`StandardNormal`] and [`Logistic`] are in `prior.rs`,
+//! the priors [`StandardNormal`] and [`Logistic`] are in `prior.rs`, the
+//! learnable bases [`DiagonalNormal`] and [`GaussianMixture`] in
+//! `learned_base.rs`,
 //! [`FlowModel`] in `model.rs`, the builders of the paper architectures (NICE,
 //! the multi-scale RealNVP, Glow) in `architectures.rs`, and the [`zoo`]: every
 //! named architecture (`realnvp`, `maf`, `iaf`, `nice`, `realnvp-image`,
@@ -51,8 +53,9 @@
 //! and its typed accessors), [`registry`] (each kind's reader), and
 //! [`check`] ([`check_flow`](check::check_flow), the proofs of DESIGN.md,
 //! public). Every layer is proved by `check_flow` (invertibility, log-det
-//! against a finite-difference Jacobian) in `proptests/flows.rs` and
-//! `proptests/autoregressive.rs`.
+//! against a finite-difference Jacobian) in `proptests/flows.rs`,
+//! `proptests/autoregressive.rs` and (the spline layers)
+//! `proptests/splines.rs`.
 //!
 //! ## Add a layer
 //!
@@ -120,6 +123,7 @@ pub mod error;
 pub mod flow;
 pub mod image_coupling;
 pub mod inv_conv;
+pub mod learned_base;
 pub mod model;
 pub mod permute;
 pub mod preprocess;
@@ -143,6 +147,7 @@ pub use error::FlowError;
 pub use flow::Flow;
 pub use image_coupling::{ImageCoupling, ImageMask};
 pub use inv_conv::InvConv1x1;
+pub use learned_base::{DiagonalNormal, GaussianMixture};
 pub use model::FlowModel;
 pub use permute::{Permutation, Reverse};
 pub use preprocess::{Dequantize, Logit};

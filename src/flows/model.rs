@@ -37,6 +37,9 @@ use rand::Rng;
 pub struct FlowModel<T: Element> {
     /// The base density (standard normal unless built by [`FlowModel::with_prior`]).
     pub prior: Prior,
+    /// The trainable tensors of a learnable base (`prior.*`; empty for the
+    /// fixed priors), trained and saved with the flow's.
+    pub prior_params: Vec<Param<T>>,
     /// The bijection, forward = latent → data.
     pub flow: Sequential<T>,
 }
@@ -46,15 +49,20 @@ impl<T: Element> FlowModel<T> {
     pub fn new(dim: usize, flow: Sequential<T>) -> Self {
         FlowModel {
             prior: Prior::StandardNormal(StandardNormal::new(dim)),
+            prior_params: Vec::new(),
             flow,
         }
     }
 
     /// A model of `flow` over the base density `prior` (NICE's
-    /// [`Logistic`](super::prior::Logistic), say).
+    /// [`Logistic`](super::prior::Logistic), a learnable
+    /// [`GaussianMixture`](super::GaussianMixture), say); a learnable base
+    /// starts at [`Prior::initial_params`].
     pub fn with_prior(prior: impl Into<Prior>, flow: Sequential<T>) -> Self {
+        let prior = prior.into();
         FlowModel {
-            prior: prior.into(),
+            prior,
+            prior_params: prior.initial_params(),
             flow,
         }
     }
@@ -80,7 +88,24 @@ impl<T: Element> FlowModel<T> {
     /// log p(x) per sample, on a tape (for training).
     pub fn log_prob_var<'t>(&self, x: &Var<'t, T>) -> Var<'t, T> {
         let (z, log_det) = self.flow.inverse(x);
-        self.prior.log_prob(&z).add(&log_det)
+        self.prior_log_prob(&z).add(&log_det)
+    }
+
+    /// log π(z) of the base per sample, `[batch, dim] → [batch]`, with a
+    /// learnable base's tensors on `z`'s tape.
+    pub fn prior_log_prob<'t>(&self, z: &Var<'t, T>) -> Var<'t, T> {
+        self.prior.log_prob_with(z, &self.prior_params)
+    }
+
+    /// `n` draws of the base at `temperature`, `[n, dim]`.
+    pub fn sample_prior<R: Rng + ?Sized>(
+        &self,
+        n: usize,
+        temperature: f64,
+        rng: &mut R,
+    ) -> Tensor<T> {
+        self.prior
+            .sample_with(n, temperature, &self.prior_params, rng)
     }
 
     /// log p(x) per sample, recording nothing.
@@ -114,7 +139,7 @@ impl<T: Element> FlowModel<T> {
     /// model; below 1 concentrates on typical samples). Records nothing.
     /// ε is drawn whole, then mapped in pieces as in [`FlowModel::log_prob`].
     pub fn sample<R: Rng + ?Sized>(&self, n: usize, temperature: f64, rng: &mut R) -> Tensor<T> {
-        let z = self.prior.sample(n, temperature, rng);
+        let z = self.sample_prior(n, temperature, rng);
         in_pool(|| {
             by_pieces(&z, self.flow.per_sample(), |piece| {
                 self.flow.forward_tensor(&piece).0
@@ -122,14 +147,18 @@ impl<T: Element> FlowModel<T> {
         })
     }
 
-    /// Every trainable parameter.
+    /// Every trainable parameter: the flow's, then a learnable base's.
     pub fn params(&self) -> Vec<&Param<T>> {
-        self.flow.params()
+        let mut params = self.flow.params();
+        params.extend(&self.prior_params);
+        params
     }
 
     /// Every trainable parameter, mutably.
     pub fn params_mut(&mut self) -> Vec<&mut Param<T>> {
-        self.flow.params_mut()
+        let mut params = self.flow.params_mut();
+        params.extend(&mut self.prior_params);
+        params
     }
 
     /// The number of trainable scalars.

@@ -1,8 +1,9 @@
 //! Priors: the base density π(z) of a flow.
 
 use super::error::{FlowError, LayerPath};
+use super::learned_base::{DiagonalNormal, GaussianMixture};
 use super::spec::{size, LayerSpec};
-use crate::autodiff::Var;
+use crate::autodiff::{Param, Var};
 use crate::tensor::{Element, Tensor};
 use rand::Rng;
 
@@ -142,7 +143,12 @@ impl Logistic {
 }
 
 /// The base density of a [`FlowModel`](super::FlowModel): a standard normal
-/// (RealNVP, Glow, MAF) or a standard logistic (NICE).
+/// (RealNVP, Glow, MAF), a standard logistic (NICE), or a learnable
+/// [`DiagonalNormal`] or [`GaussianMixture`]. The enum describes the base
+/// (its kind and sizes, what a checkpoint's prior spec holds); a learnable
+/// base's trainable tensors live in the model
+/// ([`FlowModel::prior_params`](super::FlowModel::prior_params)) and are
+/// passed to [`Prior::log_prob_with`] and [`Prior::sample_with`].
 ///
 /// # Shapes
 /// As the variants: `log_prob` `[batch, dim] → [batch]`, `sample` `[n, dim]`.
@@ -152,27 +158,47 @@ pub enum Prior {
     StandardNormal(StandardNormal),
     /// The standard logistic density of NICE.
     Logistic(Logistic),
+    /// N(μ, diag e^{2ℓ}) with trainable μ and ℓ.
+    DiagonalNormal(DiagonalNormal),
+    /// A mixture of K trainable diagonal Gaussians.
+    GaussianMixture(GaussianMixture),
 }
 
 impl Prior {
-    /// The prior as a spec, as a checkpoint stores it: `StandardNormal { dim }`
-    /// or `Logistic { dim }`.
+    /// The prior as a spec, as a checkpoint stores it: `StandardNormal { dim }`,
+    /// `Logistic { dim }`, `DiagonalNormal { dim }` or
+    /// `GaussianMixture { dim, components }` (a learnable base's tensors are
+    /// stored with the parameters, by name).
     pub fn to_spec(&self) -> LayerSpec {
         match self {
             Prior::StandardNormal(p) => LayerSpec::new("StandardNormal").with("dim", p.dim),
             Prior::Logistic(p) => LayerSpec::new("Logistic").with("dim", p.dim),
+            Prior::DiagonalNormal(p) => LayerSpec::new("DiagonalNormal").with("dim", p.dim),
+            Prior::GaussianMixture(p) => LayerSpec::new("GaussianMixture")
+                .with("dim", p.dim)
+                .with("components", p.components),
         }
     }
 
     /// The prior a spec describes.
     ///
     /// # Errors
-    /// [`FlowError::UnknownKind`] for a kind other than `StandardNormal` and
-    /// `Logistic`; [`FlowError::BadSpec`] for a `dim` that is not a size.
+    /// [`FlowError::UnknownKind`] for a kind other than the four above;
+    /// [`FlowError::BadSpec`] for a `dim` or `components` that is not a size.
     pub fn from_spec(spec: &LayerSpec) -> Result<Self, FlowError> {
         match spec.kind.as_str() {
             "StandardNormal" => Ok(StandardNormal::new(size(spec, "dim")?).into()),
             "Logistic" => Ok(Logistic::new(size(spec, "dim")?).into()),
+            "DiagonalNormal" => Ok(DiagonalNormal::new(size(spec, "dim")?).into()),
+            "GaussianMixture" => {
+                let (dim, components) = (size(spec, "dim")?, size(spec, "components")?);
+                super::spec::check_elements(
+                    spec,
+                    "components",
+                    dim.checked_mul(components).and_then(|n| n.checked_mul(2)),
+                )?;
+                Ok(GaussianMixture::new(dim, components).into())
+            }
             _ => Err(FlowError::UnknownKind {
                 at: LayerPath::default(),
                 kind: spec.kind.clone(),
@@ -185,29 +211,73 @@ impl Prior {
         match self {
             Prior::StandardNormal(p) => p.dim,
             Prior::Logistic(p) => p.dim,
+            Prior::DiagonalNormal(p) => p.dim,
+            Prior::GaussianMixture(p) => p.dim,
         }
     }
 
-    /// The name the command line and messages use (`"normal"`, `"logistic"`).
+    /// The name the command line and messages use (`"normal"`, `"logistic"`,
+    /// `"diag"`, `"mixture"`).
     pub fn name(&self) -> &'static str {
         match self {
             Prior::StandardNormal(_) => "normal",
             Prior::Logistic(_) => "logistic",
+            Prior::DiagonalNormal(_) => "diag",
+            Prior::GaussianMixture(_) => "mixture",
         }
     }
 
-    /// log π(z) per sample.
+    /// True for a base with trainable tensors ([`DiagonalNormal`],
+    /// [`GaussianMixture`]).
+    pub fn is_learned(&self) -> bool {
+        matches!(self, Prior::DiagonalNormal(_) | Prior::GaussianMixture(_))
+    }
+
+    /// The trainable tensors of a learnable base at their starting values
+    /// (none for the fixed priors).
+    pub fn initial_params<T: Element>(&self) -> Vec<Param<T>> {
+        match self {
+            Prior::StandardNormal(_) | Prior::Logistic(_) => Vec::new(),
+            Prior::DiagonalNormal(p) => p.initial_params(),
+            Prior::GaussianMixture(p) => p.initial_params(),
+        }
+    }
+
+    /// log π(z) per sample, for a fixed prior.
     ///
     /// # Panics
-    /// If `z` is not `[batch, dim]`.
+    /// If `z` is not `[batch, dim]`, or for a learnable base (it needs its
+    /// tensors: use [`Prior::log_prob_with`] or the model's
+    /// [`FlowModel::log_prob`](super::FlowModel::log_prob)).
     pub fn log_prob<'t, T: Element>(&self, z: &Var<'t, T>) -> Var<'t, T> {
         match self {
             Prior::StandardNormal(p) => p.log_prob(z),
             Prior::Logistic(p) => p.log_prob(z),
+            _ => panic!(
+                "Prior::log_prob: the {} base is learned: pass its parameters to log_prob_with",
+                self.name()
+            ),
         }
     }
 
-    /// `n` samples at `temperature` (the latent scaled by it).
+    /// log π(z) per sample, a learnable base reading its tensors from
+    /// `params` (by name; ignored by the fixed priors).
+    ///
+    /// # Panics
+    /// If `z` is not `[batch, dim]`, or a learnable base's tensor is
+    /// missing from `params`.
+    pub fn log_prob_with<'t, T: Element>(&self, z: &Var<'t, T>, params: &[Param<T>]) -> Var<'t, T> {
+        match self {
+            Prior::DiagonalNormal(p) => p.log_prob(z, params),
+            Prior::GaussianMixture(p) => p.log_prob(z, params),
+            _ => self.log_prob(z),
+        }
+    }
+
+    /// `n` samples of a fixed prior at `temperature` (the latent scaled by it).
+    ///
+    /// # Panics
+    /// For a learnable base (use [`Prior::sample_with`]).
     pub fn sample<T: Element, R: Rng + ?Sized>(
         &self,
         n: usize,
@@ -217,6 +287,29 @@ impl Prior {
         match self {
             Prior::StandardNormal(p) => p.sample(n, temperature, rng),
             Prior::Logistic(p) => p.sample(n, temperature, rng),
+            _ => panic!(
+                "Prior::sample: the {} base is learned: pass its parameters to sample_with",
+                self.name()
+            ),
+        }
+    }
+
+    /// `n` samples at `temperature`, a learnable base reading its tensors
+    /// from `params` (ignored by the fixed priors).
+    ///
+    /// # Panics
+    /// If a learnable base's tensor is missing from `params`.
+    pub fn sample_with<T: Element, R: Rng + ?Sized>(
+        &self,
+        n: usize,
+        temperature: f64,
+        params: &[Param<T>],
+        rng: &mut R,
+    ) -> Tensor<T> {
+        match self {
+            Prior::DiagonalNormal(p) => p.sample(n, temperature, params, rng),
+            Prior::GaussianMixture(p) => p.sample(n, temperature, params, rng),
+            _ => self.sample(n, temperature, rng),
         }
     }
 }
@@ -230,5 +323,17 @@ impl From<StandardNormal> for Prior {
 impl From<Logistic> for Prior {
     fn from(p: Logistic) -> Self {
         Prior::Logistic(p)
+    }
+}
+
+impl From<DiagonalNormal> for Prior {
+    fn from(p: DiagonalNormal) -> Self {
+        Prior::DiagonalNormal(p)
+    }
+}
+
+impl From<GaussianMixture> for Prior {
+    fn from(p: GaussianMixture) -> Self {
+        Prior::GaussianMixture(p)
     }
 }

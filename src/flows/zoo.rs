@@ -197,6 +197,46 @@ pub const ZOO: &[ZooEntry] = &[
     },
 ];
 
+/// A base distribution the command line can put under any flow
+/// (`--base normal|diag|mixture:K`), replacing the architecture's own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BaseName {
+    /// The standard normal N(0, I).
+    Normal,
+    /// A [`DiagonalNormal`](super::DiagonalNormal) with trainable mean and log-scale.
+    Diag,
+    /// A [`GaussianMixture`](super::GaussianMixture) of this many trainable components.
+    Mixture(usize),
+}
+
+impl BaseName {
+    /// The prior on `dim` dimensions.
+    pub fn prior(&self, dim: usize) -> Prior {
+        match *self {
+            BaseName::Normal => StandardNormal::new(dim).into(),
+            BaseName::Diag => super::DiagonalNormal::new(dim).into(),
+            BaseName::Mixture(k) => super::GaussianMixture::new(dim, k).into(),
+        }
+    }
+}
+
+impl std::str::FromStr for BaseName {
+    type Err = String;
+    /// `normal`, `diag`, or `mixture:K` with K in 1..=1024.
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name {
+            "normal" => Ok(BaseName::Normal),
+            "diag" => Ok(BaseName::Diag),
+            _ => match name.strip_prefix("mixture:").map(str::parse::<usize>) {
+                Some(Ok(k)) if (1..=1024).contains(&k) => Ok(BaseName::Mixture(k)),
+                _ => Err(format!(
+                    "unknown base '{name}': available: normal, diag, mixture:K (K components, 1 to 1024)"
+                )),
+            },
+        }
+    }
+}
+
 /// What [`FlowName::layers`] builds: the prior and the layers in the
 /// forward (latent → data) order, ready for [`Sequential::new`](super::Sequential::new).
 pub type PriorAndLayers<T> = (Prior, Vec<Box<dyn Flow<T>>>);

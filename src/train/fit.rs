@@ -589,7 +589,7 @@ pub fn largest_term<T: Element>(model: &FlowModel<T>, x: &Tensor<T>) -> String {
         v = z;
     }
     consider(
-        mean(model.prior.log_prob(&v).value()),
+        mean(model.prior_log_prob(&v).value()),
         "the prior log-density".into(),
     );
     let (value, name) = largest.expect("the prior is always considered");

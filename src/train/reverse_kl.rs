@@ -206,7 +206,7 @@ pub fn reverse_kl_estimate<T: Element>(
     let mut done = 0;
     while done < n {
         let len = 4096.min(n - done);
-        let z = model.prior.sample::<T, _>(len, 1.0, &mut rng);
+        let z = model.sample_prior(len, 1.0, &mut rng);
         let gap = in_pool(|| {
             let tape = Tape::no_grad();
             sample_gap(model, target, &tape.constant(z), 1.0).into_value()
@@ -226,7 +226,7 @@ fn sample_gap<'t, T: Element>(
     beta: f64,
 ) -> Var<'t, T> {
     let (x, log_det) = model.flow.forward(z);
-    let log_q = model.prior.log_prob(z).sub(&log_det);
+    let log_q = model.prior_log_prob(z).sub(&log_det);
     let log_p = target.log_density(&x);
     if beta == 1.0 {
         log_q.sub(&log_p)
@@ -270,7 +270,7 @@ pub fn fit_reverse_kl<T: Element>(
         // The fixed latents that score the model for early stopping.
         let held_out: Option<Tensor<T>> = options.patience.map(|_| {
             let mut rng = StdRng::seed_from_u64(config.seed ^ 0x7a11_da7e);
-            model.prior.sample(VALIDATION_LATENTS, 1.0, &mut rng)
+            model.sample_prior(VALIDATION_LATENTS, 1.0, &mut rng)
         });
         let mut best: Option<(f64, Vec<Tensor<T>>)> = None;
         let mut checks_without_improvement = 0;
@@ -279,7 +279,7 @@ pub fn fit_reverse_kl<T: Element>(
         let mut last = 0;
         for step in 1..=config.steps {
             last = step;
-            let z: Tensor<T> = model.prior.sample(config.batch, 1.0, &mut rng);
+            let z: Tensor<T> = model.sample_prior(config.batch, 1.0, &mut rng);
             let loss = {
                 let tape = Tape::new();
                 let beta = match config.anneal_steps {
@@ -499,7 +499,7 @@ fn largest_forward_term<T: Element>(
     let mean = |t: &Tensor<T>| t.to_f64_vec().iter().sum::<f64>() / t.numel().max(1) as f64;
     let mut v: Var<T> = tape.constant(z.clone());
     let mut terms = vec![(
-        mean(model.prior.log_prob(&v).value()),
+        mean(model.prior_log_prob(&v).value()),
         "the prior log-density".to_string(),
     )];
     for (i, layer) in model.flow.layers.iter().enumerate() {

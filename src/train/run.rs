@@ -17,7 +17,7 @@ use crate::data::toy2d::Toy2d;
 use crate::error::{Error, TrainError};
 use crate::flows::preprocess::{Dequantize, Logit};
 use crate::flows::standardize::Standardize;
-use crate::flows::zoo::{FlowName, Sizes};
+use crate::flows::zoo::{BaseName, FlowName, Sizes};
 use crate::flows::{Flow, FlowModel, Sequential};
 use crate::nn::{Adam, LrSchedule};
 use crate::tensor::Tensor;
@@ -64,6 +64,9 @@ pub struct RunConfig {
     /// score ([`TrainOptions::patience`]). On 2-D data it adds a validation
     /// set of [`TOY_VALIDATION_POINTS`] fresh points.
     pub patience: Option<usize>,
+    /// The base distribution, replacing the architecture's own (`None`:
+    /// the architecture's, the standard normal but for NICE's logistic).
+    pub base: Option<BaseName>,
 }
 
 /// The validation points of a 2-D run with early stopping.
@@ -192,6 +195,7 @@ impl RunConfig {
             clip_norm: None,
             weight_decay: 0.0,
             patience: None,
+            base: None,
         })
     }
 
@@ -263,7 +267,7 @@ pub struct RunResult {
 /// does not model the data.
 pub fn build_model(config: &RunConfig) -> Result<FlowModel<f32>, TrainError> {
     let mut rng = Stream::Init.rng(config.seed);
-    let (prior, mut layers) = config
+    let (zoo_prior, mut layers) = config
         .flow
         .layers::<f32, _>(config.dataset.shape(), config.sizes(), &mut rng)
         .map_err(|e| TrainError::BadArgument {
@@ -279,6 +283,10 @@ pub fn build_model(config: &RunConfig) -> Result<FlowModel<f32>, TrainError> {
         }
         Dataset::Toy(_) => {}
     }
+    let prior = match config.base {
+        Some(base) => base.prior(config.dataset.dim()),
+        None => zoo_prior,
+    };
     Ok(FlowModel::with_prior(prior, Sequential::new(layers)))
 }
 

@@ -69,6 +69,11 @@ pub struct TrainArgs {
     data: Option<String>,
     #[arg(long, help = flow_help())]
     flow: Option<String>,
+    /// Base distribution under the flow: normal (N(0, I)), diag (a Gaussian
+    /// with trainable mean and log-scale) or mixture:K (K trainable diagonal
+    /// Gaussians) [default: the flow's own, normal but for nice's logistic].
+    #[arg(long)]
+    base: Option<String>,
     /// Target energy for --flow iaf: ring, wave, bump, step (Rezende &
     /// Mohamed 2015, figure 3).
     #[arg(long)]
@@ -181,7 +186,16 @@ fn train(args: TrainArgs) -> Result<(), String> {
             .map_err(|e: zoo::ZooError| format!("--flow: {e}"))?,
         None => defaults().flow,
     };
+    let base: Option<zoo::BaseName> = match &args.base {
+        Some(name) => Some(name.parse().map_err(|e: String| format!("--base: {e}"))?),
+        None => None,
+    };
     if flow == FlowName::Iaf {
+        if base.is_some() {
+            return Err(
+                "--base is for the flows trained by maximum likelihood, not --flow iaf".into(),
+            );
+        }
         let options = [
             ("--schedule", args.schedule.is_some()),
             ("--clip-norm", args.clip_norm.is_some()),
@@ -210,6 +224,7 @@ fn train(args: TrainArgs) -> Result<(), String> {
         lr: args.lr.unwrap_or(defaults.lr),
         seed: args.seed.unwrap_or(defaults.seed),
         eval_every: args.eval_every,
+        base,
         ..defaults
     };
     let config = with_options(&args, config)?;
@@ -222,6 +237,7 @@ fn resume(path: &Path, args: TrainArgs) -> Result<(), String> {
     let given = [
         ("--data", args.data.is_some()),
         ("--flow", args.flow.is_some()),
+        ("--base", args.base.is_some()),
         ("--layers", args.layers.is_some()),
         ("--hidden", args.hidden.is_some()),
         ("--batch", args.batch.is_some()),
@@ -513,7 +529,7 @@ fn report(
                 &format!("{flow} on {name}: density, test NLL {nll:.3} nats"),
                 None,
             )?;
-            let z = result.model.prior.sample::<f32, _>(3000, 1.0, &mut rng);
+            let z = result.model.sample_prior(3000, 1.0, &mut rng);
             let stages: Vec<(String, Vec<f64>)> = layer_by_layer(&result.model, &z)
                 .into_iter()
                 .map(|(label, t)| (label, t.to_f64_vec()))

@@ -150,3 +150,35 @@ fn a_run_that_fails_later_keeps_its_checkpoint_and_says_why() {
     let saved = flowzoo::train::run::load_run(out.join("model.flowzoo")).unwrap();
     assert_eq!(saved.record().unwrap().step, step);
 }
+
+// Reverse KL applies the same rule (issue 14, item 6, for the IAF's loop and
+// any flow fitted to a target): at an absurd learning rate a RealNVP fitted
+// to a Gaussian target stops with a divergence error, finite or not.
+#[test]
+fn reverse_kl_stops_when_its_loss_explodes() {
+    use flowzoo::autodiff::Var;
+    use flowzoo::flows::FlowModel;
+    use flowzoo::train::reverse_kl::{fit_reverse_kl, LogDensityFn, ReverseKlConfig};
+    use rand::SeedableRng;
+    let target = LogDensityFn::new(|x: &Var<'_, f64>| x.square().mul_scalar(-0.5).sum_axes(&[1]));
+    for lr in [10.0, 1e6] {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let mut model = FlowModel::<f64>::realnvp(2, 2, 32, &mut rng);
+        let config = ReverseKlConfig {
+            steps: 300,
+            lr,
+            ..ReverseKlConfig::default()
+        };
+        match fit_reverse_kl(&mut model, &target, &config, |_, _| {}) {
+            Err(TrainError::Exploded { step, largest, .. }) => {
+                assert!(step > 1, "lr {lr}: {largest}");
+                println!("lr {lr}: exploded at step {step}: {largest}");
+            }
+            Err(TrainError::Diverged { step, what }) => {
+                println!("lr {lr}: diverged at step {step}: {what}");
+            }
+            Err(other) => panic!("lr {lr}: unexpected error {other}"),
+            Ok(report) => panic!("lr {lr}: finished with loss {}", report.final_loss),
+        }
+    }
+}

@@ -187,12 +187,14 @@ pub fn save<T: Element>(
         let p = p.to_path_buf();
         move |source| CheckpointError::Io { path: p, source }
     };
-    let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    file.write_all(&bytes).map_err(io(&tmp))?;
-    // Why sync before rename: otherwise the rename can reach the disk before
-    // the data, and a power cut leaves an empty file under the real name.
-    file.sync_all().map_err(io(&tmp))?;
-    drop(file);
+    {
+        // The file is closed at the end of this block, before the rename.
+        let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        file.write_all(&bytes).map_err(io(&tmp))?;
+        // Why sync before rename: otherwise the rename can reach the disk before
+        // the data, and a power cut leaves an empty file under the real name.
+        file.sync_all().map_err(io(&tmp))?;
+    }
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 

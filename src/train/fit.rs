@@ -1,5 +1,6 @@
 //! [`fit`]: the minibatch maximum-likelihood loop.
 
+use super::clock::Stopwatch;
 use crate::autodiff::{Tape, Var};
 use crate::error::TrainError;
 use crate::flows::{Flow, FlowModel};
@@ -9,7 +10,6 @@ use crate::tensor::parallel::in_pool;
 use crate::tensor::{Element, Tensor};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use std::time::Instant;
 
 /// How far the training loss may rise above the first step's, in nats per
 /// dimension, before [`fit`] stops the run as diverged
@@ -86,7 +86,8 @@ pub struct Check {
     pub grad_norm: f64,
     /// Whether the parameters are worth saving now (see [`fit_with`]).
     pub keep: bool,
-    /// Wall time since the loop started, seconds.
+    /// Wall time since the loop started, seconds (0 on
+    /// `wasm32-unknown-unknown`, which has no clock: time the call yourself).
     pub seconds: f64,
 }
 
@@ -138,9 +139,11 @@ pub struct FitReport {
     pub loss_curve: Vec<(usize, f64)>,
     /// `(step, validation score)` at every check.
     pub validation_curve: Vec<(usize, f64)>,
-    /// Wall time of the loop, in seconds (validation included).
+    /// Wall time of the loop, in seconds (validation included; 0 on
+    /// `wasm32-unknown-unknown`, which has no clock).
     pub train_seconds: f64,
-    /// Wall time per optimisation step, validation excluded, in milliseconds.
+    /// Wall time per optimisation step, validation excluded, in milliseconds
+    /// (0 on `wasm32-unknown-unknown`).
     pub ms_per_step: f64,
 }
 
@@ -275,7 +278,7 @@ fn fit_loop<T: Element>(
     let mut report = FitReport::default();
     let mut best: Option<(f64, Vec<Tensor<T>>)> = None;
     let mut checks_without_improvement = 0;
-    let start = Instant::now();
+    let start = Stopwatch::start();
     let mut validation_seconds = 0.0;
     let mut first_loss: Option<f64> = None;
     let base_lr = adam.lr;
@@ -332,9 +335,9 @@ fn fit_loop<T: Element>(
         report.loss_curve.push((step, loss));
         let (validation, keep) = match validate.as_deref_mut() {
             Some(validate) => {
-                let t = Instant::now();
+                let t = Stopwatch::start();
                 let score = validate(model);
-                validation_seconds += t.elapsed().as_secs_f64();
+                validation_seconds += t.seconds();
                 report.validation_curve.push((step, score));
                 let improved = score.is_finite() && best.as_ref().is_none_or(|(b, _)| score < *b);
                 if improved {
@@ -362,7 +365,7 @@ fn fit_loop<T: Element>(
             lr: update.lr,
             grad_norm: grad_norm.unwrap_or(f64::NAN),
             keep,
-            seconds: start.elapsed().as_secs_f64(),
+            seconds: start.seconds(),
         };
         on_check(&check, model, adam);
         report.checks.push(check);
@@ -373,7 +376,7 @@ fn fit_loop<T: Element>(
             }
         }
     }
-    report.train_seconds = start.elapsed().as_secs_f64();
+    report.train_seconds = start.seconds();
     let taken = last + 1 - first;
     report.ms_per_step = 1e3 * (report.train_seconds - validation_seconds) / taken as f64;
     report.steps = last;

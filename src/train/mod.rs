@@ -14,6 +14,7 @@
 //! same seed and thread count reproduce the run. Read `fit.rs` first.
 
 pub mod checkpoint;
+mod clock;
 pub mod codec;
 pub mod dataset;
 pub mod eval;

@@ -16,6 +16,7 @@
 //! Derivation: [`derivations::iaf`](crate::derivations::iaf)
 //! (docs/derivations/iaf.md), "Training by reverse KL".
 
+use super::clock::Stopwatch;
 use crate::autodiff::{Tape, Var};
 use crate::data::energy::Energy;
 use crate::error::TrainError;
@@ -26,7 +27,6 @@ use crate::tensor::{Element, Tensor};
 use crate::train::fit::{check_options, Stop, TrainOptions, Update, EXPLODED_NATS_PER_DIM};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use std::time::Instant;
 
 /// An unnormalised log-density log p̃(x) that can be put on a tape.
 pub trait LogTarget<T: Element>: Sync {
@@ -183,9 +183,10 @@ pub struct ReverseKlReport {
     pub loss_curve: Vec<(usize, f64)>,
     /// The loss at the last step (nats).
     pub final_loss: f64,
-    /// Wall time of the loop, in seconds.
+    /// Wall time of the loop, in seconds (0 on `wasm32-unknown-unknown`,
+    /// which has no clock).
     pub train_seconds: f64,
-    /// Milliseconds per step.
+    /// Milliseconds per step (0 on `wasm32-unknown-unknown`).
     pub ms_per_step: f64,
     /// [`distill`] with a warm start: the student's mean negative
     /// log-likelihood of a batch of teacher samples (nats) at the last
@@ -274,7 +275,7 @@ pub fn fit_reverse_kl<T: Element>(
         });
         let mut best: Option<(f64, Vec<Tensor<T>>)> = None;
         let mut checks_without_improvement = 0;
-        let start = Instant::now();
+        let start = Stopwatch::start();
         let mut first_loss: Option<f64> = None;
         let mut last = 0;
         for step in 1..=config.steps {
@@ -365,7 +366,7 @@ pub fn fit_reverse_kl<T: Element>(
             None => report.best = (last, None),
         }
         report.steps = last;
-        report.train_seconds = start.elapsed().as_secs_f64();
+        report.train_seconds = start.seconds();
         report.ms_per_step = 1e3 * report.train_seconds / last.max(1) as f64;
         Ok(report)
     })
@@ -467,7 +468,7 @@ fn fit_to_teacher_samples<T: Element>(
     in_pool(move || {
         let mut rng = StdRng::seed_from_u64(config.seed ^ 0x5eed_f0d1);
         let mut adam = Adam::<T>::new(config.lr);
-        let start = Instant::now();
+        let start = Stopwatch::start();
         let mut last = f64::NAN;
         for step in 1..=steps {
             let x = teacher.sample(config.batch, 1.0, &mut rng);
@@ -483,7 +484,7 @@ fn fit_to_teacher_samples<T: Element>(
             tape.backward(&loss).assign(student.params_mut());
             adam.step(student.params_mut());
         }
-        Ok((last, start.elapsed().as_secs_f64()))
+        Ok((last, start.seconds()))
     })
 }
 

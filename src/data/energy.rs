@@ -10,6 +10,7 @@
 
 use crate::autodiff::Var;
 use crate::error::DataError;
+use crate::tensor::math;
 use crate::tensor::{Element, Tensor};
 use std::f64::consts::PI;
 
@@ -65,13 +66,13 @@ impl std::str::FromStr for Energy {
 /// computed without underflow.
 fn neg_log_sum_exp(a: f64, b: f64) -> (f64, [f64; 2]) {
     let low = a.min(b);
-    let (ea, eb) = ((low - a).exp(), (low - b).exp());
+    let (ea, eb) = (math::exp(low - a), math::exp(low - b));
     let total = ea + eb;
-    (low - total.ln(), [ea / total, eb / total])
+    (low - math::ln(total), [ea / total, eb / total])
 }
 
 fn sigmoid(v: f64) -> f64 {
-    1.0 / (1.0 + (-v).exp())
+    1.0 / (1.0 + math::exp(-v))
 }
 
 impl Energy {
@@ -102,8 +103,8 @@ impl Energy {
     pub fn energy_and_gradient(&self, z: [f64; 2]) -> (f64, [f64; 2]) {
         let [z1, z2] = z;
         // w₁ = sin(πz₁/2), w₁′ = (π/2)·cos(πz₁/2)
-        let w1 = (PI * z1 / 2.0).sin();
-        let dw1 = PI / 2.0 * (PI * z1 / 2.0).cos();
+        let w1 = math::sin(PI * z1 / 2.0);
+        let dw1 = PI / 2.0 * math::cos(PI * z1 / 2.0);
         let (u, grad) = match self {
             Energy::Ring => {
                 let r = (z1 * z1 + z2 * z2).sqrt();
@@ -126,7 +127,7 @@ impl Energy {
             }
             Energy::Bump => {
                 // w₂ = 3·exp(−½((z₁ − 1)/0.6)²), w₂′ = −w₂·(z₁ − 1)/0.36
-                let w2 = 3.0 * (-0.5 * ((z1 - 1.0) / 0.6).powi(2)).exp();
+                let w2 = 3.0 * math::exp(-0.5 * ((z1 - 1.0) / 0.6).powi(2));
                 let dw2 = -w2 * (z1 - 1.0) / 0.36;
                 let (p, q) = ((z2 - w1) / 0.35, (z2 - w1 + w2) / 0.35);
                 let (u, [pp, pq]) = neg_log_sum_exp(0.5 * p * p, 0.5 * q * q);
@@ -204,8 +205,8 @@ impl Energy {
             }
         }
         let top = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let sum: f64 = values.iter().map(|v| (v - top).exp()).sum();
-        top + sum.ln() + 2.0 * h.ln()
+        let sum: f64 = values.iter().map(|v| math::exp(v - top)).sum();
+        top + math::ln(sum) + 2.0 * math::ln(h)
     }
 }
 
@@ -223,7 +224,7 @@ mod tests {
     #[test]
     fn wave_is_zero_on_the_sine() {
         for z1 in [-3.0, -1.0, 0.5, 2.0] {
-            let z2 = (PI * z1 / 2.0).sin();
+            let z2 = math::sin(PI * z1 / 2.0);
             assert!(Energy::Wave.energy([z1, z2]).abs() < 1e-15);
         }
     }

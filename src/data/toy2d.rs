@@ -7,6 +7,7 @@
 //! [`bounds`](Toy2d::bounds) box that holds essentially all its mass, for
 //! density maps and for checking by quadrature that a density integrates to 1.
 
+use crate::tensor::math;
 use std::f64::consts::{FRAC_1_SQRT_2, PI, SQRT_2};
 use std::fmt;
 use std::str::FromStr;
@@ -103,9 +104,9 @@ impl Toy2d {
             Toy2d::Moons { noise } => {
                 let t = PI * rng.gen::<f64>();
                 let [x, y] = if rng.gen_bool(0.5) {
-                    [t.cos(), t.sin()]
+                    [math::cos(t), math::sin(t)]
                 } else {
-                    [1.0 - t.cos(), 0.5 - t.sin()]
+                    [1.0 - math::cos(t), 0.5 - math::sin(t)]
                 };
                 [x + noise * normal(rng), y + noise * normal(rng)]
             }
@@ -130,7 +131,7 @@ impl Toy2d {
             Toy2d::Pinwheel => {
                 let k = f64::from(rng.gen_range(0..5u32));
                 let (r, s) = (1.0 + 0.3 * normal(rng), 0.1 * normal(rng));
-                let theta = 2.0 * PI * k / 5.0 + 0.25 * r.exp();
+                let theta = 2.0 * PI * k / 5.0 + 0.25 * math::exp(r);
                 let (sin, cos) = theta.sin_cos();
                 // the row vector (r, s) times the rotation [[cos, −sin], [sin, cos]]
                 [2.0 * (r * cos + s * sin), 2.0 * (-r * sin + s * cos)]

@@ -5,6 +5,7 @@ use super::error::FlowError;
 use super::flow::Flow;
 use super::spec::{size, LayerSpec};
 use crate::autodiff::{Param, Var};
+use crate::tensor::math;
 use crate::tensor::{Element, Tensor};
 
 /// Activation normalisation: a learned scale and bias per channel,
@@ -195,7 +196,7 @@ impl<T: Element> Flow<T> for ActNorm<T> {
     fn initialize(&mut self, x: &Tensor<T>) -> Tensor<T> {
         if !self.initialized {
             let (mean, std) = self.channel_statistics(x);
-            let log_std: Vec<f64> = std.iter().map(|s| s.max(MIN_STD).ln()).collect();
+            let log_std: Vec<f64> = std.iter().map(|s| math::ln(s.max(MIN_STD))).collect();
             self.bias.value = Tensor::from_f64_slice(&mean, &[self.channels]);
             self.log_scale.value = Tensor::from_f64_slice(&log_std, &[self.channels]);
             self.initialized = true;

@@ -6,6 +6,7 @@ use super::flow::Flow;
 use super::spec::{self, LayerSpec, SpecValue};
 use crate::autodiff::{Param, Tape, Var};
 use crate::tensor::linalg::{self, Diagonal, Triangle};
+use crate::tensor::math;
 use crate::tensor::{Element, Tensor};
 use rand::Rng;
 
@@ -148,7 +149,7 @@ fn lu_form<T: Element>(w: &Tensor<f64>) -> InvConvWeight<T> {
     let factors = linalg::lu(w);
     let upper = factors.upper().to_vec();
     let s: Vec<f64> = (0..n).map(|i| upper[i * n + i]).collect();
-    let log_s: Vec<f64> = s.iter().map(|v| v.abs().ln()).collect();
+    let log_s: Vec<f64> = s.iter().map(|v| math::ln(v.abs())).collect();
     let sign_s: Vec<f64> = s.iter().map(|v| v.signum()).collect();
     let strict_lower = factors.lower().mul(&strict_triangle(n, true));
     let strict_upper = factors.upper().mul(&strict_triangle(n, false));

@@ -9,6 +9,7 @@
 //! (docs/derivations/bases.md).
 
 use crate::autodiff::{Param, Var};
+use crate::tensor::math;
 use crate::tensor::{Element, Tensor};
 use rand::{Rng, SeedableRng};
 
@@ -230,7 +231,7 @@ impl GaussianMixture {
         let log_scales = find(params, "prior.log_scales").value.to_f64_vec();
         // softmax in f64, shifted by the largest logit
         let top = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let weights: Vec<f64> = logits.iter().map(|a| (a - top).exp()).collect();
+        let weights: Vec<f64> = logits.iter().map(|a| math::exp(a - top)).collect();
         let total: f64 = weights.iter().sum();
         let noise = Tensor::<f64>::randn(&[n, d], rng).to_vec();
         let mut out = Vec::with_capacity(n * d);
@@ -247,7 +248,7 @@ impl GaussianMixture {
             }
             for (i, e) in row.iter().enumerate() {
                 let at = component * d + i;
-                out.push(means[at] + log_scales[at].exp() * temperature * e);
+                out.push(means[at] + math::exp(log_scales[at]) * temperature * e);
             }
         }
         Tensor::from_f64_slice(&out, &[n, d])

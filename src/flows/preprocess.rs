@@ -10,6 +10,7 @@ use super::error::FlowError;
 use super::flow::Flow;
 use super::spec::{size, LayerSpec};
 use crate::autodiff::Var;
+use crate::tensor::math;
 use crate::tensor::{Element, Tensor};
 use rand::Rng;
 
@@ -54,7 +55,7 @@ impl Dequantize {
     /// The log-det of the scaling v + u ↦ (v + u)/levels per sample: −D·log(levels),
     /// which turns a density on [0,1)ᴰ into one on the integer grid's cells.
     pub fn log_det(&self, dim: usize) -> f64 {
-        -(dim as f64) * (self.levels as f64).ln()
+        -(dim as f64) * math::ln(self.levels as f64)
     }
 }
 
@@ -119,7 +120,7 @@ impl Logit {
     fn inverse_log_det<'t, T: Element>(&self, p: &Var<'t, T>) -> Var<'t, T> {
         let one_minus_p = p.neg().add_scalar(T::ONE);
         let per_feature = p.ln().add(&one_minus_p.ln()).neg();
-        let constant = T::from_f64(self.dim as f64 * (1.0 - 2.0 * self.alpha).ln());
+        let constant = T::from_f64(self.dim as f64 * math::ln(1.0 - 2.0 * self.alpha));
         per_feature.sum_axes(&[1]).add_scalar(constant)
     }
 }
@@ -150,7 +151,7 @@ impl<T: Element> Flow<T> for Logit {
         // log p = log σ(w) and log(1 − p) = log σ(−w) taken from w: p rounds
         // to 1 for w beyond ~17 in f32, where log(1 − p) would be −∞.
         let per_feature = w.log_sigmoid().add(&w.neg().log_sigmoid());
-        let constant = T::from_f64(self.dim as f64 * (1.0 - 2.0 * self.alpha).ln());
+        let constant = T::from_f64(self.dim as f64 * math::ln(1.0 - 2.0 * self.alpha));
         (x, per_feature.sum_axes(&[1]).add_scalar(-constant))
     }
 

@@ -4,6 +4,7 @@ use super::error::{FlowError, LayerPath};
 use super::learned_base::{DiagonalNormal, GaussianMixture};
 use super::spec::{size, LayerSpec};
 use crate::autodiff::{Param, Var};
+use crate::tensor::math;
 use crate::tensor::{Element, Tensor};
 use rand::Rng;
 
@@ -43,7 +44,7 @@ impl StandardNormal {
             self.dim,
             z.shape()
         );
-        let constant = -0.5 * self.dim as f64 * (2.0 * std::f64::consts::PI).ln();
+        let constant = -0.5 * self.dim as f64 * math::ln(2.0 * std::f64::consts::PI);
         z.square()
             .sum_axes(&[1])
             .mul_scalar(T::from_f64(-0.5))
@@ -136,7 +137,7 @@ impl Logistic {
         let u: Vec<f64> = (0..n * self.dim)
             // u in (0, 1): the open interval keeps both logs finite.
             .map(|_| rng.gen_range(f64::EPSILON..1.0))
-            .map(|u| temperature * (u.ln() - (-u).ln_1p()))
+            .map(|u| temperature * (math::ln(u) - math::ln_1p(-u)))
             .collect();
         Tensor::from_f64_slice(&u, &[n, self.dim])
     }

@@ -13,6 +13,7 @@
 use super::error::FlowError;
 use super::spec::LayerSpec;
 use crate::autodiff::Var;
+use crate::tensor::math;
 use crate::tensor::{Element, Tensor};
 
 /// The constraints of a [`RationalQuadraticSpline`] by default: no bin
@@ -444,7 +445,7 @@ impl RationalQuadraticSpline {
     fn derivatives<'t, T: Element>(&self, raw: &Var<'t, T>) -> Var<'t, T> {
         let n = raw.shape()[0];
         let m = self.min_derivative;
-        let shift = (1.0 - m).exp_m1().ln();
+        let shift = math::ln(math::exp_m1(1.0 - m));
         let interior = raw
             .add_scalar(T::from_f64(shift))
             .softplus()

@@ -6,6 +6,7 @@ use super::error::FlowError;
 use super::flow::Flow;
 use super::spec::LayerSpec;
 use crate::autodiff::Var;
+use crate::tensor::math;
 use crate::tensor::{Element, Tensor};
 
 /// The fixed affine map between standardised values z and data x, one
@@ -92,7 +93,7 @@ impl Standardize {
 
     /// Σᵢ log σᵢ, the forward log-det of every sample.
     pub fn log_det_forward(&self) -> f64 {
-        self.std.iter().map(|s| s.ln()).sum()
+        self.std.iter().map(|&s| math::ln(s)).sum()
     }
 
     /// The rows 1/a, μ/a and σ/a (`[1, dim]`), a per column the power of two

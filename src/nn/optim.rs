@@ -18,6 +18,7 @@
 //! step: `adam.lr = schedule.lr(step)`.
 
 use crate::autodiff::Param;
+use crate::tensor::math;
 use crate::tensor::parallel::go_parallel;
 use crate::tensor::parallel::prelude::*;
 use crate::tensor::{Element, Tensor};
@@ -482,7 +483,7 @@ impl LrSchedule {
                 }
                 let span = total.saturating_sub(warmup).max(1) as f64;
                 let p = ((t - warmup) as f64 / span).clamp(0.0, 1.0);
-                min + (base - min) * (1.0 + (std::f64::consts::PI * p).cos()) / 2.0
+                min + (base - min) * (1.0 + math::cos(std::f64::consts::PI * p)) / 2.0
             }
         }
     }

@@ -1,5 +1,6 @@
 //! The [`Element`] trait: what a kernel needs from a float (`f32` or `f64`).
 
+use super::math;
 use std::fmt::{Debug, Display};
 use std::iter::Sum;
 use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
@@ -40,7 +41,8 @@ pub trait Element:
     fn from_f64(v: f64) -> Self;
     /// Converts to `f64` exactly.
     fn to_f64(self) -> f64;
-    /// `eˣ`.
+    /// `eˣ`. This and the other transcendental functions below are the
+    /// crate's own ([`math`](super::math)): the same bits on every platform.
     fn exp(self) -> Self;
     /// Natural logarithm.
     fn ln(self) -> Self;
@@ -85,7 +87,7 @@ pub trait Element:
 }
 
 macro_rules! impl_element {
-    ($t:ty, $name:literal, $gemm:path) => {
+    ($t:ty, $name:literal, $gemm:path, $exp:path, $ln:path, $ln_1p:path, $tanh:path, $powf:path) => {
         impl Element for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -101,19 +103,19 @@ macro_rules! impl_element {
             }
             #[inline]
             fn exp(self) -> Self {
-                <$t>::exp(self)
+                $exp(self)
             }
             #[inline]
             fn ln(self) -> Self {
-                <$t>::ln(self)
+                $ln(self)
             }
             #[inline]
             fn ln_1p(self) -> Self {
-                <$t>::ln_1p(self)
+                $ln_1p(self)
             }
             #[inline]
             fn tanh(self) -> Self {
-                <$t>::tanh(self)
+                $tanh(self)
             }
             #[inline]
             fn sqrt(self) -> Self {
@@ -121,7 +123,7 @@ macro_rules! impl_element {
             }
             #[inline]
             fn powf(self, e: Self) -> Self {
-                <$t>::powf(self, e)
+                $powf(self, e)
             }
             #[inline]
             fn abs(self) -> Self {
@@ -162,5 +164,23 @@ macro_rules! impl_element {
     };
 }
 
-impl_element!(f32, "f32", matrixmultiply::sgemm);
-impl_element!(f64, "f64", matrixmultiply::dgemm);
+impl_element!(
+    f32,
+    "f32",
+    matrixmultiply::sgemm,
+    math::exp_f32,
+    math::ln_f32,
+    math::ln_1p_f32,
+    math::tanh_f32,
+    math::powf_f32
+);
+impl_element!(
+    f64,
+    "f64",
+    matrixmultiply::dgemm,
+    math::exp,
+    math::ln,
+    math::ln_1p,
+    math::tanh,
+    math::powf
+);

@@ -20,6 +20,7 @@ pub mod element;
 mod elementwise;
 pub mod layout;
 pub mod linalg;
+pub mod math;
 mod matmul;
 pub mod parallel;
 mod reduce;

@@ -1,6 +1,7 @@
 //! Reductions over any set of axes, with or without keeping the reduced axes
 //! as length 1: sum, mean, max, and logsumexp computed stably.
 
+use super::math;
 use super::strided::{for_each_row, inner_stride, rows_of};
 use super::{Element, Layout, Tensor};
 
@@ -237,7 +238,7 @@ impl<T: Element> Tensor<T> {
             // Σ exp(x − m) ∈ [1, n], summed with Neumaier's compensation.
             let (mut sum, mut carry) = (0.0f64, 0.0f64);
             for v in row {
-                let e = (v.to_f64() - max).exp();
+                let e = math::exp(v.to_f64() - max);
                 let next = sum + e;
                 carry += if sum >= e {
                     (sum - next) + e
@@ -249,7 +250,7 @@ impl<T: Element> Tensor<T> {
             let sum = sum + carry;
             out.extend(
                 row.iter()
-                    .map(|v| T::from_f64((v.to_f64() - max).exp() / sum)),
+                    .map(|v| T::from_f64(math::exp(v.to_f64() - max) / sum)),
             );
         }
         let permuted_shape: Vec<usize> = perm.iter().map(|&a| self.shape()[a]).collect();

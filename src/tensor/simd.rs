@@ -9,7 +9,8 @@
 //! arithmetic per instruction. Elsewhere they fall back to plain Rust.
 //!
 //! The packed GEMM of `matrixmultiply` already does this detection for its
-//! own kernels; only our thin path needs it here.
+//! own kernels; only our thin path needs it here. Both obey the same
+//! compile-time switch, `MMTEST_FEATURE` (see `ALLOWED_BY_BUILD`).
 
 use super::Element;
 
@@ -102,7 +103,45 @@ fn dot<T: Element>(x: &[T], y: &[T]) -> T {
 
 #[cfg(target_arch = "x86_64")]
 fn has_avx2_fma() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    ALLOWED_BY_BUILD
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+}
+
+/// False when the build was told to keep off AVX2 and FMA, as
+/// `matrixmultiply` is: with `MMTEST_FEATURE` set at compile time to a
+/// comma-separated list that does not name both (`MMTEST_FEATURE=none`),
+/// these loops and `matrixmultiply`'s kernels all take their plain-Rust
+/// paths, the ones `wasm32` runs, and a run gives the bits it gives there
+/// (web/README.md, "Determinism").
+#[cfg(target_arch = "x86_64")]
+const ALLOWED_BY_BUILD: bool = match option_env!("MMTEST_FEATURE") {
+    None => true,
+    Some(list) => list.is_empty() || (lists(list, b"avx2") && lists(list, b"fma")),
+};
+
+/// Whether the comma-separated `list` holds `name`.
+#[cfg(target_arch = "x86_64")]
+const fn lists(list: &str, name: &[u8]) -> bool {
+    let list = list.as_bytes();
+    let mut start = 0;
+    while start <= list.len() {
+        let mut end = start;
+        while end < list.len() && list[end] != b',' {
+            end += 1;
+        }
+        if end - start == name.len() {
+            let mut i = 0;
+            while i < name.len() && list[start + i] == name[i] {
+                i += 1;
+            }
+            if i == name.len() {
+                return true;
+            }
+        }
+        start = end + 1;
+    }
+    false
 }
 
 // The element type is generic; these views are the same slice when T is the

@@ -3,6 +3,7 @@
 //! layers carry one by one (the lecture's picture of a flow).
 
 use crate::flows::FlowModel;
+use crate::tensor::math;
 use crate::tensor::{Element, Tensor};
 
 /// A square grid of log-densities over a box.
@@ -68,7 +69,7 @@ impl DensityGrid {
     pub fn mass(&self) -> f64 {
         let area = (self.x_range[1] - self.x_range[0]) * (self.y_range[1] - self.y_range[0])
             / (self.resolution * self.resolution) as f64;
-        self.log_density.iter().map(|l| l.exp()).sum::<f64>() * area
+        self.log_density.iter().map(|&l| math::exp(l)).sum::<f64>() * area
     }
 }
 

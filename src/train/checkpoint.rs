@@ -152,6 +152,25 @@ pub fn save_model<T: Element>(
 /// Loads the model of the checkpoint at `path`, dropping the optimiser
 /// state and the run record.
 ///
+/// Without a file system (`wasm32-unknown-unknown` in a web page, or bytes
+/// compiled in with `include_bytes!`), get the bytes yourself and parse
+/// them with [`Checkpoint::from_bytes`]; the path only names them in errors:
+///
+/// ```
+/// use flowzoo::flows::FlowModel;
+/// use flowzoo::train::checkpoint::{to_bytes, Checkpoint};
+/// use rand::SeedableRng;
+/// use std::path::Path;
+///
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let model = FlowModel::<f32>::realnvp(2, 2, 16, &mut rng);
+/// let bytes = to_bytes(&model, None, None)?; // or fetched, or include_bytes!
+/// let loaded = Checkpoint::<f32>::from_bytes(&bytes, Path::new("model.flowzoo"))?.model;
+/// let x = flowzoo::tensor::Tensor::from_vec(vec![0.5f32, -0.25], &[1, 2]);
+/// assert_eq!(loaded.log_prob(&x).to_vec(), model.log_prob(&x).to_vec());
+/// # Ok::<(), flowzoo::error::CheckpointError>(())
+/// ```
+///
 /// # Errors
 /// As [`Checkpoint::load`].
 pub fn load_model<T: Element>(path: impl AsRef<Path>) -> Result<FlowModel<T>, CheckpointError> {

@@ -16,7 +16,7 @@
 //!
 //! **How.** Each reduces its argument to a short interval, where a
 //! truncated series is accurate, and scales back exactly:
-//! - eˣ = 2ᵏ·eʳ with k = round(x/ln 2) and r = x − k·ln 2 in [−ln2/2, ln2/2],
+//! - eˣ = 2ᵏ·eʳ with k = round(x/ln 2) (rounded by adding and subtracting 1.5·2⁵²) and r = x − k·ln 2 in [−ln2/2, ln2/2],
 //!   ln 2 split in two parts so that k·ln2₁ is exact (Cody and Waite); eʳ by
 //!   its Taylor series to r¹³/13! (f64) or r⁷/7! (f32), whose remainder is
 //!   below 0.01 ulp;
@@ -84,7 +84,6 @@ fn horner(r: f64, c: &[f64]) -> f64 {
 /// 2ᵏ·p for p in [0.7, 1.5], k an integer in about [−1100, 1030].
 #[inline(always)]
 fn scale(p: f64, k: i64) -> f64 {
-    let pow2 = |e: i64| f64::from_bits(((e + 1023) as u64) << 52);
     if (-1022..=1023).contains(&k) {
         p * pow2(k)
     } else if k > 1023 {
@@ -95,21 +94,44 @@ fn scale(p: f64, k: i64) -> f64 {
     }
 }
 
+/// 1.5·2⁵²: for |v| < 2⁵¹, v + SHIFT rounds v to an integer (ties to
+/// even) and leaves it, in two's complement, in the low bits; subtracting
+/// SHIFT again gives it as a float. Both steps are exact IEEE additions,
+/// and unlike `f64::floor` (a library call on baseline x86-64) they
+/// compile to two instructions.
+const SHIFT: f64 = 6_755_399_441_055_744.0;
+
+/// v rounded to the nearest integer, as a float and as an integer.
+#[inline(always)]
+fn round_to_integer(v: f64) -> (f64, i64) {
+    let t = v + SHIFT;
+    (t - SHIFT, (t.to_bits() as i64).wrapping_sub(SHIFT.to_bits() as i64))
+}
+
+/// 2ᵏ for k in [−1022, 1023].
+#[inline(always)]
+fn pow2(k: i64) -> f64 {
+    f64::from_bits(((k + 1023) as u64) << 52)
+}
+
 /// eˣ with the series `terms` (1/n! for n = 0..terms) on the reduced argument.
 #[inline(always)]
 fn exp_with(x: f64, terms: usize) -> f64 {
-    if x.is_nan() {
-        return x;
+    // One test catches NaN and both ends; beyond them the result is
+    // ∞ or 0 (or NaN), and just inside them `scale` overflows to ∞ or
+    // underflows to 0 by itself.
+    if !(x > -745.2 && x < 709.8) {
+        return if x.is_nan() {
+            x
+        } else if x > 0.0 {
+            f64::INFINITY
+        } else {
+            0.0
+        };
     }
-    if x > 709.782_712_893_384 {
-        return f64::INFINITY;
-    }
-    if x < -745.133_219_101_941_2 {
-        return 0.0;
-    }
-    let k = (x * LOG2_E + 0.5).floor();
+    let (k, ki) = round_to_integer(x * LOG2_E);
     let r = (x - k * LN2_HI) - k * LN2_LO;
-    scale(horner(r, &INV_FACTORIAL[..terms]), k as i64)
+    scale(horner(r, &INV_FACTORIAL[..terms]), ki)
 }
 
 /// eˣ in f64.
@@ -118,10 +140,15 @@ pub fn exp(x: f64) -> f64 {
     exp_with(x, 14)
 }
 
-/// eˣ in f32 (evaluated in f64, rounded once).
+/// eˣ in f32 (evaluated in f64, rounded once). Branch-free: the argument
+/// is clamped to [−104, 89], where 2ᵏ is a normal f64 and e⁻¹⁰⁴ and e⁸⁹
+/// already round to 0 and ∞ in f32; NaN passes through the arithmetic.
 #[inline]
 pub fn exp_f32(x: f32) -> f32 {
-    exp_with(x as f64, 8) as f32
+    let x = (x as f64).clamp(-104.0, 89.0);
+    let (k, ki) = round_to_integer(x * LOG2_E);
+    let r = (x - k * LN2_HI) - k * LN2_LO;
+    (horner(r, &INV_FACTORIAL[..8]) * f64::from_bits((ki.wrapping_add(1023) as u64) << 52)) as f32
 }
 
 /// 2/(2n + 1) for n = 1..=11: the series R(s²) of [`ln`].
@@ -135,30 +162,33 @@ const ATANH_SERIES: [f64; 11] = {
     t
 };
 
+/// The bits of √½: [`ln_with`] offsets the exponent by this, so that
+/// the mantissa lands in [√½, √2) without a branch.
+const SQRT_HALF_BITS: u64 = 0x3fe6_a09e_667f_3bcd;
+
 /// ln x with `terms` terms of R.
 #[inline(always)]
 fn ln_with(x: f64, terms: usize) -> f64 {
-    if x.is_nan() || x < 0.0 {
-        return f64::NAN;
+    if !(x > 0.0 && x < f64::INFINITY) {
+        return if x == 0.0 {
+            f64::NEG_INFINITY
+        } else if x == f64::INFINITY {
+            x
+        } else {
+            f64::NAN
+        };
     }
-    if x == 0.0 {
-        return f64::NEG_INFINITY;
-    }
-    if x == f64::INFINITY {
-        return x;
-    }
-    let (mut bits, mut e) = (x.to_bits(), 0i64);
-    if bits >> 52 == 0 {
-        // Subnormal: scale by 2⁵⁴ first (exact).
-        bits = (x * f64::from_bits((1023 + 54) << 52)).to_bits();
-        e = -54;
-    }
-    e += ((bits >> 52) & 0x7ff) as i64 - 1023;
-    let mut m = f64::from_bits((bits & ((1 << 52) - 1)) | (1023 << 52));
-    if m > std::f64::consts::SQRT_2 {
-        m *= 0.5;
-        e += 1;
-    }
+    // Subnormals (f64 only): scale by 2⁵⁴ first (exact).
+    let (x, e0) = if x < f64::MIN_POSITIVE {
+        (x * pow2(54), -54)
+    } else {
+        (x, 0)
+    };
+    // x = m·2ᵉ with m in [√½, √2): adding 1 − √½ to the bits carries into
+    // the exponent exactly when the mantissa of x is at least √2's.
+    let shifted = x.to_bits() + ((1023 << 52) - SQRT_HALF_BITS);
+    let e = (shifted >> 52) as i64 - 1023 + e0;
+    let m = f64::from_bits((shifted & ((1 << 52) - 1)) + SQRT_HALF_BITS);
     let f = m - 1.0;
     let s = f / (2.0 + f);
     let z = s * s;
@@ -174,10 +204,30 @@ pub fn ln(x: f64) -> f64 {
     ln_with(x, 11)
 }
 
-/// Natural logarithm in f32.
+/// Natural logarithm in f32. An f32 is never subnormal as an f64, so the
+/// arithmetic needs no branch; the special arguments (≤ 0, ∞, NaN) are
+/// chosen at the end.
 #[inline]
 pub fn ln_f32(x: f32) -> f32 {
-    ln_with(x as f64, 6) as f32
+    let v = x as f64;
+    let shifted = v.to_bits().wrapping_add((1023 << 52) - SQRT_HALF_BITS);
+    let e = ((shifted >> 52) & 0x7ff) as i64 - 1023;
+    let m = f64::from_bits((shifted & ((1 << 52) - 1)) + SQRT_HALF_BITS);
+    let f = m - 1.0;
+    let s = f / (2.0 + f);
+    let z = s * s;
+    let ln_m = f - s * (f - z * horner(z, &ATANH_SERIES[..6]));
+    let e = e as f64;
+    let out = (e * LN2_HI + (e * LN2_LO + ln_m)) as f32;
+    if x > 0.0 && x < f32::INFINITY {
+        out
+    } else if x == 0.0 {
+        f32::NEG_INFINITY
+    } else if x == f32::INFINITY {
+        x
+    } else {
+        f32::NAN
+    }
 }
 
 /// eˣ − 1 with `terms` terms of the series and `exp_terms` for eˣ.
@@ -305,9 +355,9 @@ fn pow_with(x: f64, y: f64, ln: impl Fn(f64) -> f64, exp: impl Fn(f64) -> f64) -
 /// |x| below about 1.6·10⁶; see the module's notes).
 #[inline(always)]
 fn reduce_half_pi(x: f64) -> (i64, f64) {
-    let k = (x * std::f64::consts::FRAC_2_PI + 0.5).floor();
+    let (k, ki) = round_to_integer(x * std::f64::consts::FRAC_2_PI);
     let r = ((x - k * PIO2_1) - k * PIO2_2) - k * PIO2_3 - k * PIO2_3T;
-    ((k as i64).rem_euclid(4), r)
+    (ki.rem_euclid(4), r)
 }
 
 /// sin r for |r| ≤ π/4: r − r³/3! + … ± r¹⁷/17!.

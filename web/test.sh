@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The lab's tests, as CI runs them (after .ci/run has installed Node's
-# packages and Chromium):
+# The lab's tests, as CI runs them (after .ci/run has installed Chromium):
+#  0. the lab crate's own tests (settings, streaming, the click panel);
 #  1. the wasm build, run under Node, against the native build with the
 #     AVX2/FMA paths turned off (MMTEST_FEATURE=none): the same summary and
 #     byte-identical checkpoints, for every flow of the lab;
@@ -9,6 +9,7 @@
 #     differences; a screenshot goes to web/tests/out/lab.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+cargo test --release -p flowzoo-web
 web/build.sh
 MMTEST_FEATURE=none CARGO_TARGET_DIR=target/portable \
   cargo build --release -p flowzoo-web --bin lab-reference

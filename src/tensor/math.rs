@@ -105,7 +105,10 @@ const SHIFT: f64 = 6_755_399_441_055_744.0;
 #[inline(always)]
 fn round_to_integer(v: f64) -> (f64, i64) {
     let t = v + SHIFT;
-    (t - SHIFT, (t.to_bits() as i64).wrapping_sub(SHIFT.to_bits() as i64))
+    (
+        t - SHIFT,
+        (t.to_bits() as i64).wrapping_sub(SHIFT.to_bits() as i64),
+    )
 }
 
 /// 2ᵏ for k in [−1022, 1023].

@@ -592,3 +592,68 @@ pub const TOY_FLOWS: [FlowName; 6] = [
 pub fn models_points(flow: FlowName) -> bool {
     flow.default_sizes(DataShape::Vector(2)).is_ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_parse_over_the_defaults_and_bad_ones_are_named() {
+        let config = LabConfig::parse("data=pinwheel flow=maf steps=20 lr=0.01").unwrap();
+        assert_eq!(config.data, LabData::Toy("pinwheel".parse().unwrap()));
+        assert_eq!(
+            (config.flow, config.steps, config.lr),
+            (FlowName::Maf, 20, 0.01)
+        );
+        assert_eq!(config.hidden, LabConfig::default().hidden);
+        for (text, says) in [
+            ("steps=0", "steps must be at least 1"),
+            ("steps=ten", "steps: \"ten\" is not a whole number"),
+            ("lr=-1", "lr: \"-1\" is not a positive number"),
+            ("colour=red", "unknown setting \"colour\""),
+            ("data=spiral", "neither a data set"),
+            ("data=ring flow=realnvp", "only iaf fits one"),
+            ("data=moons flow=iaf", "iaf learns an energy"),
+            ("flow=realnvp-image", "models images"),
+            ("steps", "is not key=value"),
+        ] {
+            let error = LabConfig::parse(text).unwrap_err();
+            assert!(error.contains(says), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_run_streams_steps_and_frames_and_the_click_panel_agrees_with_finite_differences() {
+        let config = LabConfig::parse("steps=20 every=10 layers=2 hidden=8 points=50").unwrap();
+        let mut recorder = Recorder::default();
+        let outcome = train(&config, &mut recorder).unwrap();
+        assert_eq!(recorder.losses.len(), 20);
+        // Two checks (steps 10 and 20), each a whole frame with 3 stages.
+        assert_eq!(recorder.counts[&(Tag::FrameBegin as u32)], 2);
+        assert_eq!(recorder.counts[&(Tag::FrameEnd as u32)], 2);
+        assert_eq!(recorder.counts[&(Tag::StagePoints as u32)], 2 * 3);
+        assert_eq!(recorder.counts[&(Tag::Data as u32)], 1);
+        assert!(
+            recorder.last_text.contains("\"steps\":20"),
+            "{}",
+            recorder.last_text
+        );
+        let summary = &outcome.summary;
+        assert!(summary.test_nll.unwrap().is_finite());
+        assert_eq!(summary.checkpoint_fnv, fnv1a64(&outcome.checkpoint));
+        let check = log_det_at(&outcome.checkpoint, [0.3, -0.2]).unwrap();
+        assert!(
+            (check.formula - check.finite_difference).abs() < 1e-6,
+            "{check:?}"
+        );
+        // The same seed gives the same bytes.
+        let again = train(&config, &mut Recorder::default()).unwrap();
+        assert_eq!(again.checkpoint, outcome.checkpoint);
+    }
+
+    #[test]
+    fn a_bad_checkpoint_is_an_error_not_a_panic() {
+        let error = log_det_at(b"not a checkpoint", [0.0, 0.0]).unwrap_err();
+        assert!(error.contains("the lab's model"), "{error}");
+    }
+}

@@ -11,7 +11,7 @@ use super::eval::mean_nll;
 use super::fit::TrainOptions;
 use super::record::RunRecord;
 use super::reverse_kl::{
-    distill, fit_to_energy, reverse_kl_estimate, ReverseKlConfig, ReverseKlReport, Teacher,
+    distill, fit_reverse_kl_with, reverse_kl_estimate, ReverseKlConfig, ReverseKlReport, Teacher,
 };
 use super::run::{run, Dataset, RunConfig, RunResult};
 use super::sample::DensityGrid;
@@ -139,12 +139,28 @@ pub fn fit_iaf_to_energy(
     energy: Energy,
     on_step: impl FnMut(usize, f64) + Send,
 ) -> Result<EnergyFit, Error> {
+    fit_iaf_to_energy_with(config, energy, on_step, |_, _, _| {})
+}
+
+/// [`fit_iaf_to_energy`], also handing the sampler to `on_log(step, loss,
+/// model)` every `config.eval_every` steps and at the last (see
+/// [`fit_reverse_kl_with`]): the web lab draws it from there.
+///
+/// # Errors
+/// As [`fit_iaf_to_energy`].
+pub fn fit_iaf_to_energy_with(
+    config: &IafConfig,
+    energy: Energy,
+    on_step: impl FnMut(usize, f64) + Send,
+    on_log: impl FnMut(usize, f64, &FlowModel<f32>) + Send,
+) -> Result<EnergyFit, Error> {
     let mut model = config.model(Stream::Init.seed(config.seed))?;
-    let report = fit_to_energy(
+    let report = fit_reverse_kl_with(
         &mut model,
-        energy,
+        &energy,
         &config.reverse_kl(Stream::Fit.seed(config.seed)),
         on_step,
+        on_log,
     )?;
     let reverse_kl_loss = reverse_kl_estimate(
         &model,

@@ -257,7 +257,23 @@ pub fn fit_reverse_kl<T: Element>(
     model: &mut FlowModel<T>,
     target: &dyn LogTarget<T>,
     config: &ReverseKlConfig,
+    on_step: impl FnMut(usize, f64) + Send,
+) -> Result<ReverseKlReport, TrainError> {
+    fit_reverse_kl_with(model, target, config, on_step, |_, _, _| {})
+}
+
+/// [`fit_reverse_kl`], also handing the model to `on_log(step, loss,
+/// model)` at every logged step (each `config.log_every` steps and the
+/// last), after its update: for pictures of a sampler while it learns.
+///
+/// # Errors
+/// As [`fit_reverse_kl`].
+pub fn fit_reverse_kl_with<T: Element>(
+    model: &mut FlowModel<T>,
+    target: &dyn LogTarget<T>,
+    config: &ReverseKlConfig,
     mut on_step: impl FnMut(usize, f64) + Send,
+    mut on_log: impl FnMut(usize, f64, &FlowModel<T>) + Send,
 ) -> Result<ReverseKlReport, TrainError> {
     validate(config)?;
     if let Err(source) = model.flow.validate() {
@@ -331,6 +347,7 @@ pub fn fit_reverse_kl<T: Element>(
             report.final_loss = loss;
             if step % config.log_every.max(1) == 0 || step == config.steps {
                 report.loss_curve.push((step, loss));
+                on_log(step, loss, model);
                 if let Some(latents) = &held_out {
                     let score = in_pool(|| {
                         let tape = Tape::no_grad();

@@ -4,7 +4,7 @@
 //! The page (`web/static/`) runs this crate in a Web Worker. One call,
 //! [`train`], does the whole experiment with the library's own loop
 //! ([`flowzoo::train::run::run_from`] for the maximum-likelihood flows,
-//! [`flowzoo::train::iaf::fit_iaf_to_energy`] for the IAF): the same code,
+//! [`flowzoo::train::iaf::fit_iaf_to_energy_with`] for the IAF): the same code,
 //! seed streams and test figure as `flowzoo train`. While it runs it hands
 //! the page what to draw through a [`Sink`]: the loss of every step, and at
 //! every check a [`Tag::FrameBegin`] … [`Tag::FrameEnd`] group with the
@@ -32,7 +32,7 @@ use flowzoo::tensor::Tensor;
 use flowzoo::train::checkpoint::{to_bytes, Checkpoint};
 use flowzoo::train::codec::fnv1a64;
 use flowzoo::train::fit::Check;
-use flowzoo::train::iaf::{energy_grid, fit_iaf_to_energy, IafConfig};
+use flowzoo::train::iaf::{energy_grid, fit_iaf_to_energy_with, IafConfig};
 use flowzoo::train::record::RunRecord;
 use flowzoo::train::run::{run_from, Dataset, RunConfig};
 use flowzoo::train::sample::{layer_by_layer, DensityGrid};
@@ -450,8 +450,8 @@ fn finish(model: FlowModel<f32>, record: &RunRecord, summary: Summary) -> Result
     })
 }
 
-/// The IAF fitted to an energy by reverse KL, by [`fit_iaf_to_energy`]. Its
-/// loop hands out no model on the way, so its one frame comes at the end.
+/// The IAF fitted to an energy by reverse KL, by
+/// [`flowzoo::train::iaf::fit_iaf_to_energy_with`], a frame at every logged step.
 fn train_energy(
     config: &LabConfig,
     energy: Energy,
@@ -479,17 +479,21 @@ fn train_energy(
         seed: config.seed,
         eval_every: config.every,
     };
-    let fit = fit_iaf_to_energy(&iaf, energy, |step, loss| {
-        sink.emit(Tag::Step, &f64_bytes(&[step as f64, loss]))
-    })
+    // Both callbacks use the sink, one after the other.
+    let sink = std::sync::Mutex::new(sink);
+    let fit = fit_iaf_to_energy_with(
+        &iaf,
+        energy,
+        |step, loss| {
+            let mut sink = sink.lock().expect("one caller at a time");
+            sink.emit(Tag::Step, &f64_bytes(&[step as f64, loss]))
+        },
+        |step, loss, model| {
+            let mut sink = sink.lock().expect("one caller at a time");
+            send_frame(&mut **sink, config, model, step, loss)
+        },
+    )
     .map_err(|e| e.to_string())?;
-    send_frame(
-        sink,
-        config,
-        &fit.model,
-        fit.report.steps,
-        fit.report.final_loss,
-    );
     let summary = Summary {
         kl: Some(fit.kl),
         final_loss: fit.report.final_loss,

@@ -25,7 +25,7 @@ for settings in "data=moons flow=realnvp" "data=pinwheel flow=nice" \
   "$native" $settings steps=100 --checkpoint "$out/native.ckpt" >"$out/native.json"
   # shellcheck disable=SC2086
   node web/tests/node_run.mjs "$wasm" --checkpoint "$out/wasm.ckpt" $settings steps=100 \
-    >"$out/wasm.json" 2>/dev/null
+    >"$out/wasm.json"
   cmp "$out/native.json" "$out/wasm.json"
   cmp "$out/native.ckpt" "$out/wasm.ckpt"
   echo "wasm = native, byte for byte: $settings steps=100: $(cat "$out/wasm.json")"
@@ -37,4 +37,4 @@ settings="data=moons flow=realnvp steps=300"
 "$native" $settings >"$out/browser-native.json"
 # shellcheck disable=SC2086
 node web/tests/browser.mjs --dist web/dist --expect "$out/browser-native.json" \
-  --screenshot "$out/lab.png" $settings
+  --browser "$(command -v chromium)" --screenshot "$out/lab.png" $settings

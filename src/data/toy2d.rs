@@ -112,7 +112,7 @@ impl Toy2d {
             }
             Toy2d::EightGaussians => {
                 let k = rng.gen_range(0..8) as f64;
-                let (sin, cos) = (k * PI / 4.0).sin_cos();
+                let (sin, cos) = (math::sin(k * PI / 4.0), math::cos(k * PI / 4.0));
                 let (e1, e2) = (normal(rng), normal(rng));
                 // (4·c + 0.5·ε) / √2
                 [
@@ -132,13 +132,14 @@ impl Toy2d {
                 let k = f64::from(rng.gen_range(0..5u32));
                 let (r, s) = (1.0 + 0.3 * normal(rng), 0.1 * normal(rng));
                 let theta = 2.0 * PI * k / 5.0 + 0.25 * math::exp(r);
-                let (sin, cos) = theta.sin_cos();
+                let (sin, cos) = (math::sin(theta), math::cos(theta));
                 // the row vector (r, s) times the rotation [[cos, −sin], [sin, cos]]
                 [2.0 * (r * cos + s * sin), 2.0 * (-r * sin + s * cos)]
             }
             Toy2d::Circles => {
                 let rho = if rng.gen_bool(0.5) { 1.0 } else { 0.5 };
-                let (sin, cos) = (2.0 * PI * rng.gen::<f64>()).sin_cos();
+                let phi = 2.0 * PI * rng.gen::<f64>();
+                let (sin, cos) = (math::sin(phi), math::cos(phi));
                 let (e1, e2) = (normal(rng), normal(rng));
                 [3.0 * (rho * cos + 0.08 * e1), 3.0 * (rho * sin + 0.08 * e2)]
             }

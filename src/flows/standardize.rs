@@ -242,6 +242,17 @@ pub fn column_scale(values: impl IntoIterator<Item = f64>) -> f64 {
     if largest == 0.0 || !largest.is_finite() {
         return 1.0;
     }
-    let k = (largest.log2().ceil() as i32).clamp(-1022, 1023);
-    2f64.powi(k)
+    // ⌈log₂ largest⌉ from the bits (exact on every platform, unlike a
+    // library log2 near a power of two): the exponent, plus one unless
+    // the mantissa is zero.
+    let bits = largest.to_bits();
+    let exponent = ((bits >> 52) & 0x7ff) as i32 - 1023;
+    let k = if largest < f64::MIN_POSITIVE {
+        -1022
+    } else if bits & ((1 << 52) - 1) == 0 {
+        exponent
+    } else {
+        exponent + 1
+    };
+    2f64.powi(k.clamp(-1022, 1023))
 }

@@ -120,7 +120,9 @@ impl LabConfig {
     ///
     /// # Errors
     /// A message naming the key: unknown, a value that does not parse, a
-    /// zero size, an energy with another flow than `iaf`, or `iaf` on a data set.
+    /// zero size or one above the lab's bounds (64 layers, 4096 hidden,
+    /// 10⁶ steps, batch 65 536, a 512² grid, 100 000 points), an energy with
+    /// another flow than `iaf`, or `iaf` on a data set.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut config = LabConfig::default();
         for pair in text.split_whitespace() {
@@ -167,17 +169,24 @@ impl LabConfig {
                 _ => return Err(format!("unknown setting {key:?}")),
             }
         }
-        for (name, value) in [
-            ("layers", config.layers),
-            ("hidden", config.hidden),
-            ("steps", config.steps),
-            ("batch", config.batch),
-            ("every", config.every),
-            ("resolution", config.resolution),
-            ("points", config.points),
+        // The upper bounds keep a page's memory (wasm32: 4 GiB at most)
+        // and time sane; the command line has none.
+        for (name, value, most) in [
+            ("layers", config.layers, 64),
+            ("hidden", config.hidden, 4096),
+            ("steps", config.steps, 1_000_000),
+            ("batch", config.batch, 65_536),
+            ("every", config.every, usize::MAX),
+            ("resolution", config.resolution, 512),
+            ("points", config.points, 100_000),
         ] {
             if value == 0 {
                 return Err(format!("{name} must be at least 1"));
+            }
+            if value > most {
+                return Err(format!(
+                    "{name} must be at most {most} in the lab, got {value}"
+                ));
             }
         }
         match (config.data, config.flow) {
@@ -548,11 +557,25 @@ pub fn log_det_at(checkpoint: &[u8], x: [f64; 2]) -> Result<LogDetCheck, String>
 }
 
 impl LogDetCheck {
-    /// As JSON, floats in Rust's shortest round-trip form.
+    /// As JSON, floats in Rust's shortest round-trip form; a value that is
+    /// not finite (a point off the model's support, say) is `null`.
     pub fn to_json(&self) -> String {
+        let n = |v: f64| {
+            if v.is_finite() {
+                format!("{v:?}")
+            } else {
+                "null".to_string()
+            }
+        };
         format!(
-            "{{\"x\":[{:?},{:?}],\"z\":[{:?},{:?}],\"formula\":{:?},\"finite_difference\":{:?},\"log_prob\":{:?}}}",
-            self.x[0], self.x[1], self.z[0], self.z[1], self.formula, self.finite_difference, self.log_prob
+            "{{\"x\":[{},{}],\"z\":[{},{}],\"formula\":{},\"finite_difference\":{},\"log_prob\":{}}}",
+            n(self.x[0]),
+            n(self.x[1]),
+            n(self.z[0]),
+            n(self.z[1]),
+            n(self.formula),
+            n(self.finite_difference),
+            n(self.log_prob)
         )
     }
 }
@@ -612,6 +635,7 @@ mod tests {
         assert_eq!(config.hidden, LabConfig::default().hidden);
         for (text, says) in [
             ("steps=0", "steps must be at least 1"),
+            ("hidden=200000", "hidden must be at most 4096 in the lab"),
             ("steps=ten", "steps: \"ten\" is not a whole number"),
             ("lr=-1", "lr: \"-1\" is not a positive number"),
             ("colour=red", "unknown setting \"colour\""),

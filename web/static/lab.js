@@ -244,20 +244,37 @@ function onMessage({ data: m }) {
       break;
     }
     case "logdet": {
+      if (!trained) break; // an answer about the previous run's model
       const c = m.check;
       clicked = c.x;
-      $("ld-x").textContent = `(${c.x[0].toFixed(4)}, ${c.x[1].toFixed(4)})`;
-      $("ld-z").textContent = `(${c.z[0].toFixed(4)}, ${c.z[1].toFixed(4)})`;
-      $("ld-formula").textContent = c.formula.toPrecision(12);
-      $("ld-fd").textContent = c.finite_difference.toPrecision(12);
-      $("ld-diff").textContent = Math.abs(c.formula - c.finite_difference).toExponential(2);
-      $("ld-logp").textContent = c.log_prob.toPrecision(8);
+      const show = (v, digits) => (v === null ? "not finite" : v.toPrecision(digits));
+      const pair = ([a, b]) => `(${show(a, 5)}, ${show(b, 5)})`;
+      $("ld-x").textContent = pair(c.x);
+      $("ld-z").textContent = pair(c.z);
+      $("ld-formula").textContent = show(c.formula, 12);
+      $("ld-fd").textContent = show(c.finite_difference, 12);
+      $("ld-diff").textContent = c.formula === null || c.finite_difference === null
+        ? "—" : Math.abs(c.formula - c.finite_difference).toExponential(2);
+      $("ld-logp").textContent = show(c.log_prob, 8);
       if (lastFrame) drawDensity($("density"), lastFrame.density, lastFrame.resolution);
       document.body.dataset.logdet = "shown";
       break;
     }
     case "error":
-      setStatus(m.message, true);
+      if (m.fatal) {
+        // The library could not load: nothing can run.
+        setStatus(m.message, true);
+        $("train").disabled = true;
+        $("train").textContent = "unavailable";
+        document.body.dataset.state = "error";
+        break;
+      }
+      // A trap follows the library's own message: keep that one first.
+      if (m.trap && document.body.dataset.state === "error") {
+        setStatus(`${$("status").textContent} (${m.message})`, true);
+      } else {
+        setStatus(m.message, true);
+      }
       $("train").disabled = false;
       document.body.dataset.state = "error";
       break;
@@ -275,7 +292,9 @@ function start() {
   data = target = lastFrame = clicked = null;
   trained = false;
   totalSteps = Number($("steps").value) || 1;
-  for (const id of ["test-nll", "kl", "parameters", "speed", "checkpoint"]) $(id).textContent = "";
+  for (const id of ["test-nll", "kl", "parameters", "speed", "checkpoint",
+    "ld-x", "ld-z", "ld-formula", "ld-fd", "ld-diff", "ld-logp"]) $(id).textContent = "";
+  delete document.body.dataset.logdet;
   $("command").textContent = commandLine();
   $("stages").replaceChildren();
   delete document.body.dataset.state;

@@ -73,22 +73,34 @@ function emit(tag, ptr, len) {
   }
 }
 
+let wasmBytes = null;
+
+/** Instantiates the module afresh (after a trap it cannot be used again). */
+function instantiate() {
+  return WebAssembly.instantiate(wasmBytes, { env: { emit } }).then(({ instance }) => {
+    exports = instance.exports;
+  });
+}
+
 const ready = fetch("flowzoo_web.wasm")
   .then((response) => {
     if (!response.ok) throw new Error(`flowzoo_web.wasm: HTTP ${response.status}`);
     return response.arrayBuffer();
   })
-  .then((wasm) => WebAssembly.instantiate(wasm, { env: { emit } }))
-  .then(({ instance }) => {
-    exports = instance.exports;
-    postMessage({ type: "ready" });
+  .then((bytes) => {
+    wasmBytes = bytes;
+    return instantiate();
   })
-  .catch((e) => postMessage({ type: "error", message: `cannot load the library: ${e}` }));
+  .then(() => postMessage({ type: "ready" }))
+  .catch((e) => postMessage({ type: "error", fatal: true, message: `cannot load the library: ${e}` }));
 
 onmessage = async (event) => {
   await ready;
-  if (!exports) return;
   const message = event.data;
+  if (!exports) {
+    postMessage({ type: "error", fatal: true, message: "the library is not loaded" });
+    return;
+  }
   try {
     if (message.type === "train") {
       const text = new TextEncoder().encode(message.settings);
@@ -100,7 +112,10 @@ onmessage = async (event) => {
       exports.lab_log_det(message.x, message.y);
     }
   } catch (e) {
-    // A trap (a panic inside the library already sent its message).
-    postMessage({ type: "error", message: `the module stopped: ${e}` });
+    // A trap: a panic inside the library has already sent its message.
+    // The instance is unusable from here on (its panic state stays set),
+    // so the next run gets a fresh one.
+    postMessage({ type: "error", trap: true, message: `the module stopped (${e})` });
+    await instantiate();
   }
 };

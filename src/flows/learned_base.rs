@@ -265,10 +265,10 @@ impl GaussianMixture {
 /// `.bias`. The base reads the context the model's layers read (the
 /// embedding's output when the model has one).
 ///
-/// With no flow layers at all, an affine NN makes the model the family of
-/// Gaussians with mean and covariance affine in c and constant, which holds
-/// the exact posterior of a linear-Gaussian model
-/// (`data::simulators::LinearGaussian`).
+/// With no hidden layer, μ and ℓ are affine in c; a conditional MAF on top
+/// adds the correlations, so together they can hold the exact posterior of
+/// a [`LinearGaussian`](crate::data::simulators::LinearGaussian) (mean
+/// affine in x, covariance constant).
 ///
 /// # Shapes
 /// `log_prob` takes z `[batch, dim]` and c `[batch, context_dim]` and

@@ -82,6 +82,71 @@ impl<T: Element> FlowModel<T> {
         )
     }
 
+    /// A conditional MAF for p(x | c): `layers` conditional [`Maf`](super::Maf)
+    /// layers (MADEs of hidden widths `hidden`, orders alternating natural
+    /// and reversed, each reading c in its first layer) over a
+    /// [`ConditionalNormal`](super::ConditionalNormal) base whose mean and
+    /// log-scale are affine in c. The choice for amortised posteriors
+    /// (neural posterior estimation).
+    ///
+    /// # Source
+    /// Papamakarios et al., arXiv:1705.07057, §3.4 (conditional MAF);
+    /// Greenberg et al., arXiv:1905.07488.
+    ///
+    /// # Derivation
+    /// [`derivations::conditioning`](crate::derivations::conditioning)
+    /// (docs/derivations/conditioning.md).
+    pub fn conditional_maf<R: Rng + ?Sized>(
+        dim: usize,
+        context_dim: usize,
+        layers: usize,
+        hidden: &[usize],
+        rng: &mut R,
+    ) -> Self {
+        let flow: Vec<Box<dyn Flow<T>>> = (0..layers)
+            .map(|i| {
+                let order = super::autoregressive::alternating_order(i);
+                Box::new(super::Maf::conditional(
+                    dim,
+                    hidden,
+                    order,
+                    context_dim,
+                    rng,
+                )) as Box<dyn Flow<T>>
+            })
+            .collect();
+        let base = super::ConditionalNormal::new(dim, context_dim, 0);
+        FlowModel::with_prior(base, Sequential::new(flow))
+    }
+
+    /// A conditional RealNVP for p(x | c): `layers` conditional affine
+    /// couplings over contiguous halves (swapping from one layer to the
+    /// next), each network reading `[x₁ | c]` through two hidden layers of
+    /// width `hidden`, over a standard normal base.
+    ///
+    /// # Panics
+    /// If `dim < 2`.
+    ///
+    /// # Source
+    /// Dinh et al., arXiv:1605.08803; Winkler et al., "Learning Likelihoods
+    /// with Conditional Normalizing Flows", arXiv:1912.00042.
+    pub fn conditional_realnvp<R: Rng + ?Sized>(
+        dim: usize,
+        context_dim: usize,
+        layers: usize,
+        hidden: usize,
+        rng: &mut R,
+    ) -> Self {
+        let flow: Vec<Box<dyn Flow<T>>> = (0..layers)
+            .map(|i| {
+                let mask = Mask::half(dim, i % 2 == 1);
+                Box::new(AffineCoupling::conditional(mask, hidden, context_dim, rng))
+                    as Box<dyn Flow<T>>
+            })
+            .collect();
+        FlowModel::new(dim, Sequential::new(flow))
+    }
+
     /// The number of dimensions D.
     pub fn dim(&self) -> usize {
         self.prior.dim()

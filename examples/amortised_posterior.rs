@@ -15,8 +15,8 @@
 use flowzoo::data::simulators::LinearGaussian;
 use flowzoo::flows::FlowModel;
 use flowzoo::nn::Adam;
-use flowzoo::tensor::Tensor;
-use flowzoo::train::fit::{fit, FitConfig};
+use flowzoo::train::amortised::fit_posterior;
+use flowzoo::train::fit::FitConfig;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -37,18 +37,9 @@ fn main() {
             eval_every: steps,
             ..FitConfig::default()
         };
-        let report = fit(
-            &mut model,
-            &mut Adam::new(1e-3),
-            &config,
-            |_, rng| {
-                // Rows [θ | x]: the model's data θ, then its context x.
-                let (theta, x) = sim.simulate::<f32, _>(256, rng);
-                Tensor::concat(&[&theta, &x], 1)
-            },
-            None,
-            |_, _| {},
-        )
+        let report = fit_posterior(&mut model, &mut Adam::new(1e-3), &config, |_, rng| {
+            sim.simulate::<f32, _>(256, rng)
+        })
         .expect("training runs");
         let mut rng = StdRng::seed_from_u64(3);
         let (_, held_out) = sim.simulate::<f64, _>(100, &mut rng);

@@ -17,7 +17,8 @@ use flowzoo::data::simulators::TwoMoons;
 use flowzoo::flows::FlowModel;
 use flowzoo::nn::Adam;
 use flowzoo::tensor::Tensor;
-use flowzoo::train::fit::{fit, FitConfig};
+use flowzoo::train::amortised::fit_posterior;
+use flowzoo::train::fit::FitConfig;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -41,18 +42,9 @@ fn main() {
         eval_every: steps,
         ..FitConfig::default()
     };
-    let report = fit(
-        &mut model,
-        &mut Adam::new(1e-3),
-        &config,
-        |_, rng| {
-            // Rows [θ | x]: the parameters, then the data they simulated.
-            let (theta, x) = TwoMoons.simulate::<f32, _>(256, rng);
-            Tensor::concat(&[&theta, &x], 1)
-        },
-        None,
-        |_, _| {},
-    )
+    let report = fit_posterior(&mut model, &mut Adam::new(1e-3), &config, |_, rng| {
+        TwoMoons.simulate::<f32, _>(256, rng)
+    })
     .expect("training runs");
     println!(
         "trained {steps} steps of 256 simulations, {:.2} ms/step, final loss {:.3} nats",

@@ -76,8 +76,8 @@ fn amortised_posterior_matches_the_exact_linear_gaussian_posterior() {
     use flowzoo::data::simulators::LinearGaussian;
     use flowzoo::flows::FlowModel;
     use flowzoo::nn::Adam;
-    use flowzoo::tensor::Tensor;
-    use flowzoo::train::fit::{fit, FitConfig};
+    use flowzoo::train::amortised::fit_posterior;
+    use flowzoo::train::fit::FitConfig;
     use rand::{rngs::StdRng, SeedableRng};
     for (d, bound) in [(2, 0.03), (5, 0.15)] {
         let sim = LinearGaussian::new(d, d, 0.5, 0);
@@ -89,18 +89,9 @@ fn amortised_posterior_matches_the_exact_linear_gaussian_posterior() {
             eval_every: 1000,
             ..FitConfig::default()
         };
-        let next_batch = |_: usize, rng: &mut StdRng| {
-            let (theta, x) = sim.simulate::<f32, _>(256, rng);
-            Tensor::concat(&[&theta, &x], 1)
-        };
-        fit(
-            &mut model,
-            &mut Adam::new(1e-3),
-            &config,
-            next_batch,
-            None,
-            |_, _| {},
-        )
+        fit_posterior(&mut model, &mut Adam::new(1e-3), &config, |_, rng| {
+            sim.simulate::<f32, _>(256, rng)
+        })
         .unwrap();
         let mut rng = StdRng::seed_from_u64(3);
         let (_, held_out) = sim.simulate::<f64, _>(40, &mut rng);

@@ -26,7 +26,7 @@
 use super::bound::soft_clamp;
 use super::context::{context_dim_from_spec, with_context_dim};
 use super::error::FlowError;
-use super::flow::Flow;
+use super::flow::{without_context, Flow};
 use super::spec::{check_network, LayerSpec, MAX_SIZE};
 use crate::autodiff::{Param, Tape, Var};
 use crate::nn::made::{Made, MadeOptions, Order};
@@ -360,13 +360,7 @@ impl<T: Element> Flow<T> for Maf<T> {
         self.conditioner.made.context_dim()
     }
 
-    fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
-        self.forward_with_context(z, None)
-    }
-
-    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
-        self.inverse_with_context(x, None)
-    }
+    without_context!();
 
     fn forward_with_context<'t>(
         &self,
@@ -525,13 +519,7 @@ impl<T: Element> Flow<T> for Iaf<T> {
         self.conditioner.made.context_dim()
     }
 
-    fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
-        self.forward_with_context(z, None)
-    }
-
-    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
-        self.inverse_with_context(x, None)
-    }
+    without_context!();
 
     fn forward_with_context<'t>(
         &self,

@@ -280,3 +280,55 @@ fn zeroed_context_weights_give_the_unconditional_model() {
         1e-12,
     );
 }
+
+// The conditional base with no hidden layer: (μ, ℓ) = c·W + b, so at each
+// c its log-density is that of N(μ(c), diag e^{2ℓ(c)}) computed from the
+// weights by hand, through the independent closed form of
+// data::simulators::Gaussian.
+#[test]
+fn conditional_base_is_the_gaussian_of_its_mean_and_log_scale() {
+    use flowzoo::autodiff::Tape;
+    use flowzoo::data::simulators::Gaussian;
+    use flowzoo::flows::prior::Prior;
+    let (dim, context_dim) = (3, 2);
+    let prior = Prior::from(ConditionalNormal::new(dim, context_dim, 0));
+    let mut params = prior.initial_params::<f64>();
+    let mut r = rng(6);
+    for p in &mut params {
+        p.value = Tensor::randn(p.value.shape(), &mut r).mul_scalar(0.5);
+    }
+    let (weight, bias) = (params[0].value.to_vec(), params[1].value.to_vec());
+    let c = randn(&[4, context_dim], 7);
+    let z = randn(&[4, dim], 8);
+    let tape = Tape::no_grad();
+    let got = prior
+        .log_prob_given(
+            &tape.constant(z.clone()),
+            Some(&tape.constant(c.clone())),
+            &params,
+        )
+        .value()
+        .to_vec();
+    for row in 0..4 {
+        // out_j = Σₖ c_k·W[k, j] + b_j; μ = out[..dim], ℓ = out[dim..]
+        let out: Vec<f64> = (0..2 * dim)
+            .map(|j| {
+                (0..context_dim)
+                    .map(|k| c.get(&[row, k]) * weight[k * 2 * dim + j])
+                    .sum::<f64>()
+                    + bias[j]
+            })
+            .collect();
+        let mut covariance = vec![0.0; dim * dim];
+        for i in 0..dim {
+            covariance[i * dim + i] = (2.0 * out[dim + i]).exp();
+        }
+        let expected = Gaussian::new(out[..dim].to_vec(), covariance)
+            .log_prob(&(0..dim).map(|i| z.get(&[row, i])).collect::<Vec<_>>());
+        assert!(
+            crate::tolerance::close(got[row], expected, 1e-12),
+            "row {row}: {} vs {expected}",
+            got[row]
+        );
+    }
+}

@@ -96,6 +96,20 @@ impl<T: Element> FlowModel<T> {
     /// # Derivation
     /// [`derivations::conditioning`](crate::derivations::conditioning)
     /// (docs/derivations/conditioning.md).
+    ///
+    /// # Examples
+    /// ```
+    /// use flowzoo::flows::FlowModel;
+    /// use flowzoo::tensor::Tensor;
+    /// use rand::SeedableRng;
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// // p(θ | x): 3 conditional MAF layers over a conditional Gaussian base
+    /// let model = FlowModel::<f32>::conditional_maf(2, 5, 3, &[64, 64], &mut rng);
+    /// let x = Tensor::from_vec(vec![0.1, -0.3, 1.0, 0.0, 2.0], &[1, 5]); // one row for all
+    /// let theta = model.sample_given(1000, 1.0, Some(&x), &mut rng).unwrap();
+    /// let log_q = model.log_prob_given(&theta, Some(&x)).unwrap(); // [1000]
+    /// assert_eq!(log_q.shape(), &[1000]);
+    /// ```
     pub fn conditional_maf<R: Rng + ?Sized>(
         dim: usize,
         context_dim: usize,

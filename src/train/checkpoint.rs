@@ -43,7 +43,7 @@ use super::record::RunRecord;
 use crate::error::CheckpointError;
 use crate::flows::prior::Prior;
 use crate::flows::registry::build_sequential;
-use crate::flows::spec::{check_network, size, sizes, with_element_budget, LayerSpec};
+use crate::flows::spec::{check_network, size, sizes, with_element_budget};
 use crate::flows::{ContextEmbedding, FlowError};
 use crate::flows::{Flow, FlowModel};
 pub use crate::nn::AdamState;
@@ -274,15 +274,17 @@ fn first_without_spec<T: Element>(layers: &[Box<dyn Flow<T>>]) -> String {
 
 /// The spec of a context embedding: kind `ContextEmbedding`, fields
 /// `context_dim`, `hidden`, `out_dim`.
-fn embedding_spec<T: Element>(embedding: &ContextEmbedding<T>) -> LayerSpec {
-    LayerSpec::new("ContextEmbedding")
+fn embedding_spec<T: Element>(embedding: &ContextEmbedding<T>) -> crate::flows::spec::LayerSpec {
+    crate::flows::spec::LayerSpec::new("ContextEmbedding")
         .with("context_dim", embedding.context_dim())
         .with("hidden", embedding.hidden())
         .with("out_dim", embedding.out_dim())
 }
 
 /// The embedding [`embedding_spec`] wrote, with placeholder parameters.
-fn embedding_from_spec<T: Element>(spec: &LayerSpec) -> Result<ContextEmbedding<T>, FlowError> {
+fn embedding_from_spec<T: Element>(
+    spec: &crate::flows::spec::LayerSpec,
+) -> Result<ContextEmbedding<T>, FlowError> {
     if spec.kind != "ContextEmbedding" {
         return Err(FlowError::UnknownKind {
             at: Default::default(),

@@ -26,7 +26,7 @@
 use super::bound::soft_clamp;
 use super::context::{context_dim_from_spec, with_context_dim};
 use super::error::FlowError;
-use super::flow::{without_context, Flow};
+use super::flow::Flow;
 use super::spec::{check_network, LayerSpec, MAX_SIZE};
 use crate::autodiff::{Param, Tape, Var};
 use crate::nn::made::{Made, MadeOptions, Order};
@@ -360,7 +360,13 @@ impl<T: Element> Flow<T> for Maf<T> {
         self.conditioner.made.context_dim()
     }
 
-    without_context!();
+    fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.forward_with_context(z, None)
+    }
+
+    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.inverse_with_context(x, None)
+    }
 
     fn forward_with_context<'t>(
         &self,
@@ -519,7 +525,13 @@ impl<T: Element> Flow<T> for Iaf<T> {
         self.conditioner.made.context_dim()
     }
 
-    without_context!();
+    fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.forward_with_context(z, None)
+    }
+
+    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.inverse_with_context(x, None)
+    }
 
     fn forward_with_context<'t>(
         &self,

@@ -18,7 +18,7 @@
 use super::bound::soft_clamp;
 use super::context::{conditioner_input, context_dim_from_spec, with_context_dim};
 use super::error::FlowError;
-use super::flow::{without_context, Flow};
+use super::flow::Flow;
 use super::spec::{check_network, size, sizes, LayerSpec};
 use crate::autodiff::{Param, Var};
 use crate::nn::{Init, Mlp};
@@ -352,7 +352,13 @@ impl<T: Element> Flow<T> for AffineCoupling<T> {
         self.context_dim
     }
 
-    without_context!();
+    fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.forward_with_context(z, None)
+    }
+
+    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.inverse_with_context(x, None)
+    }
 
     fn forward_with_context<'t>(
         &self,
@@ -582,7 +588,13 @@ impl<T: Element> Flow<T> for AdditiveCoupling<T> {
         self.context_dim
     }
 
-    without_context!();
+    fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.forward_with_context(z, None)
+    }
+
+    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.inverse_with_context(x, None)
+    }
 
     fn forward_with_context<'t>(
         &self,

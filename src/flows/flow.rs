@@ -188,22 +188,6 @@ pub trait Flow<T: Element>: Send + Sync {
     }
 }
 
-/// The unconditional entry points of a conditional layer: `forward` and
-/// `inverse` are `forward_with_context` and `inverse_with_context` with no
-/// context, written once here for every layer whose conditioners read one.
-macro_rules! without_context {
-    () => {
-        fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
-            self.forward_with_context(z, None)
-        }
-
-        fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
-            self.inverse_with_context(x, None)
-        }
-    };
-}
-pub(crate) use without_context;
-
 /// How a container's `from_spec` builds its sub-layers without knowing the
 /// kinds: the registry hands it [`registry::build_layer`](super::registry::build_layer).
 pub type BuildChild<'a, T> = &'a dyn Fn(&LayerSpec) -> Result<Box<dyn Flow<T>>, FlowError>;

@@ -1,7 +1,7 @@
 //! [`Sequential`]: a composition of flows, log-dets summed.
 
 use super::error::FlowError;
-use super::flow::{without_context, BuildChild, Flow};
+use super::flow::{BuildChild, Flow};
 use super::spec::LayerSpec;
 use crate::autodiff::{Param, Var};
 use crate::tensor::{Element, Tensor};
@@ -93,7 +93,13 @@ impl<T: Element> Flow<T> for Sequential<T> {
             .unwrap_or(0)
     }
 
-    without_context!();
+    fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.forward_with_context(z, None)
+    }
+
+    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.inverse_with_context(x, None)
+    }
 
     /// Every layer gets the same context c; those that read none ignore it.
     fn forward_with_context<'t>(

@@ -9,7 +9,7 @@
 use super::context::{conditioner_input, context_dim_from_spec, with_context_dim};
 use super::coupling::{coupling_net, hidden_widths, mask_from_spec, named_net, Mask};
 use super::error::FlowError;
-use super::flow::{without_context, Flow};
+use super::flow::Flow;
 use super::spec::LayerSpec;
 use super::spline::RationalQuadraticSpline;
 use crate::autodiff::{Param, Var};
@@ -197,7 +197,13 @@ impl<T: Element> Flow<T> for SplineCoupling<T> {
         self.context_dim
     }
 
-    without_context!();
+    fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.forward_with_context(z, None)
+    }
+
+    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.inverse_with_context(x, None)
+    }
 
     fn forward_with_context<'t>(
         &self,

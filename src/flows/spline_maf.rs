@@ -8,7 +8,7 @@
 
 use super::autoregressive::{alternating_order, made_from_spec, made_spec, SequentialMethod};
 use super::error::FlowError;
-use super::flow::{without_context, Flow};
+use super::flow::Flow;
 use super::spec::LayerSpec;
 use super::spline::RationalQuadraticSpline;
 use crate::autodiff::{Param, Tape, Var};
@@ -185,7 +185,13 @@ impl<T: Element> Flow<T> for SplineMaf<T> {
         self.made.context_dim()
     }
 
-    without_context!();
+    fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.forward_with_context(z, None)
+    }
+
+    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.inverse_with_context(x, None)
+    }
 
     fn forward_with_context<'t>(
         &self,

@@ -319,7 +319,12 @@ impl<T: Element> ContextEmbedding<T> {
 
     /// The hidden widths.
     pub fn hidden(&self) -> Vec<usize> {
-        super::coupling::hidden_widths(&self.net)
+        // Every layer's output width but the last's.
+        let layers = &self.net.layers;
+        layers[..layers.len() - 1]
+            .iter()
+            .map(|l| l.weight.value.dim(1))
+            .collect()
     }
 
     /// e = NN(c), `[batch, context_dim] → [batch, out_dim]`.

@@ -397,8 +397,19 @@ impl<T: Element> Made<T> {
             )
         };
         // The first layer's pre-activation, with c·W_c when there is a context.
-        let context =
-            crate::flows::context::required_context("Made", x.shape()[0], c, self.context_dim());
+        let context = match (c, self.context_dim()) {
+            (_, 0) => None,
+            (Some(c), width) => {
+                assert!(
+                    c.shape() == [x.shape()[0], width],
+                    "Made: expected a context [{}, {width}], got {:?}",
+                    x.shape()[0],
+                    c.shape()
+                );
+                Some(c)
+            }
+            (None, width) => panic!("Made: reads a context of width {width}, none was given"),
+        };
         let first = match (context, &self.context) {
             (Some(c), Some(weight)) => linear(x, 0).add(&c.matmul(&tape.param(weight))),
             _ => linear(x, 0),

@@ -33,6 +33,11 @@
 //! - `bases`: the learnable bases (diagonal Gaussian, Gaussian mixture):
 //!   gradients against finite differences, the 2-D density integrating to
 //!   1, the mixture's sampler against its density (χ²), far-away points.
+//! - `conditional`: every conditional layer through `check_flow` at fixed
+//!   contexts, the MADE-based ones triangular in x for every context, the
+//!   parameter gradcheck at a context, the gradient of log p(x | c) in c,
+//!   and a model with its context weights zeroed equal to the
+//!   unconditional one.
 //! - `splines`: the rational-quadratic spline (round trips, log-derivative
 //!   against finite differences, gradcheck of input, widths, heights and
 //!   derivatives, the identity at zero parameters, and every knot, ±B,
@@ -45,6 +50,7 @@ mod alloc_meter;
 mod autodiff_ops;
 mod autoregressive;
 mod bases;
+mod conditional;
 mod edges;
 mod flows;
 mod fuzz;

@@ -110,3 +110,9 @@ pub mod splines {}
 /// mixture, log-sum-exp, sampling by component.
 #[doc = include_str!("../docs/derivations/bases.md")]
 pub mod bases {}
+
+/// Conditioning: why any function of the context may enter a conditioner
+/// without touching the log-det; conditional couplings, MADE, base and
+/// embedding; amortised inference with a known answer.
+#[doc = include_str!("../docs/derivations/conditioning.md")]
+pub mod conditioning {}

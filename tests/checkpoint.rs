@@ -1214,3 +1214,124 @@ fn a_bad_layer_inside_a_split_is_named_by_its_path() {
     }
     assert!(err.to_string().contains("\"sigmoix\""), "{err}");
 }
+
+/// A conditional model with every kind of conditioner: an embedding, a
+/// conditional affine, additive and spline coupling, a conditional MAF and
+/// IAF, and a conditional normal base; parameters N(0, 0.2²).
+fn conditional_model(r: &mut StdRng) -> FlowModel<f64> {
+    use flowzoo::flows::{
+        AdditiveCoupling, ConditionalNormal, ContextEmbedding, Iaf, Maf, SplineCoupling,
+    };
+    use flowzoo::nn::made::{Made, Order};
+    let spline = RationalQuadraticSpline::new(4, 3.0);
+    let made = Made::new(3, &[6], 2, Order::Reversed, r).with_context(4, r);
+    let layers: Vec<Box<dyn Flow<f64>>> = vec![
+        Box::new(AffineCoupling::conditional(Mask::half(3, false), 6, 4, r)),
+        Box::new(AdditiveCoupling::conditional(
+            Mask::half(3, true),
+            6,
+            1,
+            4,
+            r,
+        )),
+        Box::new(SplineCoupling::conditional(
+            Mask::half(3, false),
+            6,
+            spline,
+            4,
+            r,
+        )),
+        Box::new(Reverse::new(3)),
+        Box::new(Maf::conditional(3, &[6], Order::Natural, 4, r)),
+        Box::new(Iaf::from_made(made, Transform::Affine)),
+    ];
+    let mut model = FlowModel::with_prior(ConditionalNormal::new(3, 4, 5), Sequential::new(layers))
+        .with_embedding(ContextEmbedding::new(2, &[5], 4, r));
+    for p in model.params_mut() {
+        p.value = Tensor::randn(p.value.shape(), r).mul_scalar(0.2);
+    }
+    model
+}
+
+#[test]
+fn a_conditional_model_round_trips_with_its_context_dimension_and_embedding() {
+    let mut r = rng(7);
+    let model = conditional_model(&mut r);
+    assert_eq!((model.context_dim(), model.conditioner_dim()), (2, 4));
+    let path = common::temp_dir("ckpt-conditional").join("model.flowzoo");
+    save_model(&path, &model).unwrap();
+    let loaded = load_model::<f64>(&path).unwrap();
+    assert_eq!(loaded.context_dim(), 2);
+    assert!(loaded.embedding().is_some());
+    let x = Tensor::randn(&[5, 3], &mut r);
+    let c = Tensor::randn(&[5, 2], &mut r);
+    assert_eq!(
+        model.log_prob_given(&x, Some(&c)).unwrap().to_vec(),
+        loaded.log_prob_given(&x, Some(&c)).unwrap().to_vec()
+    );
+    let draw = |m: &FlowModel<f64>| m.sample_given(5, 1.0, Some(&c), &mut rng(9)).unwrap();
+    assert_eq!(draw(&model).to_vec(), draw(&loaded).to_vec());
+}
+
+#[test]
+fn bad_contexts_give_typed_errors_naming_the_entry_point() {
+    use flowzoo::flows::ContextError;
+    let mut r = rng(8);
+    let model = conditional_model(&mut r);
+    let x = Tensor::<f64>::randn(&[4, 3], &mut r);
+    let at = "FlowModel::log_prob_given";
+    assert_eq!(
+        model.log_prob_given(&x, None).unwrap_err(),
+        ContextError::Missing { at, expected: 2 }
+    );
+    let wide = Tensor::zeros(&[4, 3]);
+    let error = model.log_prob_given(&x, Some(&wide)).unwrap_err();
+    assert_eq!(
+        error,
+        ContextError::WidthMismatch {
+            at,
+            expected: 2,
+            found: vec![4, 3]
+        }
+    );
+    assert!(error.to_string().contains("[rows, 2]"), "{error}");
+    let rows = Tensor::zeros(&[3, 2]);
+    assert_eq!(
+        model.log_prob_given(&x, Some(&rows)).unwrap_err(),
+        ContextError::RowsMismatch {
+            at,
+            rows: 4,
+            contexts: 3
+        }
+    );
+    let nan = Tensor::from_vec(vec![0.0, f64::NAN], &[1, 2]);
+    let error = model.sample_given(4, 1.0, Some(&nan), &mut r).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ContextError::NotFinite {
+                at: "FlowModel::sample_given",
+                row: 0,
+                column: 1,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    let unconditional = FlowModel::<f64>::realnvp(3, 2, 4, &mut r);
+    let error = unconditional
+        .log_prob_given(&x, Some(&Tensor::zeros(&[1, 2])))
+        .unwrap_err();
+    assert_eq!(
+        error,
+        ContextError::Unconditional {
+            at,
+            found: vec![1, 2]
+        }
+    );
+    // No context for an unconditional model is the unconditional API.
+    assert_eq!(
+        unconditional.log_prob_given(&x, None).unwrap().to_vec(),
+        unconditional.log_prob(&x).to_vec()
+    );
+}

@@ -616,3 +616,32 @@ fn bad_csv_data_is_rejected_naming_file_row_and_column() {
         assert!(stderr.contains("column"), "{name}: {stderr}");
     }
 }
+
+// A conditional model (written by the library) given to a command that
+// takes no context: an error naming the file and the context width, for
+// sample, eval and --resume alike; never a panic.
+#[test]
+fn commands_without_contexts_refuse_a_conditional_model_by_name() {
+    use flowzoo::flows::FlowModel;
+    use rand::SeedableRng;
+    let dir = common::temp_dir("cli-conditional");
+    let path = dir.join("model.flowzoo");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let model = FlowModel::<f32>::conditional_realnvp(2, 3, 2, 8, &mut rng);
+    flowzoo::train::checkpoint::save_model(&path, &model).unwrap();
+    for args in [
+        vec!["sample", "--model"],
+        vec!["eval", "--model"],
+        vec!["train", "--quiet", "--resume"],
+    ] {
+        let output = flowzoo().args(&args).arg(&path).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        assert!(
+            stderr.contains("model.flowzoo")
+                && stderr.contains("conditional (it reads a context of width 3)")
+                && !stderr.contains("panicked"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -62,3 +62,48 @@ fn the_same_seed_reproduces_the_run() {
     let c = run(&RunConfig { seed: 1, ..config }, |_, _| {}).unwrap();
     assert_ne!(a.test_nll_nats, c.test_nll_nats);
 }
+
+// Amortised inference with a known answer (issue 16, item 4): a conditional
+// MAF q(θ | x) (3 layers, MADEs [64, 64], affine conditional base) trained
+// on fresh linear-Gaussian simulations (θ ~ N(0, I_d), x = A·θ + ε,
+// σ = 0.5), against the exact Gaussian posterior. KL(p ‖ q) in nats,
+// averaged over 40 held-out x, 1000 posterior draws each.
+// Measured (1000 steps, batch 256): d = 2: 0.0048, d = 5: 0.0423; the prior
+// N(0, I) in place of q: 1.77 and 3.66. Bounds 0.03 and 0.15 fail a model
+// that does not learn from x by a factor of 20 or more.
+#[test]
+fn amortised_posterior_matches_the_exact_linear_gaussian_posterior() {
+    use flowzoo::data::simulators::LinearGaussian;
+    use flowzoo::flows::FlowModel;
+    use flowzoo::nn::Adam;
+    use flowzoo::train::amortised::fit_posterior;
+    use flowzoo::train::fit::FitConfig;
+    use rand::{rngs::StdRng, SeedableRng};
+    for (d, bound) in [(2, 0.03), (5, 0.15)] {
+        let sim = LinearGaussian::new(d, d, 0.5, 0);
+        let mut model =
+            FlowModel::<f32>::conditional_maf(d, d, 3, &[64, 64], &mut StdRng::seed_from_u64(1));
+        let config = FitConfig {
+            steps: 1000,
+            seed: 2,
+            eval_every: 1000,
+            ..FitConfig::default()
+        };
+        fit_posterior(&mut model, &mut Adam::new(1e-3), &config, |_, rng| {
+            sim.simulate::<f32, _>(256, rng)
+        })
+        .unwrap();
+        let mut rng = StdRng::seed_from_u64(3);
+        let (_, held_out) = sim.simulate::<f64, _>(40, &mut rng);
+        let kl: f64 = held_out
+            .to_vec()
+            .chunks(d)
+            .map(|x| sim.posterior_kl(&model, x, 1000, &mut rng).unwrap())
+            .sum::<f64>()
+            / 40.0;
+        assert!(
+            kl < bound,
+            "d = {d}: KL(exact ‖ flow) = {kl} nats, bound {bound}"
+        );
+    }
+}

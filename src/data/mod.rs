@@ -28,6 +28,8 @@
 //! - [`tabular`]: [`Table`], numeric CSV files, and [`standardize()`] of a
 //!   table's columns in place.
 //! - [`npy`]: NumPy `.npy` matrices read as a [`Table`].
+//! - [`simulators`]: simulators for amortised inference, the linear-Gaussian
+//!   one with its exact posterior and the two-moons task.
 //! - [`read_table`] (here, above both readers, so neither imports the
 //!   other): a CSV or a `.npy` file by its extension.
 //! - [`batch`]: [`Batcher`], seeded shuffling into minibatches of row indices,
@@ -43,6 +45,7 @@ pub mod digits;
 pub mod energy;
 pub mod idx;
 pub mod npy;
+pub mod simulators;
 pub mod tabular;
 pub mod toy2d;
 

@@ -24,6 +24,7 @@
 //! (docs/derivations/iaf.md), [`derivations::made`](crate::derivations::made).
 
 use super::bound::soft_clamp;
+use super::context::{context_dim_from_spec, with_context_dim};
 use super::error::FlowError;
 use super::flow::Flow;
 use super::spec::{check_network, LayerSpec, MAX_SIZE};
@@ -140,20 +141,26 @@ impl<T: Element> Conditioner<T> {
         );
     }
 
-    /// (ℓ, b) of every feature, conditioned on `v` (one parallel pass).
-    fn log_scale_and_shift<'t>(&self, v: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+    /// (ℓ, b) of every feature, conditioned on `v` and the context `c`
+    /// (one parallel pass).
+    fn log_scale_and_shift<'t>(
+        &self,
+        v: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
+    ) -> (Var<'t, T>, Var<'t, T>) {
         let dim = self.made.dim;
-        let out = self.made.forward(v);
+        let out = self.made.forward_with_context(v, c);
         self.transform
             .log_scale_and_shift(&out.narrow(1, 0, dim), &out.narrow(1, dim, dim))
     }
 
     /// Solves w = update(known, ℓ(w), b(w)) for the conditioning side w, where
-    /// (ℓ, b) of feature i depend on the w of lower degree only. Returns w and
-    /// ℓ(w).
+    /// (ℓ, b) of feature i depend on the w of lower degree (and the context
+    /// c) only. Returns w and ℓ(w).
     fn solve<'t, U>(
         &self,
         known: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
         method: SequentialMethod,
         update: U,
     ) -> (Var<'t, T>, Var<'t, T>)
@@ -161,7 +168,11 @@ impl<T: Element> Conditioner<T> {
         U: for<'a> Fn(&Var<'a, T>, &Var<'a, T>, &Var<'a, T>) -> Var<'a, T> + Sync,
     {
         let (batch, dim) = (known.shape()[0], self.made.dim);
-        if known.tape().is_recording() || method == SequentialMethod::FullPasses {
+        // Why the loop with a context: the incremental solve precomputes the
+        // first layer from x alone; c·W_c would have to join every unit's
+        // pre-activation there, which it does not do (yet).
+        let with_context = self.made.context_dim() > 0;
+        if known.tape().is_recording() || method == SequentialMethod::FullPasses || with_context {
             // Pass k leaves the first k features in the order exact: feature i
             // reads only features before it, which the previous pass fixed.
             // After D passes all are exact, and the last pass's ℓ was computed
@@ -169,7 +180,7 @@ impl<T: Element> Conditioner<T> {
             let mut w = known.constant(Tensor::zeros(&[batch, dim]));
             let mut log_scale = None;
             for _ in 0..dim {
-                let (l, b) = self.log_scale_and_shift(&w);
+                let (l, b) = self.log_scale_and_shift(&w, c);
                 w = update(known, &l, &b);
                 log_scale = Some(l);
             }
@@ -275,6 +286,29 @@ impl<T: Element> Maf<T> {
         Maf::from_made(Made::new(dim, hidden, 2, order, rng), Transform::Affine)
     }
 
+    /// A conditional MAF layer: as [`Maf::new`], its MADE also reading a
+    /// context c of width `context_dim` in its first layer
+    /// ([`Made::with_context`]), so xᵢ = zᵢ · exp(ℓᵢ(x_{<i}, c)) + bᵢ(x_{<i}, c).
+    /// With a context, the sequential direction (`forward`) runs the
+    /// textbook loop of D passes ([`SequentialMethod::FullPasses`]).
+    ///
+    /// # Source
+    /// Papamakarios et al., arXiv:1705.07057, §3.4 (conditional MAF).
+    ///
+    /// # Derivation
+    /// [`derivations::conditioning`, "MADE"](crate::derivations::conditioning#made)
+    /// (docs/derivations/conditioning.md).
+    pub fn conditional<R: Rng + ?Sized>(
+        dim: usize,
+        hidden: &[usize],
+        order: Order,
+        context_dim: usize,
+        rng: &mut R,
+    ) -> Self {
+        let made = Made::new(dim, hidden, 2, order, rng).with_context(context_dim, rng);
+        Maf::from_made(made, Transform::Affine)
+    }
+
     /// An MAF layer on a given MADE (2 outputs per feature) and transform.
     /// With [`Transform::Gated`], the gate biases are set to [`GATE_INIT_BIAS`].
     ///
@@ -322,17 +356,37 @@ impl<T: Element> Flow<T> for Maf<T> {
         true
     }
 
+    fn context_dim(&self) -> usize {
+        self.conditioner.made.context_dim()
+    }
+
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.forward_with_context(z, None)
+    }
+
+    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.inverse_with_context(x, None)
+    }
+
+    fn forward_with_context<'t>(
+        &self,
+        z: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
+    ) -> (Var<'t, T>, Var<'t, T>) {
         self.conditioner.check("Maf", z);
-        // xᵢ = zᵢ · exp(ℓᵢ(x_{<i})) + bᵢ(x_{<i}), solved for x.
-        let (x, l) = self.conditioner.solve(z, self.method, scale_and_shift);
+        // xᵢ = zᵢ · exp(ℓᵢ(x_{<i}, c)) + bᵢ(x_{<i}, c), solved for x.
+        let (x, l) = self.conditioner.solve(z, c, self.method, scale_and_shift);
         // log|det ∂x/∂z| = Σᵢ ℓᵢ (triangular Jacobian, diagonal exp(ℓᵢ))
         (x, l.sum_axes(&[1]))
     }
 
-    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+    fn inverse_with_context<'t>(
+        &self,
+        x: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
+    ) -> (Var<'t, T>, Var<'t, T>) {
         self.conditioner.check("Maf", x);
-        let (l, b) = self.conditioner.log_scale_and_shift(x);
+        let (l, b) = self.conditioner.log_scale_and_shift(x, c);
         // z = (x − b(x)) ⊙ exp(−ℓ(x)),  log|det ∂z/∂x| = −Σᵢ ℓᵢ
         (unshift_and_unscale(x, &l, &b), l.sum_axes(&[1]).neg())
     }
@@ -467,17 +521,39 @@ impl<T: Element> Flow<T> for Iaf<T> {
         true
     }
 
+    fn context_dim(&self) -> usize {
+        self.conditioner.made.context_dim()
+    }
+
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
-        self.conditioner.check("Iaf", z);
-        let (l, b) = self.conditioner.log_scale_and_shift(z);
-        // x = z ⊙ exp(ℓ(z)) + b(z),  log|det ∂x/∂z| = Σᵢ ℓᵢ
-        (scale_and_shift(z, &l, &b), l.sum_axes(&[1]))
+        self.forward_with_context(z, None)
     }
 
     fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.inverse_with_context(x, None)
+    }
+
+    fn forward_with_context<'t>(
+        &self,
+        z: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
+    ) -> (Var<'t, T>, Var<'t, T>) {
+        self.conditioner.check("Iaf", z);
+        let (l, b) = self.conditioner.log_scale_and_shift(z, c);
+        // x = z ⊙ exp(ℓ(z, c)) + b(z, c),  log|det ∂x/∂z| = Σᵢ ℓᵢ
+        (scale_and_shift(z, &l, &b), l.sum_axes(&[1]))
+    }
+
+    fn inverse_with_context<'t>(
+        &self,
+        x: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
+    ) -> (Var<'t, T>, Var<'t, T>) {
         self.conditioner.check("Iaf", x);
-        // zᵢ = (xᵢ − bᵢ(z_{<i})) · exp(−ℓᵢ(z_{<i})), solved for z.
-        let (z, l) = self.conditioner.solve(x, self.method, unshift_and_unscale);
+        // zᵢ = (xᵢ − bᵢ(z_{<i}, c)) · exp(−ℓᵢ(z_{<i}, c)), solved for z.
+        let (z, l) = self
+            .conditioner
+            .solve(x, c, self.method, unshift_and_unscale);
         (z, l.sum_axes(&[1]).neg())
     }
 
@@ -586,12 +662,13 @@ fn conditioner_from_spec<T: Element>(spec: &LayerSpec) -> Result<Conditioner<T>,
 /// and `residual`, read back by [`made_from_spec`].
 pub(crate) fn made_spec<T: Element>(made: &Made<T>, kind: &str) -> LayerSpec {
     let widths: Vec<usize> = made.hidden_degrees.iter().map(Vec::len).collect();
-    LayerSpec::new(kind)
+    let spec = LayerSpec::new(kind)
         .with("dim", made.dim)
         .with("hidden", widths)
         .with("input_degrees", &made.input_degrees[..])
         .with("hidden_degrees", made.hidden_degrees.concat())
-        .with("residual", made.residual)
+        .with("residual", made.residual);
+    with_context_dim(spec, made.context_dim())
 }
 
 /// The MADE with `params_per_dim` outputs per feature that [`made_spec`]
@@ -644,6 +721,7 @@ pub(crate) fn made_from_spec<T: Element>(
             "residual blocks need equal degrees from layer to layer",
         ));
     }
+    let context_dim = context_dim_from_spec(spec)?;
     // The placeholder values are overwritten by the stored ones, so any seed does.
     let mut rng = StdRng::seed_from_u64(0);
     Ok(Made::from_degrees(
@@ -654,5 +732,6 @@ pub(crate) fn made_from_spec<T: Element>(
         residual,
         Init::Zero,
         &mut rng,
-    ))
+    )
+    .with_context(context_dim, &mut rng))
 }

@@ -16,6 +16,7 @@
 //! [`derivations::glow`](crate::derivations::glow).
 
 use super::bound::soft_clamp;
+use super::context::{conditioner_input, context_dim_from_spec, with_context_dim};
 use super::error::FlowError;
 use super::flow::Flow;
 use super::spec::{check_network, size, sizes, LayerSpec};
@@ -230,34 +231,52 @@ impl ScaleKind {
 pub struct AffineCoupling<T: Element> {
     /// Which features condition and which are transformed.
     pub mask: Mask,
-    /// (ŝ, t) = net(z₁): `[batch, |cond|] → [batch, 2·|trans|]`.
+    /// (ŝ, t) = net([z₁ | c]): `[batch, |cond| + context_dim] → [batch, 2·|trans|]`.
     pub net: Mlp<T>,
     /// The bound of the log-scale per transformed feature, `[|trans|]`
     /// (used, and listed in `params`, only with [`ScaleKind::Tanh`]).
     pub scale: Param<T>,
     /// How ŝ becomes the log-scale s.
     pub scale_kind: ScaleKind,
+    /// The width of the context c the network reads beside z₁ (0: none).
+    pub context_dim: usize,
 }
 
 impl<T: Element> AffineCoupling<T> {
     /// A coupling layer over `mask` with a two-hidden-layer ReLU network of
     /// width `hidden`, its last layer zero (the layer starts as the identity).
     pub fn new<R: Rng + ?Sized>(mask: Mask, hidden: usize, rng: &mut R) -> Self {
+        AffineCoupling::conditional(mask, hidden, 0, rng)
+    }
+
+    /// A conditional coupling: as [`AffineCoupling::new`], with a network
+    /// that reads `[z₁ | c]`, a context c of width `context_dim` beside the
+    /// conditioning half, so x₂ = z₂ ⊙ exp(s(z₁, c)) + t(z₁, c). With
+    /// `context_dim = 0` it is [`AffineCoupling::new`], draw for draw.
+    ///
+    /// # Derivation
+    /// [`derivations::conditioning`, "Couplings"](crate::derivations::conditioning#couplings)
+    /// (docs/derivations/conditioning.md).
+    pub fn conditional<R: Rng + ?Sized>(
+        mask: Mask,
+        hidden: usize,
+        context_dim: usize,
+        rng: &mut R,
+    ) -> Self {
         let (n1, n2) = (mask.cond.len(), mask.trans.len());
-        let mut net = Mlp::new(&[n1, hidden, hidden, 2 * n2], Init::Zero, rng);
-        for p in net.params_mut() {
-            p.prefix("net");
-        }
+        let net = named_net(&[n1 + context_dim, hidden, hidden, 2 * n2], rng);
         AffineCoupling {
             mask,
             net,
             scale: Param::new("scale", Tensor::ones(&[n2])),
             scale_kind: ScaleKind::Tanh,
+            context_dim,
         }
     }
 
     /// The layer a spec of kind `AffineCoupling` describes (fields `dim`,
-    /// `cond`, `trans`, `hidden`, `scale_kind`), with any number of hidden
+    /// `cond`, `trans`, `hidden`, `scale_kind`, and `context_dim` for a
+    /// conditional layer), with any number of hidden
     /// layers and placeholder parameters for the loader to fill.
     ///
     /// # Errors
@@ -267,15 +286,17 @@ impl<T: Element> AffineCoupling<T> {
     pub fn from_spec(spec: &LayerSpec) -> Result<Self, FlowError> {
         let mask = mask_from_spec(spec)?;
         let scale_kind = ScaleKind::from_spec(spec)?;
+        let context_dim = context_dim_from_spec(spec)?;
         let n2 = mask.trans.len();
         // Placeholder values; any seed does.
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
-        let net = coupling_net(spec, &mask, 2 * n2, &mut rng)?;
+        let net = coupling_net(spec, &mask, context_dim, 2 * n2, &mut rng)?;
         Ok(AffineCoupling {
             mask,
             net,
             scale: Param::new("scale", Tensor::ones(&[n2])),
             scale_kind,
+            context_dim,
         })
     }
 
@@ -300,11 +321,16 @@ impl<T: Element> AffineCoupling<T> {
         );
     }
 
-    /// (s, t) from the conditioning half: s = scale ⊙ tanh(ŝ), or Glow's
-    /// softplus(−ŝ − 2).
-    fn scale_and_shift<'t>(&self, part1: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+    /// (s, t) from the conditioning half and the context: s = scale ⊙ tanh(ŝ),
+    /// or Glow's softplus(−ŝ − 2).
+    fn scale_and_shift<'t>(
+        &self,
+        part1: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
+    ) -> (Var<'t, T>, Var<'t, T>) {
         let n2 = self.mask.trans.len();
-        let h = self.net.forward(part1);
+        let input = conditioner_input("AffineCoupling", part1, c, self.context_dim);
+        let h = self.net.forward(&input);
         let s = self
             .scale_kind
             .log_scale(&h.narrow(1, 0, n2), &part1.tape().param(&self.scale));
@@ -322,26 +348,46 @@ impl<T: Element> Flow<T> for AffineCoupling<T> {
         true
     }
 
+    fn context_dim(&self) -> usize {
+        self.context_dim
+    }
+
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.forward_with_context(z, None)
+    }
+
+    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.inverse_with_context(x, None)
+    }
+
+    fn forward_with_context<'t>(
+        &self,
+        z: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
+    ) -> (Var<'t, T>, Var<'t, T>) {
         self.check(z);
         let (z1, z2) = (
             z.index_select(1, &self.mask.cond),
             z.index_select(1, &self.mask.trans),
         );
-        let (s, t) = self.scale_and_shift(&z1);
+        let (s, t) = self.scale_and_shift(&z1, c);
         // x₂ = z₂ ⊙ exp(s) + t
         let x2 = z2.mul(&s.exp()).add(&t);
         // log|det ∂x/∂z| = Σᵢ sᵢ (triangular Jacobian, diagonal exp(s))
         (self.mask.assemble(&z1, &x2), s.sum_axes(&[1]))
     }
 
-    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+    fn inverse_with_context<'t>(
+        &self,
+        x: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
+    ) -> (Var<'t, T>, Var<'t, T>) {
         self.check(x);
         let (x1, x2) = (
             x.index_select(1, &self.mask.cond),
             x.index_select(1, &self.mask.trans),
         );
-        let (s, t) = self.scale_and_shift(&x1);
+        let (s, t) = self.scale_and_shift(&x1, c);
         // z₂ = (x₂ − t) ⊙ exp(−s)
         let z2 = x2.sub(&t).mul(&s.neg().exp());
         // log|det ∂z/∂x| = −Σᵢ sᵢ
@@ -351,14 +397,13 @@ impl<T: Element> Flow<T> for AffineCoupling<T> {
     fn to_spec(&self) -> Option<LayerSpec> {
         // The network's hidden widths: every layer's output but the last.
         let hidden = hidden_widths(&self.net);
-        Some(
-            LayerSpec::new("AffineCoupling")
-                .with("dim", self.mask.dim)
-                .with("cond", &self.mask.cond[..])
-                .with("trans", &self.mask.trans[..])
-                .with("hidden", hidden)
-                .with("scale_kind", self.scale_kind.name()),
-        )
+        let spec = LayerSpec::new("AffineCoupling")
+            .with("dim", self.mask.dim)
+            .with("cond", &self.mask.cond[..])
+            .with("trans", &self.mask.trans[..])
+            .with("hidden", hidden)
+            .with("scale_kind", self.scale_kind.name());
+        Some(with_context_dim(spec, self.context_dim))
     }
 
     fn params(&self) -> Vec<&Param<T>> {
@@ -423,8 +468,10 @@ impl<T: Element> Flow<T> for AffineCoupling<T> {
 pub struct AdditiveCoupling<T: Element> {
     /// Which features condition and which are shifted.
     pub mask: Mask,
-    /// m = net(z₁): `[batch, |cond|] → [batch, |trans|]`.
+    /// m = net([z₁ | c]): `[batch, |cond| + context_dim] → [batch, |trans|]`.
     pub net: Mlp<T>,
+    /// The width of the context c the network reads beside z₁ (0: none).
+    pub context_dim: usize,
 }
 
 impl<T: Element> AdditiveCoupling<T> {
@@ -434,33 +481,61 @@ impl<T: Element> AdditiveCoupling<T> {
     /// # Panics
     /// If `depth` is 0.
     pub fn new<R: Rng + ?Sized>(mask: Mask, hidden: usize, depth: usize, rng: &mut R) -> Self {
+        AdditiveCoupling::conditional(mask, hidden, depth, 0, rng)
+    }
+
+    /// A conditional additive coupling: as [`AdditiveCoupling::new`], with a
+    /// network that reads `[z₁ | c]`, so x₂ = z₂ + m(z₁, c); the log-det
+    /// stays 0. With `context_dim = 0` it is [`AdditiveCoupling::new`],
+    /// draw for draw.
+    ///
+    /// # Panics
+    /// If `depth` is 0.
+    ///
+    /// # Derivation
+    /// [`derivations::conditioning`, "Couplings"](crate::derivations::conditioning#couplings)
+    /// (docs/derivations/conditioning.md).
+    pub fn conditional<R: Rng + ?Sized>(
+        mask: Mask,
+        hidden: usize,
+        depth: usize,
+        context_dim: usize,
+        rng: &mut R,
+    ) -> Self {
         assert!(
             depth >= 1,
             "AdditiveCoupling::new: depth must be at least 1"
         );
-        let sizes: Vec<usize> = std::iter::once(mask.cond.len())
+        let sizes: Vec<usize> = std::iter::once(mask.cond.len() + context_dim)
             .chain(std::iter::repeat_n(hidden, depth))
             .chain(std::iter::once(mask.trans.len()))
             .collect();
-        let mut net = Mlp::new(&sizes, Init::Zero, rng);
-        for p in net.params_mut() {
-            p.prefix("net");
+        let net = named_net(&sizes, rng);
+        AdditiveCoupling {
+            mask,
+            net,
+            context_dim,
         }
-        AdditiveCoupling { mask, net }
     }
 
     /// The layer a spec of kind `AdditiveCoupling` describes (fields `dim`,
-    /// `cond`, `trans`, `hidden`), with placeholder parameters.
+    /// `cond`, `trans`, `hidden`, and `context_dim` for a conditional
+    /// layer), with placeholder parameters.
     ///
     /// # Errors
     /// [`FlowError::BadSpec`] naming the field, as
     /// [`AffineCoupling::from_spec`].
     pub fn from_spec(spec: &LayerSpec) -> Result<Self, FlowError> {
         let mask = mask_from_spec(spec)?;
+        let context_dim = context_dim_from_spec(spec)?;
         // Placeholder values; any seed does.
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
-        let net = coupling_net(spec, &mask, mask.trans.len(), &mut rng)?;
-        Ok(AdditiveCoupling { mask, net })
+        let net = coupling_net(spec, &mask, context_dim, mask.trans.len(), &mut rng)?;
+        Ok(AdditiveCoupling {
+            mask,
+            net,
+            context_dim,
+        })
     }
 
     fn check(&self, v: &Var<'_, T>) {
@@ -472,14 +547,20 @@ impl<T: Element> AdditiveCoupling<T> {
         );
     }
 
-    /// Applies x₂ = z₂ + sign·m(z₁), with sign +1 forward and −1 inverse.
-    fn shift<'t>(&self, v: &Var<'t, T>, sign: f64) -> (Var<'t, T>, Var<'t, T>) {
+    /// Applies x₂ = z₂ + sign·m(z₁, c), with sign +1 forward and −1 inverse.
+    fn shift<'t>(
+        &self,
+        v: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
+        sign: f64,
+    ) -> (Var<'t, T>, Var<'t, T>) {
         self.check(v);
         let (v1, v2) = (
             v.index_select(1, &self.mask.cond),
             v.index_select(1, &self.mask.trans),
         );
-        let m = self.net.forward(&v1).mul_scalar(T::from_f64(sign));
+        let input = conditioner_input("AdditiveCoupling", &v1, c, self.context_dim);
+        let m = self.net.forward(&input).mul_scalar(T::from_f64(sign));
         let zeros = v.constant(Tensor::zeros(&[v.shape()[0]]));
         (self.mask.assemble(&v1, &v2.add(&m)), zeros)
     }
@@ -503,14 +584,34 @@ impl<T: Element> Flow<T> for AdditiveCoupling<T> {
         true
     }
 
+    fn context_dim(&self) -> usize {
+        self.context_dim
+    }
+
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
-        // x₂ = z₂ + m(z₁), log|det| = 0
-        self.shift(z, 1.0)
+        self.forward_with_context(z, None)
     }
 
     fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
-        // z₂ = x₂ − m(x₁), log|det| = 0
-        self.shift(x, -1.0)
+        self.inverse_with_context(x, None)
+    }
+
+    fn forward_with_context<'t>(
+        &self,
+        z: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
+    ) -> (Var<'t, T>, Var<'t, T>) {
+        // x₂ = z₂ + m(z₁, c), log|det| = 0
+        self.shift(z, c, 1.0)
+    }
+
+    fn inverse_with_context<'t>(
+        &self,
+        x: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
+    ) -> (Var<'t, T>, Var<'t, T>) {
+        // z₂ = x₂ − m(x₁, c), log|det| = 0
+        self.shift(x, c, -1.0)
     }
 
     fn params(&self) -> Vec<&Param<T>> {
@@ -522,37 +623,44 @@ impl<T: Element> Flow<T> for AdditiveCoupling<T> {
     }
 
     fn to_spec(&self) -> Option<LayerSpec> {
-        Some(
-            LayerSpec::new("AdditiveCoupling")
-                .with("dim", self.mask.dim)
-                .with("cond", &self.mask.cond[..])
-                .with("trans", &self.mask.trans[..])
-                .with("hidden", hidden_widths(&self.net)),
-        )
+        let spec = LayerSpec::new("AdditiveCoupling")
+            .with("dim", self.mask.dim)
+            .with("cond", &self.mask.cond[..])
+            .with("trans", &self.mask.trans[..])
+            .with("hidden", hidden_widths(&self.net));
+        Some(with_context_dim(spec, self.context_dim))
     }
 }
 
+/// A coupling network through `sizes`, its last layer zero (the layer
+/// starts as the identity), its parameters named `net.*`.
+pub(crate) fn named_net<T: Element, R: Rng + ?Sized>(sizes: &[usize], rng: &mut R) -> Mlp<T> {
+    let mut net = Mlp::new(sizes, Init::Zero, rng);
+    for p in net.params_mut() {
+        p.prefix("net");
+    }
+    net
+}
+
 /// The network of a coupling layer read from `spec`: an MLP from the
-/// conditioning features through the `hidden` widths to `out` outputs, its
-/// parameters named `net.*` as the layers' constructors name them; values
-/// are placeholders for the stored ones.
+/// conditioning features and the `context_dim` context columns through the
+/// `hidden` widths to `out` outputs, its parameters named `net.*` as the
+/// layers' constructors name them; values are placeholders for the stored
+/// ones.
 pub(crate) fn coupling_net<T: Element, R: Rng + ?Sized>(
     spec: &LayerSpec,
     mask: &Mask,
+    context_dim: usize,
     out: usize,
     rng: &mut R,
 ) -> Result<Mlp<T>, FlowError> {
     let hidden = sizes(spec, "hidden")?;
-    let widths: Vec<usize> = std::iter::once(mask.cond.len())
+    let widths: Vec<usize> = std::iter::once(mask.cond.len() + context_dim)
         .chain(hidden)
         .chain(std::iter::once(out))
         .collect();
     check_network(spec, "hidden", &widths, 1)?;
-    let mut net = Mlp::new(&widths, Init::Zero, rng);
-    for p in net.params_mut() {
-        p.prefix("net");
-    }
-    Ok(net)
+    Ok(named_net(&widths, rng))
 }
 
 /// Checks that `cond` and `trans` partition 0..dim, each non-empty and increasing.

@@ -23,6 +23,62 @@ pub trait Flow<T: Element>: Send + Sync {
     /// z = f⁻¹(x) and log|det ∂z/∂x| per sample.
     fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>);
 
+    /// The width of the context c this layer's conditioners read: the
+    /// columns of the `[batch, context_dim]` tensor that
+    /// [`Flow::forward_with_context`] and [`Flow::inverse_with_context`]
+    /// take. 0 (the default) for a layer that ignores the context;
+    /// containers say the width their conditional layers share.
+    ///
+    /// # Derivation
+    /// [`derivations::conditioning`](crate::derivations::conditioning)
+    /// (docs/derivations/conditioning.md).
+    fn context_dim(&self) -> usize {
+        0
+    }
+
+    /// x = f(z; c) and log|det ∂x/∂z| per sample, for the context `c`
+    /// (`[batch, context_dim]`, one row per sample, or `None` for no
+    /// context). The map is a bijection in z for every fixed c, and the
+    /// log-det is the one in z alone: c enters only the conditioners.
+    ///
+    /// The default ignores `c` and calls [`Flow::forward`], which is what a
+    /// layer without conditioners (ActNorm, a permutation, a squeeze) does;
+    /// conditional layers override it, and their [`Flow::forward`] is this
+    /// method with no context.
+    ///
+    /// # Panics
+    /// A conditional layer panics when `c` is `None` or not
+    /// `[batch, context_dim]`, naming the layer and both shapes
+    /// ([`FlowModel`](super::FlowModel) checks the context first and
+    /// returns a typed error instead).
+    ///
+    /// # Derivation
+    /// [`derivations::conditioning`, "Why the log-det does not change"](crate::derivations::conditioning#why-the-log-det-does-not-change)
+    /// (docs/derivations/conditioning.md).
+    fn forward_with_context<'t>(
+        &self,
+        z: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
+    ) -> (Var<'t, T>, Var<'t, T>) {
+        let _ = c;
+        self.forward(z)
+    }
+
+    /// z = f⁻¹(x; c) and log|det ∂z/∂x| per sample, for the context `c`
+    /// (as [`Flow::forward_with_context`]). The default ignores `c` and
+    /// calls [`Flow::inverse`].
+    ///
+    /// # Panics
+    /// As [`Flow::forward_with_context`].
+    fn inverse_with_context<'t>(
+        &self,
+        x: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
+    ) -> (Var<'t, T>, Var<'t, T>) {
+        let _ = c;
+        self.inverse(x)
+    }
+
     /// The trainable parameters (none by default).
     fn params(&self) -> Vec<&Param<T>> {
         Vec::new()

@@ -254,3 +254,153 @@ impl GaussianMixture {
         Tensor::from_f64_slice(&out, &[n, d])
     }
 }
+
+/// A conditional base: a diagonal Gaussian whose mean and log-scale are
+/// functions of the context, N(μ(c), diag e^{2ℓ(c)}) with (μ, ℓ) = NN(c):
+/// log π(z | c) = Σᵢ [−½((zᵢ − μᵢ(c))·e^{−ℓᵢ(c)})² − ℓᵢ(c)] − (D/2)·log 2π.
+///
+/// NN is an MLP from `context_dim` inputs through the `hidden` widths
+/// (ReLU between layers; no hidden layer makes (μ, ℓ) affine in c) to 2·D
+/// outputs, μ first; its last layer starts at zero, so the base starts as
+/// N(0, I) for every c. Its parameters are `prior.net.layer{i}.weight` and
+/// `.bias`. The base reads the context the model's layers read (the
+/// embedding's output when the model has one).
+///
+/// With no hidden layer, μ and ℓ are affine in c; a conditional MAF on top
+/// adds the correlations, so together they can hold the exact posterior of
+/// a [`LinearGaussian`](crate::data::simulators::LinearGaussian) (mean
+/// affine in x, covariance constant).
+///
+/// # Shapes
+/// `log_prob` takes z `[batch, dim]` and c `[batch, context_dim]` and
+/// returns `[batch]`; `sample` takes c `[n, context_dim]` and returns
+/// `[n, dim]`.
+///
+/// # Units
+/// Log-densities in nats.
+///
+/// # Panics
+/// If a parameter is missing from `params`, or z or c has another shape.
+///
+/// # Source
+/// Papamakarios et al., "Normalizing Flows for Probabilistic Modeling and
+/// Inference", arXiv:1912.02762, §2.3 and §5.3 (conditional flows);
+/// Winkler et al., "Learning Likelihoods with Conditional Normalizing
+/// Flows", arXiv:1912.00042, §3 (a conditional base).
+///
+/// # Derivation
+/// [`derivations::conditioning`, "The conditional base"](crate::derivations::conditioning#the-conditional-base)
+/// (docs/derivations/conditioning.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConditionalNormal {
+    /// The number of dimensions D.
+    pub dim: usize,
+    /// The width of the context it reads.
+    pub context_dim: usize,
+    /// The width of its one hidden layer, or 0 for none ((μ, ℓ) affine in c).
+    pub hidden: usize,
+}
+
+impl ConditionalNormal {
+    /// A conditional diagonal Gaussian on `dim` dimensions given a context
+    /// of width `context_dim`, through one hidden layer of width `hidden`
+    /// (0: none).
+    ///
+    /// # Panics
+    /// If `dim` or `context_dim` is 0.
+    pub fn new(dim: usize, context_dim: usize, hidden: usize) -> Self {
+        assert!(
+            dim > 0 && context_dim > 0,
+            "ConditionalNormal::new: need dim ≥ 1 and context_dim ≥ 1, got {dim} and {context_dim}"
+        );
+        ConditionalNormal {
+            dim,
+            context_dim,
+            hidden,
+        }
+    }
+
+    /// The widths of its network, `[context_dim, (hidden,) 2·dim]`.
+    fn sizes(&self) -> Vec<usize> {
+        let mut sizes = vec![self.context_dim];
+        if self.hidden > 0 {
+            sizes.push(self.hidden);
+        }
+        sizes.push(2 * self.dim);
+        sizes
+    }
+
+    /// Its parameters at the start: a hidden layer Glorot from a fixed seed,
+    /// the output layer zero (N(0, I) for every c).
+    pub fn initial_params<T: Element>(&self) -> Vec<Param<T>> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let mut net = crate::nn::Mlp::<T>::new(&self.sizes(), crate::nn::Init::Zero, &mut rng);
+        for p in net.params_mut() {
+            p.prefix("prior.net");
+        }
+        net.params().into_iter().cloned().collect()
+    }
+
+    /// (μ(c), ℓ(c)), each `[batch, dim]`, on `c`'s tape.
+    fn mean_and_log_scale<'t, T: Element>(
+        &self,
+        c: &Var<'t, T>,
+        params: &[Param<T>],
+    ) -> (Var<'t, T>, Var<'t, T>) {
+        assert!(
+            c.shape().len() == 2 && c.shape()[1] == self.context_dim,
+            "ConditionalNormal: expected a context [batch, {}], got {:?}",
+            self.context_dim,
+            c.shape()
+        );
+        let tape = c.tape();
+        let layers = self.sizes().len() - 1;
+        let mut h = c.clone();
+        for l in 0..layers {
+            if l > 0 {
+                h = h.relu();
+            }
+            let weight = tape.param(find(params, &format!("prior.net.layer{l}.weight")));
+            let bias = tape.param(find(params, &format!("prior.net.layer{l}.bias")));
+            h = h.linear(&weight, &bias);
+        }
+        (h.narrow(1, 0, self.dim), h.narrow(1, self.dim, self.dim))
+    }
+
+    /// log π(z | c) per sample, on `z`'s tape (gradients reach the network
+    /// and, through c, an embedding).
+    pub fn log_prob<'t, T: Element>(
+        &self,
+        z: &Var<'t, T>,
+        c: &Var<'t, T>,
+        params: &[Param<T>],
+    ) -> Var<'t, T> {
+        check_input("ConditionalNormal", z, self.dim);
+        let (mean, log_scale) = self.mean_and_log_scale(c, params);
+        // u = (z − μ(c)) ⊙ e^{−ℓ(c)}, log π = −½Σu² − Σℓ − D·½log 2π
+        let u = z.sub(&mean).mul(&log_scale.neg().exp());
+        let constant = -(self.dim as f64) * HALF_LOG_TWO_PI;
+        u.square()
+            .sum_axes(&[1])
+            .mul_scalar(T::from_f64(-0.5))
+            .sub(&log_scale.sum_axes(&[1]))
+            .add_scalar(T::from_f64(constant))
+    }
+
+    /// One sample per context row: μ(c) + e^{ℓ(c)} ⊙ (τ·ε), ε ~ N(0, I),
+    /// τ the temperature; `[rows of c, dim]`.
+    pub fn sample<T: Element, R: Rng + ?Sized>(
+        &self,
+        temperature: f64,
+        c: &Tensor<T>,
+        params: &[Param<T>],
+        rng: &mut R,
+    ) -> Tensor<T> {
+        let tape = crate::autodiff::Tape::no_grad();
+        let (mean, log_scale) = self.mean_and_log_scale(&tape.constant(c.clone()), params);
+        Tensor::<T>::randn(&[c.dim(0), self.dim], rng)
+            .mul_scalar(T::from_f64(temperature))
+            .mul(&log_scale.value().exp())
+            .add(mean.value())
+    }
+}

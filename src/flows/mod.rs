@@ -47,6 +47,18 @@
 //! named architecture (`realnvp`, `maf`, `iaf`, `nice`, `realnvp-image`,
 //! `glow`, `nsf`, `nsf-ar`) with its default sizes per kind of data and its builder.
 //!
+//! **Conditioning** (p(x | c)): the couplings, [`Maf`], [`Iaf`] and
+//! [`SplineMaf`] have `conditional` constructors whose conditioners also
+//! read a context c `[batch, context_dim]`
+//! ([`Flow::forward_with_context`], [`Flow::inverse_with_context`]); the
+//! other layers pass c on. [`ConditionalNormal`] is a base whose mean and
+//! log-scale depend on c, [`ContextEmbedding`] a learned network before
+//! them all, and [`FlowModel::log_prob_given`] / [`FlowModel::sample_given`]
+//! the checked entry points ([`ContextError`]). [`context`] holds the
+//! checks and [`context::AtContext`], which fixes c so that
+//! [`check_flow`](check::check_flow) proves a conditional layer at that c
+//! ([derivation](crate::derivations::conditioning)).
+//!
 //! The machinery every layer shares: [`flow`] (the trait), [`error`]
 //! ([`FlowError`], which names the layer's place, kind, field and value),
 //! [`spec`] ([`LayerSpec`](spec::LayerSpec), a layer's architecture as data,
@@ -118,6 +130,7 @@ pub mod autoregressive;
 pub mod batchnorm;
 pub mod bound;
 pub mod check;
+pub mod context;
 pub mod coupling;
 pub mod error;
 pub mod flow;
@@ -142,12 +155,13 @@ pub mod zoo;
 pub use actnorm::ActNorm;
 pub use autoregressive::{Iaf, Maf, SequentialMethod, Transform};
 pub use batchnorm::BatchNorm;
+pub use context::{ContextEmbedding, ContextError};
 pub use coupling::{AdditiveCoupling, AffineCoupling, Mask, ScaleKind};
 pub use error::FlowError;
 pub use flow::Flow;
 pub use image_coupling::{ImageCoupling, ImageMask};
 pub use inv_conv::InvConv1x1;
-pub use learned_base::{DiagonalNormal, GaussianMixture};
+pub use learned_base::{ConditionalNormal, DiagonalNormal, GaussianMixture};
 pub use model::FlowModel;
 pub use permute::{Permutation, Reverse};
 pub use preprocess::{Dequantize, Logit};

@@ -1,5 +1,6 @@
 //! [`FlowModel`]: a prior and a flow, with `log_prob` and `sample`.
 
+use super::context::{check_context, ContextEmbedding, ContextError};
 use super::coupling::{AffineCoupling, Mask};
 use super::flow::Flow;
 use super::prior::{Prior, StandardNormal};
@@ -38,7 +39,8 @@ pub struct FlowModel<T: Element> {
     /// The base density (standard normal unless built by [`FlowModel::with_prior`]).
     pub prior: Prior,
     /// The trainable tensors of a learnable base (`prior.*`; empty for the
-    /// fixed priors), trained and saved with the flow's.
+    /// fixed priors) and of a context embedding (`embedding.*`, see
+    /// [`FlowModel::with_embedding`]), trained and saved with the flow's.
     pub prior_params: Vec<Param<T>>,
     /// The bijection, forward = latent → data.
     pub flow: Sequential<T>,
@@ -80,9 +82,313 @@ impl<T: Element> FlowModel<T> {
         )
     }
 
+    /// A conditional MAF for p(x | c): `layers` conditional [`Maf`](super::Maf)
+    /// layers (MADEs of hidden widths `hidden`, orders alternating natural
+    /// and reversed, each reading c in its first layer) over a
+    /// [`ConditionalNormal`](super::ConditionalNormal) base whose mean and
+    /// log-scale are affine in c. The choice for amortised posteriors
+    /// (neural posterior estimation).
+    ///
+    /// # Source
+    /// Papamakarios et al., arXiv:1705.07057, §3.4 (conditional MAF);
+    /// Greenberg et al., arXiv:1905.07488.
+    ///
+    /// # Derivation
+    /// [`derivations::conditioning`](crate::derivations::conditioning)
+    /// (docs/derivations/conditioning.md).
+    ///
+    /// # Examples
+    /// ```
+    /// use flowzoo::flows::FlowModel;
+    /// use flowzoo::tensor::Tensor;
+    /// use rand::SeedableRng;
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// // p(θ | x): 3 conditional MAF layers over a conditional Gaussian base
+    /// let model = FlowModel::<f32>::conditional_maf(2, 5, 3, &[64, 64], &mut rng);
+    /// let x = Tensor::from_vec(vec![0.1, -0.3, 1.0, 0.0, 2.0], &[1, 5]); // one row for all
+    /// let theta = model.sample_given(1000, 1.0, Some(&x), &mut rng).unwrap();
+    /// let log_q = model.log_prob_given(&theta, Some(&x)).unwrap(); // [1000]
+    /// assert_eq!(log_q.shape(), &[1000]);
+    /// ```
+    pub fn conditional_maf<R: Rng + ?Sized>(
+        dim: usize,
+        context_dim: usize,
+        layers: usize,
+        hidden: &[usize],
+        rng: &mut R,
+    ) -> Self {
+        let flow: Vec<Box<dyn Flow<T>>> = (0..layers)
+            .map(|i| {
+                let order = super::autoregressive::alternating_order(i);
+                Box::new(super::Maf::conditional(
+                    dim,
+                    hidden,
+                    order,
+                    context_dim,
+                    rng,
+                )) as Box<dyn Flow<T>>
+            })
+            .collect();
+        let base = super::ConditionalNormal::new(dim, context_dim, 0);
+        FlowModel::with_prior(base, Sequential::new(flow))
+    }
+
+    /// A conditional RealNVP for p(x | c): `layers` conditional affine
+    /// couplings over contiguous halves (swapping from one layer to the
+    /// next), each network reading `[x₁ | c]` through two hidden layers of
+    /// width `hidden`, over a standard normal base.
+    ///
+    /// # Panics
+    /// If `dim < 2`.
+    ///
+    /// # Source
+    /// Dinh et al., arXiv:1605.08803; Winkler et al., "Learning Likelihoods
+    /// with Conditional Normalizing Flows", arXiv:1912.00042.
+    pub fn conditional_realnvp<R: Rng + ?Sized>(
+        dim: usize,
+        context_dim: usize,
+        layers: usize,
+        hidden: usize,
+        rng: &mut R,
+    ) -> Self {
+        let flow: Vec<Box<dyn Flow<T>>> = (0..layers)
+            .map(|i| {
+                let mask = Mask::half(dim, i % 2 == 1);
+                Box::new(AffineCoupling::conditional(mask, hidden, context_dim, rng))
+                    as Box<dyn Flow<T>>
+            })
+            .collect();
+        FlowModel::new(dim, Sequential::new(flow))
+    }
+
     /// The number of dimensions D.
     pub fn dim(&self) -> usize {
         self.prior.dim()
+    }
+
+    /// The same model with a learned embedding of the context: the layers
+    /// and the base then read e = NN(c) instead of c, and the model takes
+    /// contexts of the embedding's input width. Its parameters
+    /// (`embedding.*`) join [`FlowModel::prior_params`] (the tensors beside
+    /// the flow's), and train and save with the rest.
+    ///
+    /// # Panics
+    /// If the embedding's output width is not the width the layers and the
+    /// base read ([`FlowModel::conditioner_dim`]), naming both.
+    ///
+    /// # Derivation
+    /// [`derivations::conditioning`, "Embeddings"](crate::derivations::conditioning#embeddings)
+    /// (docs/derivations/conditioning.md).
+    pub fn with_embedding(mut self, embedding: ContextEmbedding<T>) -> Self {
+        assert_eq!(
+            embedding.out_dim(),
+            self.conditioner_dim(),
+            "FlowModel::with_embedding: the embedding gives {} features, the layers and base read {}",
+            embedding.out_dim(),
+            self.conditioner_dim()
+        );
+        self.prior_params
+            .extend(embedding.params().into_iter().cloned());
+        self
+    }
+
+    /// The learned context embedding, if the model has one (rebuilt from
+    /// its tensors in [`FlowModel::prior_params`], which it shares).
+    pub fn embedding(&self) -> Option<ContextEmbedding<T>> {
+        ContextEmbedding::from_params(&self.prior_params)
+    }
+
+    /// The width of the context the layers and the base read: the largest
+    /// of theirs (they share one in a model built by the crate); 0 for an
+    /// unconditional model.
+    pub fn conditioner_dim(&self) -> usize {
+        self.flow.context_dim().max(self.prior.context_dim())
+    }
+
+    /// The width of the context the model takes: the embedding's input
+    /// width if it has one, else [`FlowModel::conditioner_dim`]. 0 for an
+    /// unconditional model, which takes no context.
+    pub fn context_dim(&self) -> usize {
+        match self.embedding() {
+            Some(embedding) => embedding.context_dim(),
+            None => self.conditioner_dim(),
+        }
+    }
+
+    /// What the layers and base read for the context `c`: e = NN(c) with
+    /// an embedding, c itself without (`None` for no context).
+    pub fn context_features<'t>(&self, c: Option<&Var<'t, T>>) -> Option<Var<'t, T>> {
+        let c = c?;
+        Some(match self.embedding() {
+            Some(embedding) => embedding.forward(c),
+            None => c.clone(),
+        })
+    }
+
+    /// log p(x | c) per sample, on a tape (for training): x `[batch, dim]`,
+    /// c `[batch, context_dim]` (or `None` for an unconditional model).
+    ///
+    /// # Panics
+    /// If c is missing or of another shape for a conditional model (the
+    /// checked entry point is [`FlowModel::log_prob_given`]).
+    ///
+    /// # Derivation
+    /// [`derivations::conditioning`](crate::derivations::conditioning)
+    /// (docs/derivations/conditioning.md).
+    pub fn log_prob_given_var<'t>(&self, x: &Var<'t, T>, c: Option<&Var<'t, T>>) -> Var<'t, T> {
+        let e = self.context_features(c);
+        let (z, log_det) = self.flow.inverse_with_context(x, e.as_ref());
+        self.prior
+            .log_prob_given(&z, e.as_ref(), &self.prior_params)
+            .add(&log_det)
+    }
+
+    /// The data part x and the context part c of a training batch
+    /// `[batch, dim + context_dim]`, each row x then its context (the
+    /// layout [`fit`](crate::train::fit::fit) and the tables use); for an
+    /// unconditional model, the batch itself and `None`.
+    ///
+    /// # Panics
+    /// If a conditional model's batch is not `[batch, dim + context_dim]`.
+    pub fn split_batch(&self, rows: &Tensor<T>) -> (Tensor<T>, Option<Tensor<T>>) {
+        let context_dim = self.context_dim();
+        if context_dim == 0 {
+            return (rows.clone(), None);
+        }
+        let dim = self.dim();
+        assert!(
+            rows.ndim() == 2 && rows.dim(1) == dim + context_dim,
+            "FlowModel::split_batch: expected rows [batch, {dim} + {context_dim}], got {:?}",
+            rows.shape()
+        );
+        (
+            rows.narrow(1, 0, dim).contiguous(),
+            Some(rows.narrow(1, dim, context_dim).contiguous()),
+        )
+    }
+
+    /// log p(x | c) per sample for a training batch of rows `[x | c]` (see
+    /// [`FlowModel::split_batch`]), on a tape; for an unconditional model
+    /// [`FlowModel::log_prob_var`] of the batch.
+    pub fn log_prob_batch_var<'t>(&self, rows: &Var<'t, T>) -> Var<'t, T> {
+        if self.context_dim() == 0 {
+            return self.log_prob_var(rows);
+        }
+        let (dim, context_dim) = (self.dim(), self.context_dim());
+        let (x, c) = (rows.narrow(1, 0, dim), rows.narrow(1, dim, context_dim));
+        self.log_prob_given_var(&x, Some(&c))
+    }
+
+    /// log p(x | c) per sample, recording nothing, for a batch of rows
+    /// `[x | c]` (see [`FlowModel::split_batch`]); for an unconditional
+    /// model [`FlowModel::log_prob`] of the batch. A row whose context is
+    /// not finite gets NaN.
+    pub fn log_prob_batch(&self, rows: &Tensor<T>) -> Tensor<T> {
+        match self.split_batch(rows) {
+            (x, None) => self.log_prob(&x),
+            (x, Some(c)) => self
+                .log_prob_given(&x, Some(&c))
+                .unwrap_or_else(|_| Tensor::full(&[x.dim(0)], T::from_f64(f64::NAN))),
+        }
+    }
+
+    /// log p(x | c) per sample, recording nothing, for x `[batch, dim]` and
+    /// the context c: `[batch, context_dim]` (one row per sample),
+    /// `[1, context_dim]` (broadcast to every row), or `None` for an
+    /// unconditional model (then it is [`FlowModel::log_prob`]). Large
+    /// batches are split across threads as in [`FlowModel::log_prob`].
+    ///
+    /// # Errors
+    /// A [`ContextError`] naming `FlowModel::log_prob_given`: no context
+    /// for a conditional model, a context for an unconditional one, a
+    /// width or row count that does not fit, a NaN or infinite entry.
+    ///
+    /// # Panics
+    /// If x is not `[batch, dim]`.
+    ///
+    /// # Examples
+    /// ```
+    /// use flowzoo::flows::{AffineCoupling, FlowModel, Mask, Sequential};
+    /// use flowzoo::tensor::Tensor;
+    /// use rand::SeedableRng;
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let layer = AffineCoupling::<f64>::conditional(Mask::half(2, false), 8, 3, &mut rng);
+    /// let model = FlowModel::new(2, Sequential::new(vec![Box::new(layer)]));
+    /// assert_eq!(model.context_dim(), 3);
+    /// let x = Tensor::zeros(&[4, 2]);
+    /// let c = Tensor::from_vec(vec![1.0, 0.0, 0.5], &[1, 3]); // one row for all
+    /// assert_eq!(model.log_prob_given(&x, Some(&c)).unwrap().shape(), &[4]);
+    /// assert!(model.log_prob_given(&x, None).is_err()); // a context is needed
+    /// ```
+    pub fn log_prob_given(
+        &self,
+        x: &Tensor<T>,
+        c: Option<&Tensor<T>>,
+    ) -> Result<Tensor<T>, ContextError> {
+        const AT: &str = "FlowModel::log_prob_given";
+        let rows = x.shape().first().copied().unwrap_or(0);
+        let Some(c) = check_context(AT, c, self.context_dim(), rows)? else {
+            return Ok(self.log_prob(x));
+        };
+        assert!(
+            x.ndim() == 2 && x.dim(1) == self.dim(),
+            "{AT}: expected x [batch, {}], got {:?}",
+            self.dim(),
+            x.shape()
+        );
+        // Why join [x | c]: the pieces cut rows, and each piece needs its
+        // rows of both.
+        let joined = Tensor::concat(&[x, &c], 1);
+        Ok(in_pool(|| {
+            by_pieces(&joined, self.flow.per_sample(), |piece| {
+                let tape = Tape::no_grad();
+                self.log_prob_batch_var(&tape.constant(piece)).into_value()
+            })
+        }))
+    }
+
+    /// `n` samples of p(x | c) at temperature τ, recording nothing: row k
+    /// drawn given row k of c (`[n, context_dim]`), or every row given the
+    /// one row of c (`[1, context_dim]`); `None` for an unconditional model
+    /// (then it is [`FlowModel::sample`], draw for draw).
+    ///
+    /// # Errors
+    /// A [`ContextError`] naming `FlowModel::sample_given`, as
+    /// [`FlowModel::log_prob_given`].
+    pub fn sample_given<R: Rng + ?Sized>(
+        &self,
+        n: usize,
+        temperature: f64,
+        c: Option<&Tensor<T>>,
+        rng: &mut R,
+    ) -> Result<Tensor<T>, ContextError> {
+        const AT: &str = "FlowModel::sample_given";
+        let Some(c) = check_context(AT, c, self.context_dim(), n)? else {
+            return Ok(self.sample(n, temperature, rng));
+        };
+        let features = match self.embedding() {
+            Some(embedding) => {
+                let tape = Tape::no_grad();
+                embedding.forward(&tape.constant(c)).into_value()
+            }
+            None => c,
+        };
+        let z = self
+            .prior
+            .sample_given(n, temperature, Some(&features), &self.prior_params, rng);
+        let (dim, width) = (self.dim(), features.dim(1));
+        let joined = Tensor::concat(&[&z, &features], 1);
+        Ok(in_pool(|| {
+            by_pieces(&joined, self.flow.per_sample(), |piece| {
+                let tape = Tape::no_grad();
+                let (z, e) = (piece.narrow(1, 0, dim), piece.narrow(1, dim, width));
+                let e = tape.constant(e);
+                self.flow
+                    .forward_with_context(&tape.constant(z), Some(&e))
+                    .0
+                    .into_value()
+            })
+        }))
     }
 
     /// log p(x) per sample, on a tape (for training).
@@ -147,7 +453,8 @@ impl<T: Element> FlowModel<T> {
         })
     }
 
-    /// Every trainable parameter: the flow's, then a learnable base's.
+    /// Every trainable parameter: the flow's, then a learnable base's
+    /// and a context embedding's.
     pub fn params(&self) -> Vec<&Param<T>> {
         let mut params = self.flow.params();
         params.extend(&self.prior_params);

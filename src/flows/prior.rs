@@ -1,7 +1,7 @@
 //! Priors: the base density π(z) of a flow.
 
 use super::error::{FlowError, LayerPath};
-use super::learned_base::{DiagonalNormal, GaussianMixture};
+use super::learned_base::{ConditionalNormal, DiagonalNormal, GaussianMixture};
 use super::spec::{size, LayerSpec};
 use crate::autodiff::{Param, Var};
 use crate::tensor::math;
@@ -163,6 +163,8 @@ pub enum Prior {
     DiagonalNormal(DiagonalNormal),
     /// A mixture of K trainable diagonal Gaussians.
     GaussianMixture(GaussianMixture),
+    /// N(μ(c), diag e^{2ℓ(c)}), (μ, ℓ) a trainable network of the context.
+    ConditionalNormal(ConditionalNormal),
 }
 
 impl Prior {
@@ -178,14 +180,20 @@ impl Prior {
             Prior::GaussianMixture(p) => LayerSpec::new("GaussianMixture")
                 .with("dim", p.dim)
                 .with("components", p.components),
+            Prior::ConditionalNormal(p) => LayerSpec::new("ConditionalNormal")
+                .with("dim", p.dim)
+                .with("context_dim", p.context_dim)
+                .with("hidden", p.hidden),
         }
     }
 
     /// The prior a spec describes.
     ///
     /// # Errors
-    /// [`FlowError::UnknownKind`] for a kind other than the four above;
-    /// [`FlowError::BadSpec`] for a `dim` or `components` that is not a size.
+    /// [`FlowError::UnknownKind`] for a kind other than the five above
+    /// (`ConditionalNormal { dim, context_dim, hidden }` the fifth);
+    /// [`FlowError::BadSpec`] for a `dim`, `components` or `context_dim`
+    /// that is not a size, or a network too large to build.
     pub fn from_spec(spec: &LayerSpec) -> Result<Self, FlowError> {
         match spec.kind.as_str() {
             "StandardNormal" => Ok(StandardNormal::new(size(spec, "dim")?).into()),
@@ -199,6 +207,13 @@ impl Prior {
                     dim.checked_mul(components).and_then(|n| n.checked_mul(2)),
                 )?;
                 Ok(GaussianMixture::new(dim, components).into())
+            }
+            "ConditionalNormal" => {
+                let (dim, context_dim) = (size(spec, "dim")?, size(spec, "context_dim")?);
+                let hidden = spec.usize("hidden")?;
+                let widths = [context_dim, hidden.max(1), dim.saturating_mul(2)];
+                super::spec::check_network(spec, "hidden", &widths, 1)?;
+                Ok(ConditionalNormal::new(dim, context_dim, hidden).into())
             }
             _ => Err(FlowError::UnknownKind {
                 at: LayerPath::default(),
@@ -214,6 +229,16 @@ impl Prior {
             Prior::Logistic(p) => p.dim,
             Prior::DiagonalNormal(p) => p.dim,
             Prior::GaussianMixture(p) => p.dim,
+            Prior::ConditionalNormal(p) => p.dim,
+        }
+    }
+
+    /// The width of the context the base reads: 0 but for
+    /// [`ConditionalNormal`].
+    pub fn context_dim(&self) -> usize {
+        match self {
+            Prior::ConditionalNormal(p) => p.context_dim,
+            _ => 0,
         }
     }
 
@@ -225,13 +250,17 @@ impl Prior {
             Prior::Logistic(_) => "logistic",
             Prior::DiagonalNormal(_) => "diag",
             Prior::GaussianMixture(_) => "mixture",
+            Prior::ConditionalNormal(_) => "conditional",
         }
     }
 
     /// True for a base with trainable tensors ([`DiagonalNormal`],
-    /// [`GaussianMixture`]).
+    /// [`GaussianMixture`], [`ConditionalNormal`]).
     pub fn is_learned(&self) -> bool {
-        matches!(self, Prior::DiagonalNormal(_) | Prior::GaussianMixture(_))
+        matches!(
+            self,
+            Prior::DiagonalNormal(_) | Prior::GaussianMixture(_) | Prior::ConditionalNormal(_)
+        )
     }
 
     /// The trainable tensors of a learnable base at their starting values
@@ -241,6 +270,7 @@ impl Prior {
             Prior::StandardNormal(_) | Prior::Logistic(_) => Vec::new(),
             Prior::DiagonalNormal(p) => p.initial_params(),
             Prior::GaussianMixture(p) => p.initial_params(),
+            Prior::ConditionalNormal(p) => p.initial_params(),
         }
     }
 
@@ -266,11 +296,32 @@ impl Prior {
     ///
     /// # Panics
     /// If `z` is not `[batch, dim]`, or a learnable base's tensor is
-    /// missing from `params`.
+    /// missing from `params`, or the base is conditional (use
+    /// [`Prior::log_prob_given`]).
     pub fn log_prob_with<'t, T: Element>(&self, z: &Var<'t, T>, params: &[Param<T>]) -> Var<'t, T> {
+        self.log_prob_given(z, None, params)
+    }
+
+    /// log π(z | c) per sample: a conditional base reads the context `c`
+    /// (`[batch, context_dim]`); the others ignore it and read their
+    /// tensors from `params` as [`Prior::log_prob_with`].
+    ///
+    /// # Panics
+    /// As [`Prior::log_prob_with`], and for a conditional base given no
+    /// context or one of another shape.
+    pub fn log_prob_given<'t, T: Element>(
+        &self,
+        z: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
+        params: &[Param<T>],
+    ) -> Var<'t, T> {
         match self {
             Prior::DiagonalNormal(p) => p.log_prob(z, params),
             Prior::GaussianMixture(p) => p.log_prob(z, params),
+            Prior::ConditionalNormal(p) => {
+                let c = c.expect("Prior::log_prob_given: the conditional base needs a context");
+                p.log_prob(z, c, params)
+            }
             _ => self.log_prob(z),
         }
     }
@@ -299,7 +350,8 @@ impl Prior {
     /// from `params` (ignored by the fixed priors).
     ///
     /// # Panics
-    /// If a learnable base's tensor is missing from `params`.
+    /// If a learnable base's tensor is missing from `params`, or the base
+    /// is conditional (use [`Prior::sample_given`]).
     pub fn sample_with<T: Element, R: Rng + ?Sized>(
         &self,
         n: usize,
@@ -307,9 +359,36 @@ impl Prior {
         params: &[Param<T>],
         rng: &mut R,
     ) -> Tensor<T> {
+        self.sample_given(n, temperature, None, params, rng)
+    }
+
+    /// `n` samples at `temperature`, a conditional base drawing row k
+    /// given row k of `c` (`[n, context_dim]`); the others ignore `c`.
+    ///
+    /// # Panics
+    /// As [`Prior::sample_with`], and for a conditional base given no
+    /// context or one without `n` rows.
+    pub fn sample_given<T: Element, R: Rng + ?Sized>(
+        &self,
+        n: usize,
+        temperature: f64,
+        c: Option<&Tensor<T>>,
+        params: &[Param<T>],
+        rng: &mut R,
+    ) -> Tensor<T> {
         match self {
             Prior::DiagonalNormal(p) => p.sample(n, temperature, params, rng),
             Prior::GaussianMixture(p) => p.sample(n, temperature, params, rng),
+            Prior::ConditionalNormal(p) => {
+                let c = c.expect("Prior::sample_given: the conditional base needs a context");
+                assert_eq!(
+                    c.dim(0),
+                    n,
+                    "Prior::sample_given: {n} samples, {} contexts",
+                    c.dim(0)
+                );
+                p.sample(temperature, c, params, rng)
+            }
             _ => self.sample(n, temperature, rng),
         }
     }
@@ -336,5 +415,11 @@ impl From<DiagonalNormal> for Prior {
 impl From<GaussianMixture> for Prior {
     fn from(p: GaussianMixture) -> Self {
         Prior::GaussianMixture(p)
+    }
+}
+
+impl From<ConditionalNormal> for Prior {
+    fn from(p: ConditionalNormal) -> Self {
+        Prior::ConditionalNormal(p)
     }
 }

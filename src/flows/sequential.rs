@@ -83,11 +83,34 @@ impl<T: Element> Flow<T> for Sequential<T> {
         Ok(())
     }
 
+    /// The width its conditional layers read: the largest of its layers'
+    /// (a model's layers share one width, checked when the model is built).
+    fn context_dim(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|layer| layer.context_dim())
+            .max()
+            .unwrap_or(0)
+    }
+
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.forward_with_context(z, None)
+    }
+
+    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.inverse_with_context(x, None)
+    }
+
+    /// Every layer gets the same context c; those that read none ignore it.
+    fn forward_with_context<'t>(
+        &self,
+        z: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
+    ) -> (Var<'t, T>, Var<'t, T>) {
         let mut x = z.clone();
         let mut log_det: Option<Var<'t, T>> = None;
         for layer in &self.layers {
-            let (y, ld) = layer.forward(&x);
+            let (y, ld) = layer.forward_with_context(&x, c);
             log_det = Some(match log_det {
                 Some(total) => total.add(&ld),
                 None => ld,
@@ -99,11 +122,15 @@ impl<T: Element> Flow<T> for Sequential<T> {
         (x, log_det)
     }
 
-    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+    fn inverse_with_context<'t>(
+        &self,
+        x: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
+    ) -> (Var<'t, T>, Var<'t, T>) {
         let mut z = x.clone();
         let mut log_det: Option<Var<'t, T>> = None;
         for layer in self.layers.iter().rev() {
-            let (y, ld) = layer.inverse(&z);
+            let (y, ld) = layer.inverse_with_context(&z, c);
             log_det = Some(match log_det {
                 Some(total) => total.add(&ld),
                 None => ld,

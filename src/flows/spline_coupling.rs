@@ -6,13 +6,14 @@
 //! Derivation: [`derivations::splines`](crate::derivations::splines)
 //! (docs/derivations/splines.md).
 
-use super::coupling::{coupling_net, hidden_widths, mask_from_spec, Mask};
+use super::context::{conditioner_input, context_dim_from_spec, with_context_dim};
+use super::coupling::{coupling_net, hidden_widths, mask_from_spec, named_net, Mask};
 use super::error::FlowError;
 use super::flow::Flow;
 use super::spec::LayerSpec;
 use super::spline::RationalQuadraticSpline;
 use crate::autodiff::{Param, Var};
-use crate::nn::{Init, Mlp};
+use crate::nn::Mlp;
 use crate::tensor::Element;
 use rand::Rng;
 
@@ -67,10 +68,12 @@ use rand::Rng;
 pub struct SplineCoupling<T: Element> {
     /// Which features condition and which are transformed.
     pub mask: Mask,
-    /// θ = net(z₁): `[batch, |cond|] → [batch, |trans|·(3K − 1)]`.
+    /// θ = net([z₁ | c]): `[batch, |cond| + context_dim] → [batch, |trans|·(3K − 1)]`.
     pub net: Mlp<T>,
     /// The spline's bins, bound and minima.
     pub spline: RationalQuadraticSpline,
+    /// The width of the context c the network reads beside z₁ (0: none).
+    pub context_dim: usize,
 }
 
 impl<T: Element> SplineCoupling<T> {
@@ -83,17 +86,37 @@ impl<T: Element> SplineCoupling<T> {
         spline: RationalQuadraticSpline,
         rng: &mut R,
     ) -> Self {
+        SplineCoupling::conditional(mask, hidden, spline, 0, rng)
+    }
+
+    /// A conditional spline coupling: as [`SplineCoupling::new`], with a
+    /// network that reads `[z₁ | c]`, so x₂ = g(z₂; θ(z₁, c)). With
+    /// `context_dim = 0` it is [`SplineCoupling::new`], draw for draw.
+    ///
+    /// # Derivation
+    /// [`derivations::conditioning`, "Couplings"](crate::derivations::conditioning#couplings)
+    /// (docs/derivations/conditioning.md).
+    pub fn conditional<R: Rng + ?Sized>(
+        mask: Mask,
+        hidden: usize,
+        spline: RationalQuadraticSpline,
+        context_dim: usize,
+        rng: &mut R,
+    ) -> Self {
         let (n1, n2) = (mask.cond.len(), mask.trans.len());
         let out = n2 * spline.params_per_element();
-        let mut net = Mlp::new(&[n1, hidden, hidden, out], Init::Zero, rng);
-        for p in net.params_mut() {
-            p.prefix("net");
+        let net = named_net(&[n1 + context_dim, hidden, hidden, out], rng);
+        SplineCoupling {
+            mask,
+            net,
+            spline,
+            context_dim,
         }
-        SplineCoupling { mask, net, spline }
     }
 
     /// The layer a spec of kind `SplineCoupling` describes (fields `dim`,
-    /// `cond`, `trans`, `hidden` and the spline's, see
+    /// `cond`, `trans`, `hidden`, `context_dim` for a conditional layer,
+    /// and the spline's, see
     /// [`RationalQuadraticSpline::write_spec`]), with placeholder
     /// parameters for the loader to fill.
     ///
@@ -109,10 +132,16 @@ impl<T: Element> SplineCoupling<T> {
             .len()
             .checked_mul(spline.params_per_element())
             .ok_or_else(|| spec.error("bins", "too many outputs"))?;
+        let context_dim = context_dim_from_spec(spec)?;
         // Placeholder values; any seed does.
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
-        let net = coupling_net(spec, &mask, out, &mut rng)?;
-        Ok(SplineCoupling { mask, net, spline })
+        let net = coupling_net(spec, &mask, context_dim, out, &mut rng)?;
+        Ok(SplineCoupling {
+            mask,
+            net,
+            spline,
+            context_dim,
+        })
     }
 
     fn check(&self, v: &Var<'_, T>) {
@@ -125,19 +154,25 @@ impl<T: Element> SplineCoupling<T> {
     }
 
     /// Applies g (or g⁻¹) to the transformed half of `v`, its parameters
-    /// from the conditioning half.
-    fn couple<'t>(&self, v: &Var<'t, T>, inverse: bool) -> (Var<'t, T>, Var<'t, T>) {
+    /// from the conditioning half and the context.
+    fn couple<'t>(
+        &self,
+        v: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
+        inverse: bool,
+    ) -> (Var<'t, T>, Var<'t, T>) {
         self.check(v);
         let (v1, v2) = (
             v.index_select(1, &self.mask.cond),
             v.index_select(1, &self.mask.trans),
         );
         let (batch, n2) = (v.shape()[0], self.mask.trans.len());
-        // θ = NN(v₁), [batch, n2·(3K − 1)] → [batch, n2, 3K − 1]
-        let theta = self
-            .net
-            .forward(&v1)
-            .reshape(&[batch, n2, self.spline.params_per_element()]);
+        // θ = NN([v₁ | c]), [batch, n2·(3K − 1)] → [batch, n2, 3K − 1]
+        let input = conditioner_input("SplineCoupling", &v1, c, self.context_dim);
+        let theta =
+            self.net
+                .forward(&input)
+                .reshape(&[batch, n2, self.spline.params_per_element()]);
         let (w, h, d) = self.spline.split_params(&theta);
         let (out2, log_det) = if inverse {
             self.spline.inverse(&v2, &w, &h, &d)
@@ -158,14 +193,34 @@ impl<T: Element> Flow<T> for SplineCoupling<T> {
         true
     }
 
+    fn context_dim(&self) -> usize {
+        self.context_dim
+    }
+
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
-        // x₂ = g(z₂; θ(z₁)),  log|det ∂x/∂z| = Σᵢ log g′(z₂ᵢ)
-        self.couple(z, false)
+        self.forward_with_context(z, None)
     }
 
     fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
-        // z₂ = g⁻¹(x₂; θ(x₁)),  log|det ∂z/∂x| = −Σᵢ log g′(z₂ᵢ)
-        self.couple(x, true)
+        self.inverse_with_context(x, None)
+    }
+
+    fn forward_with_context<'t>(
+        &self,
+        z: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
+    ) -> (Var<'t, T>, Var<'t, T>) {
+        // x₂ = g(z₂; θ(z₁, c)),  log|det ∂x/∂z| = Σᵢ log g′(z₂ᵢ)
+        self.couple(z, c, false)
+    }
+
+    fn inverse_with_context<'t>(
+        &self,
+        x: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
+    ) -> (Var<'t, T>, Var<'t, T>) {
+        // z₂ = g⁻¹(x₂; θ(x₁, c)),  log|det ∂z/∂x| = −Σᵢ log g′(z₂ᵢ)
+        self.couple(x, c, true)
     }
 
     fn to_spec(&self) -> Option<LayerSpec> {
@@ -174,7 +229,10 @@ impl<T: Element> Flow<T> for SplineCoupling<T> {
             .with("cond", &self.mask.cond[..])
             .with("trans", &self.mask.trans[..])
             .with("hidden", hidden_widths(&self.net));
-        Some(self.spline.write_spec(spec))
+        Some(with_context_dim(
+            self.spline.write_spec(spec),
+            self.context_dim,
+        ))
     }
 
     fn params(&self) -> Vec<&Param<T>> {

@@ -93,6 +93,31 @@ impl<T: Element> SplineMaf<T> {
         }
     }
 
+    /// A conditional spline MAF layer: as [`SplineMaf::new`], its MADE also
+    /// reading a context of width `context_dim` ([`Made::with_context`]),
+    /// so xᵢ = g(zᵢ; θᵢ(x_{<i}, c)). With a context the sequential
+    /// direction runs the textbook loop of D passes.
+    ///
+    /// # Derivation
+    /// [`derivations::conditioning`, "MADE"](crate::derivations::conditioning#made)
+    /// (docs/derivations/conditioning.md).
+    pub fn conditional<R: Rng + ?Sized>(
+        dim: usize,
+        hidden: &[usize],
+        order: Order,
+        spline: RationalQuadraticSpline,
+        context_dim: usize,
+        rng: &mut R,
+    ) -> Self {
+        let made = Made::new(dim, hidden, spline.params_per_element(), order, rng)
+            .with_context(context_dim, rng);
+        SplineMaf {
+            made,
+            spline,
+            method: SequentialMethod::default(),
+        }
+    }
+
     /// The layer a spec of kind `SplineMaf` describes (the MADE's fields as
     /// [`Maf::from_spec`](super::Maf::from_spec) reads them, and the
     /// spline's), with placeholder parameters to be filled by name.
@@ -156,17 +181,36 @@ impl<T: Element> Flow<T> for SplineMaf<T> {
         true
     }
 
+    fn context_dim(&self) -> usize {
+        self.made.context_dim()
+    }
+
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.forward_with_context(z, None)
+    }
+
+    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.inverse_with_context(x, None)
+    }
+
+    fn forward_with_context<'t>(
+        &self,
+        z: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
+    ) -> (Var<'t, T>, Var<'t, T>) {
         self.check(z);
         let (batch, dim) = (z.shape()[0], self.made.dim);
-        if z.tape().is_recording() || self.method == SequentialMethod::FullPasses {
+        // With a context, the loop: the incremental solve reads x alone.
+        let with_context = self.made.context_dim() > 0;
+        if z.tape().is_recording() || self.method == SequentialMethod::FullPasses || with_context {
             // xᵢ = g(zᵢ; θᵢ(x_{<i})): pass k leaves the first k features in
             // the order exact, so after D passes all are, and the last
             // pass's log-derivatives were computed from the exact prefix.
             let mut x = z.constant(Tensor::zeros(&[batch, dim]));
             let mut log_det = None;
             for _ in 0..dim {
-                let (next, ld) = self.spline_of(z, &self.made.forward(&x), false);
+                let out = self.made.forward_with_context(&x, c);
+                let (next, ld) = self.spline_of(z, &out, false);
                 x = next;
                 log_det = Some(ld);
             }
@@ -190,10 +234,14 @@ impl<T: Element> Flow<T> for SplineMaf<T> {
         (z.constant(x.into_value()), z.constant(log_det.into_value()))
     }
 
-    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+    fn inverse_with_context<'t>(
+        &self,
+        x: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
+    ) -> (Var<'t, T>, Var<'t, T>) {
         self.check(x);
-        // zᵢ = g⁻¹(xᵢ; θᵢ(x_{<i})),  log|det ∂z/∂x| = −Σᵢ log g′(zᵢ)
-        self.spline_of(x, &self.made.forward(x), true)
+        // zᵢ = g⁻¹(xᵢ; θᵢ(x_{<i}, c)),  log|det ∂z/∂x| = −Σᵢ log g′(zᵢ)
+        self.spline_of(x, &self.made.forward_with_context(x, c), true)
     }
 
     fn to_spec(&self) -> Option<LayerSpec> {

@@ -166,6 +166,11 @@ pub struct Made<T: Element> {
     /// The 0/1 mask of each layer, the shape of its weight, with the blocks
     /// that hold its ones (the masked products skip the rest).
     pub(crate) masks: Vec<Arc<BlockMask<T>>>,
+    /// The context weight W_c, `[context_dim, width of the first layer]`,
+    /// unmasked: c·W_c joins the first layer's pre-activation, so every
+    /// unit of that layer reads all of c (`None`: an unconditional MADE).
+    /// Named `context.weight`.
+    pub context: Option<Param<T>>,
 }
 
 impl<T: Element> Made<T> {
@@ -305,7 +310,47 @@ impl<T: Element> Made<T> {
             residual,
             layers,
             masks,
+            context: None,
         }
+    }
+
+    /// The same MADE reading a context of width `context_dim` as well: the
+    /// first layer computes h₁ = relu(x·(W₀ ⊙ M₀) + c·W_c + b₀) with an
+    /// unmasked W_c, Glorot uniform (zero when the first layer is the
+    /// output layer and starts at zero, so the flow still starts as the
+    /// identity). Every unit of every degree reads all of c, so each output
+    /// of feature i is a function of (x_{<i}, c) and the Jacobian in x stays
+    /// triangular for every c. `context_dim = 0` leaves it unconditional.
+    ///
+    /// # Source
+    /// Germain et al., arXiv:1502.03509, §4.3 (conditioning on side
+    /// information); Papamakarios et al., arXiv:1705.07057, §3.4
+    /// (conditional MAF).
+    ///
+    /// # Derivation
+    /// [`derivations::conditioning`, "MADE"](crate::derivations::conditioning#made)
+    /// (docs/derivations/conditioning.md).
+    pub fn with_context<R: Rng + ?Sized>(mut self, context_dim: usize, rng: &mut R) -> Self {
+        if context_dim == 0 {
+            self.context = None;
+            return self;
+        }
+        let first = &self.layers[0].weight.value;
+        let out = first.dim(1);
+        let zero_output =
+            self.hidden_degrees.is_empty() && first.to_f64_vec().iter().all(|w| *w == 0.0);
+        let weight = if zero_output {
+            Tensor::zeros(&[context_dim, out])
+        } else {
+            glorot_uniform::<T, _>(context_dim, out, rng)
+        };
+        self.context = Some(Param::new("context.weight", weight));
+        self
+    }
+
+    /// The width of the context it reads (0: none).
+    pub fn context_dim(&self) -> usize {
+        self.context.as_ref().map_or(0, |w| w.value.dim(0))
     }
 
     /// The 0/1 mask of layer `l` (`[in, out]`, the shape of its weight); the
@@ -320,8 +365,20 @@ impl<T: Element> Made<T> {
     /// The network's outputs for `x`: `[batch, dim] → [batch, params_per_dim·dim]`.
     ///
     /// # Panics
-    /// If `x` is not `[_, dim]`.
+    /// If `x` is not `[_, dim]`, or the MADE reads a context (use
+    /// [`Made::forward_with_context`]).
     pub fn forward<'t>(&self, x: &Var<'t, T>) -> Var<'t, T> {
+        self.forward_with_context(x, None)
+    }
+
+    /// The network's outputs for `x` and the context `c`
+    /// (`[batch, context_dim]`, `None` for an unconditional MADE):
+    /// `[batch, params_per_dim·dim]`.
+    ///
+    /// # Panics
+    /// If `x` is not `[_, dim]`, or `c` is missing or not
+    /// `[batch, context_dim]` for a MADE that reads a context.
+    pub fn forward_with_context<'t>(&self, x: &Var<'t, T>, c: Option<&Var<'t, T>>) -> Var<'t, T> {
         assert!(
             x.shape().len() == 2 && x.shape()[1] == self.dim,
             "Made: expected [batch, {}], got {:?}",
@@ -339,13 +396,38 @@ impl<T: Element> Made<T> {
                 &self.masks[l],
             )
         };
+        // The first layer's pre-activation, with c·W_c when there is a context.
+        let context = match (c, self.context_dim()) {
+            (_, 0) => None,
+            (Some(c), width) => {
+                assert!(
+                    c.shape() == [x.shape()[0], width],
+                    "Made: expected a context [{}, {width}], got {:?}",
+                    x.shape()[0],
+                    c.shape()
+                );
+                Some(c)
+            }
+            (None, width) => panic!("Made: reads a context of width {width}, none was given"),
+        };
+        let first = match (context, &self.context) {
+            (Some(c), Some(weight)) => linear(x, 0).add(&c.matmul(&tape.param(weight))),
+            _ => linear(x, 0),
+        };
         let n_hidden = self.hidden_degrees.len();
+        if n_hidden == 0 {
+            return first;
+        }
         let mut h = x.clone();
         for l in 0..n_hidden {
-            h = if !self.residual {
+            h = if l == 0 {
+                if self.residual {
+                    first.clone()
+                } else {
+                    first.relu()
+                }
+            } else if !self.residual {
                 linear(&h, l).relu()
-            } else if l == 0 {
-                linear(&h, l)
             } else {
                 // hₗ₊₁ = hₗ + (W ⊙ M)·relu(hₗ) + b: the identity path joins units
                 // of equal degree, which the masks allow.
@@ -358,17 +440,23 @@ impl<T: Element> Made<T> {
         linear(&h, n_hidden)
     }
 
-    /// Every parameter, layer by layer (weight, bias).
+    /// Every parameter, layer by layer (weight, bias), then the context
+    /// weight if any.
     pub fn params(&self) -> Vec<&Param<T>> {
-        self.layers.iter().flat_map(|l| l.params()).collect()
+        let mut params: Vec<&Param<T>> = self.layers.iter().flat_map(|l| l.params()).collect();
+        params.extend(&self.context);
+        params
     }
 
     /// Every parameter, mutably.
     pub fn params_mut(&mut self) -> Vec<&mut Param<T>> {
-        self.layers
+        let mut params: Vec<&mut Param<T>> = self
+            .layers
             .iter_mut()
             .flat_map(|l| l.params_mut())
-            .collect()
+            .collect();
+        params.extend(&mut self.context);
+        params
     }
 }
 

@@ -43,7 +43,8 @@ use super::record::RunRecord;
 use crate::error::CheckpointError;
 use crate::flows::prior::Prior;
 use crate::flows::registry::build_sequential;
-use crate::flows::spec::with_element_budget;
+use crate::flows::spec::{check_network, size, sizes, with_element_budget};
+use crate::flows::{ContextEmbedding, FlowError};
 use crate::flows::{Flow, FlowModel};
 pub use crate::nn::AdamState;
 use crate::tensor::{Element, Tensor};
@@ -240,6 +241,11 @@ pub fn to_bytes<T: Element>(
     section(&mut out, ARCH, |s| {
         put_spec(s, &model.prior.to_spec());
         put_spec(s, &flow_spec);
+        // A third spec only for a context embedding, so every other model's
+        // file is the one it always was.
+        if let Some(embedding) = model.embedding() {
+            put_spec(s, &embedding_spec(&embedding));
+        }
     });
     let params: Vec<(String, Tensor<T>)> = model
         .params()
@@ -287,6 +293,43 @@ fn first_without_spec<T: Element>(layers: &[Box<dyn Flow<T>>]) -> String {
         .unwrap_or_else(|| "<unknown>".into())
 }
 
+/// The spec of a context embedding: kind `ContextEmbedding`, fields
+/// `context_dim`, `hidden`, `out_dim`.
+fn embedding_spec<T: Element>(embedding: &ContextEmbedding<T>) -> crate::flows::spec::LayerSpec {
+    crate::flows::spec::LayerSpec::new("ContextEmbedding")
+        .with("context_dim", embedding.context_dim())
+        .with("hidden", embedding.hidden())
+        .with("out_dim", embedding.out_dim())
+}
+
+/// The embedding [`embedding_spec`] wrote, with placeholder parameters.
+fn embedding_from_spec<T: Element>(
+    spec: &crate::flows::spec::LayerSpec,
+) -> Result<ContextEmbedding<T>, FlowError> {
+    if spec.kind != "ContextEmbedding" {
+        return Err(FlowError::UnknownKind {
+            at: Default::default(),
+            kind: spec.kind.clone(),
+        });
+    }
+    let context_dim = size(spec, "context_dim")?;
+    let hidden = sizes(spec, "hidden")?;
+    let out_dim = size(spec, "out_dim")?;
+    let widths: Vec<usize> = std::iter::once(context_dim)
+        .chain(hidden.iter().copied())
+        .chain(std::iter::once(out_dim))
+        .collect();
+    check_network(spec, "hidden", &widths, 1)?;
+    // Placeholder values; any seed does.
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+    Ok(ContextEmbedding::new(
+        context_dim,
+        &hidden,
+        out_dim,
+        &mut rng,
+    ))
+}
+
 fn mismatch(what: String) -> CheckpointError {
     CheckpointError::ArchitectureMismatch {
         path: PathBuf::new(),
@@ -303,6 +346,10 @@ fn read_checkpoint<T: Element>(
     let mut arch = required(sections.arch, "ARCH")?;
     let prior = get_spec(&mut arch, 0)?;
     let flow = get_spec(&mut arch, 0)?;
+    let embedding = match arch.remaining() {
+        0 => None,
+        _ => Some(get_spec(&mut arch, 0)?),
+    };
     finished(&arch, "ARCH")?;
     let mut para = required(sections.para, "PARA")?;
     let params: Vec<(String, Tensor<T>)> = get_tensors(&mut para, "parameter")?;
@@ -324,6 +371,22 @@ fn read_checkpoint<T: Element>(
     let budget = stored.saturating_mul(4).saturating_add(1 << 20);
     let flow = with_element_budget(budget, || build_sequential(&flow))?;
     let mut model = FlowModel::with_prior(prior, flow);
+    if let Some(spec) = embedding {
+        let embedding = embedding_from_spec(&spec)?;
+        if embedding.out_dim() != model.conditioner_dim() {
+            return Err(spec
+                .error(
+                    "out_dim",
+                    format!(
+                        "the embedding gives {} features, the layers and base read {}",
+                        embedding.out_dim(),
+                        model.conditioner_dim()
+                    ),
+                )
+                .into());
+        }
+        model = model.with_embedding(embedding);
+    }
     fill_params(&mut model, params)?;
     model.flow.set_buffers(buffers)?;
 

@@ -152,6 +152,11 @@ pub struct FitReport {
 /// L = −(1/B) Σᵦ log p(xᵦ) with `adam` (a fresh `Adam::new(lr)`, whose
 /// learning rate is the run's), and calls `on_step(step, loss)`.
 ///
+/// For a conditional model ([`FlowModel::context_dim`] above 0) each row
+/// of the batch holds a sample and then its context, `[batch, dim +
+/// context_dim]` (see [`FlowModel::split_batch`]), and the loss is
+/// L = −(1/B) Σᵦ log p(xᵦ | cᵦ).
+///
 /// With `validate`, its score (lower is better, e.g. bits/dim) is computed
 /// every `config.eval_every` steps and at the last step, and the model ends
 /// with the parameters of the best score; without it, with the last ones.
@@ -302,7 +307,12 @@ fn fit_loop<T: Element>(
     for step in first..=config.steps {
         last = step;
         let x = next_batch(step, &mut rng);
-        let dim = x.dim(1);
+        // Per sample: a conditional batch also holds the context columns.
+        let dim = if model.context_dim() > 0 {
+            model.dim()
+        } else {
+            x.dim(1)
+        };
         let limit = first_loss.map(|first| first + EXPLODED_NATS_PER_DIM * dim.max(1) as f64);
         let is_check = step % eval_every == 0 || step == config.steps;
         let update = Update::of_step(&config.options, base_lr, step, is_check);
@@ -356,7 +366,7 @@ fn fit_loop<T: Element>(
             }
             // Why test the updated model on this batch: the loss above was
             // computed before the update, and an update can itself blow up.
-            None => (None, model.log_prob(&x).all_finite()),
+            None => (None, model.log_prob_batch(&x).all_finite()),
         };
         let check = Check {
             step,
@@ -553,7 +563,7 @@ fn checked_step<T: Element>(
     let loss = {
         let tape = Tape::new();
         let loss = model
-            .log_prob_var(&tape.constant(x.clone()))
+            .log_prob_batch_var(&tape.constant(x.clone()))
             .mean_all()
             .neg();
         let value = loss.value().item().to_f64();
@@ -575,7 +585,9 @@ fn checked_step<T: Element>(
 /// -4.1e30 nats"` or `"the prior log-density, mean ..."`.
 pub fn largest_term<T: Element>(model: &FlowModel<T>, x: &Tensor<T>) -> String {
     let tape = Tape::no_grad();
-    let mut v: Var<T> = tape.constant(x.clone());
+    let (x, c) = model.split_batch(x);
+    let e = model.context_features(c.map(|c| tape.constant(c)).as_ref());
+    let mut v: Var<T> = tape.constant(x);
     let mean = |t: &Tensor<T>| t.to_f64_vec().iter().sum::<f64>() / t.numel().max(1) as f64;
     let mut largest: Option<(f64, String)> = None;
     let mut consider = |value: f64, name: String| {
@@ -584,7 +596,7 @@ pub fn largest_term<T: Element>(model: &FlowModel<T>, x: &Tensor<T>) -> String {
         }
     };
     for (i, layer) in model.flow.layers.iter().enumerate().rev() {
-        let (z, log_det) = layer.inverse(&v);
+        let (z, log_det) = layer.inverse_with_context(&v, e.as_ref());
         consider(
             mean(log_det.value()),
             format!("layer {i} ({}) log-det", layer.name()),
@@ -592,7 +604,12 @@ pub fn largest_term<T: Element>(model: &FlowModel<T>, x: &Tensor<T>) -> String {
         v = z;
     }
     consider(
-        mean(model.prior_log_prob(&v).value()),
+        mean(
+            model
+                .prior
+                .log_prob_given(&v, e.as_ref(), &model.prior_params)
+                .value(),
+        ),
         "the prior log-density".into(),
     );
     let (value, name) = largest.expect("the prior is always considered");
@@ -606,10 +623,12 @@ pub fn first_non_finite<T: Element>(model: &FlowModel<T>, x: &Tensor<T>) -> Stri
         return "the input batch".into();
     }
     let tape = Tape::no_grad();
-    let mut v: Var<T> = tape.constant(x.clone());
+    let (x, c) = model.split_batch(x);
+    let e = model.context_features(c.map(|c| tape.constant(c)).as_ref());
+    let mut v: Var<T> = tape.constant(x);
     let layers = &model.flow.layers;
     for (i, layer) in layers.iter().enumerate().rev() {
-        let (z, log_det) = layer.inverse(&v);
+        let (z, log_det) = layer.inverse_with_context(&v, e.as_ref());
         if !z.value().all_finite() {
             return format!("layer {i} ({}) output", layer.name());
         }

@@ -1,5 +1,6 @@
 //! Training and evaluation: minibatch maximum likelihood with Adam
-//! ([`mod@fit`]), reverse KL ([`reverse_kl`]), test NLL and bits/dim
+//! ([`mod@fit`]; on simulated pairs for amortised inference,
+//! [`amortised`]), reverse KL ([`reverse_kl`]), test NLL and bits/dim
 //! ([`eval`]), the grids behind density pictures ([`sample`]), whole
 //! experiments as the command line runs them ([`run`] for maximum
 //! likelihood, [`iaf`] for the IAF samplers), their seed streams
@@ -13,6 +14,7 @@
 //! small datasets overfit. Every random draw comes from one seeded RNG, so the
 //! same seed and thread count reproduce the run. Read `fit.rs` first.
 
+pub mod amortised;
 pub mod checkpoint;
 mod clock;
 pub mod codec;

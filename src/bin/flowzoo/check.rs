@@ -8,7 +8,7 @@ use flowzoo::flows::check::{check_layers, CheckOptions, LayerCheck};
 use flowzoo::flows::preprocess::Dequantize;
 use flowzoo::tensor::Tensor;
 use flowzoo::train::checkpoint::Checkpoint;
-use flowzoo::train::run::{load_run, Dataset};
+use flowzoo::train::run::Dataset;
 use flowzoo::train::sample::DensityGrid;
 use flowzoo::train::seeds::Stream;
 use std::path::PathBuf;
@@ -33,7 +33,7 @@ pub struct CheckArgs {
 
 /// The rows to check at, f64 `[rows, …]` in the data space.
 fn rows(args: &CheckArgs, data: &str, dim: usize) -> Result<Tensor<f64>, String> {
-    let saved = load_run(&args.model).map_err(|e| e.to_string())?;
+    let saved = crate::checkpoints::load_unconditional(&args.model)?;
     let seed = saved.seed();
     let lower = data.to_ascii_lowercase();
     let x: Tensor<f64> = if lower.ends_with(".csv") || lower.ends_with(".npy") {

@@ -66,9 +66,27 @@ pub fn write_csv(path: &Path, columns: &[String], values: &[f64]) -> Result<(), 
     pictures::write_atomically(path, text.as_bytes())
 }
 
+/// Reads the checkpoint at `path` for a command that takes no context:
+/// refuses, naming the file and the width, a conditional model (one the
+/// library wrote; `sample`, `eval`, `check` and `--resume` do not take
+/// contexts yet, issue 16 items 2-3).
+pub fn load_unconditional(path: &Path) -> Result<SavedRun, String> {
+    let saved = load_run(path).map_err(|e| e.to_string())?;
+    let width = saved.checkpoint.model.context_dim();
+    if width > 0 {
+        return Err(format!(
+            "{}: the model is conditional (it reads a context of width {width}), and the \
+             command line does not take contexts yet: use FlowModel::log_prob_given and \
+             FlowModel::sample_given from the library",
+            path.display()
+        ));
+    }
+    Ok(saved)
+}
+
 /// `flowzoo sample`: draws samples from a checkpoint and writes them.
 pub fn sample(args: SampleArgs) -> Result<(), String> {
-    let saved = load_run(&args.model).map_err(|e| e.to_string())?;
+    let saved = load_unconditional(&args.model)?;
     if !(args.temperature.is_finite() && args.temperature >= 0.0) {
         return Err(format!(
             "--temperature must be a non-negative number, got {}",
@@ -164,7 +182,7 @@ pub fn table_tensor(path: &str, saved: &SavedRun) -> Result<Tensor<f32>, String>
 /// on the run's own test split by default (through the library's
 /// `test_score`, which `flowzoo train` reports), or on the rows of a file.
 pub fn eval(args: EvalArgs) -> Result<(), String> {
-    let saved = load_run(&args.model).map_err(|e| e.to_string())?;
+    let saved = load_unconditional(&args.model)?;
     let model: &FlowModel<f32> = &saved.checkpoint.model;
     let seed = args.seed.unwrap_or_else(|| saved.seed());
     let dim = model.dim();

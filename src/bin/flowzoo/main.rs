@@ -23,7 +23,7 @@ use flowzoo::flows::Flow;
 use flowzoo::flows::FlowModel;
 use flowzoo::nn::Adam;
 use flowzoo::tensor::Tensor;
-use flowzoo::train::run::{load_run, run_from, save_run, Dataset, RunConfig, RunResult, Schedule};
+use flowzoo::train::run::{run_from, save_run, Dataset, RunConfig, RunResult, Schedule};
 use flowzoo::train::sample::{latent_scales, layer_by_layer, DensityGrid};
 use flowzoo::train::seeds::Stream;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -251,7 +251,7 @@ fn resume(path: &Path, args: TrainArgs) -> Result<(), String> {
             path.display()
         ));
     }
-    let saved = load_run(path).map_err(|e| e.to_string())?;
+    let saved = checkpoints::load_unconditional(path)?;
     let record = saved.record().ok_or_else(|| {
         format!(
             "{}: the checkpoint holds no run record: --resume needs a checkpoint written by \

@@ -1,0 +1,333 @@
+//! Conditional layers and models in f64 (docs/derivations/conditioning.md):
+//! `check_flow` at several fixed contexts for every conditional layer, the
+//! MADE-based layers' Jacobian triangular in x for every context, the
+//! parameter gradcheck at a context, the gradient of log p(x | c) in c
+//! against finite differences, and a conditional model whose context
+//! weights are zero equal to the unconditional one.
+
+use crate::autoregressive::assert_triangular;
+use crate::strategies::{randn, rng};
+use crate::tolerance::{GRADCHECK_H, GRADCHECK_RTOL, INVERSE_RTOL, LOG_DET_RTOL};
+use flowzoo::autodiff::gradcheck;
+use flowzoo::flows::check::{
+    check_flow, finite_difference_jacobian, gradcheck_params, randomize_params, CheckOptions,
+};
+use flowzoo::flows::context::AtContext;
+use flowzoo::flows::{
+    AdditiveCoupling, AffineCoupling, ConditionalNormal, ContextEmbedding, Flow, FlowModel, Iaf,
+    Maf, Mask, RationalQuadraticSpline, Reverse, Sequential, SplineCoupling, SplineMaf, Transform,
+};
+use flowzoo::nn::made::{Made, Order};
+use flowzoo::tensor::Tensor;
+use proptest::prelude::*;
+
+fn options() -> CheckOptions {
+    CheckOptions {
+        inverse_rtol: INVERSE_RTOL,
+        log_det_rtol: LOG_DET_RTOL,
+        ..CheckOptions::default()
+    }
+}
+
+/// The six conditional layers, by index: 0 affine, 1 additive, 2 spline
+/// coupling, 3 MAF, 4 IAF (gated), 5 spline MAF; on `dim` features with a
+/// context of width `context_dim`, parameters N(0, 0.3²) (0.15² for the IAF,
+/// whose sequential inverse amplifies large weights; see
+/// `autoregressive::IAF_PARAM_SCALE`).
+fn conditional_layer(kind: usize, dim: usize, context_dim: usize, seed: u64) -> Box<dyn Flow<f64>> {
+    let mut r = rng(seed);
+    let spline = RationalQuadraticSpline::new(5, 3.0);
+    let order = order_of(seed);
+    let mut layer: Box<dyn Flow<f64>> = match kind {
+        0 => Box::new(AffineCoupling::conditional(
+            Mask::half(dim, seed % 2 == 1),
+            6,
+            context_dim,
+            &mut r,
+        )),
+        1 => Box::new(AdditiveCoupling::conditional(
+            Mask::alternating(dim, 0),
+            6,
+            2,
+            context_dim,
+            &mut r,
+        )),
+        2 => Box::new(SplineCoupling::conditional(
+            Mask::half(dim, false),
+            6,
+            spline,
+            context_dim,
+            &mut r,
+        )),
+        3 => Box::new(Maf::conditional(dim, &[8, 8], order, context_dim, &mut r)),
+        4 => {
+            let made = Made::new(dim, &[8], 2, order, &mut r).with_context(context_dim, &mut r);
+            Box::new(Iaf::from_made(made, Transform::Gated))
+        }
+        _ => Box::new(SplineMaf::conditional(
+            dim,
+            &[8],
+            order,
+            spline,
+            context_dim,
+            &mut r,
+        )),
+    };
+    let scale = if kind == 4 { 0.15 } else { 0.3 };
+    randomize_params(layer.as_mut(), scale, &mut r);
+    layer
+}
+
+/// The fixed contexts every layer is proved at: zero, a constant row, and a
+/// random row from `seed`.
+fn contexts(context_dim: usize, seed: u64) -> Vec<Tensor<f64>> {
+    vec![
+        Tensor::zeros(&[1, context_dim]),
+        Tensor::full(&[1, context_dim], 1.5),
+        randn(&[1, context_dim], seed ^ 0x5eed),
+    ]
+}
+
+/// The order of the MADE-based layers built from `seed`.
+fn order_of(seed: u64) -> Order {
+    if seed % 2 == 0 {
+        Order::Natural
+    } else {
+        Order::Reversed
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    // For each fixed c: x = f(z; c), f⁻¹(f(z; c); c) = z, and
+    // log|det ∂x/∂z| = log|det J| of the finite-difference Jacobian in z.
+    // And the context is read: two contexts move some sample.
+    #[test]
+    fn conditional_layers_pass_check_flow_at_fixed_contexts(kind in 0usize..6, dim in 2usize..6, context_dim in 1usize..4, batch in 1usize..4, seed in any::<u64>()) {
+        let z = randn(&[batch, dim], seed);
+        let mut outputs = Vec::new();
+        for c in contexts(context_dim, seed) {
+            let at = AtContext::new(conditional_layer(kind, dim, context_dim, seed), c);
+            if let Err(failure) = check_flow(&at, &z, options()) {
+                panic!("{failure}");
+            }
+            outputs.push(at.forward_tensor(&z).0.to_vec());
+        }
+        let moved = outputs[0].iter().zip(&outputs[1]).any(|(a, b)| a != b);
+        prop_assert!(moved, "kind {kind}: the output does not depend on the context");
+    }
+
+    // MADE-based layers: ∂xᵢ/∂z_k = 0 exactly when m(k) > m(i), at every context.
+    #[test]
+    fn conditional_made_layers_are_triangular_in_x_for_every_context(kind in 3usize..6, dim in 2usize..6, context_dim in 1usize..4, seed in any::<u64>()) {
+        let z = randn(&[1, dim], seed);
+        for c in contexts(context_dim, seed) {
+            let degrees = order_of(seed).degrees(dim);
+            let at = AtContext::new(conditional_layer(kind, dim, context_dim, seed), c);
+            let jac = finite_difference_jacobian(&at, &z, 0, 1e-5);
+            assert_triangular(&at.name(), &jac, &degrees);
+        }
+    }
+
+    // ∂L/∂θ of L = −mean log p(x | c₀) (standard normal base) against finite
+    // differences, for every parameter, the context weights included.
+    #[test]
+    fn conditional_gradient_reaches_every_parameter(kind in 0usize..6, dim in 2usize..5, context_dim in 1usize..3, seed in any::<u64>()) {
+        let c = randn(&[1, context_dim], seed ^ 7);
+        let mut at = AtContext::new(conditional_layer(kind, dim, context_dim, seed), c);
+        let x = randn(&[2, dim], seed ^ 11);
+        if let Err(message) = gradcheck_params(&mut at, &x, GRADCHECK_H, GRADCHECK_RTOL) {
+            panic!("{message}");
+        }
+    }
+
+    // ∂/∂c of Σᵦ log p(xᵦ | cᵦ) for a whole conditional model (an embedding,
+    // a conditional coupling, a conditional MAF, a conditional base) against
+    // central differences in every entry of c.
+    #[test]
+    fn log_prob_gradient_in_the_context_matches_finite_differences(dim in 2usize..5, context_dim in 1usize..4, seed in any::<u64>()) {
+        let model = conditional_model(dim, context_dim, 3, seed);
+        let x = randn(&[3, dim], seed ^ 3);
+        let c = randn(&[3, context_dim], seed ^ 5);
+        let result = gradcheck(
+            |v| {
+                let x = v[0].constant(x.clone());
+                model.log_prob_given_var(&x, Some(&v[0])).sum_all()
+            },
+            &[c],
+            GRADCHECK_H,
+            GRADCHECK_RTOL,
+        );
+        if let Err(failure) = result {
+            panic!("{failure}");
+        }
+    }
+}
+
+/// A conditional model on `dim` features reading a context of width
+/// `context_dim` through an embedding to `features` features: a conditional
+/// affine coupling, a reversal, a conditional MAF, over a conditional
+/// normal base; every parameter N(0, 0.3²).
+fn conditional_model(dim: usize, context_dim: usize, features: usize, seed: u64) -> FlowModel<f64> {
+    let mut r = rng(seed);
+    let layers: Vec<Box<dyn Flow<f64>>> = vec![
+        Box::new(AffineCoupling::conditional(
+            Mask::half(dim, false),
+            6,
+            features,
+            &mut r,
+        )),
+        Box::new(Reverse::new(dim)),
+        Box::new(Maf::conditional(
+            dim,
+            &[8],
+            Order::Natural,
+            features,
+            &mut r,
+        )),
+    ];
+    let base = ConditionalNormal::new(dim, features, 5);
+    let embedding = ContextEmbedding::new(context_dim, &[6], features, &mut r);
+    let mut model = FlowModel::with_prior(base, Sequential::new(layers)).with_embedding(embedding);
+    for p in model.params_mut() {
+        p.value = Tensor::randn(p.value.shape(), &mut r).mul_scalar(0.3);
+    }
+    model
+}
+
+// With every weight that reads c set to zero (the context rows of the
+// coupling nets' first layers, MADE's W_c, the conditional base's output
+// layer), a conditional model is the unconditional model with the remaining
+// weights: log p(x | c) = log p(x) for every c, and the same seed draws the
+// same samples.
+#[test]
+fn zeroed_context_weights_give_the_unconditional_model() {
+    let (dim, context_dim) = (4, 3);
+    let mut r = rng(1);
+    let unconditional_layers: Vec<Box<dyn Flow<f64>>> = vec![
+        Box::new(AffineCoupling::new(Mask::half(dim, false), 8, &mut r)),
+        Box::new(AdditiveCoupling::new(Mask::half(dim, true), 8, 1, &mut r)),
+        Box::new(Maf::new(dim, &[8], Order::Reversed, &mut r)),
+    ];
+    let mut unconditional = FlowModel::new(dim, Sequential::new(unconditional_layers));
+    for p in unconditional.params_mut() {
+        p.value = Tensor::randn(p.value.shape(), &mut r).mul_scalar(0.4);
+    }
+    let conditional_layers: Vec<Box<dyn Flow<f64>>> = vec![
+        Box::new(AffineCoupling::conditional(
+            Mask::half(dim, false),
+            8,
+            context_dim,
+            &mut r,
+        )),
+        Box::new(AdditiveCoupling::conditional(
+            Mask::half(dim, true),
+            8,
+            1,
+            context_dim,
+            &mut r,
+        )),
+        Box::new(Maf::conditional(
+            dim,
+            &[8],
+            Order::Reversed,
+            context_dim,
+            &mut r,
+        )),
+    ];
+    let base = ConditionalNormal::new(dim, context_dim, 4);
+    let mut conditional = FlowModel::with_prior(base, Sequential::new(conditional_layers));
+    // Copy every shared weight; a first layer's extra rows are the context's.
+    let source: Vec<(String, Tensor<f64>)> = unconditional
+        .params()
+        .iter()
+        .map(|p| (p.name.clone(), p.value.clone()))
+        .collect();
+    for p in conditional.params_mut() {
+        match source.iter().find(|(name, _)| *name == p.name) {
+            Some((_, value)) if value.shape() == p.value.shape() => p.value = value.clone(),
+            Some((_, value)) => {
+                // [n1 + context_dim, hidden]: the first n1 rows from the
+                // unconditional net, the context rows zero.
+                let zeros = Tensor::zeros(&[p.value.dim(0) - value.dim(0), value.dim(1)]);
+                p.value = Tensor::concat(&[value, &zeros], 0);
+            }
+            // MADE's W_c and the base's network: its hidden layer random,
+            // its output layer (and W_c) zero.
+            None if p.name.contains("prior.net.layer0") => {
+                p.value = Tensor::randn(p.value.shape(), &mut r);
+            }
+            None => p.value = Tensor::zeros(p.value.shape()),
+        }
+    }
+    let x = randn(&[16, dim], 2);
+    let expected = unconditional.log_prob(&x).to_vec();
+    for c in contexts(context_dim, 3) {
+        let got = conditional.log_prob_given(&x, Some(&c)).unwrap().to_vec();
+        crate::tolerance::assert_all_close("log p(x | c) vs log p(x)", &got, &expected, 1e-12);
+    }
+    let c = randn(&[16, context_dim], 4);
+    let samples = conditional
+        .sample_given(16, 1.0, Some(&c), &mut rng(5))
+        .unwrap()
+        .to_vec();
+    let unconditional_samples = unconditional.sample(16, 1.0, &mut rng(5)).to_vec();
+    crate::tolerance::assert_all_close(
+        "samples given c vs unconditional samples",
+        &samples,
+        &unconditional_samples,
+        1e-12,
+    );
+}
+
+// The conditional base with no hidden layer: (μ, ℓ) = c·W + b, so at each
+// c its log-density is that of N(μ(c), diag e^{2ℓ(c)}) computed from the
+// weights by hand, through the independent closed form of
+// data::simulators::Gaussian.
+#[test]
+fn conditional_base_is_the_gaussian_of_its_mean_and_log_scale() {
+    use flowzoo::autodiff::Tape;
+    use flowzoo::data::simulators::Gaussian;
+    use flowzoo::flows::prior::Prior;
+    let (dim, context_dim) = (3, 2);
+    let prior = Prior::from(ConditionalNormal::new(dim, context_dim, 0));
+    let mut params = prior.initial_params::<f64>();
+    let mut r = rng(6);
+    for p in &mut params {
+        p.value = Tensor::randn(p.value.shape(), &mut r).mul_scalar(0.5);
+    }
+    let (weight, bias) = (params[0].value.to_vec(), params[1].value.to_vec());
+    let c = randn(&[4, context_dim], 7);
+    let z = randn(&[4, dim], 8);
+    let tape = Tape::no_grad();
+    let got = prior
+        .log_prob_given(
+            &tape.constant(z.clone()),
+            Some(&tape.constant(c.clone())),
+            &params,
+        )
+        .value()
+        .to_vec();
+    for (row, &got) in got.iter().enumerate() {
+        // out_j = Σₖ c_k·W[k, j] + b_j; μ = out[..dim], ℓ = out[dim..]
+        let out: Vec<f64> = (0..2 * dim)
+            .map(|j| {
+                (0..context_dim)
+                    .map(|k| c.get(&[row, k]) * weight[k * 2 * dim + j])
+                    .sum::<f64>()
+                    + bias[j]
+            })
+            .collect();
+        let mut covariance = vec![0.0; dim * dim];
+        for i in 0..dim {
+            covariance[i * dim + i] = (2.0 * out[dim + i]).exp();
+        }
+        let expected = Gaussian::new(out[..dim].to_vec(), covariance)
+            .log_prob(&(0..dim).map(|i| z.get(&[row, i])).collect::<Vec<_>>());
+        assert!(
+            crate::tolerance::close(got, expected, 1e-12),
+            "row {row}: {got} vs {expected}"
+        );
+    }
+}

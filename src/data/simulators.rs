@@ -12,6 +12,7 @@
 //! Derivation: [`derivations::conditioning`, "Amortised inference with a known answer"](crate::derivations::conditioning#amortised-inference-with-a-known-answer)
 //! (docs/derivations/conditioning.md).
 
+use crate::tensor::math;
 use crate::tensor::{linalg, Tensor};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -70,7 +71,7 @@ impl Gaussian {
             let partial: f64 = (0..i).map(|k| self.cholesky[i * d + k] * u[k]).sum();
             u[i] = (theta[i] - self.mean[i] - partial) / self.cholesky[i * d + i];
         }
-        let log_diagonal: f64 = (0..d).map(|i| self.cholesky[i * d + i].ln()).sum();
+        let log_diagonal: f64 = (0..d).map(|i| math::ln(self.cholesky[i * d + i])).sum();
         -0.5 * u.iter().map(|v| v * v).sum::<f64>() - log_diagonal - d as f64 * HALF_LOG_TWO_PI
     }
 
@@ -317,8 +318,8 @@ impl TwoMoons {
         let r = 0.1 + 0.01 * e;
         let sqrt2 = std::f64::consts::SQRT_2;
         [
-            r * a.cos() + 0.25 - (t1 + t2).abs() / sqrt2,
-            r * a.sin() + (-t1 + t2) / sqrt2,
+            r * math::cos(a) + 0.25 - (t1 + t2).abs() / sqrt2,
+            r * math::sin(a) + (-t1 + t2) / sqrt2,
         ]
     }
 }

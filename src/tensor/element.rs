@@ -42,7 +42,7 @@ pub trait Element:
     /// Converts to `f64` exactly.
     fn to_f64(self) -> f64;
     /// `eˣ`. This and the other transcendental functions below are the
-    /// crate's own ([`math`](super::math)): the same bits on every platform.
+    /// crate's own ([`math`]): the same bits on every platform.
     fn exp(self) -> Self;
     /// Natural logarithm.
     fn ln(self) -> Self;

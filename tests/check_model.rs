@@ -7,12 +7,12 @@
 mod common;
 
 use flowzoo::autodiff::{Param, Var};
-use flowzoo::flows::check::{check_layers, CheckOptions};
+use flowzoo::flows::check::{check_flow, check_layers, CheckOptions};
 use flowzoo::flows::model::realnvp_layers;
 use flowzoo::flows::registry::register;
 use flowzoo::flows::spec::LayerSpec;
 use flowzoo::flows::zoo::FlowName;
-use flowzoo::flows::{Flow, FlowError, FlowModel, Sequential};
+use flowzoo::flows::{Flow, FlowError, FlowModel, Rescale, Sequential};
 use flowzoo::tensor::{Element, Tensor};
 use flowzoo::train::checkpoint::{load_model, save_model, to_bytes, Checkpoint};
 use flowzoo::train::run::{run, Dataset, RunConfig};
@@ -165,4 +165,24 @@ fn a_saved_layer_with_a_wrong_log_det_is_named_and_the_others_pass() {
         failed[0]
     );
     assert!(failed[0].inverse_error < 1e-12, "the inverse is right");
+}
+
+#[test]
+fn check_flow_catches_a_log_det_three_millionths_off_and_one_where_the_map_contracts_hard() {
+    // Reported log-det (D + 1)·a against the true D·a: off by a. The
+    // round-off allowance of the finite differences must not hide a
+    // 3e-6 error where the map is well conditioned...
+    let z = rows(3);
+    let mut layer = reader::<f64>(&LayerSpec::new(KIND).with("dim", 2usize)).unwrap();
+    layer.log_scale.value = Tensor::full(&[1], 3e-6);
+    let failure = check_flow(&layer, &z, CheckOptions::default()).expect_err("3e-6 off");
+    assert!(failure.property.contains("finite differences"), "{failure}");
+    // ...nor an error of a where it contracts by e⁻⁸ per feature (|det| = e⁻¹⁶),
+    // and a right log-det there passes.
+    layer.log_scale.value = Tensor::full(&[1], -8.0);
+    let failure = check_flow(&layer, &z, CheckOptions::default()).expect_err("8 nats off");
+    assert!(failure.property.contains("finite differences"), "{failure}");
+    let mut right = Rescale::<f64>::new(&[2]);
+    right.log_scale.value = Tensor::full(&[2], -8.0);
+    check_flow(&right, &z, CheckOptions::default()).expect("a right log-det passes");
 }

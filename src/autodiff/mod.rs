@@ -25,7 +25,10 @@ mod param;
 mod tape;
 mod var;
 
-pub use gradcheck::{gradcheck, kink_aware_derivative, GradcheckFailure, FD_STENCIL};
+pub use gradcheck::{
+    beyond_fd_error, gradcheck, kink_aware_derivative, kink_aware_derivative_with_error,
+    GradcheckFailure, FD_STENCIL,
+};
 pub use param::Param;
 pub use tape::{Gradients, Tape};
 pub use var::Var;

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::process::Command;
 
 fn flowzoo() -> Command {
@@ -157,4 +158,159 @@ fn bad_option_values_fail_with_a_clear_message() {
         assert_eq!(output.status.code(), Some(1), "{flags:?}: {stderr}");
         assert!(stderr.contains(says), "{flags:?}: {stderr}");
     }
+}
+
+/// Runs the tool with `args` (strings and paths alike).
+fn tool(args: &[&dyn AsRef<OsStr>]) -> std::process::Output {
+    flowzoo()
+        .args(args.iter().map(|a| a.as_ref()))
+        .output()
+        .unwrap()
+}
+
+/// Writes `bytes` gzip-compressed to `path`, as MNIST is distributed.
+fn write_gz(path: &std::path::Path, bytes: &[u8]) {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    std::fs::write(path, encoder.finish().unwrap()).unwrap();
+}
+
+/// An IDX file of unsigned bytes with dimensions `dims`.
+fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![0, 0, 8, dims.len() as u8];
+    for d in dims {
+        bytes.extend(d.to_be_bytes());
+    }
+    bytes.extend_from_slice(data);
+    bytes
+}
+
+#[test]
+fn an_mnist_folder_of_gzip_files_trains_evals_and_samples_and_bad_folders_are_named() {
+    // 5,040 training images (5,000 of them validate) and 16 test images of
+    // 8x8, grey levels from a fixed LCG, in the four files' gzip form.
+    let dir = common::temp_dir("cli-mnist");
+    let data = dir.join("mnist");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut state = 12345u32;
+    let mut bytes = |n: usize, modulo: u32| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                ((state >> 16) % modulo) as u8
+            })
+            .collect()
+    };
+    let (train_n, test_n) = (5_040u32, 16u32);
+    let files = [
+        (
+            "train-images-idx3-ubyte.gz",
+            idx(&[train_n, 8, 8], &bytes(train_n as usize * 64, 256)),
+        ),
+        (
+            "train-labels-idx1-ubyte.gz",
+            idx(&[train_n], &bytes(train_n as usize, 10)),
+        ),
+        (
+            "t10k-images-idx3-ubyte.gz",
+            idx(&[test_n, 8, 8], &bytes(test_n as usize * 64, 256)),
+        ),
+        (
+            "t10k-labels-idx1-ubyte.gz",
+            idx(&[test_n], &bytes(test_n as usize, 10)),
+        ),
+    ];
+    for (name, content) in &files {
+        write_gz(&data.join(name), content);
+    }
+    let out = dir.join("run");
+    let train = tool(&[
+        &"train",
+        &"--data",
+        &"mnist",
+        &"--data-dir",
+        &data,
+        &"--flow",
+        &"realnvp",
+        &"--steps",
+        &"3",
+        &"--batch",
+        &"16",
+        &"--hidden",
+        &"8",
+        &"--layers",
+        &"2",
+        &"--quiet",
+        &"--out",
+        &out,
+    ]);
+    let stdout = String::from_utf8_lossy(&train.stdout);
+    assert!(
+        train.status.success(),
+        "{}",
+        String::from_utf8_lossy(&train.stderr)
+    );
+    assert!(
+        stdout.contains("mnist realnvp") && stdout.contains("bits/dim"),
+        "{stdout}"
+    );
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    let bpd = metrics["test_bits_per_dim"].as_f64().unwrap();
+    // Uniform random bytes: no model does much better than 8 bits/dim.
+    assert!(bpd.is_finite() && bpd > 7.0, "{metrics}");
+    for picture in ["samples.png", "samples-t0.7.png", "interpolation.png"] {
+        assert!(
+            std::fs::metadata(out.join(picture)).unwrap().len() > 100,
+            "{picture}"
+        );
+    }
+    // eval reads the folder the run names (gzip again) and repeats the figure.
+    let model = out.join("model.flowzoo");
+    let eval = tool(&[&"eval", &"--model", &model]);
+    let text = String::from_utf8_lossy(&eval.stdout);
+    assert!(
+        eval.status.success(),
+        "{}",
+        String::from_utf8_lossy(&eval.stderr)
+    );
+    assert!(
+        text.contains("mnist test split") && text.contains(&format!("{bpd:.4} bits/dim")),
+        "{text} vs {bpd}"
+    );
+    let grid = dir.join("grid.png");
+    let sample = tool(&[
+        &"sample", &"--model", &model, &"--num", &"9", &"--out", &grid,
+    ]);
+    assert!(
+        sample.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sample.stderr)
+    );
+    assert!(std::fs::metadata(&grid).unwrap().len() > 100);
+
+    // Bad folders: no --data-dir, a missing file, a corrupt gzip stream.
+    let refuse = |args: &[&dyn AsRef<OsStr>]| {
+        let output = tool(args);
+        assert!(!output.status.success() && output.status.code() != Some(101));
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let message = refuse(&[&"train", &"--data", &"mnist", &"--quiet"]);
+    assert!(message.contains("--data-dir"), "{message}");
+    let labels = data.join("t10k-labels-idx1-ubyte.gz");
+    std::fs::remove_file(&labels).unwrap();
+    let from_folder: [&dyn AsRef<OsStr>; 6] = [
+        &"train",
+        &"--data",
+        &"mnist",
+        &"--data-dir",
+        &data,
+        &"--quiet",
+    ];
+    let message = refuse(&from_folder);
+    assert!(message.contains("t10k-labels-idx1-ubyte"), "{message}");
+    std::fs::write(&labels, [0x1f, 0x8b, 8, 0, 1, 2, 3]).unwrap();
+    let message = refuse(&from_folder);
+    assert!(message.contains("t10k-labels-idx1-ubyte.gz"), "{message}");
 }

@@ -105,7 +105,7 @@ fn from_idx_bytes(
     assemble(images_path, images, labels_path, labels)
 }
 
-fn assemble(
+pub(crate) fn assemble(
     images_path: &Path,
     images: super::idx::IdxArray,
     labels_path: &Path,
@@ -150,21 +150,28 @@ fn assemble(
 /// - [`DataError::BadDims`] if the images are not 3-D or the labels not 1-D.
 /// - [`DataError::Mismatch`] if the numbers of images and labels differ.
 pub fn load_dir(dir: &Path, split: &str) -> Result<Digits, DataError> {
-    let prefix = match split {
-        "train" => "train",
-        "test" => "t10k",
-        _ => {
-            return Err(DataError::UnknownDataset {
-                name: split.to_string(),
-                known: vec!["train".to_string(), "test".to_string()],
-            })
-        }
-    };
+    let prefix = mnist_prefix(split)?;
     let images_path = existing_or_gz(dir, &format!("{prefix}-images-idx3-ubyte"));
     let labels_path = existing_or_gz(dir, &format!("{prefix}-labels-idx1-ubyte"));
     let images = read_idx_expect(&images_path, 3)?;
     let labels = read_idx_expect(&labels_path, 1)?;
     assemble(&images_path, images, &labels_path, labels)
+}
+
+/// The file-name prefix of split `"train"` (`train`) or `"test"` (`t10k`)
+/// in an MNIST-style folder.
+///
+/// # Errors
+/// [`DataError::UnknownDataset`] for any other split.
+pub(crate) fn mnist_prefix(split: &str) -> Result<&'static str, DataError> {
+    match split {
+        "train" => Ok("train"),
+        "test" => Ok("t10k"),
+        _ => Err(DataError::UnknownDataset {
+            name: split.to_string(),
+            known: vec!["train".to_string(), "test".to_string()],
+        }),
+    }
 }
 
 /// `dir/name` if it exists, else `dir/name.gz` if that exists, else `dir/name`
@@ -226,22 +233,43 @@ impl Digits {
     /// assert_eq!((train.n, validation.n), (3440, 383));
     /// ```
     pub fn split_validation(mut self, n_validation: usize) -> (Digits, Digits) {
-        assert!(
-            n_validation <= self.n,
-            "split_validation: n_validation {n_validation} exceeds the {} images",
-            self.n
+        let pixels = self.pixels();
+        let (images, labels) = split_tail(
+            &mut self.images,
+            &mut self.labels,
+            &mut self.n,
+            pixels,
+            n_validation,
         );
-        let n_train = self.n - n_validation;
         let validation = Digits {
-            images: self.images.split_off(n_train * self.pixels()),
-            labels: self.labels.split_off(n_train),
+            images,
+            labels,
             n: n_validation,
             height: self.height,
             width: self.width,
         };
-        self.n = n_train;
         (self, validation)
     }
+}
+
+/// Moves the last `n_validation` of `n` images (`pixels` bytes each) and
+/// their labels out of `images` and `labels`, returning them, and lowers `n`.
+///
+/// # Panics
+/// If `n_validation > n`; the message gives both numbers.
+pub(crate) fn split_tail(
+    images: &mut Vec<u8>,
+    labels: &mut Vec<u8>,
+    n: &mut usize,
+    pixels: usize,
+    n_validation: usize,
+) -> (Vec<u8>, Vec<u8>) {
+    assert!(
+        n_validation <= *n,
+        "split_validation: n_validation {n_validation} exceeds the {n} images"
+    );
+    *n -= n_validation;
+    (images.split_off(*n * pixels), labels.split_off(*n))
 }
 
 #[cfg(test)]

@@ -25,6 +25,9 @@
 //!   images).
 //! - [`idx`]: the IDX reader and writer behind the digits (and MNIST-style
 //!   folders), with one typed error per way a file can be malformed.
+//! - [`images`]: [`ImageSet`](images::ImageSet), MNIST folders (plain or
+//!   through a decoder the caller passes, e.g. gzip) and CIFAR-10 binary
+//!   batches.
 //! - [`tabular`]: [`Table`], numeric CSV files, and [`standardize()`] of a
 //!   table's columns in place.
 //! - [`npy`]: NumPy `.npy` matrices read as a [`Table`].
@@ -44,6 +47,7 @@ pub mod batch;
 pub mod digits;
 pub mod energy;
 pub mod idx;
+pub mod images;
 pub mod npy;
 pub mod simulators;
 pub mod tabular;

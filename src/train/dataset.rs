@@ -7,6 +7,7 @@ use super::eval::{bits_per_dim, discrete_nll, mean_nll};
 use super::seeds::Stream;
 use crate::data::batch::gather_rows;
 use crate::data::digits;
+use crate::data::images::{default_open, read_cifar10_dir, read_mnist_dir, ImageSet, Open};
 use crate::data::read_table;
 use crate::data::tabular::Table;
 use crate::data::toy2d::Toy2d;
@@ -16,8 +17,8 @@ use crate::flows::zoo::DataShape;
 use crate::flows::FlowModel;
 use crate::tensor::Tensor;
 use rand::seq::SliceRandom;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 /// The logit margin α of the digits' preprocessing (RealNVP §4.1; RESULTS.md).
 pub const DIGITS_ALPHA: f64 = 0.05;
@@ -30,11 +31,136 @@ pub enum Dataset {
     /// The embedded UCI 8x8 digits as 64-D vectors, dequantised and
     /// logit-transformed; validation = the last 383 training images.
     Digits,
+    /// Images read from a folder (MNIST, CIFAR-10): dequantised from 256
+    /// levels and logit-transformed like the digits; validation = the last
+    /// 5,000 training images, test = the folder's test split.
+    Images(Arc<ImageData>),
     /// The user's own vectors from a `.csv` or `.npy` file: a seeded split
     /// into training and test rows ([`UserTable::split`]); the model ends
     /// in a [`Standardize`](crate::flows::Standardize) layer fitted to the training rows, so densities
     /// are in the data's units.
     Table(Arc<UserTable>),
+}
+
+/// The image datasets read from a folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageKind {
+    /// An MNIST folder: the four IDX files, plain or `.gz`
+    /// ([`read_mnist_dir`]); 28x28 grey.
+    Mnist,
+    /// A CIFAR-10 binary folder (`cifar-10-batches-bin`,
+    /// [`read_cifar10_dir`]); 32x32 colour.
+    Cifar10,
+}
+
+impl ImageKind {
+    /// The name `--data` takes: `mnist`, `cifar10`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ImageKind::Mnist => "mnist",
+            ImageKind::Cifar10 => "cifar10",
+        }
+    }
+}
+
+/// Number of grey (or colour) levels of 8-bit images.
+pub const BYTE_LEVELS: u32 = 256;
+
+/// The last training images held out for validation from a folder's
+/// training split (MNIST: 55,000 train on, 5,000 validate).
+pub const IMAGE_VALIDATION_LEN: usize = 5_000;
+
+/// The logit margin α of 8-bit images: logit(α + (1 − 2α)·x), as for the
+/// digits (RealNVP, arXiv:1605.08803, §4.1, uses 0.05 on its image sets).
+pub const IMAGE_ALPHA: f64 = 0.05;
+
+/// An image dataset with its protocol: training, validation and test
+/// images, their number of levels and the logit margin.
+#[derive(Debug, PartialEq)]
+pub struct ImageData {
+    /// `digits`, `mnist` or `cifar10`.
+    pub name: &'static str,
+    /// The folder it was read from (`None` for the embedded digits).
+    pub dir: Option<PathBuf>,
+    /// The images trained on.
+    pub train: ImageSet,
+    /// The validation images (early stopping, the kept model).
+    pub validation: ImageSet,
+    /// The test images (the reported figure only).
+    pub test: ImageSet,
+    /// Pixel values are 0..levels−1: dequantised as (v + u)/levels.
+    pub levels: u32,
+    /// The logit margin of the model's data-end [`Logit`](crate::flows::preprocess::Logit) layer.
+    pub alpha: f64,
+}
+
+impl ImageData {
+    /// Reads `kind` from `dir`, each file through `open`
+    /// ([`open_plain`](crate::data::images::open_plain), or a decoder), and splits off the validation images.
+    ///
+    /// # Errors
+    /// Those of [`read_mnist_dir`] / [`read_cifar10_dir`], naming the file;
+    /// [`DataError::Mismatch`] if the training split has no more than
+    /// [`IMAGE_VALIDATION_LEN`] images, or the test images differ in shape.
+    pub fn read(kind: ImageKind, dir: &Path, open: Open<'_>) -> Result<ImageData, DataError> {
+        let read = |split| match kind {
+            ImageKind::Mnist => read_mnist_dir(dir, split, open),
+            ImageKind::Cifar10 => read_cifar10_dir(dir, split, open),
+        };
+        let (train, test) = (read("train")?, read("test")?);
+        if train.n <= IMAGE_VALIDATION_LEN || train.shape != test.shape {
+            return Err(DataError::Mismatch {
+                what: format!(
+                    "{}: {} training images of shape {:?} and test images of shape {:?};                      training needs more than {IMAGE_VALIDATION_LEN} (the validation split)                      and both splits one shape",
+                    dir.display(),
+                    train.n,
+                    train.shape,
+                    test.shape
+                ),
+            });
+        }
+        let (train, validation) = train.split_validation(IMAGE_VALIDATION_LEN);
+        Ok(ImageData {
+            name: kind.name(),
+            dir: Some(dir.to_path_buf()),
+            train,
+            validation,
+            test,
+            levels: BYTE_LEVELS,
+            alpha: IMAGE_ALPHA,
+        })
+    }
+
+    /// The embedded 8x8 digits with their protocol (the last 383 training
+    /// images validate), built once.
+    pub fn digits() -> Arc<ImageData> {
+        static DIGITS: OnceLock<Arc<ImageData>> = OnceLock::new();
+        DIGITS
+            .get_or_init(|| {
+                let (train, validation) = digits::train().split_validation(digits::VALIDATION_LEN);
+                Arc::new(ImageData {
+                    name: "digits",
+                    dir: None,
+                    train: train.into(),
+                    validation: validation.into(),
+                    test: digits::test().into(),
+                    levels: digits::LEVELS,
+                    alpha: DIGITS_ALPHA,
+                })
+            })
+            .clone()
+    }
+
+    /// Values per image.
+    pub fn dim(&self) -> usize {
+        self.train.pixels()
+    }
+}
+
+/// `set`'s images as a `[n, dim]` tensor of their integer values.
+pub fn image_tensor(set: &ImageSet) -> Tensor<f32> {
+    let values: Vec<f32> = set.images.iter().map(|&v| f32::from(v)).collect();
+    Tensor::from_vec(values, &[set.n, set.pixels()])
 }
 
 /// A table of vectors read from the user's file.
@@ -95,12 +221,26 @@ impl UserTable {
 
 impl std::str::FromStr for Dataset {
     type Err = Error;
-    /// `digits`, a toy name, or a path ending in `.csv` or `.npy` (read at
-    /// once, see [`UserTable::read`]).
+    /// `digits`, `mnist:DIR` or `cifar10:DIR` (read at once from the
+    /// folder through [`default_open`]: see [`ImageData::read`]), a toy name,
+    /// or a path ending in `.csv` or `.npy` (read at once, see
+    /// [`UserTable::read`]).
     fn from_str(name: &str) -> Result<Self, Error> {
         let lower = name.to_ascii_lowercase();
+        let folder = |kind: ImageKind| -> Result<Self, Error> {
+            let dir = name.split_once(':').map_or("", |(_, dir)| dir);
+            Ok(Dataset::Images(Arc::new(ImageData::read(
+                kind,
+                Path::new(dir),
+                &default_open,
+            )?)))
+        };
         if name == "digits" {
             Ok(Dataset::Digits)
+        } else if lower.starts_with("mnist:") {
+            folder(ImageKind::Mnist)
+        } else if lower.starts_with("cifar10:") {
+            folder(ImageKind::Cifar10)
         } else if lower.ends_with(".csv") || lower.ends_with(".npy") {
             Ok(Dataset::Table(Arc::new(UserTable::read(name)?)))
         } else {
@@ -115,6 +255,7 @@ impl Dataset {
         match self {
             Dataset::Toy(t) => t.name(),
             Dataset::Digits => "digits",
+            Dataset::Images(images) => images.name,
             Dataset::Table(_) => "table",
         }
     }
@@ -130,15 +271,29 @@ impl Dataset {
         match self {
             Dataset::Toy(_) => DataShape::Vector(2),
             Dataset::Digits => DataShape::Image(DIGITS_IMAGE),
+            Dataset::Images(images) => DataShape::Image(images.train.shape),
             Dataset::Table(user) => DataShape::Vector(user.table.dim()),
         }
     }
 
-    /// What `--data` said: the toy's name, `digits`, or the file's path
+    /// The images and their protocol, for the digits and the image folders.
+    pub fn images(&self) -> Option<Arc<ImageData>> {
+        match self {
+            Dataset::Digits => Some(ImageData::digits()),
+            Dataset::Images(images) => Some(images.clone()),
+            _ => None,
+        }
+    }
+
+    /// What `--data` said: the toy's name, `digits`, `mnist:DIR`, or the file's path
     /// (what the run record stores, and [`Dataset::from_str`](std::str::FromStr::from_str) reads back).
     pub fn argument(&self) -> String {
         match self {
             Dataset::Table(user) => user.path.to_string_lossy().into_owned(),
+            Dataset::Images(images) => {
+                let dir = images.dir.as_deref().unwrap_or(Path::new(""));
+                format!("{}:{}", images.name, dir.display())
+            }
             other => other.name().to_string(),
         }
     }
@@ -183,15 +338,15 @@ pub fn test_score(
                 samples: test_size,
             }
         }
-        Dataset::Digits => {
+        Dataset::Digits | Dataset::Images(_) => {
             let dim = dataset.dim();
-            let test = digits::test();
-            let v = Tensor::<f32>::from_f64_slice(&test.images_f64(), &[test.n, dim]);
-            let nll = discrete_nll(model, &v, Dequantize::new(digits::LEVELS), &mut rng);
+            let images = dataset.images().expect("an image dataset");
+            let v = image_tensor(&images.test);
+            let nll = discrete_nll(model, &v, Dequantize::new(images.levels), &mut rng);
             TestScore {
                 nll_nats: nll,
                 bits_per_dim: Some(bits_per_dim(nll, dim)),
-                samples: test.n,
+                samples: images.test.n,
             }
         }
         Dataset::Table(user) => {

@@ -11,7 +11,6 @@ use super::fit::{fit_with, Check, FitConfig, FitReport, TrainOptions};
 use super::record::RunRecord;
 use super::seeds::Stream;
 use crate::data::batch::{gather_rows, Batcher};
-use crate::data::digits;
 use crate::data::tabular::Table;
 use crate::data::toy2d::Toy2d;
 use crate::error::{Error, TrainError};
@@ -25,8 +24,8 @@ use rand::rngs::StdRng;
 use std::path::Path;
 
 pub use super::dataset::{
-    test_score, Dataset, TestScore, UserTable, DIGITS_ALPHA, DIGITS_IMAGE, TABLE_TEST_FRACTION,
-    TOY_TEST_POINTS,
+    image_tensor, test_score, Dataset, ImageData, ImageKind, TestScore, UserTable, DIGITS_ALPHA,
+    DIGITS_IMAGE, IMAGE_ALPHA, IMAGE_VALIDATION_LEN, TABLE_TEST_FRACTION, TOY_TEST_POINTS,
 };
 
 /// The settings of one experiment (the command line's flags).
@@ -275,7 +274,10 @@ pub fn build_model(config: &RunConfig) -> Result<FlowModel<f32>, TrainError> {
             message: e.to_string(),
         })?;
     match &config.dataset {
-        Dataset::Digits => layers.push(Box::new(Logit::new(config.dataset.dim(), DIGITS_ALPHA))),
+        Dataset::Digits | Dataset::Images(_) => {
+            let alpha = config.dataset.images().expect("an image dataset").alpha;
+            layers.push(Box::new(Logit::new(config.dataset.dim(), alpha)))
+        }
         Dataset::Table(user) => {
             // The statistics of the rows trained on (not the validation rows).
             let (train, _) = hold_out_validation(user.split(config.seed).0);
@@ -348,27 +350,26 @@ impl Feed {
                     Box::new(move |m: &FlowModel<f32>| mean_nll(m, &points)) as ValidateFn
                 }),
             },
-            Dataset::Digits => {
+            Dataset::Digits | Dataset::Images(_) => {
                 let dim = config.dataset.dim();
-                let (train, validation) = digits::train().split_validation(digits::VALIDATION_LEN);
-                let train_v = train.images_f64();
-                let validation_v =
-                    Tensor::<f32>::from_f64_slice(&validation.images_f64(), &[validation.n, dim]);
-                let dequantize = Dequantize::new(digits::LEVELS);
+                let images = config.dataset.images().expect("an image dataset");
+                let validation_v = image_tensor(&images.validation);
+                let dequantize = Dequantize::new(images.levels);
                 // The first INIT_POINTS training images, dequantised on their own stream.
-                let n = INIT_POINTS.min(train.n);
-                let v = Tensor::<f32>::from_f64_slice(&train_v[..n * dim], &[n, dim]);
-                let initial = dequantize.apply(&v, &mut init_rng);
-                let mut batcher = Batcher::new(train.n, batch, Stream::Batches.seed(seed));
+                let initial = dequantize.apply(
+                    &image_tensor(&images.train.head(INIT_POINTS)),
+                    &mut init_rng,
+                );
+                let mut batcher = Batcher::new(images.train.n, batch, Stream::Batches.seed(seed));
                 Feed {
                     initial,
                     next_batch: Box::new(move |_, rng| {
                         let rows = batcher.next_batch();
-                        let v = Tensor::<f32>::from_f64_slice(
-                            &gather_rows(&train_v, dim, &rows),
-                            &[rows.len(), dim],
-                        );
-                        dequantize.apply(&v, rng)
+                        let pixels: Vec<f32> = gather_rows(&images.train.images, dim, &rows)
+                            .into_iter()
+                            .map(f32::from)
+                            .collect();
+                        dequantize.apply(&Tensor::from_vec(pixels, &[rows.len(), dim]), rng)
                     }),
                     // One fixed noise draw for every check, so scores compare.
                     validate: Some(Box::new(move |m| {
@@ -528,11 +529,26 @@ impl SavedRun {
         }
     }
 
-    /// The image shape its samples have, for image data (the digits).
+    /// The image shape its samples have, for image data (the digits, an
+    /// MNIST or CIFAR-10 folder).
     pub fn image_shape(&self) -> Option<[usize; 3]> {
         match self.record() {
             Some(record) if record.data == "digits" => Some(DIGITS_IMAGE),
-            _ => None,
+            // Square images of the folder's channels, sized by the model
+            // (28x28 for MNIST itself; smaller for a test's own folder).
+            Some(record) => {
+                let channels = if record.data.starts_with("mnist:") {
+                    1
+                } else if record.data.starts_with("cifar10:") {
+                    3
+                } else {
+                    return None;
+                };
+                let side = (self.checkpoint.model.dim() / channels).isqrt();
+                (channels * side * side == self.checkpoint.model.dim())
+                    .then_some([channels, side, side])
+            }
+            None => None,
         }
     }
 

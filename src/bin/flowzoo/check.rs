@@ -3,12 +3,11 @@
 //! layer, and the density's mass for 2-D models.
 
 use crate::checkpoints::table_tensor;
-use flowzoo::data::digits;
 use flowzoo::flows::check::{check_layers, CheckOptions, LayerCheck};
 use flowzoo::flows::preprocess::Dequantize;
 use flowzoo::tensor::Tensor;
 use flowzoo::train::checkpoint::Checkpoint;
-use flowzoo::train::run::Dataset;
+use flowzoo::train::run::{image_tensor, Dataset};
 use flowzoo::train::sample::DensityGrid;
 use flowzoo::train::seeds::Stream;
 use std::path::PathBuf;
@@ -44,11 +43,10 @@ fn rows(args: &CheckArgs, data: &str, dim: usize) -> Result<Tensor<f64>, String>
                 let points = toy.sample(args.rows, &mut Stream::Test.rng(seed));
                 Tensor::from_vec(points, &[args.rows, 2])
             }
-            Dataset::Digits => {
-                let test = digits::test();
-                let n = args.rows.min(test.n);
-                let v = Tensor::<f64>::from_vec(test.images_f64()[..n * dim].to_vec(), &[n, dim]);
-                Dequantize::new(digits::LEVELS).apply(&v, &mut Stream::Test.rng(seed))
+            dataset @ (Dataset::Digits | Dataset::Images(_)) => {
+                let images = dataset.images().expect("an image dataset");
+                let v: Tensor<f64> = image_tensor(&images.test.head(args.rows)).cast();
+                Dequantize::new(images.levels).apply(&v, &mut Stream::Test.rng(seed))
             }
             Dataset::Table(_) => unreachable!("a table is a file name"),
         }

@@ -110,17 +110,17 @@ pub fn sample(args: SampleArgs) -> Result<(), String> {
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("png"));
     if png {
-        let Some([1, height, width]) = image else {
+        let Some(shape) = image else {
             return Err(format!(
-                "{}: a PNG grid needs a model of one-channel images; this model draws \
+                "{}: a PNG grid needs a model of images; this model draws \
                  {}-D vectors: write a .csv instead",
                 out.display(),
                 model.dim()
             ));
         };
-        if height != width || height * width != model.dim() {
+        if shape.iter().product::<usize>() != model.dim() {
             return Err(format!(
-                "{}: image shape [1, {height}, {width}] does not match the model's {} dimensions",
+                "{}: image shape {shape:?} does not match the model's {} dimensions",
                 args.model.display(),
                 model.dim()
             ));
@@ -131,7 +131,7 @@ pub fn sample(args: SampleArgs) -> Result<(), String> {
             "{} samples, temperature {}, seed {}",
             args.n, args.temperature, args.seed
         );
-        pictures::digit_grid(&out, &clamped, height, columns, &caption)?;
+        pictures::image_grid(&out, &clamped, shape, columns, &caption)?;
     } else {
         let names: Vec<String> = match saved.record().and_then(|r| r.columns.clone()) {
             Some(names) if names.len() == model.dim() => names,
@@ -218,8 +218,9 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
     }
     let score = test_score(model, &dataset, seed, TOY_TEST_POINTS);
     match &dataset {
-        Dataset::Digits => println!(
-            "digits test split: NLL {:.4} nats per image, {:.4} bits/dim over {} images",
+        Dataset::Digits | Dataset::Images(_) => println!(
+            "{} test split: NLL {:.4} nats per image, {:.4} bits/dim over {} images",
+            dataset.name(),
             score.nll_nats,
             score.bits_per_dim.expect("the digits are discrete"),
             score.samples

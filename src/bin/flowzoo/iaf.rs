@@ -40,7 +40,7 @@ pub fn train(args: &TrainArgs, data: &str) -> Result<(), String> {
         }
         None => match data.parse().map_err(|e: flowzoo::Error| e.to_string())? {
             Dataset::Toy(toy) => distilled(args, &config, toy),
-            Dataset::Digits | Dataset::Table(_) => Err(
+            Dataset::Digits | Dataset::Images(_) | Dataset::Table(_) => Err(
                 "--flow iaf: give --target ring|wave|bump|step (reverse KL to an energy), \
                  or a 2-D toy --data set to distil an MAF teacher into an IAF"
                     .into(),

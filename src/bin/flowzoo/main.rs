@@ -17,7 +17,6 @@ mod pictures;
 
 use checkpoints::MODEL_FILE;
 use clap::{Parser, Subcommand};
-use flowzoo::data::digits;
 use flowzoo::flows::zoo::{self, FlowName};
 use flowzoo::flows::Flow;
 use flowzoo::flows::FlowModel;
@@ -61,12 +60,18 @@ enum Command {
 pub struct TrainArgs {
     #[arg(long, help = format!(
         "Data: moons, 8gaussians, checkerboard, pinwheel, circles (2-D, fresh points every \
-         step), digits (the embedded UCI 8x8 digits, 64-D, images to the image flows), or a \
+         step), digits (the embedded UCI 8x8 digits, 64-D, images to the image flows), mnist \
+         or cifar10 (with --data-dir; or mnist:DIR), or a \
          FILE.csv / FILE.npy of your own vectors (standardised; 10% of the rows held out for \
          test and written to test.csv) [default: {}]",
         defaults().dataset.argument()
     ))]
     data: Option<String>,
+    /// The folder of --data mnist (train-images-idx3-ubyte, train-labels-idx1-ubyte,
+    /// t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each plain or .gz) or of
+    /// --data cifar10 (data_batch_1.bin … data_batch_5.bin, test_batch.bin).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     #[arg(long, help = flow_help())]
     flow: Option<String>,
     /// Base distribution under the flow: normal (N(0, I)), diag (a Gaussian
@@ -143,6 +148,8 @@ pub struct TrainArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Image folders may hold gzip files (MNIST's are distributed so).
+    flowzoo::data::images::set_default_open(open_maybe_gzip);
     let result = match cli.command {
         Command::Train(args) => train(*args),
         Command::Sample(args) => checkpoints::sample(args),
@@ -155,6 +162,35 @@ fn main() -> ExitCode {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Opens `path`, decoding gzip when the file starts with its magic bytes
+/// `1f 8b` (the library's own readers take plain bytes only).
+fn open_maybe_gzip(path: &Path) -> std::io::Result<Box<dyn std::io::Read>> {
+    use std::io::{BufRead, BufReader};
+    let mut reader = BufReader::new(std::fs::File::open(path)?);
+    if reader.fill_buf()?.starts_with(&[0x1f, 0x8b]) {
+        Ok(Box::new(flate2::bufread::GzDecoder::new(reader)))
+    } else {
+        Ok(Box::new(reader))
+    }
+}
+
+/// `--data` with `--data-dir` as one dataset argument: `mnist` and
+/// `cifar10` become `mnist:DIR`, `cifar10:DIR`; anything else goes as it is.
+fn data_argument(data: String, dir: Option<&Path>) -> Result<String, String> {
+    let folder = matches!(data.to_ascii_lowercase().as_str(), "mnist" | "cifar10");
+    match (folder, dir) {
+        (true, Some(dir)) => Ok(format!("{}:{}", data.to_ascii_lowercase(), dir.display())),
+        (true, None) => Err(format!(
+            "--data {data} needs --data-dir DIR, the folder that holds its files \
+             (see --help)"
+        )),
+        (false, Some(_)) => Err(format!(
+            "--data-dir is for --data mnist or cifar10, not --data {data}"
+        )),
+        (false, None) => Ok(data),
     }
 }
 
@@ -180,6 +216,7 @@ fn train(args: TrainArgs) -> Result<(), String> {
         .data
         .clone()
         .unwrap_or_else(|| defaults().dataset.argument());
+    let data = data_argument(data, args.data_dir.as_deref())?;
     let flow: FlowName = match &args.flow {
         Some(name) => name
             .parse()
@@ -236,6 +273,7 @@ fn train(args: TrainArgs) -> Result<(), String> {
 fn resume(path: &Path, args: TrainArgs) -> Result<(), String> {
     let given = [
         ("--data", args.data.is_some()),
+        ("--data-dir", args.data_dir.is_some()),
         ("--flow", args.flow.is_some()),
         ("--base", args.base.is_some()),
         ("--layers", args.layers.is_some()),
@@ -498,7 +536,7 @@ fn report(
     }
     if let Some(v) = result.report.best_validation {
         let key = match config.dataset {
-            Dataset::Digits => "best_validation_bits_per_dim",
+            Dataset::Digits | Dataset::Images(_) => "best_validation_bits_per_dim",
             _ => "best_validation_nll_nats",
         };
         metrics[key] = v.into();
@@ -544,38 +582,41 @@ fn report(
             )?;
             metrics_line(&label, config, result, Some(grid.mass()));
         }
-        Dataset::Digits => {
+        Dataset::Digits | Dataset::Images(_) => {
+            let images = config.dataset.images().expect("an image dataset");
+            let shape = images.test.shape;
             let bpd = result.test_bits_per_dim.unwrap_or(f64::NAN);
             let samples = result.model.sample(64, 1.0, &mut rng).to_f64_vec();
-            pictures::digit_grid(
+            pictures::image_grid(
                 &out.join("samples.png"),
                 &samples,
-                digits::SIDE,
+                shape,
                 8,
                 &format!("{flow} samples, temperature 1.0; test {bpd:.3} bits/dim"),
             )?;
             let cooler = result.model.sample(64, 0.7, &mut rng).to_f64_vec();
-            pictures::digit_grid(
+            pictures::image_grid(
                 &out.join("samples-t0.7.png"),
                 &cooler,
-                digits::SIDE,
+                shape,
                 8,
                 &format!("{flow} samples, temperature 0.7; test {bpd:.3} bits/dim"),
             )?;
-            let strip = pictures::latent_interpolation(&result.model, &digits::test(), 10);
-            pictures::digit_grid(
+            let strip =
+                pictures::latent_interpolation(&result.model, &images.test, images.levels, 10);
+            pictures::image_grid(
                 &out.join("interpolation.png"),
                 &strip,
-                digits::SIDE,
+                shape,
                 10,
-                "linear paths in z between test digits 2-7, 0-6, 3-8 (ends: the digits)",
+                "linear paths in z between test images of classes 2-7, 0-6, 3-8 (ends: the images)",
             )?;
             let scales = latent_scales(&result.model, result.model.dim());
-            if !scales.is_empty() {
-                // The first test digit at the centre of its dequantisation cells.
-                let test = digits::test();
-                let levels = f64::from(digits::LEVELS);
-                let x: Vec<f64> = test
+            if !scales.is_empty() && shape[0] == 1 {
+                // The first test image at the centre of its dequantisation cells.
+                let levels = f64::from(images.levels);
+                let x: Vec<f64> = images
+                    .test
                     .image(0)
                     .iter()
                     .map(|&v| (f64::from(v) + 0.5) / levels)
@@ -587,11 +628,11 @@ fn report(
                 pictures::latents_png(
                     &out.join("latents.png"),
                     &x,
-                    digits::SIDE,
+                    shape[1],
                     &z.to_f64_vec(),
                     &scales,
                     &format!(
-                        "{flow}: the latent z = f⁻¹(x) of a test digit, scale by scale \
+                        "{flow}: the latent z = f⁻¹(x) of a test image, scale by scale \
                          (black −3, grey 0, white +3)"
                     ),
                 )?;

@@ -259,41 +259,49 @@ fn colormap(t: f64) -> [u8; 3] {
     c
 }
 
-/// Images (`[n, side·side]`, values in [0, 1], 1 = ink) in a grid of
-/// `columns` per row, each pixel drawn as an 8×8 block with a 4-pixel gutter,
-/// ink dark on white, with a `caption` line under the grid.
-pub fn digit_grid(
+/// Images (`[n, c·h·w]` with `shape = [c, h, w]`, values in [0, 1]) in a
+/// grid of `columns` per row, each pixel a block of 64 / max(h, w) screen
+/// pixels (8 for the 8x8 digits, 2 for MNIST), with a 4-pixel gutter and a
+/// `caption` line under the grid. One channel: 1 = ink, dark on white;
+/// three: the red, green and blue planes as they are.
+pub fn image_grid(
     path: &Path,
     images: &[f64],
-    side: usize,
+    shape: [usize; 3],
     columns: usize,
     caption: &str,
 ) -> Result<(), String> {
-    const ZOOM: usize = 8;
     const GUTTER: usize = 4;
     const CAPTION: usize = 28;
-    let n = images.len() / (side * side);
+    let [channels, h, w] = shape;
+    let plane = h * w;
+    let zoom = (64 / h.max(w).max(1)).max(1);
+    let n = images.len() / (channels * plane).max(1);
     let rows = n.div_ceil(columns);
-    let cell = side * ZOOM + GUTTER;
+    let cell = h.max(w) * zoom + GUTTER;
     // About 8 pixels per character of the 15-pixel caption font.
     let width = (columns * cell + GUTTER).max(8 * caption.chars().count() + 2 * GUTTER);
     let height = rows * cell + GUTTER + CAPTION;
+    let byte = |v: f64| (255.0 * v.clamp(0.0, 1.0)).round() as u8;
     draw(path, width, height, |root| {
         root.fill(&RGBColor(200, 200, 200)).map_err(text)?;
-        for (k, image) in images.chunks_exact(side * side).enumerate() {
+        for (k, image) in images.chunks_exact(channels * plane).enumerate() {
             let (x0, y0) = (GUTTER + (k % columns) * cell, GUTTER + (k / columns) * cell);
-            for (p, &v) in image.iter().enumerate() {
-                let grey = (255.0 * (1.0 - v.clamp(0.0, 1.0))).round() as u8;
-                let (x, y) = (
-                    (x0 + (p % side) * ZOOM) as i32,
-                    (y0 + (p / side) * ZOOM) as i32,
-                );
-                let z = ZOOM as i32;
-                root.draw(&Rectangle::new(
-                    [(x, y), (x + z, y + z)],
-                    RGBColor(grey, grey, grey).filled(),
-                ))
-                .map_err(text)?;
+            for p in 0..plane {
+                let colour = if channels == 3 {
+                    RGBColor(
+                        byte(image[p]),
+                        byte(image[plane + p]),
+                        byte(image[2 * plane + p]),
+                    )
+                } else {
+                    let grey = 255 - byte(image[p]);
+                    RGBColor(grey, grey, grey)
+                };
+                let (x, y) = ((x0 + (p % w) * zoom) as i32, (y0 + (p / w) * zoom) as i32);
+                let z = zoom as i32;
+                root.draw(&Rectangle::new([(x, y), (x + z, y + z)], colour.filled()))
+                    .map_err(text)?;
             }
         }
         let y = (rows * cell + GUTTER + 6) as i32;
@@ -461,13 +469,14 @@ fn square_box(points: &[f64]) -> ([f64; 2], [f64; 2]) {
 /// values in [0, 1].
 pub fn latent_interpolation(
     model: &flowzoo::flows::FlowModel<f32>,
-    test: &flowzoo::data::digits::Digits,
+    test: &flowzoo::data::images::ImageSet,
+    levels: u32,
     steps: usize,
 ) -> Vec<f64> {
     use flowzoo::flows::Flow;
     use flowzoo::tensor::Tensor;
-    let levels = flowzoo::data::digits::LEVELS as f64;
-    let pixels = test.height * test.width;
+    let levels = f64::from(levels);
+    let pixels = test.pixels();
     let first_of = |label: u8| {
         let i = test.labels.iter().position(|&l| l == label).unwrap_or(0);
         test.image(i)

@@ -16,7 +16,8 @@
 //! so read ratios from one run rather than absolute times across runs.
 
 use flowzoo::autodiff::Tape;
-use flowzoo::flows::autoregressive::{Iaf, Maf, SequentialMethod, Transform};
+use flowzoo::flows::autoregressive::{Maf, SequentialMethod, Transform};
+use flowzoo::flows::iaf::Iaf;
 use flowzoo::flows::{Flow, FlowModel, Sequential};
 use flowzoo::nn::made::Order;
 use flowzoo::nn::Adam;

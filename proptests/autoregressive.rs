@@ -10,10 +10,11 @@ use crate::tolerance::{
 };
 use flowzoo::autodiff::{Param, Tape, Var};
 use flowzoo::data::energy::Energy;
-use flowzoo::flows::autoregressive::{iaf_layers, made_for_flow, maf_layers};
+use flowzoo::flows::autoregressive::{made_for_flow, maf_layers};
 use flowzoo::flows::check::{
     check_flow, finite_difference_jacobian, gradcheck_params, randomize_params, CheckOptions,
 };
+use flowzoo::flows::iaf::iaf_layers;
 use flowzoo::flows::registry::build_layer;
 use flowzoo::flows::{Flow, Iaf, Maf, Sequential, SequentialMethod, Transform};
 use flowzoo::nn::made::{HiddenDegrees, Made, MadeOptions, Order};

@@ -9,8 +9,9 @@ use flowzoo::autodiff::Tape;
 use flowzoo::flows::architectures::{
     glow, glow_vector_layers, nice, realnvp_image, GlowConfig, NiceConfig, RealNvpImageConfig,
 };
-use flowzoo::flows::autoregressive::{iaf_layers, maf_layers};
+use flowzoo::flows::autoregressive::maf_layers;
 use flowzoo::flows::batchnorm::BatchNormMode;
+use flowzoo::flows::iaf::iaf_layers;
 use flowzoo::flows::model::realnvp_layers;
 use flowzoo::flows::preprocess::Logit;
 use flowzoo::flows::spline_coupling::nsf_layers;

@@ -5,8 +5,9 @@
 use flowzoo::data::energy::Energy;
 use flowzoo::data::toy2d::Toy2d;
 use flowzoo::error::TrainError;
-use flowzoo::flows::autoregressive::{iaf_layers, maf_layers};
+use flowzoo::flows::autoregressive::maf_layers;
 use flowzoo::flows::check::randomize_params;
+use flowzoo::flows::iaf::iaf_layers;
 use flowzoo::flows::registry::build_layer;
 use flowzoo::flows::spec::SpecValue;
 use flowzoo::flows::{Flow, FlowModel, Iaf, Maf, Sequential, Transform};

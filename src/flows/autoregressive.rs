@@ -1,5 +1,5 @@
 //! Autoregressive flows: [`Maf`] (fast density, sequential sampling) and
-//! [`Iaf`] (fast sampling, sequential density), both an element-wise affine
+//! [`Iaf`](super::Iaf) (fast sampling, sequential density, in [`iaf`](super::iaf)), both an element-wise affine
 //! map whose scale and shift come from a [`Made`].
 //!
 //! Both compute x = z ⊙ exp(ℓ) + b feature by feature; they differ in what
@@ -93,13 +93,13 @@ pub enum SequentialMethod {
 
 /// The shared machinery: a MADE with two outputs per feature and a transform.
 #[derive(Clone, Debug)]
-struct Conditioner<T: Element> {
-    made: Made<T>,
-    transform: Transform,
+pub(crate) struct Conditioner<T: Element> {
+    pub(crate) made: Made<T>,
+    pub(crate) transform: Transform,
 }
 
 impl<T: Element> Conditioner<T> {
-    fn new(made: Made<T>, transform: Transform) -> Self {
+    pub(crate) fn new(made: Made<T>, transform: Transform) -> Self {
         assert_eq!(
             made.params_per_dim, 2,
             "autoregressive flow: the MADE must give 2 outputs per feature, gives {}",
@@ -122,7 +122,7 @@ impl<T: Element> Conditioner<T> {
     }
 
     /// The architecture as data (read back by [`conditioner_from_spec`]).
-    fn spec(&self, kind: &str) -> LayerSpec {
+    pub(crate) fn spec(&self, kind: &str) -> LayerSpec {
         made_spec(&self.made, kind).with(
             "transform",
             match self.transform {
@@ -132,7 +132,7 @@ impl<T: Element> Conditioner<T> {
         )
     }
 
-    fn check(&self, layer: &str, v: &Var<'_, T>) {
+    pub(crate) fn check(&self, layer: &str, v: &Var<'_, T>) {
         assert!(
             v.shape().len() == 2 && v.shape()[1] == self.made.dim,
             "{layer}: expected [batch, {}], got {:?}",
@@ -143,7 +143,7 @@ impl<T: Element> Conditioner<T> {
 
     /// (ℓ, b) of every feature, conditioned on `v` and the context `c`
     /// (one parallel pass).
-    fn log_scale_and_shift<'t>(
+    pub(crate) fn log_scale_and_shift<'t>(
         &self,
         v: &Var<'t, T>,
         c: Option<&Var<'t, T>>,
@@ -157,7 +157,7 @@ impl<T: Element> Conditioner<T> {
     /// Solves w = update(known, ℓ(w), b(w)) for the conditioning side w, where
     /// (ℓ, b) of feature i depend on the w of lower degree (and the context
     /// c) only. Returns w and ℓ(w).
-    fn solve<'t, U>(
+    pub(crate) fn solve<'t, U>(
         &self,
         known: &Var<'t, T>,
         c: Option<&Var<'t, T>>,
@@ -209,12 +209,16 @@ impl<T: Element> Conditioner<T> {
 }
 
 /// y = u ⊙ exp(ℓ) + b (the direction of the affine map that scales up).
-fn scale_and_shift<'t, T: Element>(u: &Var<'t, T>, l: &Var<'t, T>, b: &Var<'t, T>) -> Var<'t, T> {
+pub(crate) fn scale_and_shift<'t, T: Element>(
+    u: &Var<'t, T>,
+    l: &Var<'t, T>,
+    b: &Var<'t, T>,
+) -> Var<'t, T> {
     u.mul(&l.exp()).add(b)
 }
 
 /// u = (y − b) ⊙ exp(−ℓ), the inverse of [`scale_and_shift`].
-fn unshift_and_unscale<'t, T: Element>(
+pub(crate) fn unshift_and_unscale<'t, T: Element>(
     y: &Var<'t, T>,
     l: &Var<'t, T>,
     b: &Var<'t, T>,
@@ -404,172 +408,6 @@ impl<T: Element> Flow<T> for Maf<T> {
     }
 }
 
-/// Inverse autoregressive flow layer: the scale and shift of feature i are
-/// functions of the *latent-side* features before it,
-///
-/// forward (z → x, one pass): x = z ⊙ exp(ℓ(z)) + b(z),
-/// inverse (x → z, D sequential steps): zᵢ = (xᵢ − bᵢ(z_{<i})) · exp(−ℓᵢ(z_{<i})),
-/// log|det ∂x/∂z| = Σᵢ ℓᵢ(z),
-///
-/// with (ℓ, b) from a [`Made`] by a [`Transform`]: [`Transform::Affine`] or
-/// the paper's gated update [`Transform::Gated`] (x = σ ⊙ z + (1 − σ) ⊙ m).
-/// Sampling and the log-density *of its own samples* take one pass each,
-/// which is what a variational posterior or a distilled sampler needs.
-///
-/// # Shapes
-/// `forward` and `inverse` take `[batch, dim]` and return `[batch, dim]` and
-/// a per-sample log-det `[batch]`.
-///
-/// # Units
-/// Log-dets in nats.
-///
-/// # Panics
-/// If the input is not `[_, dim]`; the message names the layer and both shapes.
-///
-/// # Source
-/// D. P. Kingma, T. Salimans, R. Jozefowicz, X. Chen, I. Sutskever, M. Welling,
-/// "Improved Variational Inference with Inverse Autoregressive Flow",
-/// NeurIPS 2016, arXiv:1606.04934 (§4, eq. 10-15).
-///
-/// # Derivation
-/// [`derivations::iaf`, "The map"](crate::derivations::iaf#the-map) and
-/// ["The gated update"](crate::derivations::iaf#the-gated-update)
-/// (docs/derivations/iaf.md): MAF read backwards, and the gate's log-det.
-///
-/// # Examples
-/// ```
-/// use flowzoo::flows::{Flow, Iaf, Transform};
-/// use flowzoo::flows::check::randomize_params;
-/// use flowzoo::nn::made::Order;
-/// use flowzoo::tensor::Tensor;
-/// use rand::SeedableRng;
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-/// let mut iaf = Iaf::<f64>::new(3, &[8], Order::Reversed, Transform::Gated, &mut rng);
-/// randomize_params(&mut iaf, 0.3, &mut rng);
-/// let z = Tensor::randn(&[2, 3], &mut rng);
-/// let (x, _) = iaf.forward_tensor(&z); // one pass
-/// let (z_back, _) = iaf.inverse_tensor(&x); // three sequential steps
-/// assert!(z.sub(&z_back).to_vec().iter().all(|d| d.abs() < 1e-12));
-/// ```
-#[derive(Clone, Debug)]
-pub struct Iaf<T: Element> {
-    conditioner: Conditioner<T>,
-    /// How `inverse` is solved when nothing is recorded.
-    pub method: SequentialMethod,
-}
-
-impl<T: Element> Iaf<T> {
-    /// An IAF layer on `dim` features with a MADE of hidden widths `hidden`
-    /// (ReLU, cyclic hidden degrees) in `order`, and the given transform.
-    ///
-    /// # Panics
-    /// If `dim` or a hidden width is 0.
-    pub fn new<R: Rng + ?Sized>(
-        dim: usize,
-        hidden: &[usize],
-        order: Order,
-        transform: Transform,
-        rng: &mut R,
-    ) -> Self {
-        Iaf::from_made(Made::new(dim, hidden, 2, order, rng), transform)
-    }
-
-    /// An IAF layer on a given MADE (2 outputs per feature) and transform.
-    /// With [`Transform::Gated`], the gate biases are set to [`GATE_INIT_BIAS`].
-    ///
-    /// # Panics
-    /// If the MADE does not give 2 outputs per feature.
-    pub fn from_made(made: Made<T>, transform: Transform) -> Self {
-        Iaf {
-            conditioner: Conditioner::new(made, transform),
-            method: SequentialMethod::default(),
-        }
-    }
-
-    /// The layer a spec of kind `Iaf` describes (what [`Flow::to_spec`]
-    /// wrote), with placeholder parameters to be filled by name.
-    ///
-    /// # Errors
-    /// [`FlowError::BadSpec`] naming the field, for a missing, mistyped or
-    /// invalid field: a size outside 1..=[`MAX_SIZE`], input degrees that
-    /// are not a permutation of 1..=dim, hidden degrees that do not fit the
-    /// widths, a network too large to allocate, an unknown transform.
-    pub fn from_spec(spec: &LayerSpec) -> Result<Self, FlowError> {
-        Ok(Iaf {
-            conditioner: conditioner_from_spec(spec)?,
-            method: SequentialMethod::default(),
-        })
-    }
-
-    /// The conditioner network.
-    pub fn made(&self) -> &Made<T> {
-        &self.conditioner.made
-    }
-
-    /// The transform from the MADE's outputs to (ℓ, b).
-    pub fn transform(&self) -> Transform {
-        self.conditioner.transform
-    }
-}
-
-impl<T: Element> Flow<T> for Iaf<T> {
-    fn name(&self) -> String {
-        "Iaf".into()
-    }
-
-    fn per_sample(&self) -> bool {
-        true
-    }
-
-    fn context_dim(&self) -> usize {
-        self.conditioner.made.context_dim()
-    }
-
-    fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
-        self.forward_with_context(z, None)
-    }
-
-    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
-        self.inverse_with_context(x, None)
-    }
-
-    fn forward_with_context<'t>(
-        &self,
-        z: &Var<'t, T>,
-        c: Option<&Var<'t, T>>,
-    ) -> (Var<'t, T>, Var<'t, T>) {
-        self.conditioner.check("Iaf", z);
-        let (l, b) = self.conditioner.log_scale_and_shift(z, c);
-        // x = z ⊙ exp(ℓ(z, c)) + b(z, c),  log|det ∂x/∂z| = Σᵢ ℓᵢ
-        (scale_and_shift(z, &l, &b), l.sum_axes(&[1]))
-    }
-
-    fn inverse_with_context<'t>(
-        &self,
-        x: &Var<'t, T>,
-        c: Option<&Var<'t, T>>,
-    ) -> (Var<'t, T>, Var<'t, T>) {
-        self.conditioner.check("Iaf", x);
-        // zᵢ = (xᵢ − bᵢ(z_{<i}, c)) · exp(−ℓᵢ(z_{<i}, c)), solved for z.
-        let (z, l) = self
-            .conditioner
-            .solve(x, c, self.method, unshift_and_unscale);
-        (z, l.sum_axes(&[1]).neg())
-    }
-
-    fn to_spec(&self) -> Option<LayerSpec> {
-        Some(self.conditioner.spec("Iaf"))
-    }
-
-    fn params(&self) -> Vec<&Param<T>> {
-        self.conditioner.made.params()
-    }
-
-    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
-        self.conditioner.made.params_mut()
-    }
-}
-
 /// The order of layer `i` of a stack: natural in even layers, reversed in
 /// odd ones, so every feature comes early somewhere.
 pub(crate) fn alternating_order(i: usize) -> Order {
@@ -600,28 +438,7 @@ pub fn maf_layers<T: Element, R: Rng + ?Sized>(
         .collect()
 }
 
-/// The layers of an IAF stack: `layers` IAF layers with MADEs of hidden
-/// widths `hidden` and the given transform, orders alternating natural and
-/// reversed.
-///
-/// # Source
-/// Kingma et al., arXiv:1606.04934, §4 ("reverse the ordering after each step").
-pub fn iaf_layers<T: Element, R: Rng + ?Sized>(
-    dim: usize,
-    layers: usize,
-    hidden: &[usize],
-    transform: Transform,
-    rng: &mut R,
-) -> Vec<Box<dyn Flow<T>>> {
-    (0..layers)
-        .map(|i| {
-            let order = alternating_order(i);
-            Box::new(Iaf::new(dim, hidden, order, transform, rng)) as Box<dyn Flow<T>>
-        })
-        .collect()
-}
-
-/// A MADE with explicit options for [`Maf::from_made`] / [`Iaf::from_made`]:
+/// A MADE with explicit options for [`Maf::from_made`] / [`Iaf::from_made`](super::Iaf::from_made):
 /// two outputs per feature, input degrees from `order`.
 ///
 /// # Panics
@@ -648,7 +465,9 @@ pub fn made_for_flow<T: Element, R: Rng + ?Sized>(
 /// widths, residual blocks over unequal layers, a network over
 /// [`MAX_LAYER_ELEMENTS`](super::spec::MAX_LAYER_ELEMENTS) scalars (or, loading a
 /// checkpoint, more than its stored tensors allow), an unknown transform.
-fn conditioner_from_spec<T: Element>(spec: &LayerSpec) -> Result<Conditioner<T>, FlowError> {
+pub(crate) fn conditioner_from_spec<T: Element>(
+    spec: &LayerSpec,
+) -> Result<Conditioner<T>, FlowError> {
     let made = made_from_spec(spec, 2)?;
     let transform = match spec.choice("transform", &["affine", "gated"])? {
         "affine" => Transform::Affine,

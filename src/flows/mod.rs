@@ -29,7 +29,7 @@
 //! | [`Reshape`] | `squeeze.rs` | 0 | — | [permutations](crate::derivations::permutations#reshape) |
 //! | [`Split`] | `squeeze.rs` | inner's (+ −Σ log σ with a learned prior) | RealNVP §3.6; Glow | [RealNVP](crate::derivations::realnvp#multi-scale-factoring-out) |
 //! | [`Maf`] ([`Transform`]) | `autoregressive.rs` | Σ ℓᵢ(x) (ℓ from a MADE of x_{<i}) | MAF, arXiv:1705.07057 | [MAF](crate::derivations::maf#the-jacobian-and-its-log-determinant) |
-//! | [`Iaf`] ([`Transform`]) | `autoregressive.rs` | Σ ℓᵢ(z) (ℓ from a MADE of z_{<i}) | IAF, arXiv:1606.04934 | [IAF](crate::derivations::iaf#the-map) |
+//! | [`Iaf`] ([`Transform`]) | `iaf.rs` | Σ ℓᵢ(z) (ℓ from a MADE of z_{<i}) | IAF, arXiv:1606.04934 | [IAF](crate::derivations::iaf#the-map) |
 //! | [`SplineCoupling`] ([`RationalQuadraticSpline`]) | `spline_coupling.rs`, `spline.rs` | Σ log g′(z₂ᵢ) (g a spline from a network of z₁) | NSF, arXiv:1906.04032 | [splines](crate::derivations::splines#the-coupling-and-the-autoregressive-layer) |
 //! | [`SplineMaf`] ([`RationalQuadraticSpline`]) | `spline_maf.rs`, `spline.rs` | Σ log g′(zᵢ) (g from a MADE of x_{<i}) | NSF, arXiv:1906.04032 | [splines](crate::derivations::splines#the-coupling-and-the-autoregressive-layer) |
 //! | [`Sequential`] | `sequential.rs` | sum of its layers' | Rezende & Mohamed, arXiv:1505.05770 | [change of variables](crate::derivations::change_of_variables#composition-why-log-dets-add) |
@@ -134,6 +134,7 @@ pub mod context;
 pub mod coupling;
 pub mod error;
 pub mod flow;
+pub mod iaf;
 pub mod image_coupling;
 pub mod inv_conv;
 pub mod learned_base;
@@ -153,12 +154,13 @@ pub mod standardize;
 pub mod zoo;
 
 pub use actnorm::ActNorm;
-pub use autoregressive::{Iaf, Maf, SequentialMethod, Transform};
+pub use autoregressive::{Maf, SequentialMethod, Transform};
 pub use batchnorm::BatchNorm;
 pub use context::{ContextEmbedding, ContextError};
 pub use coupling::{AdditiveCoupling, AffineCoupling, Mask, ScaleKind};
 pub use error::FlowError;
 pub use flow::Flow;
+pub use iaf::Iaf;
 pub use image_coupling::{ImageCoupling, ImageMask};
 pub use inv_conv::InvConv1x1;
 pub use learned_base::{ConditionalNormal, DiagonalNormal, GaussianMixture};

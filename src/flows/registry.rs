@@ -7,11 +7,12 @@
 //! How to add a layer: the [`flows`](super) module doc, "Add a layer".
 
 use super::actnorm::ActNorm;
-use super::autoregressive::{Iaf, Maf};
+use super::autoregressive::Maf;
 use super::batchnorm::BatchNorm;
 use super::coupling::{AdditiveCoupling, AffineCoupling};
 use super::error::{FlowError, LayerPath};
 use super::flow::{BuildChild, Flow};
+use super::iaf::Iaf;
 use super::image_coupling::ImageCoupling;
 use super::inv_conv::InvConv1x1;
 use super::permute::{Permutation, Reverse};

@@ -12,8 +12,9 @@ use super::architectures::{
     glow_layers, glow_vector_layers, nice_layers, realnvp_image_layers, GlowConfig, NiceConfig,
     RealNvpImageConfig,
 };
-use super::autoregressive::{iaf_layers, maf_layers, Transform};
+use super::autoregressive::{maf_layers, Transform};
 use super::flow::Flow;
+use super::iaf::iaf_layers;
 use super::model::realnvp_layers;
 use super::prior::{Logistic, Prior, StandardNormal};
 use super::spline::RationalQuadraticSpline;

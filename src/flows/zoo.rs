@@ -258,6 +258,12 @@ pub enum ZooError {
         /// `layers` or `hidden`.
         field: &'static str,
     },
+    /// A coupling architecture was given 1-D vectors: it splits the
+    /// features into two parts, so it needs at least 2.
+    TooFewFeatures {
+        /// The architecture's name.
+        flow: &'static str,
+    },
     /// The architecture has no conditional form (the IAF, a sampler
     /// trained by reverse KL).
     NotConditional {
@@ -284,6 +290,11 @@ impl std::fmt::Display for ZooError {
                 ),
             },
             ZooError::ZeroSize { field } => write!(f, "{field} must be at least 1"),
+            ZooError::TooFewFeatures { flow } => write!(
+                f,
+                "{flow} splits the features into two parts and this data has 1: \
+                 use maf or nsf-ar"
+            ),
             ZooError::NotConditional { flow } => write!(
                 f,
                 "{flow} has no conditional form: use one of the maximum-likelihood flows"
@@ -382,6 +393,13 @@ impl FlowName {
         }
         self.default_sizes(data)?;
         let dim = data.dim();
+        let couples = matches!(
+            self,
+            FlowName::RealNvp | FlowName::Nice | FlowName::Nsf | FlowName::Glow
+        );
+        if dim < 2 && couples {
+            return Err(ZooError::TooFewFeatures { flow: self.name() });
+        }
         let Sizes { layers, hidden } = sizes;
         let normal: Prior = StandardNormal::new(dim).into();
         Ok(match (self, data.image()) {

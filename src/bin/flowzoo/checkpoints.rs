@@ -78,7 +78,13 @@ pub fn write_csv(path: &Path, columns: &[String], values: &[f64]) -> Result<(), 
 /// conditional model.
 pub fn load_unconditional(path: &Path) -> Result<SavedRun, String> {
     let saved = load_run(path).map_err(|e| e.to_string())?;
-    let width = saved.checkpoint.model.context_dim();
+    refuse_conditional(path, saved.checkpoint.model.context_dim())?;
+    Ok(saved)
+}
+
+/// The error of [`load_unconditional`] for a model reading a context of
+/// `width` columns (none for 0).
+pub fn refuse_conditional(path: &Path, width: usize) -> Result<(), String> {
     if width > 0 {
         return Err(format!(
             "{}: the model is conditional (it reads a context of width {width}), and \
@@ -87,7 +93,7 @@ pub fn load_unconditional(path: &Path) -> Result<SavedRun, String> {
             path.display()
         ));
     }
-    Ok(saved)
+    Ok(())
 }
 
 /// The names of a conditional model's context columns, from its run

@@ -88,6 +88,32 @@ fn contexts(context_dim: usize, seed: u64) -> Vec<Tensor<f64>> {
     ]
 }
 
+/// `check_flow` on the layer `build` makes, at each of the fixed contexts
+/// of [`contexts`], on the points `z`; and two contexts move some sample.
+fn check_at_fixed_contexts(
+    kind: usize,
+    z: &Tensor<f64>,
+    context_dim: usize,
+    seed: u64,
+    build: impl Fn() -> Box<dyn Flow<f64>>,
+) {
+    let mut outputs = Vec::new();
+    for c in contexts(context_dim, seed) {
+        let layer = build();
+        assert_eq!(layer.context_dim(), context_dim, "kind {kind}");
+        let at = AtContext::new(layer, c);
+        if let Err(failure) = check_flow(&at, z, options()) {
+            panic!("kind {kind}: {failure}");
+        }
+        outputs.push(at.forward_tensor(z).0.to_vec());
+    }
+    let moved = outputs[0].iter().zip(&outputs[1]).any(|(a, b)| a != b);
+    assert!(
+        moved,
+        "kind {kind}: the output does not depend on the context"
+    );
+}
+
 /// The order of the MADE-based layers built from `seed`.
 fn order_of(seed: u64) -> Order {
     if seed % 2 == 0 {
@@ -106,16 +132,7 @@ proptest! {
     #[test]
     fn conditional_layers_pass_check_flow_at_fixed_contexts(kind in 0usize..6, dim in 2usize..6, context_dim in 1usize..4, batch in 1usize..4, seed in any::<u64>()) {
         let z = randn(&[batch, dim], seed);
-        let mut outputs = Vec::new();
-        for c in contexts(context_dim, seed) {
-            let at = AtContext::new(conditional_layer(kind, dim, context_dim, seed), c);
-            if let Err(failure) = check_flow(&at, &z, options()) {
-                panic!("{failure}");
-            }
-            outputs.push(at.forward_tensor(&z).0.to_vec());
-        }
-        let moved = outputs[0].iter().zip(&outputs[1]).any(|(a, b)| a != b);
-        prop_assert!(moved, "kind {kind}: the output does not depend on the context");
+        check_at_fixed_contexts(kind, &z, context_dim, seed, || conditional_layer(kind, dim, context_dim, seed));
     }
 
     // MADE-based layers: ∂xᵢ/∂z_k = 0 exactly when m(k) > m(i), at every context.
@@ -406,19 +423,9 @@ proptest! {
     // Jacobian in z, and the output moves with c.
     #[test]
     fn conditional_image_layers_pass_check_flow_at_fixed_contexts(kind in 0usize..4, context_dim in 1usize..4, batch in 1usize..3, seed in any::<u64>()) {
-        let mut outputs = Vec::new();
-        for c in contexts(context_dim, seed) {
-            let (layer, shape) = conditional_image_layer(kind, context_dim, batch, seed);
-            prop_assert_eq!(layer.context_dim(), context_dim);
-            let z = randn(&shape, seed ^ 9);
-            let at = AtContext::new(layer, c);
-            if let Err(failure) = check_flow(&at, &z, options()) {
-                panic!("kind {kind}: {failure}");
-            }
-            outputs.push(at.forward_tensor(&z).0.to_vec());
-        }
-        let moved = outputs[0].iter().zip(&outputs[1]).any(|(a, b)| a != b);
-        prop_assert!(moved, "kind {kind}: the output does not depend on the context");
+        let (_, shape) = conditional_image_layer(kind, context_dim, batch, seed);
+        let z = randn(&shape, seed ^ 9);
+        check_at_fixed_contexts(kind, &z, context_dim, seed, || conditional_image_layer(kind, context_dim, batch, seed).0);
     }
 
     // ∂L/∂θ of L = −mean log p(x | c₀) against finite differences for every

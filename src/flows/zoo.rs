@@ -4,8 +4,8 @@
 //! names, its defaults and its help text all come from here; adding an
 //! architecture is one entry in [`ZOO`] and one arm in [`FlowName::layers`].
 //!
-//! The builders themselves live beside their layers ([`realnvp_layers`],
-//! [`maf_layers`], [`iaf_layers`]) or in [`architectures`](super::architectures)
+//! The builders themselves live beside their layers ([`realnvp_layers`](super::model::realnvp_layers),
+//! [`maf_layers`](super::autoregressive::maf_layers), [`iaf_layers`]) or in [`architectures`](super::architectures)
 //! (NICE, the multi-scale RealNVP, Glow).
 
 use super::architectures::{

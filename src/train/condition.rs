@@ -11,8 +11,8 @@
 //! Derivation: [`derivations::conditioning`](crate::derivations::conditioning)
 //! (docs/derivations/conditioning.md).
 
-use super::dataset::UserTable;
 use crate::data::digits;
+use crate::data::tabular::Table;
 use crate::error::DataError;
 use crate::flows::context::ContextEmbedding;
 use crate::flows::preprocess::Dequantize;
@@ -20,6 +20,7 @@ use crate::flows::standardize::column_statistics;
 use crate::flows::FlowModel;
 use crate::tensor::Tensor;
 use rand::Rng;
+use std::path::Path;
 
 /// The number of digit classes, the width of the one-hot label context.
 pub const DIGIT_CLASSES: usize = 10;
@@ -145,22 +146,23 @@ pub fn digits_nll_and_accuracy<R: Rng + ?Sized>(
     (nll, accuracy)
 }
 
-/// `user`'s table with the columns `wanted` moved to the end, in that
-/// order, as the context: each entry a column name of the file's header,
-/// or (for a `.npy` file, whose columns are `x0, x1, …`, or any file) a
-/// 0-based column index. Returns the table and the context's column names.
+/// `table` (read from `path`) with the columns `wanted` moved to the end,
+/// in that order, as a conditional run's context: each entry a column name
+/// of the file's header, or (for a `.npy` file, whose columns are `x0, x1,
+/// …`, or any file) a 0-based column index. Returns the table and the
+/// number of context columns (the last ones).
 ///
 /// # Errors
 /// [`DataError::Mismatch`] naming the file, for an entry that is neither
 /// a column name nor an index in range, a column given twice, or no column
 /// left to model.
-pub fn with_context_columns(
-    user: &UserTable,
+pub fn context_columns_last(
+    table: &Table,
+    path: &Path,
     wanted: &[String],
-) -> Result<(UserTable, Vec<String>), DataError> {
-    let table = &user.table;
+) -> Result<(Table, usize), DataError> {
     let mismatch = |what: String| DataError::Mismatch {
-        what: format!("{}: {what}", user.path.display()),
+        what: format!("{}: {what}", path.display()),
     };
     let mut context = Vec::with_capacity(wanted.len());
     for entry in wanted {
@@ -202,18 +204,13 @@ pub fn with_context_columns(
         let row = table.row(i);
         data.extend(order.iter().map(|&j| row[j]));
     }
-    let columns: Vec<String> = order.iter().map(|&j| table.columns[j].clone()).collect();
-    let names = columns[columns.len() - context.len()..].to_vec();
-    let moved = UserTable {
-        path: user.path.clone(),
-        table: crate::data::tabular::Table {
-            data,
-            rows: table.rows,
-            columns,
-        },
-        context_columns: context.len(),
+    let columns = order.iter().map(|&j| table.columns[j].clone()).collect();
+    let moved = Table {
+        data,
+        rows: table.rows,
+        columns,
     };
-    Ok((moved, names))
+    Ok((moved, context.len()))
 }
 
 /// The embedding that standardises raw contexts, e = (c − μ) / σ per

@@ -3,7 +3,7 @@
 //! [`test_score`], the one function that computes a run's test figure for
 //! `flowzoo train` and `flowzoo eval` alike.
 
-use super::condition::digits_nll_and_accuracy;
+use super::condition::{context_columns_last, digits_nll_and_accuracy};
 use super::eval::{bits_per_dim, discrete_nll, mean_nll};
 use super::seeds::Stream;
 use crate::data::batch::gather_rows;
@@ -47,7 +47,7 @@ pub struct UserTable {
     pub table: Table,
     /// How many of its columns, the last ones, are a conditional run's
     /// context rather than data (0 for a density of every column; see
-    /// [`with_context_columns`](super::condition::with_context_columns)).
+    /// [`UserTable::with_context_columns`]).
     pub context_columns: usize,
 }
 
@@ -86,6 +86,28 @@ impl UserTable {
     /// The number of modelled columns (those before the context's).
     pub fn data_dim(&self) -> usize {
         self.table.dim() - self.context_columns
+    }
+
+    /// The same rows with the columns `wanted` (names, or 0-based
+    /// indices) moved to the end as a conditional run's context, in that
+    /// order (see [`context_columns_last`]).
+    ///
+    /// # Errors
+    /// As [`context_columns_last`]: an unknown column, one given twice, or
+    /// none left to model.
+    pub fn with_context_columns(&self, wanted: &[String]) -> Result<UserTable, DataError> {
+        let (table, context_columns) = context_columns_last(&self.table, &self.path, wanted)?;
+        Ok(UserTable {
+            path: self.path.clone(),
+            table,
+            context_columns,
+        })
+    }
+
+    /// The names of the context columns, in order (none for a density of
+    /// every column).
+    pub fn context_names(&self) -> &[String] {
+        &self.table.columns[self.data_dim()..]
     }
 
     /// The (training, test) rows of a run seeded `seed`: the rows in an

@@ -6,7 +6,7 @@
 //! draw comes from a named stream of [`Stream`].
 
 use super::checkpoint::{AdamState, Checkpoint};
-use super::condition::{context_standardizer, one_hot, with_context_columns, Condition};
+use super::condition::{context_standardizer, one_hot, Condition};
 use super::eval::{bits_per_dim, mean_nll};
 use super::fit::{fit_with, Check, FitConfig, FitReport, TrainOptions};
 use super::record::RunRecord;
@@ -208,13 +208,13 @@ impl RunConfig {
     /// ([`Condition::Label`]), or a table's other columns given the
     /// context columns ([`Condition::Columns`], names or 0-based indices,
     /// moved to the end of each row by
-    /// [`with_context_columns`]; the condition stores their names).
+    /// [`UserTable::with_context_columns`]; the condition stores their names).
     ///
     /// # Errors
     /// [`TrainError::BadArgument`] (`condition`) for a label on data other
     /// than the digits, columns on data other than a table, or the IAF;
     /// the [`DataError`](crate::error::DataError) of
-    /// [`with_context_columns`] for a column the file lacks.
+    /// [`UserTable::with_context_columns`] for a column the file lacks.
     pub fn with_condition(mut self, condition: Condition) -> Result<Self, Error> {
         let bad = |message: String| -> Error {
             TrainError::BadArgument {
@@ -232,7 +232,8 @@ impl RunConfig {
         let condition = match (&self.dataset, condition) {
             (Dataset::Digits, Condition::Label) => Condition::Label,
             (Dataset::Table(user), Condition::Columns(names)) => {
-                let (moved, names) = with_context_columns(user, &names)?;
+                let moved = user.with_context_columns(&names)?;
+                let names = moved.context_names().to_vec();
                 self.dataset = Dataset::Table(std::sync::Arc::new(moved));
                 Condition::Columns(names)
             }

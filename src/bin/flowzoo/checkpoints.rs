@@ -6,7 +6,6 @@ use flowzoo::data::read_table;
 use flowzoo::data::tabular::Table;
 use flowzoo::flows::FlowModel;
 use flowzoo::tensor::Tensor;
-use flowzoo::train::condition::with_context_columns;
 use flowzoo::train::eval::mean_nll;
 use flowzoo::train::run::{load_run, test_score, Dataset, SavedRun, TOY_TEST_POINTS};
 use rand::rngs::StdRng;
@@ -261,7 +260,9 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
     let mut dataset: Dataset = data.parse().map_err(|e: flowzoo::Error| e.to_string())?;
     if let (Dataset::Table(user), Some(names)) = (&dataset, context_columns(&saved)) {
         // The run's own table, its context columns moved to the end as in training.
-        let (moved, _) = with_context_columns(user, &names).map_err(|e| e.to_string())?;
+        let moved = user
+            .with_context_columns(&names)
+            .map_err(|e| e.to_string())?;
         dataset = Dataset::Table(std::sync::Arc::new(moved));
     }
     if model.context_dim() > 0 && dataset == Dataset::Digits && model.context_dim() != 10 {

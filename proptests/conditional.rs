@@ -114,6 +114,25 @@ fn check_at_fixed_contexts(
     );
 }
 
+/// ∂/∂c of Σᵦ log p(xᵦ | cᵦ) against central differences in every entry
+/// of c, at 3 random rows x and c from `seed`.
+fn check_context_gradient(model: &FlowModel<f64>, context_dim: usize, seed: u64, what: &str) {
+    let x = randn(&[3, model.dim()], seed ^ 3);
+    let c = randn(&[3, context_dim], seed ^ 5);
+    let result = gradcheck(
+        |v| {
+            let x = v[0].constant(x.clone());
+            model.log_prob_given_var(&x, Some(&v[0])).sum_all()
+        },
+        &[c],
+        GRADCHECK_H,
+        GRADCHECK_RTOL,
+    );
+    if let Err(failure) = result {
+        panic!("{what}: {failure}");
+    }
+}
+
 /// The order of the MADE-based layers built from `seed`.
 fn order_of(seed: u64) -> Order {
     if seed % 2 == 0 {
@@ -165,20 +184,7 @@ proptest! {
     #[test]
     fn log_prob_gradient_in_the_context_matches_finite_differences(dim in 2usize..5, context_dim in 1usize..4, seed in any::<u64>()) {
         let model = conditional_model(dim, context_dim, 3, seed);
-        let x = randn(&[3, dim], seed ^ 3);
-        let c = randn(&[3, context_dim], seed ^ 5);
-        let result = gradcheck(
-            |v| {
-                let x = v[0].constant(x.clone());
-                model.log_prob_given_var(&x, Some(&v[0])).sum_all()
-            },
-            &[c],
-            GRADCHECK_H,
-            GRADCHECK_RTOL,
-        );
-        if let Err(failure) = result {
-            panic!("{failure}");
-        }
+        check_context_gradient(&model, context_dim, seed, "conditional model");
     }
 }
 
@@ -447,20 +453,7 @@ proptest! {
     fn image_log_prob_gradient_in_the_context_matches_finite_differences(kind in 2usize..4, context_dim in 1usize..4, seed in any::<u64>()) {
         let (layer, _) = conditional_image_layer(kind, context_dim, 3, seed);
         let model = FlowModel::new(16, Sequential::new(vec![layer]));
-        let x = randn(&[3, 16], seed ^ 3);
-        let c = randn(&[3, context_dim], seed ^ 5);
-        let result = gradcheck(
-            |v| {
-                let x = v[0].constant(x.clone());
-                model.log_prob_given_var(&x, Some(&v[0])).sum_all()
-            },
-            &[c],
-            GRADCHECK_H,
-            GRADCHECK_RTOL,
-        );
-        if let Err(failure) = result {
-            panic!("kind {kind}: {failure}");
-        }
+        check_context_gradient(&model, context_dim, seed, &format!("image kind {kind}"));
     }
 }
 

@@ -88,6 +88,51 @@ fn contexts(context_dim: usize, seed: u64) -> Vec<Tensor<f64>> {
     ]
 }
 
+/// `check_flow` on the layer `build` makes, at each of the fixed contexts
+/// of [`contexts`], on the points `z`; and two contexts move some sample.
+fn check_at_fixed_contexts(
+    kind: usize,
+    z: &Tensor<f64>,
+    context_dim: usize,
+    seed: u64,
+    build: impl Fn() -> Box<dyn Flow<f64>>,
+) {
+    let mut outputs = Vec::new();
+    for c in contexts(context_dim, seed) {
+        let layer = build();
+        assert_eq!(layer.context_dim(), context_dim, "kind {kind}");
+        let at = AtContext::new(layer, c);
+        if let Err(failure) = check_flow(&at, z, options()) {
+            panic!("kind {kind}: {failure}");
+        }
+        outputs.push(at.forward_tensor(z).0.to_vec());
+    }
+    let moved = outputs[0].iter().zip(&outputs[1]).any(|(a, b)| a != b);
+    assert!(
+        moved,
+        "kind {kind}: the output does not depend on the context"
+    );
+}
+
+/// ∂/∂c of Σᵦ log p(xᵦ | cᵦ) against central differences in every entry
+/// of c, at 3 random rows x and c from `seed`.
+fn check_context_gradient(model: &FlowModel<f64>, context_dim: usize, seed: u64, what: &str) {
+    let x = randn(&[3, model.dim()], seed ^ 3);
+    let c = randn(&[3, context_dim], seed ^ 5);
+    let result = gradcheck(
+        |v| {
+            let x = v[0].constant(x.clone());
+            model.log_prob_given_var(&x, Some(&v[0])).sum_all()
+        },
+        &[c],
+        GRADCHECK_H,
+        GRADCHECK_RTOL,
+    );
+    if let Err(failure) = result {
+        panic!("{what}: {failure}");
+    }
+}
+
 /// The order of the MADE-based layers built from `seed`.
 fn order_of(seed: u64) -> Order {
     if seed % 2 == 0 {
@@ -106,16 +151,7 @@ proptest! {
     #[test]
     fn conditional_layers_pass_check_flow_at_fixed_contexts(kind in 0usize..6, dim in 2usize..6, context_dim in 1usize..4, batch in 1usize..4, seed in any::<u64>()) {
         let z = randn(&[batch, dim], seed);
-        let mut outputs = Vec::new();
-        for c in contexts(context_dim, seed) {
-            let at = AtContext::new(conditional_layer(kind, dim, context_dim, seed), c);
-            if let Err(failure) = check_flow(&at, &z, options()) {
-                panic!("{failure}");
-            }
-            outputs.push(at.forward_tensor(&z).0.to_vec());
-        }
-        let moved = outputs[0].iter().zip(&outputs[1]).any(|(a, b)| a != b);
-        prop_assert!(moved, "kind {kind}: the output does not depend on the context");
+        check_at_fixed_contexts(kind, &z, context_dim, seed, || conditional_layer(kind, dim, context_dim, seed));
     }
 
     // MADE-based layers: ∂xᵢ/∂z_k = 0 exactly when m(k) > m(i), at every context.
@@ -148,20 +184,7 @@ proptest! {
     #[test]
     fn log_prob_gradient_in_the_context_matches_finite_differences(dim in 2usize..5, context_dim in 1usize..4, seed in any::<u64>()) {
         let model = conditional_model(dim, context_dim, 3, seed);
-        let x = randn(&[3, dim], seed ^ 3);
-        let c = randn(&[3, context_dim], seed ^ 5);
-        let result = gradcheck(
-            |v| {
-                let x = v[0].constant(x.clone());
-                model.log_prob_given_var(&x, Some(&v[0])).sum_all()
-            },
-            &[c],
-            GRADCHECK_H,
-            GRADCHECK_RTOL,
-        );
-        if let Err(failure) = result {
-            panic!("{failure}");
-        }
+        check_context_gradient(&model, context_dim, seed, "conditional model");
     }
 }
 
@@ -329,5 +352,206 @@ fn conditional_base_is_the_gaussian_of_its_mean_and_log_scale() {
             crate::tolerance::close(got, expected, 1e-12),
             "row {row}: {got} vs {expected}"
         );
+    }
+}
+
+/// The conditional image layers, by index: 0 a checkerboard coupling
+/// (tanh) on `[2, 2, 2]` images, 1 a channel coupling (Glow's sigmoid) on
+/// `[2, 2, 2]`, 2 Glow on `[1, 4, 4]` (squeezes, ActNorm, LU 1×1
+/// convolutions, couplings, a split whose learned prior reads c), 3 the
+/// multi-scale RealNVP on `[1, 4, 4]` (a split without a learned prior
+/// passing c to the deeper scale); a context of width `context_dim`.
+/// Returns the layer and its input's shape for `batch` samples. Coupling
+/// parameters N(0, 0.3²); Glow's initialised from data, then perturbed by
+/// N(0, 0.1²) (an LU 1×1 convolution drawn whole at random is nearly
+/// singular).
+fn conditional_image_layer(
+    kind: usize,
+    context_dim: usize,
+    batch: usize,
+    seed: u64,
+) -> (Box<dyn Flow<f64>>, Vec<usize>) {
+    use flowzoo::flows::architectures::{
+        conditional_glow_layers, conditional_realnvp_image_layers, GlowConfig, RealNvpImageConfig,
+    };
+    use flowzoo::flows::{ImageCoupling, ImageMask, ScaleKind};
+    let mut r = rng(seed);
+    match kind {
+        0 | 1 => {
+            let (mask, scale_kind) = match kind {
+                0 => (ImageMask::Checkerboard { parity: 1 }, ScaleKind::Tanh),
+                _ => (ImageMask::Channel { flip: true }, ScaleKind::Sigmoid),
+            };
+            let mut layer =
+                ImageCoupling::conditional(2, mask, 3, 1, scale_kind, context_dim, &mut r);
+            randomize_params(&mut layer, 0.3, &mut r);
+            (Box::new(layer), vec![batch, 2, 2, 2])
+        }
+        2 => {
+            let config = GlowConfig {
+                steps: 1,
+                hidden: 3,
+                blocks: 0,
+                ..GlowConfig::default()
+            };
+            let layers = conditional_glow_layers([1, 4, 4], config, context_dim, &mut r);
+            let mut flow = Sequential::new(layers);
+            let x = randn(&[8, 16], seed ^ 1).mul_scalar(2.0).add_scalar(0.5);
+            flow.initialize_with_context(&x, Some(&randn(&[8, context_dim], seed ^ 2)));
+            for p in flow.params_mut() {
+                let noise = Tensor::randn(p.value.shape(), &mut r).mul_scalar(0.1);
+                p.value = p.value.add(&noise);
+            }
+            (Box::new(flow), vec![batch, 16])
+        }
+        _ => {
+            let config = RealNvpImageConfig {
+                scales: 2,
+                checkerboard: 1,
+                channel: 1,
+                last: 1,
+                hidden: 2,
+                blocks: 0,
+            };
+            let layers = conditional_realnvp_image_layers([1, 4, 4], config, context_dim, &mut r);
+            let mut flow = Sequential::new(layers);
+            randomize_params(&mut flow, 0.2, &mut r);
+            (Box::new(flow), vec![batch, 16])
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(8))]
+
+    // Image couplings, Glow and the multi-scale RealNVP, each at fixed c:
+    // f⁻¹(f(z; c); c) = z, log|det ∂x/∂z| against the finite-difference
+    // Jacobian in z, and the output moves with c.
+    #[test]
+    fn conditional_image_layers_pass_check_flow_at_fixed_contexts(kind in 0usize..4, context_dim in 1usize..4, batch in 1usize..3, seed in any::<u64>()) {
+        let (_, shape) = conditional_image_layer(kind, context_dim, batch, seed);
+        let z = randn(&shape, seed ^ 9);
+        check_at_fixed_contexts(kind, &z, context_dim, seed, || conditional_image_layer(kind, context_dim, batch, seed).0);
+    }
+
+    // ∂L/∂θ of L = −mean log p(x | c₀) against finite differences for every
+    // parameter of the image layers, W_c of the couplings and the split
+    // prior included.
+    #[test]
+    fn conditional_image_gradient_reaches_every_parameter(kind in 0usize..4, context_dim in 1usize..3, seed in any::<u64>()) {
+        let c = randn(&[1, context_dim], seed ^ 7);
+        let (layer, shape) = conditional_image_layer(kind, context_dim, 2, seed);
+        let mut at = AtContext::new(layer, c);
+        if let Err(message) = gradcheck_params(&mut at, &randn(&shape, seed ^ 11), GRADCHECK_H, GRADCHECK_RTOL) {
+            panic!("kind {kind}: {message}");
+        }
+    }
+
+    // ∂/∂c of Σᵦ log p(xᵦ | cᵦ) for a conditional Glow (and RealNVP) on
+    // [1, 4, 4] images against central differences in every entry of c.
+    #[test]
+    fn image_log_prob_gradient_in_the_context_matches_finite_differences(kind in 2usize..4, context_dim in 1usize..4, seed in any::<u64>()) {
+        let (layer, _) = conditional_image_layer(kind, context_dim, 3, seed);
+        let model = FlowModel::new(16, Sequential::new(vec![layer]));
+        check_context_gradient(&model, context_dim, seed, &format!("image kind {kind}"));
+    }
+}
+
+// A conditional Glow (couplings and split prior reading c) whose context
+// weights W_c are zero is the unconditional Glow with the other weights:
+// log p(x | c) = log p(x) for every c, and the same draws.
+#[test]
+fn zeroed_context_weights_give_the_unconditional_image_flow() {
+    use flowzoo::flows::architectures::{conditional_glow_layers, glow_layers, GlowConfig};
+    // The plain 1×1 convolution: the LU form's fixed P and signs are drawn
+    // at build time and are not parameters to copy.
+    let config = GlowConfig {
+        steps: 2,
+        hidden: 4,
+        blocks: 1,
+        lu: false,
+        ..GlowConfig::default()
+    };
+    let context_dim = 3;
+    let mut conditional = FlowModel::new(
+        16,
+        Sequential::new(conditional_glow_layers(
+            [1, 4, 4],
+            config,
+            context_dim,
+            &mut rng(1),
+        )),
+    );
+    let mut unconditional = FlowModel::new(
+        16,
+        Sequential::new(glow_layers([1, 4, 4], config, &mut rng(2))),
+    );
+    let mut r = rng(3);
+    let mut zeroed = 0;
+    for p in conditional.params_mut() {
+        if p.name.ends_with("context.weight") {
+            p.value = Tensor::zeros(p.value.shape());
+            zeroed += 1;
+        } else {
+            p.value = p
+                .value
+                .add(&Tensor::randn(p.value.shape(), &mut r).mul_scalar(0.2));
+        }
+    }
+    // 2 levels × 2 couplings, and the split's prior
+    assert_eq!(zeroed, 5);
+    let source: Vec<(String, Tensor<f64>)> = conditional
+        .params()
+        .iter()
+        .map(|p| (p.name.clone(), p.value.clone()))
+        .collect();
+    for p in unconditional.params_mut() {
+        let (_, value) = source
+            .iter()
+            .find(|(name, _)| *name == p.name)
+            .unwrap_or_else(|| panic!("{} has no conditional twin", p.name));
+        p.value = value.clone();
+    }
+    let x = randn(&[6, 16], 4);
+    let expected = unconditional.log_prob(&x).to_vec();
+    for c in contexts(context_dim, 5) {
+        let got = conditional.log_prob_given(&x, Some(&c)).unwrap().to_vec();
+        crate::tolerance::assert_all_close("log p(x | c) vs log p(x)", &got, &expected, 1e-12);
+    }
+    let c = randn(&[6, context_dim], 6);
+    let samples = conditional
+        .sample_given(6, 1.0, Some(&c), &mut rng(7))
+        .unwrap();
+    let unconditional_samples = unconditional.sample(6, 1.0, &mut rng(7));
+    crate::tolerance::assert_all_close(
+        "samples given c vs unconditional samples",
+        &samples.to_vec(),
+        &unconditional_samples.to_vec(),
+        1e-12,
+    );
+}
+
+// A conditional Glow (couplings and split prior reading c) and a
+// conditional multi-scale RealNVP, written to checkpoint bytes and read
+// back: the same context width, bit-identical log p(x | c) and samples.
+#[test]
+fn conditional_image_flows_round_trip_through_checkpoints() {
+    use flowzoo::train::checkpoint::{to_bytes, Checkpoint};
+    for kind in [2, 3] {
+        let (layer, _) = conditional_image_layer(kind, 3, 1, 10 + kind as u64);
+        let model = FlowModel::new(16, Sequential::new(vec![layer]));
+        let bytes = to_bytes(&model, None, None).unwrap();
+        let loaded = Checkpoint::<f64>::from_bytes(&bytes, "image.flowzoo".as_ref())
+            .unwrap()
+            .model;
+        assert_eq!(loaded.context_dim(), 3, "kind {kind}");
+        let (x, c) = (randn(&[4, 16], 1), randn(&[4, 3], 2));
+        assert_eq!(
+            model.log_prob_given(&x, Some(&c)).unwrap().to_vec(),
+            loaded.log_prob_given(&x, Some(&c)).unwrap().to_vec(),
+            "kind {kind}"
+        );
+        let draw = |m: &FlowModel<f64>| m.sample_given(4, 0.8, Some(&c), &mut rng(3)).unwrap();
+        assert_eq!(draw(&model).to_vec(), draw(&loaded).to_vec(), "kind {kind}");
     }
 }

@@ -215,6 +215,7 @@ fn seed_checkpoints() -> Vec<Vec<u8>> {
         step: 1,
         target: None,
         columns: Some(vec!["x0".into(), "x1".into()]),
+        context: None,
     };
     let first = to_bytes(&model, Some(&AdamState::of(&adam)), Some(&record)).expect("saveable");
     let mut layers = realnvp_layers::<f64, _>(3, 1, 3, &mut rng);

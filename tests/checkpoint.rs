@@ -182,6 +182,7 @@ fn optimiser_state_and_metadata_round_trip() {
         step: 3,
         target: None,
         columns: Some(vec!["a".into(), "b".into()]),
+        context: None,
     };
     let path = common::temp_dir("ckpt-adam").join("model.flowzoo");
     save(&path, &model, Some(&AdamState::of(&adam)), Some(&record)).unwrap();

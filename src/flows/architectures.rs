@@ -73,12 +73,29 @@ pub fn nice_layers<T: Element, R: Rng + ?Sized>(
     config: NiceConfig,
     rng: &mut R,
 ) -> Vec<Box<dyn Flow<T>>> {
+    conditional_nice_layers(dim, config, 0, rng)
+}
+
+/// [`nice_layers`] with conditional additive couplings
+/// ([`AdditiveCoupling::conditional`]) reading a context of width
+/// `context_dim` (the rescaling reads none); with `context_dim = 0`,
+/// [`nice_layers`], draw for draw.
+///
+/// # Panics
+/// As [`nice_layers`].
+pub fn conditional_nice_layers<T: Element, R: Rng + ?Sized>(
+    dim: usize,
+    config: NiceConfig,
+    context_dim: usize,
+    rng: &mut R,
+) -> Vec<Box<dyn Flow<T>>> {
     let mut data_to_latent: Vec<Box<dyn Flow<T>>> = (0..config.couplings)
         .map(|i| {
-            Box::new(AdditiveCoupling::new(
+            Box::new(AdditiveCoupling::conditional(
                 Mask::alternating(dim, i % 2),
                 config.hidden,
                 config.depth,
+                context_dim,
                 rng,
             )) as Box<dyn Flow<T>>
         })
@@ -151,20 +168,23 @@ impl Default for RealNvpImageConfig {
 }
 
 /// One scale of the multi-scale RealNVP and everything deeper, on images of
-/// `shape` (data side) to the flat latent.
+/// `shape` (data side) to the flat latent, its couplings reading a context
+/// of width `context_dim` (0: none).
 fn realnvp_scale<T: Element, R: Rng + ?Sized>(
     [c, h, w]: [usize; 3],
     scale: usize,
     config: RealNvpImageConfig,
+    context_dim: usize,
     rng: &mut R,
 ) -> Box<dyn Flow<T>> {
     let coupling = |channels, mask, rng: &mut R| -> Box<dyn Flow<T>> {
-        Box::new(ImageCoupling::new(
+        Box::new(ImageCoupling::conditional(
             channels,
             mask,
             config.hidden,
             config.blocks,
             ScaleKind::Tanh,
+            context_dim,
             rng,
         ))
     };
@@ -191,7 +211,7 @@ fn realnvp_scale<T: Element, R: Rng + ?Sized>(
         layers.push(coupling(c, mask, rng));
         mask = mask.flipped();
     }
-    let inner = realnvp_scale([c / 2, h, w], scale + 1, config, rng);
+    let inner = realnvp_scale([c / 2, h, w], scale + 1, config, context_dim, rng);
     layers.push(Box::new(Split::new([c, h, w], c / 2, inner, None, rng)));
     Box::new(chain(layers))
 }
@@ -216,6 +236,26 @@ pub fn realnvp_image_layers<T: Element, R: Rng + ?Sized>(
     config: RealNvpImageConfig,
     rng: &mut R,
 ) -> Vec<Box<dyn Flow<T>>> {
+    conditional_realnvp_image_layers(shape, config, 0, rng)
+}
+
+/// [`realnvp_image_layers`] with conditional image couplings
+/// ([`ImageCoupling::conditional`]) reading a context of width
+/// `context_dim`; the squeezes, splits and reshapes pass it on to the deeper
+/// scales. With `context_dim = 0`, [`realnvp_image_layers`], draw for draw.
+///
+/// # Panics
+/// As [`realnvp_image_layers`].
+///
+/// # Derivation
+/// [`derivations::conditioning`, "Image couplings"](crate::derivations::conditioning#image-couplings)
+/// (docs/derivations/conditioning.md).
+pub fn conditional_realnvp_image_layers<T: Element, R: Rng + ?Sized>(
+    shape: [usize; 3],
+    config: RealNvpImageConfig,
+    context_dim: usize,
+    rng: &mut R,
+) -> Vec<Box<dyn Flow<T>>> {
     let [c, h, w] = shape;
     let factor = 1 << config.scales.saturating_sub(1);
     assert!(
@@ -223,7 +263,7 @@ pub fn realnvp_image_layers<T: Element, R: Rng + ?Sized>(
         "realnvp_image: {h}x{w} images do not squeeze {} times",
         config.scales.saturating_sub(1)
     );
-    let body = realnvp_scale(shape, 0, config, rng);
+    let body = realnvp_scale(shape, 0, config, context_dim, rng);
     let reshape: Box<dyn Flow<T>> = Box::new(Reshape::new(&[c * h * w], &shape));
     vec![body, reshape]
 }
@@ -288,10 +328,12 @@ impl Default for GlowConfig {
     }
 }
 
-/// One step of flow: ActNorm → InvConv1x1 → affine coupling (data → latent order).
+/// One step of flow: ActNorm → InvConv1x1 → affine coupling (data → latent
+/// order), the coupling reading a context of width `context_dim` (0: none).
 fn glow_step<T: Element, R: Rng + ?Sized>(
     channels: usize,
     config: GlowConfig,
+    context_dim: usize,
     rng: &mut R,
 ) -> Vec<Box<dyn Flow<T>>> {
     let inv_conv = if config.lu {
@@ -302,33 +344,37 @@ fn glow_step<T: Element, R: Rng + ?Sized>(
     vec![
         Box::new(ActNorm::new(channels)),
         Box::new(inv_conv),
-        Box::new(ImageCoupling::new(
+        Box::new(ImageCoupling::conditional(
             channels,
             ImageMask::Channel { flip: false },
             config.hidden,
             config.blocks,
             config.scale_kind,
+            context_dim,
             rng,
         )),
     ]
 }
 
-/// Level `level` of Glow and everything deeper, on images of `shape`.
+/// Level `level` of Glow and everything deeper, on images of `shape`, the
+/// couplings and learned priors reading a context of width `context_dim`.
 fn glow_level<T: Element, R: Rng + ?Sized>(
     [c, h, w]: [usize; 3],
     level: usize,
     config: GlowConfig,
+    context_dim: usize,
     rng: &mut R,
 ) -> Box<dyn Flow<T>> {
     let mut layers: Vec<Box<dyn Flow<T>>> = vec![Box::new(Squeeze)];
     let (c, h, w) = (4 * c, h / 2, w / 2);
     for _ in 0..config.steps {
-        layers.extend(glow_step(c, config, rng));
+        layers.extend(glow_step(c, config, context_dim, rng));
     }
     if level + 1 < config.levels {
-        let inner = glow_level([c / 2, h, w], level + 1, config, rng);
+        let inner = glow_level([c / 2, h, w], level + 1, config, context_dim, rng);
         let prior = config.learned_prior.then_some(config.hidden);
-        layers.push(Box::new(Split::new([c, h, w], c / 2, inner, prior, rng)));
+        let split = Split::conditional([c, h, w], c / 2, inner, prior, context_dim, rng);
+        layers.push(Box::new(split));
     } else {
         layers.push(Box::new(Reshape::new(&[c, h, w], &[c * h * w])));
     }
@@ -350,6 +396,26 @@ pub fn glow_layers<T: Element, R: Rng + ?Sized>(
     config: GlowConfig,
     rng: &mut R,
 ) -> Vec<Box<dyn Flow<T>>> {
+    conditional_glow_layers(shape, config, 0, rng)
+}
+
+/// [`glow_layers`] whose couplings ([`ImageCoupling::conditional`]) and
+/// learned split priors ([`Split::conditional`]) read a context of width
+/// `context_dim`; ActNorm, the 1×1 convolutions and the squeezes ignore it
+/// and pass it on. With `context_dim = 0`, [`glow_layers`], draw for draw.
+///
+/// # Panics
+/// As [`glow_layers`].
+///
+/// # Derivation
+/// [`derivations::conditioning`, "Image couplings"](crate::derivations::conditioning#image-couplings)
+/// (docs/derivations/conditioning.md).
+pub fn conditional_glow_layers<T: Element, R: Rng + ?Sized>(
+    shape: [usize; 3],
+    config: GlowConfig,
+    context_dim: usize,
+    rng: &mut R,
+) -> Vec<Box<dyn Flow<T>>> {
     let [c, h, w] = shape;
     let factor = 1 << config.levels;
     assert!(
@@ -357,7 +423,7 @@ pub fn glow_layers<T: Element, R: Rng + ?Sized>(
         "glow: {h}x{w} images do not squeeze {} times",
         config.levels
     );
-    let body = glow_level(shape, 0, config, rng);
+    let body = glow_level(shape, 0, config, context_dim, rng);
     let reshape: Box<dyn Flow<T>> = Box::new(Reshape::new(&[c * h * w], &shape));
     vec![body, reshape]
 }
@@ -371,6 +437,18 @@ pub fn glow_vector_layers<T: Element, R: Rng + ?Sized>(
     config: GlowConfig,
     rng: &mut R,
 ) -> Vec<Box<dyn Flow<T>>> {
+    conditional_glow_vector_layers(dim, config, 0, rng)
+}
+
+/// [`glow_vector_layers`] with conditional couplings
+/// ([`AffineCoupling::conditional`]) reading a context of width
+/// `context_dim`; with `context_dim = 0`, [`glow_vector_layers`], draw for draw.
+pub fn conditional_glow_vector_layers<T: Element, R: Rng + ?Sized>(
+    dim: usize,
+    config: GlowConfig,
+    context_dim: usize,
+    rng: &mut R,
+) -> Vec<Box<dyn Flow<T>>> {
     let mut layers: Vec<Box<dyn Flow<T>>> = Vec::new();
     for _ in 0..config.steps {
         let inv_conv = if config.lu {
@@ -381,7 +459,7 @@ pub fn glow_vector_layers<T: Element, R: Rng + ?Sized>(
         layers.push(Box::new(ActNorm::new(dim)));
         layers.push(Box::new(inv_conv));
         layers.push(Box::new(
-            AffineCoupling::new(Mask::half(dim, false), config.hidden, rng)
+            AffineCoupling::conditional(Mask::half(dim, false), config.hidden, context_dim, rng)
                 .with_scale_kind(config.scale_kind),
         ));
     }

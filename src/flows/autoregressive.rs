@@ -430,10 +430,23 @@ pub fn maf_layers<T: Element, R: Rng + ?Sized>(
     hidden: &[usize],
     rng: &mut R,
 ) -> Vec<Box<dyn Flow<T>>> {
+    conditional_maf_layers(dim, layers, hidden, 0, rng)
+}
+
+/// [`maf_layers`] of conditional MAF layers ([`Maf::conditional`]), each
+/// MADE reading a context of width `context_dim`; with `context_dim = 0`,
+/// [`maf_layers`], draw for draw.
+pub fn conditional_maf_layers<T: Element, R: Rng + ?Sized>(
+    dim: usize,
+    layers: usize,
+    hidden: &[usize],
+    context_dim: usize,
+    rng: &mut R,
+) -> Vec<Box<dyn Flow<T>>> {
     (0..layers)
         .map(|i| {
             let order = alternating_order(i);
-            Box::new(Maf::new(dim, hidden, order, rng)) as Box<dyn Flow<T>>
+            Box::new(Maf::conditional(dim, hidden, order, context_dim, rng)) as Box<dyn Flow<T>>
         })
         .collect()
 }

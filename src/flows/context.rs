@@ -197,6 +197,43 @@ pub(crate) fn required_context<'a, 't, T: Element>(
     Some(c)
 }
 
+/// c·W_c, `[batch, hidden]`: the learned projection of the context that a
+/// conditional image network adds to every pixel of its first
+/// convolution's output (see [`ConvResNet::forward_shifted`](crate::nn::conv::ConvResNet::forward_shifted));
+/// `None` for a layer without context weights (`weight` is `None`), whatever
+/// `c` is.
+///
+/// # Panics
+/// If the layer has context weights `[context_dim, hidden]` and `c` is
+/// `None` or not `[batch, context_dim]`, naming `layer` and both shapes.
+pub(crate) fn context_shift<'t, T: Element>(
+    layer: &str,
+    weight: Option<&Param<T>>,
+    batch: usize,
+    c: Option<&Var<'t, T>>,
+) -> Option<Var<'t, T>> {
+    let weight = weight?;
+    let c = required_context(layer, batch, c, weight.value.dim(0))?;
+    Some(c.matmul(&c.tape().param(weight)))
+}
+
+/// The context weights W_c `[context_dim, hidden]` of a conditional image
+/// network, Glorot-initialised and named `context.weight` (before the
+/// owner's prefix), or `None` when `context_dim` is 0, drawing nothing, so
+/// an unconditional layer is built draw for draw as before.
+pub(crate) fn context_weight<T: Element, R: Rng + ?Sized>(
+    context_dim: usize,
+    hidden: usize,
+    rng: &mut R,
+) -> Option<Param<T>> {
+    (context_dim > 0).then(|| {
+        Param::new(
+            "context.weight",
+            crate::nn::init::glorot_uniform(context_dim, hidden, rng),
+        )
+    })
+}
+
 /// The `context_dim` field of a layer's spec: 0 when absent (an
 /// unconditional layer, and every spec written before contexts existed).
 ///

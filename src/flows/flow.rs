@@ -104,6 +104,23 @@ pub trait Flow<T: Element>: Send + Sync {
         self.inverse_tensor(x).0
     }
 
+    /// [`Flow::initialize`] for a conditional flow: `x` `[batch, …]` on
+    /// the data side with its context `c` (`[batch, context_dim]`, or
+    /// `None`), each layer initialising from the batch it sees given c.
+    /// The default is [`Flow::initialize`] for a layer that reads no
+    /// context, and for a conditional leaf (which has no data-dependent
+    /// state) its inverse given c; containers pass c to their layers.
+    ///
+    /// # Panics
+    /// As [`Flow::inverse_with_context`], for a conditional layer given no
+    /// context.
+    fn initialize_with_context(&mut self, x: &Tensor<T>, c: Option<&Tensor<T>>) -> Tensor<T> {
+        if self.context_dim() == 0 {
+            return self.initialize(x);
+        }
+        self.inverse_tensor_with_context(x, c).0
+    }
+
     /// The layer's architecture as data (kind, sizes, masks, orders, flags,
     /// sub-layers), from which the layer's own `from_spec`, found through
     /// [`registry::build_layer`](super::registry::build_layer), rebuilds it
@@ -184,6 +201,22 @@ pub trait Flow<T: Element>: Send + Sync {
     fn inverse_tensor(&self, x: &Tensor<T>) -> (Tensor<T>, Tensor<T>) {
         let tape = Tape::no_grad();
         let (z, log_det) = self.inverse(&tape.constant(x.clone()));
+        (z.into_value(), log_det.into_value())
+    }
+
+    /// [`Flow::inverse_with_context`] on plain tensors, recording nothing:
+    /// x `[batch, …]`, c `[batch, context_dim]` or `None`.
+    ///
+    /// # Panics
+    /// As [`Flow::inverse_with_context`].
+    fn inverse_tensor_with_context(
+        &self,
+        x: &Tensor<T>,
+        c: Option<&Tensor<T>>,
+    ) -> (Tensor<T>, Tensor<T>) {
+        let tape = Tape::no_grad();
+        let c = c.map(|c| tape.constant(c.clone()));
+        let (z, log_det) = self.inverse_with_context(&tape.constant(x.clone()), c.as_ref());
         (z.into_value(), log_det.into_value())
     }
 }

@@ -6,6 +6,7 @@
 //! Derivations: [`derivations::realnvp`](crate::derivations::realnvp),
 //! [`derivations::glow`](crate::derivations::glow).
 
+use super::context::{context_dim_from_spec, context_shift, context_weight, with_context_dim};
 use super::coupling::ScaleKind;
 use super::error::FlowError;
 use super::flow::Flow;
@@ -100,6 +101,12 @@ impl ImageMask {
 /// Glow's [`ScaleKind::Sigmoid`]); the network's last convolution starts at
 /// zero.
 ///
+/// A conditional coupling ([`ImageCoupling::conditional`]) reads a context
+/// c `[batch, context_dim]` as well: a learned projection c·W_c
+/// (`[batch, hidden]`) is added to every pixel of the network's first
+/// convolution's output, so s = s(z₁, c), t = t(z₁, c); the map stays a
+/// bijection in z with the same log-det for every c.
+///
 /// # Shapes
 /// `[batch, channels, height, width]` in and out; log-det `[batch]`.
 ///
@@ -146,6 +153,9 @@ pub struct ImageCoupling<T: Element> {
     pub scale: Param<T>,
     /// How ŝ becomes the log-scale s.
     pub scale_kind: ScaleKind,
+    /// W_c `[context_dim, hidden]`, the projection of the context added to
+    /// the network's first convolution (`None`: the layer reads no context).
+    pub context: Option<Param<T>>,
 }
 
 impl<T: Element> ImageCoupling<T> {
@@ -161,6 +171,32 @@ impl<T: Element> ImageCoupling<T> {
         hidden: usize,
         blocks: usize,
         scale_kind: ScaleKind,
+        rng: &mut R,
+    ) -> Self {
+        ImageCoupling::conditional(channels, mask, hidden, blocks, scale_kind, 0, rng)
+    }
+
+    /// A conditional coupling: as [`ImageCoupling::new`], its network also
+    /// reading a context c of width `context_dim` through W_c
+    /// `[context_dim, hidden]` (Glorot, drawn after the network), added to
+    /// every pixel of the first convolution's output:
+    /// h₀ = conv(z₁) + c·W_c. With `context_dim = 0` it is
+    /// [`ImageCoupling::new`], draw for draw.
+    ///
+    /// # Panics
+    /// For a channel mask on fewer than 2 channels.
+    ///
+    /// # Derivation
+    /// [`derivations::conditioning`, "Image couplings"](crate::derivations::conditioning#image-couplings)
+    /// (docs/derivations/conditioning.md): why a projection added to the
+    /// first convolution, not constant input channels.
+    pub fn conditional<R: Rng + ?Sized>(
+        channels: usize,
+        mask: ImageMask,
+        hidden: usize,
+        blocks: usize,
+        scale_kind: ScaleKind,
+        context_dim: usize,
         rng: &mut R,
     ) -> Self {
         let (n_in, n_trans) = match mask {
@@ -184,6 +220,7 @@ impl<T: Element> ImageCoupling<T> {
             net,
             scale: Param::new("scale", Tensor::ones(&[n_trans])),
             scale_kind,
+            context: context_weight(context_dim, hidden, rng),
         }
     }
 
@@ -195,7 +232,8 @@ impl<T: Element> ImageCoupling<T> {
     /// not a size, `mask` not `checkerboard` or `channel`, `parity` not 0 or
     /// 1, a channel mask on fewer than 2 channels, `blocks` over
     /// [`spec::MAX_BLOCKS`], `scale_kind` not `tanh`
-    /// or `sigmoid`, or a network over [`spec::MAX_LAYER_ELEMENTS`] scalars.
+    /// or `sigmoid`, `context_dim` (present for a conditional layer) not a
+    /// size, or a network over [`spec::MAX_LAYER_ELEMENTS`] scalars.
     pub fn from_spec(spec: &LayerSpec) -> Result<Self, FlowError> {
         let channels = spec::size(spec, "channels")?;
         let (mask, n_in, n_trans) = match spec.choice("mask", &["checkerboard", "channel"])? {
@@ -220,14 +258,22 @@ impl<T: Element> ImageCoupling<T> {
         if blocks > spec::MAX_BLOCKS {
             return Err(spec.error("blocks", format!("{blocks} is over {}", spec::MAX_BLOCKS)));
         }
+        let context_dim = context_dim_from_spec(spec)?;
         let elements = ConvResNet::<T>::elements(n_in, hidden, 2 * n_trans, blocks)
-            .and_then(|n| n.checked_add(n_trans)); // and the tanh bound
+            .and_then(|n| n.checked_add(n_trans)) // and the tanh bound
+            .and_then(|n| n.checked_add(context_dim.checked_mul(hidden)?)); // and W_c
         spec::check_elements(spec, "hidden", elements)?;
         let scale_kind = ScaleKind::from_spec(spec)?;
         // Placeholder values; any seed does.
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
-        Ok(ImageCoupling::new(
-            channels, mask, hidden, blocks, scale_kind, &mut rng,
+        Ok(ImageCoupling::conditional(
+            channels,
+            mask,
+            hidden,
+            blocks,
+            scale_kind,
+            context_dim,
+            &mut rng,
         ))
     }
 
@@ -249,11 +295,19 @@ impl<T: Element> ImageCoupling<T> {
     }
 
     /// The coupling in either direction: `sign` +1 applies the forward map to
-    /// `v` = z, −1 the inverse to `v` = x. Returns the output and the log-det
-    /// of the map applied.
-    fn couple<'t>(&self, v: &Var<'t, T>, sign: f64) -> (Var<'t, T>, Var<'t, T>) {
+    /// `v` = z, −1 the inverse to `v` = x, given the context `c`. Returns the
+    /// output and the log-det of the map applied.
+    fn couple<'t>(
+        &self,
+        v: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
+        sign: f64,
+    ) -> (Var<'t, T>, Var<'t, T>) {
         self.check(v);
         let (height, width) = (v.shape()[2], v.shape()[3]);
+        // c·W_c, added to every pixel of the first convolution's output
+        let shift = context_shift("ImageCoupling", self.context.as_ref(), v.shape()[0], c);
+        let net = |input: &Var<'t, T>| self.net.forward_shifted(input, shift.as_ref());
         let apply = |v2: &Var<'t, T>, s: &Var<'t, T>, t: &Var<'t, T>| {
             if sign > 0.0 {
                 // x₂ = z₂ ⊙ exp(s) + t
@@ -267,7 +321,7 @@ impl<T: Element> ImageCoupling<T> {
             ImageMask::Checkerboard { parity } => {
                 let b = v.constant(ImageMask::checkerboard(parity, height, width));
                 let not_b = b.neg().add_scalar(T::ONE);
-                let (s, t) = self.scale_and_shift(&self.net.forward(&v.mul(&b)));
+                let (s, t) = self.scale_and_shift(&net(&v.mul(&b)));
                 // (1 − b) zeroes s and t where b = 1: those pixels pass through.
                 let (s, t) = (s.mul(&not_b), t.mul(&not_b));
                 (apply(v, &s, &t), s)
@@ -275,7 +329,7 @@ impl<T: Element> ImageCoupling<T> {
             ImageMask::Channel { flip } => {
                 let ((c1, n1), (c2, n2)) = ImageMask::channel_ranges(flip, self.channels);
                 let (v1, v2) = (v.narrow(1, c1, n1), v.narrow(1, c2, n2));
-                let (s, t) = self.scale_and_shift(&self.net.forward(&v1));
+                let (s, t) = self.scale_and_shift(&net(&v1));
                 let out2 = apply(&v2, &s, &t);
                 let out = if flip {
                     Var::concat(&[&out2, &v1], 1)
@@ -304,13 +358,33 @@ impl<T: Element> Flow<T> for ImageCoupling<T> {
         true
     }
 
+    fn context_dim(&self) -> usize {
+        self.context.as_ref().map_or(0, |w| w.value.dim(0))
+    }
+
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
-        self.couple(z, 1.0)
+        self.couple(z, None, 1.0)
+    }
+
+    fn forward_with_context<'t>(
+        &self,
+        z: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
+    ) -> (Var<'t, T>, Var<'t, T>) {
+        self.couple(z, c, 1.0)
+    }
+
+    fn inverse_with_context<'t>(
+        &self,
+        x: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
+    ) -> (Var<'t, T>, Var<'t, T>) {
+        self.couple(x, c, -1.0)
     }
 
     /// `channels`, `mask` (`"checkerboard"` with `parity`, or `"channel"`
     /// with `flip`), the network's `hidden` channels and residual `blocks`,
-    /// and `scale_kind`.
+    /// `scale_kind`, and `context_dim` for a conditional layer.
     fn to_spec(&self) -> Option<LayerSpec> {
         let spec = LayerSpec::new("ImageCoupling").with("channels", self.channels);
         let spec = match self.mask {
@@ -319,15 +393,15 @@ impl<T: Element> Flow<T> for ImageCoupling<T> {
             }
             ImageMask::Channel { flip } => spec.with("mask", "channel").with("flip", flip),
         };
-        Some(
-            spec.with("hidden", self.net.input.weight.value.dim(0))
-                .with("blocks", self.net.blocks.len())
-                .with("scale_kind", self.scale_kind.name()),
-        )
+        let spec = spec
+            .with("hidden", self.net.input.weight.value.dim(0))
+            .with("blocks", self.net.blocks.len())
+            .with("scale_kind", self.scale_kind.name());
+        Some(with_context_dim(spec, Flow::<T>::context_dim(self)))
     }
 
     fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
-        self.couple(x, -1.0)
+        self.couple(x, None, -1.0)
     }
 
     fn params(&self) -> Vec<&Param<T>> {
@@ -335,6 +409,7 @@ impl<T: Element> Flow<T> for ImageCoupling<T> {
         if self.scale_kind == ScaleKind::Tanh {
             p.push(&self.scale);
         }
+        p.extend(&self.context);
         p
     }
 
@@ -343,6 +418,7 @@ impl<T: Element> Flow<T> for ImageCoupling<T> {
         if self.scale_kind == ScaleKind::Tanh {
             p.push(&mut self.scale);
         }
+        p.extend(&mut self.context);
         p
     }
 }

@@ -47,11 +47,13 @@
 //! named architecture (`realnvp`, `maf`, `iaf`, `nice`, `realnvp-image`,
 //! `glow`, `nsf`, `nsf-ar`) with its default sizes per kind of data and its builder.
 //!
-//! **Conditioning** (p(x | c)): the couplings, [`Maf`], [`Iaf`] and
-//! [`SplineMaf`] have `conditional` constructors whose conditioners also
-//! read a context c `[batch, context_dim]`
+//! **Conditioning** (p(x | c)): the couplings (the image coupling
+//! [`ImageCoupling`] too), [`Maf`], [`Iaf`], [`SplineMaf`] and Glow's
+//! learned split prior ([`Split`]) have `conditional` constructors whose
+//! conditioners also read a context c `[batch, context_dim]`
 //! ([`Flow::forward_with_context`], [`Flow::inverse_with_context`]); the
-//! other layers pass c on. [`ConditionalNormal`] is a base whose mean and
+//! other layers pass c on, and [`zoo::FlowName::conditional_layers`] builds
+//! every maximum-likelihood architecture of the zoo so. [`ConditionalNormal`] is a base whose mean and
 //! log-scale depend on c, [`ContextEmbedding`] a learned network before
 //! them all, and [`FlowModel::log_prob_given`] / [`FlowModel::sample_given`]
 //! the checked entry points ([`ContextError`]). [`context`] holds the

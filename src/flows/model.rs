@@ -151,13 +151,7 @@ impl<T: Element> FlowModel<T> {
         hidden: usize,
         rng: &mut R,
     ) -> Self {
-        let flow: Vec<Box<dyn Flow<T>>> = (0..layers)
-            .map(|i| {
-                let mask = Mask::half(dim, i % 2 == 1);
-                Box::new(AffineCoupling::conditional(mask, hidden, context_dim, rng))
-                    as Box<dyn Flow<T>>
-            })
-            .collect();
+        let flow = conditional_realnvp_layers(dim, layers, hidden, context_dim, rng);
         FlowModel::new(dim, Sequential::new(flow))
     }
 
@@ -265,6 +259,25 @@ impl<T: Element> FlowModel<T> {
             rows.narrow(1, 0, dim).contiguous(),
             Some(rows.narrow(1, dim, context_dim).contiguous()),
         )
+    }
+
+    /// The data-dependent initialisation ([`Flow::initialize`], ActNorm's)
+    /// from a batch of rows `[x | c]` (see [`FlowModel::split_batch`]):
+    /// every layer initialises from what it sees of x given the context
+    /// features of c; for an unconditional model, `flow.initialize(rows)`.
+    ///
+    /// # Panics
+    /// As [`FlowModel::split_batch`].
+    pub fn initialize_batch(&mut self, rows: &Tensor<T>) {
+        let (x, c) = self.split_batch(rows);
+        let e = c.map(|c| {
+            let tape = Tape::no_grad();
+            let c = tape.constant(c);
+            self.context_features(Some(&c))
+                .expect("a context gives features")
+                .into_value()
+        });
+        self.flow.initialize_with_context(&x, e.as_ref());
     }
 
     /// log p(x | c) per sample for a training batch of rows `[x | c]` (see
@@ -516,13 +529,25 @@ pub fn realnvp_layers<T: Element, R: Rng + ?Sized>(
     hidden: usize,
     rng: &mut R,
 ) -> Vec<Box<dyn Flow<T>>> {
+    conditional_realnvp_layers(dim, layers, hidden, 0, rng)
+}
+
+/// The layers of a conditional vector RealNVP (see
+/// [`FlowModel::conditional_realnvp`]): each coupling's network reads a
+/// context of width `context_dim` beside its half; with `context_dim = 0`,
+/// [`realnvp_layers`], draw for draw.
+pub fn conditional_realnvp_layers<T: Element, R: Rng + ?Sized>(
+    dim: usize,
+    layers: usize,
+    hidden: usize,
+    context_dim: usize,
+    rng: &mut R,
+) -> Vec<Box<dyn Flow<T>>> {
     (0..layers)
         .map(|i| {
-            Box::new(AffineCoupling::new(
-                Mask::half(dim, i % 2 == 1),
-                hidden,
-                rng,
-            )) as Box<dyn Flow<T>>
+            let mask = Mask::half(dim, i % 2 == 1);
+            Box::new(AffineCoupling::conditional(mask, hidden, context_dim, rng))
+                as Box<dyn Flow<T>>
         })
         .collect()
 }

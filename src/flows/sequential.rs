@@ -215,4 +215,17 @@ impl<T: Element> Flow<T> for Sequential<T> {
         }
         z
     }
+
+    /// As `initialize`, every layer given the same context c.
+    fn initialize_with_context(
+        &mut self,
+        x: &crate::tensor::Tensor<T>,
+        c: Option<&crate::tensor::Tensor<T>>,
+    ) -> crate::tensor::Tensor<T> {
+        let mut z = x.clone();
+        for layer in self.layers.iter_mut().rev() {
+            z = layer.initialize_with_context(&z, c);
+        }
+        z
+    }
 }

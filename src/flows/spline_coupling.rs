@@ -261,12 +261,31 @@ pub fn nsf_layers<T: Element, R: Rng + ?Sized>(
     spline: RationalQuadraticSpline,
     rng: &mut R,
 ) -> Vec<Box<dyn Flow<T>>> {
+    conditional_nsf_layers(dim, layers, hidden, spline, 0, rng)
+}
+
+/// [`nsf_layers`] of conditional spline couplings
+/// ([`SplineCoupling::conditional`]), each network reading a context of
+/// width `context_dim`; with `context_dim = 0`, [`nsf_layers`], draw for draw.
+///
+/// # Panics
+/// If `dim < 2`.
+pub fn conditional_nsf_layers<T: Element, R: Rng + ?Sized>(
+    dim: usize,
+    layers: usize,
+    hidden: usize,
+    spline: RationalQuadraticSpline,
+    context_dim: usize,
+    rng: &mut R,
+) -> Vec<Box<dyn Flow<T>>> {
     (0..layers)
         .map(|i| {
-            Box::new(SplineCoupling::new(
-                Mask::half(dim, i % 2 == 1),
+            let mask = Mask::half(dim, i % 2 == 1);
+            Box::new(SplineCoupling::conditional(
+                mask,
                 hidden,
                 spline,
+                context_dim,
                 rng,
             )) as Box<dyn Flow<T>>
         })

@@ -270,13 +270,28 @@ pub fn nsf_ar_layers<T: Element, R: Rng + ?Sized>(
     spline: RationalQuadraticSpline,
     rng: &mut R,
 ) -> Vec<Box<dyn Flow<T>>> {
+    conditional_nsf_ar_layers(dim, layers, hidden, spline, 0, rng)
+}
+
+/// [`nsf_ar_layers`] of conditional spline MAF layers
+/// ([`SplineMaf::conditional`]), each MADE reading a context of width
+/// `context_dim`; with `context_dim = 0`, [`nsf_ar_layers`], draw for draw.
+pub fn conditional_nsf_ar_layers<T: Element, R: Rng + ?Sized>(
+    dim: usize,
+    layers: usize,
+    hidden: &[usize],
+    spline: RationalQuadraticSpline,
+    context_dim: usize,
+    rng: &mut R,
+) -> Vec<Box<dyn Flow<T>>> {
     (0..layers)
         .map(|i| {
-            Box::new(SplineMaf::new(
+            Box::new(SplineMaf::conditional(
                 dim,
                 hidden,
                 alternating_order(i),
                 spline,
+                context_dim,
                 rng,
             )) as Box<dyn Flow<T>>
         })

@@ -19,6 +19,7 @@
 //! (docs/derivations/realnvp.md, "Multi-scale").
 
 use super::bound::soft_clamp;
+use super::context::{context_dim_from_spec, context_shift, context_weight, with_context_dim};
 use super::error::FlowError;
 use super::flow::{BuildChild, Flow};
 use super::spec::{self, LayerSpec};
@@ -231,6 +232,13 @@ impl<T: Element> Flow<T> for Reshape {
 /// x_b = z_b (or z_b ⊙ exp(log σ(x_a)) + μ(x_a)), concatenated along the
 /// channels. log-dets: `inner`'s plus the prior's whitening term.
 ///
+/// **Context.** A conditional model's context c reaches the deeper levels:
+/// `forward_with_context` and `inverse_with_context` hand c to `inner`. A
+/// learned prior built by [`Split::conditional`] depends on c as well,
+/// (μ, log σ) = NN(x_a, c), c entering as the image couplings' does (a
+/// projection c·W_c added to the first convolution's output); without it
+/// the prior reads x_a alone.
+///
 /// # Shapes
 /// data side `[batch, C, H, W]` ↔ latent side `[batch, C·H·W]`; log-det `[batch]`.
 ///
@@ -265,6 +273,9 @@ pub struct Split<T: Element> {
     /// Glow's learned conditional prior, (μ, log σ) = prior(x_a), or `None`
     /// for the standard prior.
     pub prior: Option<ConvResNet<T>>,
+    /// W_c `[context_dim, prior hidden]`: the context's projection into the
+    /// learned prior (`None`: the prior reads no context).
+    pub prior_context: Option<Param<T>>,
 }
 
 impl<T: Element> Split<T> {
@@ -277,10 +288,34 @@ impl<T: Element> Split<T> {
     /// # Panics
     /// If `kept` is not in 1..channels.
     pub fn new<R: Rng + ?Sized>(
+        shape: [usize; 3],
+        kept: usize,
+        inner: Box<dyn Flow<T>>,
+        learned_prior: Option<usize>,
+        rng: &mut R,
+    ) -> Self {
+        Split::conditional(shape, kept, inner, learned_prior, 0, rng)
+    }
+
+    /// As [`Split::new`], with a learned prior that also reads a context of
+    /// width `context_dim`: (μ, log σ) = NN(x_a, c), W_c `[context_dim,
+    /// hidden]` (Glorot, drawn after the prior network) adding c·W_c to
+    /// its first convolution's output. With `context_dim = 0`, or without a
+    /// learned prior, it is [`Split::new`], draw for draw. `inner` reads
+    /// its own context either way.
+    ///
+    /// # Panics
+    /// If `kept` is not in 1..channels.
+    ///
+    /// # Derivation
+    /// [`derivations::conditioning`, "Image couplings"](crate::derivations::conditioning#image-couplings)
+    /// (docs/derivations/conditioning.md).
+    pub fn conditional<R: Rng + ?Sized>(
         [channels, height, width]: [usize; 3],
         kept: usize,
         mut inner: Box<dyn Flow<T>>,
         learned_prior: Option<usize>,
+        context_dim: usize,
         rng: &mut R,
     ) -> Self {
         assert!(
@@ -297,6 +332,11 @@ impl<T: Element> Split<T> {
             }
             net
         });
+        let prior_context = learned_prior.and_then(|hidden| {
+            let mut weight = context_weight(context_dim, hidden, rng)?;
+            weight.prefix("prior");
+            Some(weight)
+        });
         Split {
             channels,
             height,
@@ -304,6 +344,7 @@ impl<T: Element> Split<T> {
             kept,
             inner,
             prior,
+            prior_context,
         }
     }
 
@@ -315,8 +356,9 @@ impl<T: Element> Split<T> {
     /// # Errors
     /// [`FlowError::BadSpec`] naming the field: a size out of range,
     /// C·H·W or the prior network over [`spec::MAX_LAYER_ELEMENTS`], `kept`
-    /// not in 1..C, not exactly one child; the child's errors as `build`
-    /// gives them, with index 0 in their path.
+    /// not in 1..C, not exactly one child, `context_dim` not a size or
+    /// given without a learned prior; the child's errors as `build` gives
+    /// them, with index 0 in their path.
     pub fn from_spec(spec: &LayerSpec, build: BuildChild<T>) -> Result<Self, FlowError> {
         let channels = spec::size(spec, "channels")?;
         let height = spec::size(spec, "height")?;
@@ -330,13 +372,18 @@ impl<T: Element> Split<T> {
         if !(1..channels).contains(&kept) {
             return Err(spec.error("kept", format!("{kept} is not in 1..{channels}")));
         }
+        let context_dim = context_dim_from_spec(spec)?;
         let learned_prior = if spec.bool("learned_prior")? {
             let hidden = spec::size(spec, "prior_hidden")?;
             let out = 2 * (channels - kept);
-            let weights = ConvResNet::<T>::elements(kept, hidden, out, 0);
+            let weights = ConvResNet::<T>::elements(kept, hidden, out, 0)
+                .and_then(|n| n.checked_add(context_dim.checked_mul(hidden)?));
             spec::check_elements(spec, "prior_hidden", weights)?;
             Some(hidden)
         } else {
+            if context_dim > 0 {
+                return Err(spec.error("context_dim", "only a learned prior reads a context"));
+            }
             None
         };
         let [child] = &spec.children[..] else {
@@ -348,11 +395,12 @@ impl<T: Element> Split<T> {
         let inner = build(child).map_err(|e| e.in_layer(0))?;
         // Placeholder values; any seed does.
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
-        Ok(Split::new(
+        Ok(Split::conditional(
             [channels, height, width],
             kept,
             inner,
             learned_prior,
+            context_dim,
             &mut rng,
         ))
     }
@@ -367,15 +415,19 @@ impl<T: Element> Split<T> {
         (self.channels - self.kept) * self.height * self.width
     }
 
-    /// (μ, log σ) of the learned prior at the kept channels `x_a`, log σ
-    /// bounded by [`soft_clamp`] (itself within ±10, never beyond ±12), so
-    /// e^±log σ stays finite whatever the network outputs.
+    /// (μ, log σ) of the learned prior at the kept channels `x_a` and the
+    /// context `c`, log σ bounded by [`soft_clamp`] (itself within ±10,
+    /// never beyond ±12), so e^±log σ stays finite whatever the network
+    /// outputs.
     fn prior_parameters<'t>(
         &self,
         net: &ConvResNet<T>,
         x_a: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
     ) -> (Var<'t, T>, Var<'t, T>) {
-        let h = net.forward(x_a);
+        let batch = x_a.shape()[0];
+        let shift = context_shift("Split", self.prior_context.as_ref(), batch, c);
+        let h = net.forward_shifted(x_a, shift.as_ref());
         let n = self.channels - self.kept;
         (h.narrow(1, 0, n), soft_clamp(&h.narrow(1, n, n)))
     }
@@ -403,7 +455,26 @@ impl<T: Element> Flow<T> for Split<T> {
         self.inner.validate().map_err(|e| e.in_layer(0))
     }
 
+    /// The width the deeper levels and the learned prior read (the larger).
+    fn context_dim(&self) -> usize {
+        let own = self.prior_context.as_ref().map_or(0, |w| w.value.dim(0));
+        own.max(self.inner.context_dim())
+    }
+
     fn forward<'t>(&self, z: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.forward_with_context(z, None)
+    }
+
+    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+        self.inverse_with_context(x, None)
+    }
+
+    /// `inner` and the learned prior get the same context c.
+    fn forward_with_context<'t>(
+        &self,
+        z: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
+    ) -> (Var<'t, T>, Var<'t, T>) {
         let (n_a, n_b) = (self.inner_dim(), self.factored_dim());
         assert!(
             z.shape().len() == 2 && z.shape()[1] == n_a + n_b,
@@ -412,7 +483,7 @@ impl<T: Element> Flow<T> for Split<T> {
             z.shape()
         );
         let batch = z.shape()[0];
-        let (x_a, log_det) = self.inner.forward(&z.narrow(1, 0, n_a));
+        let (x_a, log_det) = self.inner.forward_with_context(&z.narrow(1, 0, n_a), c);
         let z_b = z.narrow(1, n_a, n_b).reshape(&[
             batch,
             self.channels - self.kept,
@@ -422,7 +493,7 @@ impl<T: Element> Flow<T> for Split<T> {
         let (x_b, log_det) = match &self.prior {
             None => (z_b, log_det),
             Some(net) => {
-                let (mu, log_sigma) = self.prior_parameters(net, &x_a);
+                let (mu, log_sigma) = self.prior_parameters(net, &x_a, c);
                 // x_b = z_b ⊙ σ + μ, log|det| = Σ log σ
                 let x_b = z_b.mul(&log_sigma.exp()).add(&mu);
                 (x_b, log_det.add(&log_sigma.sum_axes(&[1, 2, 3])))
@@ -431,7 +502,11 @@ impl<T: Element> Flow<T> for Split<T> {
         (Var::concat(&[&x_a, &x_b], 1), log_det)
     }
 
-    fn inverse<'t>(&self, x: &Var<'t, T>) -> (Var<'t, T>, Var<'t, T>) {
+    fn inverse_with_context<'t>(
+        &self,
+        x: &Var<'t, T>,
+        c: Option<&Var<'t, T>>,
+    ) -> (Var<'t, T>, Var<'t, T>) {
         let expected = [self.channels, self.height, self.width];
         assert!(
             x.shape().len() == 4 && x.shape()[1..] == expected,
@@ -444,13 +519,13 @@ impl<T: Element> Flow<T> for Split<T> {
         let (z_b, prior_log_det) = match &self.prior {
             None => (x_b, None),
             Some(net) => {
-                let (mu, log_sigma) = self.prior_parameters(net, &x_a);
+                let (mu, log_sigma) = self.prior_parameters(net, &x_a, c);
                 // z_b = (x_b − μ) ⊙ exp(−log σ), log|det| = −Σ log σ
                 let z_b = x_b.sub(&mu).mul(&log_sigma.neg().exp());
                 (z_b, Some(log_sigma.sum_axes(&[1, 2, 3]).neg()))
             }
         };
-        let (z_a, log_det) = self.inner.inverse(&x_a);
+        let (z_a, log_det) = self.inner.inverse_with_context(&x_a, c);
         let log_det = match prior_log_det {
             Some(ld) => log_det.add(&ld),
             None => log_det,
@@ -460,7 +535,8 @@ impl<T: Element> Flow<T> for Split<T> {
     }
 
     /// `channels`, `height`, `width`, `kept`, `learned_prior` (and
-    /// `prior_hidden` when it is set); the child is `inner`'s spec.
+    /// `prior_hidden` when it is set, and `context_dim` when the prior reads
+    /// a context); the child is `inner`'s spec.
     fn to_spec(&self) -> Option<LayerSpec> {
         let spec = LayerSpec::new("Split")
             .with("channels", self.channels)
@@ -472,6 +548,8 @@ impl<T: Element> Flow<T> for Split<T> {
             Some(net) => spec.with("prior_hidden", net.input.weight.value.dim(0)),
             None => spec,
         };
+        let own_context = self.prior_context.as_ref().map_or(0, |w| w.value.dim(0));
+        let spec = with_context_dim(spec, own_context);
         Some(spec.child(self.inner.to_spec()?))
     }
 
@@ -504,6 +582,7 @@ impl<T: Element> Flow<T> for Split<T> {
         if let Some(net) = &self.prior {
             p.extend(net.params());
         }
+        p.extend(&self.prior_context);
         p
     }
 
@@ -512,13 +591,19 @@ impl<T: Element> Flow<T> for Split<T> {
         if let Some(net) = &mut self.prior {
             p.extend(net.params_mut());
         }
+        p.extend(&mut self.prior_context);
         p
     }
 
     fn initialize(&mut self, x: &Tensor<T>) -> Tensor<T> {
+        self.initialize_with_context(x, None)
+    }
+
+    fn initialize_with_context(&mut self, x: &Tensor<T>, c: Option<&Tensor<T>>) -> Tensor<T> {
         // The deeper levels initialise on the kept channels; the prior
         // network has no data-dependent state.
-        self.inner.initialize(&x.narrow(1, 0, self.kept));
-        self.inverse_tensor(x).0
+        self.inner
+            .initialize_with_context(&x.narrow(1, 0, self.kept), c);
+        self.inverse_tensor_with_context(x, c).0
     }
 }

@@ -4,22 +4,22 @@
 //! names, its defaults and its help text all come from here; adding an
 //! architecture is one entry in [`ZOO`] and one arm in [`FlowName::layers`].
 //!
-//! The builders themselves live beside their layers ([`realnvp_layers`],
-//! [`maf_layers`], [`iaf_layers`]) or in [`architectures`](super::architectures)
+//! The builders themselves live beside their layers ([`realnvp_layers`](super::model::realnvp_layers),
+//! [`maf_layers`](super::autoregressive::maf_layers), [`iaf_layers`]) or in [`architectures`](super::architectures)
 //! (NICE, the multi-scale RealNVP, Glow).
 
 use super::architectures::{
-    glow_layers, glow_vector_layers, nice_layers, realnvp_image_layers, GlowConfig, NiceConfig,
-    RealNvpImageConfig,
+    conditional_glow_layers, conditional_glow_vector_layers, conditional_nice_layers,
+    conditional_realnvp_image_layers, GlowConfig, NiceConfig, RealNvpImageConfig,
 };
-use super::autoregressive::{maf_layers, Transform};
+use super::autoregressive::{conditional_maf_layers, Transform};
 use super::flow::Flow;
 use super::iaf::iaf_layers;
-use super::model::realnvp_layers;
+use super::model::conditional_realnvp_layers;
 use super::prior::{Logistic, Prior, StandardNormal};
 use super::spline::RationalQuadraticSpline;
-use super::spline_coupling::nsf_layers;
-use super::spline_maf::nsf_ar_layers;
+use super::spline_coupling::conditional_nsf_layers;
+use super::spline_maf::conditional_nsf_ar_layers;
 use crate::tensor::Element;
 use rand::Rng;
 
@@ -259,6 +259,18 @@ pub enum ZooError {
         /// `layers` or `hidden`.
         field: &'static str,
     },
+    /// A coupling architecture was given 1-D vectors: it splits the
+    /// features into two parts, so it needs at least 2.
+    TooFewFeatures {
+        /// The architecture's name.
+        flow: &'static str,
+    },
+    /// The architecture has no conditional form (the IAF, a sampler
+    /// trained by reverse KL).
+    NotConditional {
+        /// The architecture's name.
+        flow: &'static str,
+    },
 }
 
 impl std::fmt::Display for ZooError {
@@ -279,6 +291,15 @@ impl std::fmt::Display for ZooError {
                 ),
             },
             ZooError::ZeroSize { field } => write!(f, "{field} must be at least 1"),
+            ZooError::TooFewFeatures { flow } => write!(
+                f,
+                "{flow} splits the features into two parts and this data has 1: \
+                 use maf or nsf-ar"
+            ),
+            ZooError::NotConditional { flow } => write!(
+                f,
+                "{flow} has no conditional form: use one of the maximum-likelihood flows"
+            ),
         }
     }
 }
@@ -339,6 +360,33 @@ impl FlowName {
         sizes: Sizes,
         rng: &mut R,
     ) -> Result<PriorAndLayers<T>, ZooError> {
+        self.conditional_layers(data, sizes, 0, rng)
+    }
+
+    /// [`FlowName::layers`] for a model of p(x | c): every conditioner
+    /// (coupling network, MADE, Glow's split priors) also reads a context
+    /// of width `context_dim`; the layers without conditioners pass it on.
+    /// With `context_dim = 0` it is [`FlowName::layers`], draw for draw.
+    /// The base stays the architecture's own.
+    ///
+    /// # Errors
+    /// As [`FlowName::layers`], and [`ZooError::NotConditional`] for the
+    /// IAF with `context_dim > 0`.
+    ///
+    /// # Derivation
+    /// [`derivations::conditioning`](crate::derivations::conditioning)
+    /// (docs/derivations/conditioning.md).
+    pub fn conditional_layers<T: Element, R: Rng + ?Sized>(
+        &self,
+        data: DataShape,
+        sizes: Sizes,
+        context_dim: usize,
+        rng: &mut R,
+    ) -> Result<PriorAndLayers<T>, ZooError> {
+        if context_dim > 0 && *self == FlowName::Iaf {
+            return Err(ZooError::NotConditional { flow: self.name() });
+        }
+        let k = context_dim;
         for (field, value) in [("layers", sizes.layers), ("hidden", sizes.hidden)] {
             if value == 0 {
                 return Err(ZooError::ZeroSize { field });
@@ -346,11 +394,24 @@ impl FlowName {
         }
         self.default_sizes(data)?;
         let dim = data.dim();
+        let couples = matches!(
+            self,
+            FlowName::RealNvp | FlowName::Nice | FlowName::Nsf | FlowName::Glow
+        );
+        if dim < 2 && couples {
+            return Err(ZooError::TooFewFeatures { flow: self.name() });
+        }
         let Sizes { layers, hidden } = sizes;
         let normal: Prior = StandardNormal::new(dim).into();
         Ok(match (self, data.image()) {
-            (FlowName::RealNvp, _) => (normal, realnvp_layers(dim, layers, hidden, rng)),
-            (FlowName::Maf, _) => (normal, maf_layers(dim, layers, &[hidden, hidden], rng)),
+            (FlowName::RealNvp, _) => (
+                normal,
+                conditional_realnvp_layers(dim, layers, hidden, k, rng),
+            ),
+            (FlowName::Maf, _) => (
+                normal,
+                conditional_maf_layers(dim, layers, &[hidden, hidden], k, rng),
+            ),
             (FlowName::Iaf, _) => (
                 normal,
                 iaf_layers(dim, layers, &[hidden, hidden], Transform::Affine, rng),
@@ -361,7 +422,10 @@ impl FlowName {
                     hidden,
                     ..NiceConfig::default()
                 };
-                (Logistic::new(dim).into(), nice_layers(dim, nice, rng))
+                (
+                    Logistic::new(dim).into(),
+                    conditional_nice_layers(dim, nice, k, rng),
+                )
             }
             (FlowName::RealNvpImage, Some(shape)) => {
                 let realnvp = RealNvpImageConfig {
@@ -371,7 +435,10 @@ impl FlowName {
                     hidden,
                     ..RealNvpImageConfig::default()
                 };
-                (normal, realnvp_image_layers(shape, realnvp, rng))
+                (
+                    normal,
+                    conditional_realnvp_image_layers(shape, realnvp, k, rng),
+                )
             }
             (FlowName::RealNvpImage, None) => unreachable!("default_sizes refused vectors"),
             (FlowName::Glow, image) => {
@@ -381,14 +448,17 @@ impl FlowName {
                     ..GlowConfig::default()
                 };
                 match image {
-                    Some(shape) => (normal, glow_layers(shape, glow, rng)),
-                    None => (normal, glow_vector_layers(dim, glow, rng)),
+                    Some(shape) => (normal, conditional_glow_layers(shape, glow, k, rng)),
+                    None => (normal, conditional_glow_vector_layers(dim, glow, k, rng)),
                 }
             }
-            (FlowName::Nsf, _) => (normal, nsf_layers(dim, layers, hidden, zoo_spline(), rng)),
+            (FlowName::Nsf, _) => (
+                normal,
+                conditional_nsf_layers(dim, layers, hidden, zoo_spline(), k, rng),
+            ),
             (FlowName::NsfAr, _) => (
                 normal,
-                nsf_ar_layers(dim, layers, &[hidden, hidden], zoo_spline(), rng),
+                conditional_nsf_ar_layers(dim, layers, &[hidden, hidden], zoo_spline(), k, rng),
             ),
         })
     }

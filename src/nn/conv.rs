@@ -201,7 +201,24 @@ impl<T: Element> ConvResNet<T> {
 
     /// The network's output for `x`.
     pub fn forward<'t>(&self, x: &Var<'t, T>) -> Var<'t, T> {
+        self.forward_shifted(x, None)
+    }
+
+    /// The network's output for `x` with `shift` (`[batch, hidden]`) added
+    /// to every pixel of the input convolution's output, h₀ = conv(x) + shift:
+    /// how a conditional image coupling feeds its network a projection of
+    /// the context (`None`: [`ConvResNet::forward`]).
+    ///
+    /// # Panics
+    /// If `shift` is not `[batch, hidden]`, from the broadcasting add
+    /// (naming both shapes).
+    pub fn forward_shifted<'t>(&self, x: &Var<'t, T>, shift: Option<&Var<'t, T>>) -> Var<'t, T> {
         let mut h = self.input.forward(x);
+        if let Some(shift) = shift {
+            // [batch, hidden] → [batch, hidden, 1, 1], broadcast over the pixels
+            let (batch, hidden) = (shift.shape()[0], shift.shape()[1]);
+            h = h.add(&shift.reshape(&[batch, hidden, 1, 1]));
+        }
         for [first, second] in &self.blocks {
             // hₖ = hₖ₋₁ + F(hₖ₋₁): the identity path carries the gradient through.
             let branch = second.forward(&first.forward(&h.relu()).relu());

@@ -3,6 +3,7 @@
 //! [`test_score`], the one function that computes a run's test figure for
 //! `flowzoo train` and `flowzoo eval` alike.
 
+use super::condition::{context_columns_last, digits_nll_and_accuracy};
 use super::eval::{bits_per_dim, discrete_nll, mean_nll};
 use super::seeds::Stream;
 use crate::data::batch::gather_rows;
@@ -170,6 +171,10 @@ pub struct UserTable {
     pub path: PathBuf,
     /// Its rows (the readers have checked that every value is finite).
     pub table: Table,
+    /// How many of its columns, the last ones, are a conditional run's
+    /// context rather than data (0 for a density of every column; see
+    /// [`UserTable::with_context_columns`]).
+    pub context_columns: usize,
 }
 
 /// The share of a user's table held out as the test split.
@@ -197,7 +202,38 @@ impl UserTable {
                 ),
             });
         }
-        Ok(UserTable { path, table })
+        Ok(UserTable {
+            path,
+            table,
+            context_columns: 0,
+        })
+    }
+
+    /// The number of modelled columns (those before the context's).
+    pub fn data_dim(&self) -> usize {
+        self.table.dim() - self.context_columns
+    }
+
+    /// The same rows with the columns `wanted` (names, or 0-based
+    /// indices) moved to the end as a conditional run's context, in that
+    /// order (see [`context_columns_last`]).
+    ///
+    /// # Errors
+    /// As [`context_columns_last`]: an unknown column, one given twice, or
+    /// none left to model.
+    pub fn with_context_columns(&self, wanted: &[String]) -> Result<UserTable, DataError> {
+        let (table, context_columns) = context_columns_last(&self.table, &self.path, wanted)?;
+        Ok(UserTable {
+            path: self.path.clone(),
+            table,
+            context_columns,
+        })
+    }
+
+    /// The names of the context columns, in order (none for a density of
+    /// every column).
+    pub fn context_names(&self) -> &[String] {
+        &self.table.columns[self.data_dim()..]
     }
 
     /// The (training, test) rows of a run seeded `seed`: the rows in an
@@ -272,7 +308,7 @@ impl Dataset {
             Dataset::Toy(_) => DataShape::Vector(2),
             Dataset::Digits => DataShape::Image(DIGITS_IMAGE),
             Dataset::Images(images) => DataShape::Image(images.train.shape),
-            Dataset::Table(user) => DataShape::Vector(user.table.dim()),
+            Dataset::Table(user) => DataShape::Vector(user.data_dim()),
         }
     }
 
@@ -313,6 +349,10 @@ pub struct TestScore {
     pub nll_nats: f64,
     /// Test bits/dim (the digits only).
     pub bits_per_dim: Option<f64>,
+    /// For a model of the digits given their label, the share of test
+    /// digits classified right by Bayes' rule
+    /// ([`bayes_accuracy`](super::condition::bayes_accuracy)).
+    pub accuracy: Option<f64>,
     /// How many test samples were scored.
     pub samples: usize,
 }
@@ -320,8 +360,10 @@ pub struct TestScore {
 /// The test figure of `model` on `dataset` for a run seeded `seed`, the
 /// one number `flowzoo train` reports and `flowzoo eval` repeats: for a toy
 /// density `test_size` fresh points from [`Stream::Test`]; for the digits
-/// the 1797 test digits dequantised with noise from [`Stream::Test`]; for a
-/// user's table its held-out rows ([`UserTable::split`]).
+/// the 1797 test digits dequantised with noise from [`Stream::Test`] (given
+/// their labels, with the Bayes-rule accuracy, for a model that reads them);
+/// for a user's table its held-out rows ([`UserTable::split`]), each row
+/// `[x | c]` for a conditional model.
 pub fn test_score(
     model: &FlowModel<f32>,
     dataset: &Dataset,
@@ -335,6 +377,7 @@ pub fn test_score(
             TestScore {
                 nll_nats: mean_nll(model, &test),
                 bits_per_dim: None,
+                accuracy: None,
                 samples: test_size,
             }
         }
@@ -342,10 +385,24 @@ pub fn test_score(
             let dim = dataset.dim();
             let images = dataset.images().expect("an image dataset");
             let v = image_tensor(&images.test);
-            let nll = discrete_nll(model, &v, Dequantize::new(images.levels), &mut rng);
+            let (nll, accuracy) = if model.context_dim() > 0 {
+                let (nll, accuracy) = digits_nll_and_accuracy(
+                    model,
+                    &v,
+                    &images.test.labels,
+                    images.levels,
+                    &images.train.labels,
+                    &mut rng,
+                );
+                (nll, Some(accuracy))
+            } else {
+                let dequantize = Dequantize::new(images.levels);
+                (discrete_nll(model, &v, dequantize, &mut rng), None)
+            };
             TestScore {
                 nll_nats: nll,
                 bits_per_dim: Some(bits_per_dim(nll, dim)),
+                accuracy,
                 samples: images.test.n,
             }
         }
@@ -355,6 +412,7 @@ pub fn test_score(
             TestScore {
                 nll_nats: mean_nll(model, &x),
                 bits_per_dim: None,
+                accuracy: None,
                 samples: test.rows,
             }
         }

@@ -13,14 +13,16 @@ use rand::Rng;
 const EVAL_CHUNK: usize = 4096;
 
 /// −(1/N) Σ log p(xₙ) over the rows of `x` (`[n, dim]`), in nats per sample,
-/// computed in chunks without recording. Accumulated in f64.
+/// computed in chunks without recording. Accumulated in f64. For a
+/// conditional model each row is `[xₙ | cₙ]` (`[n, dim + context_dim]`, see
+/// [`FlowModel::log_prob_batch`]) and the mean is of −log p(xₙ | cₙ).
 pub fn mean_nll<T: Element>(model: &FlowModel<T>, x: &Tensor<T>) -> f64 {
     let n = x.dim(0);
     let mut total = 0.0;
     let mut start = 0;
     while start < n {
         let len = EVAL_CHUNK.min(n - start);
-        let lp = model.log_prob(&x.narrow(0, start, len));
+        let lp = model.log_prob_batch(&x.narrow(0, start, len));
         total -= lp.to_vec().iter().map(|v| v.to_f64()).sum::<f64>();
         start += len;
     }

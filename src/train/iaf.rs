@@ -109,6 +109,7 @@ impl IafConfig {
             step: self.steps as u64,
             target: target.map(str::to_string),
             columns: None,
+            context: None,
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod amortised;
 pub mod checkpoint;
 mod clock;
 pub mod codec;
+pub mod condition;
 pub mod dataset;
 pub mod eval;
 pub mod fit;

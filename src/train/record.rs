@@ -33,6 +33,11 @@ pub struct RunRecord {
     pub target: Option<String>,
     /// The column names of a user's table, in the model's order.
     pub columns: Option<Vec<String>>,
+    /// The context of a conditional run: `label` (the digits' one-hot
+    /// label), or the names of a table's context columns, in order
+    /// ([`Condition::to_record`](super::condition::Condition::to_record)).
+    /// `None` for an unconditional run, whose record is as before.
+    pub context: Option<String>,
 }
 
 /// Fields earlier versions wrote and this one derives instead (from `data`
@@ -57,6 +62,9 @@ impl RunRecord {
         if let Some(columns) = &self.columns {
             fields.push(("columns".into(), columns.join(",").into()));
         }
+        if let Some(context) = &self.context {
+            fields.push(("context".into(), context.clone().into()));
+        }
         fields
     }
 
@@ -70,6 +78,7 @@ impl RunRecord {
     pub fn from_fields(fields: &[(String, SpecValue)]) -> Result<Self, CheckpointError> {
         let known = [
             "data", "flow", "layers", "hidden", "batch", "seed", "step", "target", "columns",
+            "context",
         ];
         if let Some((name, _)) = fields
             .iter()
@@ -119,6 +128,10 @@ impl RunRecord {
                         .collect(),
                 ),
             },
+            context: match spec.get("context") {
+                None => None,
+                Some(_) => Some(spec.str("context").map_err(read)?.to_string()),
+            },
         })
     }
 }
@@ -146,6 +159,7 @@ mod tests {
             step: 120,
             target: None,
             columns: Some(vec!["a".into(), "b".into()]),
+            context: Some("c,d".into()),
         }
     }
 

@@ -6,7 +6,8 @@
 //! draw comes from a named stream of [`Stream`].
 
 use super::checkpoint::{AdamState, Checkpoint};
-use super::eval::{bits_per_dim, discrete_nll, mean_nll};
+use super::condition::{context_standardizer, one_hot, Condition};
+use super::eval::{bits_per_dim, mean_nll};
 use super::fit::{fit_with, Check, FitConfig, FitReport, TrainOptions};
 use super::record::RunRecord;
 use super::seeds::Stream;
@@ -17,7 +18,7 @@ use crate::error::{Error, TrainError};
 use crate::flows::preprocess::{Dequantize, Logit};
 use crate::flows::standardize::Standardize;
 use crate::flows::zoo::{BaseName, FlowName, Sizes};
-use crate::flows::{Flow, FlowModel, Sequential};
+use crate::flows::{FlowModel, Sequential};
 use crate::nn::{Adam, LrSchedule};
 use crate::tensor::Tensor;
 use rand::rngs::StdRng;
@@ -66,6 +67,9 @@ pub struct RunConfig {
     /// The base distribution, replacing the architecture's own (`None`:
     /// the architecture's, the standard normal but for NICE's logistic).
     pub base: Option<BaseName>,
+    /// The context of a conditional run, p(x | c) (`None`: a density of
+    /// the data, p(x)); set by [`RunConfig::with_condition`].
+    pub condition: Option<Condition>,
 }
 
 /// The validation points of a 2-D run with early stopping.
@@ -195,7 +199,59 @@ impl RunConfig {
             weight_decay: 0.0,
             patience: None,
             base: None,
+            condition: None,
         })
+    }
+
+    /// The same run, conditional: the digits given their one-hot label
+    /// ([`Condition::Label`]), or a table's other columns given the
+    /// context columns ([`Condition::Columns`], names or 0-based indices,
+    /// moved to the end of each row by
+    /// [`UserTable::with_context_columns`]; the condition stores their names).
+    ///
+    /// # Errors
+    /// [`TrainError::BadArgument`] (`condition`) for a label on data other
+    /// than the digits, columns on data other than a table, or the IAF;
+    /// the [`DataError`](crate::error::DataError) of
+    /// [`UserTable::with_context_columns`] for a column the file lacks.
+    pub fn with_condition(mut self, condition: Condition) -> Result<Self, Error> {
+        let bad = |message: String| -> Error {
+            TrainError::BadArgument {
+                name: "condition".into(),
+                message,
+            }
+            .into()
+        };
+        if self.flow.entry().reverse_kl {
+            return Err(bad(format!(
+                "{} is a sampler trained by reverse KL and has no conditional form",
+                self.flow.name()
+            )));
+        }
+        let condition = match (&self.dataset, condition) {
+            (Dataset::Digits, Condition::Label) => Condition::Label,
+            (Dataset::Table(user), Condition::Columns(names)) => {
+                let moved = user.with_context_columns(&names)?;
+                let names = moved.context_names().to_vec();
+                self.dataset = Dataset::Table(std::sync::Arc::new(moved));
+                Condition::Columns(names)
+            }
+            (_, Condition::Label) => {
+                return Err(bad("the label is a context of the digits only".into()))
+            }
+            (_, Condition::Columns(_)) => {
+                return Err(bad(
+                    "context columns are for a table of your own (.csv or .npy)".into(),
+                ))
+            }
+        };
+        self.condition = Some(condition);
+        Ok(self)
+    }
+
+    /// The width of the context (0 for an unconditional run).
+    pub fn context_dim(&self) -> usize {
+        self.condition.as_ref().map_or(0, Condition::context_dim)
     }
 
     /// The architecture's sizes.
@@ -218,9 +274,10 @@ impl RunConfig {
             step,
             target: None,
             columns: match &self.dataset {
-                Dataset::Table(user) => Some(user.table.columns.clone()),
+                Dataset::Table(user) => Some(user.table.columns[..user.data_dim()].to_vec()),
                 _ => None,
             },
+            context: self.condition.as_ref().map(Condition::to_record),
         }
     }
 
@@ -231,7 +288,7 @@ impl RunConfig {
     /// As [`Dataset::from_str`](std::str::FromStr::from_str) for the record's data (a user's file that
     /// is gone, say).
     pub fn of_record(record: &RunRecord, steps: usize) -> Result<Self, Error> {
-        Ok(RunConfig {
+        let config = RunConfig {
             dataset: record.data.parse()?,
             flow: record.flow,
             layers: record.layers,
@@ -240,7 +297,11 @@ impl RunConfig {
             batch: record.batch,
             seed: record.seed,
             ..RunConfig::default()
-        })
+        };
+        match &record.context {
+            Some(text) => config.with_condition(Condition::of_record(text)),
+            None => Ok(config),
+        }
     }
 }
 
@@ -255,24 +316,37 @@ pub struct RunResult {
     pub test_nll_nats: f64,
     /// Test bits/dim (digits only).
     pub test_bits_per_dim: Option<f64>,
+    /// Bayes-rule test accuracy (the digits given their label only).
+    pub test_accuracy: Option<f64>,
 }
 
 /// Builds the model for `config`: the zoo's architecture on the data's
 /// shape, plus at the data end the logit layer for the digits, or for a
-/// user's table the [`Standardize`] layer of its training rows.
+/// user's table the [`Standardize`] layer of its training rows. A
+/// conditional run's conditioners read the context
+/// ([`FlowName::conditional_layers`]); a table's contexts go in
+/// standardised by [`context_standardizer`] (the digits' one-hot labels as
+/// they are).
 ///
 /// # Errors
 /// [`TrainError::BadArgument`] for a zero size or an architecture that
 /// does not model the data.
 pub fn build_model(config: &RunConfig) -> Result<FlowModel<f32>, TrainError> {
     let mut rng = Stream::Init.rng(config.seed);
+    let context_dim = config.context_dim();
     let (zoo_prior, mut layers) = config
         .flow
-        .layers::<f32, _>(config.dataset.shape(), config.sizes(), &mut rng)
+        .conditional_layers::<f32, _>(
+            config.dataset.shape(),
+            config.sizes(),
+            context_dim,
+            &mut rng,
+        )
         .map_err(|e| TrainError::BadArgument {
             name: "flow".into(),
             message: e.to_string(),
         })?;
+    let mut embedding = None;
     match &config.dataset {
         Dataset::Digits | Dataset::Images(_) => {
             let alpha = config.dataset.images().expect("an image dataset").alpha;
@@ -281,7 +355,19 @@ pub fn build_model(config: &RunConfig) -> Result<FlowModel<f32>, TrainError> {
         Dataset::Table(user) => {
             // The statistics of the rows trained on (not the validation rows).
             let (train, _) = hold_out_validation(user.split(config.seed).0);
-            layers.push(Box::new(Standardize::fit(&train.data, train.dim())));
+            let dim = user.data_dim();
+            if context_dim == 0 {
+                layers.push(Box::new(Standardize::fit(&train.data, train.dim())));
+            } else {
+                // Only the modelled columns [..dim] of each row [x | c].
+                let x: Vec<f64> = train
+                    .data
+                    .chunks(train.dim())
+                    .flat_map(|row| row[..dim].to_vec())
+                    .collect();
+                layers.push(Box::new(Standardize::fit(&x, dim)));
+                embedding = Some(context_standardizer(&train.data, dim, context_dim));
+            }
         }
         Dataset::Toy(_) => {}
     }
@@ -289,7 +375,11 @@ pub fn build_model(config: &RunConfig) -> Result<FlowModel<f32>, TrainError> {
         Some(base) => base.prior(config.dataset.dim()),
         None => zoo_prior,
     };
-    Ok(FlowModel::with_prior(prior, Sequential::new(layers)))
+    let model = FlowModel::with_prior(prior, Sequential::new(layers));
+    Ok(match embedding {
+        Some(embedding) => model.with_embedding(embedding),
+        None => model,
+    })
 }
 
 /// The share of a user's training rows held out for validation (the
@@ -355,12 +445,20 @@ impl Feed {
                 let images = config.dataset.images().expect("an image dataset");
                 let validation_v = image_tensor(&images.validation);
                 let dequantize = Dequantize::new(images.levels);
+                // Given the label: each row [x | one-hot label].
+                let labelled = config.condition == Some(Condition::Label);
+                let with_labels = move |x: Tensor<f32>, labels: &[u8]| match labelled {
+                    true => Tensor::concat(&[&x, &one_hot(labels)], 1),
+                    false => x,
+                };
                 // The first INIT_POINTS training images, dequantised on their own stream.
-                let initial = dequantize.apply(
-                    &image_tensor(&images.train.head(INIT_POINTS)),
-                    &mut init_rng,
+                let head = images.train.head(INIT_POINTS);
+                let initial = with_labels(
+                    dequantize.apply(&image_tensor(&head), &mut init_rng),
+                    &head.labels,
                 );
                 let mut batcher = Batcher::new(images.train.n, batch, Stream::Batches.seed(seed));
+                let validation_labels = images.validation.labels.clone();
                 Feed {
                     initial,
                     next_batch: Box::new(move |_, rng| {
@@ -369,17 +467,24 @@ impl Feed {
                             .into_iter()
                             .map(f32::from)
                             .collect();
-                        dequantize.apply(&Tensor::from_vec(pixels, &[rows.len(), dim]), rng)
+                        let labels = gather_rows(&images.train.labels, 1, &rows);
+                        let v = Tensor::from_vec(pixels, &[rows.len(), dim]);
+                        with_labels(dequantize.apply(&v, rng), &labels)
                     }),
                     // One fixed noise draw for every check, so scores compare.
                     validate: Some(Box::new(move |m| {
                         let mut rng = Stream::Validation.rng(seed);
-                        bits_per_dim(discrete_nll(m, &validation_v, dequantize, &mut rng), dim)
+                        let x = with_labels(
+                            dequantize.apply(&validation_v, &mut rng),
+                            &validation_labels,
+                        );
+                        bits_per_dim(mean_nll(m, &x) - dequantize.log_det(dim), dim)
                     })),
                 }
             }
             Dataset::Table(user) => {
                 let (train, validation) = hold_out_validation(user.split(seed).0);
+                // Rows [x | c] for a conditional run: the context columns last.
                 let dim = train.dim();
                 // The first training rows; the model's Standardize layer
                 // standardises them on the way in.
@@ -424,7 +529,7 @@ pub fn run(config: &RunConfig, on_step: impl FnMut(usize, f64) + Send) -> Result
 /// instead of a fresh [`build_model`] and `Adam::new(config.lr)`; training
 /// goes on from step `adam.steps() + 1` to `config.steps` (see
 /// [`fit_with`]). A fresh model is initialised from a batch of data first
-/// ([`Flow::initialize`]: ActNorm's
+/// ([`Flow::initialize`](crate::flows::Flow::initialize): ActNorm's
 /// data-dependent initialisation; the identity for layers without one); a
 /// resumed one is not.
 ///
@@ -455,10 +560,21 @@ pub fn run_from(
         Some((model, adam)) => (model, adam),
         None => {
             let mut model = build_model(config)?;
-            model.flow.initialize(&feed.initial);
+            model.initialize_batch(&feed.initial);
             (model, Adam::new(config.lr))
         }
     };
+    if model.context_dim() != config.context_dim() {
+        return Err(TrainError::BadArgument {
+            name: "resume".into(),
+            message: format!(
+                "the checkpoint's model reads a context of width {}, the run has {}",
+                model.context_dim(),
+                config.context_dim()
+            ),
+        }
+        .into());
+    }
     if model.dim() != config.dataset.dim() {
         return Err(TrainError::BadArgument {
             name: "resume".into(),
@@ -500,6 +616,7 @@ pub fn run_from(
         report,
         test_nll_nats: score.nll_nats,
         test_bits_per_dim: score.bits_per_dim,
+        test_accuracy: score.accuracy,
     })
 }
 

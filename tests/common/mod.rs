@@ -33,3 +33,42 @@ pub fn npy(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
 pub fn f8(values: &[f64]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
+
+/// Runs the `flowzoo` tool with `args`, asserting success; returns its
+/// standard output.
+#[allow(dead_code)] // for the command-line tests only
+pub fn run_ok<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_flowzoo"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "flowzoo {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Runs the `flowzoo` tool with `args`, asserting failure; returns its
+/// standard error.
+#[allow(dead_code)] // for the command-line tests only
+pub fn run_err<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_flowzoo"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        !output.status.success(),
+        "flowzoo {args:?} should have failed: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    // 101 is a panic's exit status: a failure must be an error, not a crash.
+    assert_ne!(
+        output.status.code(),
+        Some(101),
+        "flowzoo {args:?} panicked: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stderr).unwrap()
+}

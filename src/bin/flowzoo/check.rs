@@ -71,6 +71,7 @@ pub fn check(args: CheckArgs) -> Result<(), String> {
     }
     let checkpoint = Checkpoint::<f64>::load(&args.model).map_err(|e| e.to_string())?;
     let model = checkpoint.model;
+    crate::checkpoints::refuse_conditional(&args.model, model.context_dim())?;
     let data = match &args.data {
         Some(d) => d.clone(),
         None => checkpoint

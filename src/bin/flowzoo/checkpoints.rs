@@ -31,6 +31,12 @@ pub struct SampleArgs {
     /// Seed of the latent draws (the same seed gives the same samples).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// The context of a conditional model, one row for every sample:
+    /// comma-separated numbers, as many as the model's context columns in
+    /// their training order and units (`--context 1.5,0.2`), or the one-hot
+    /// label of a digit class (`--context 0,0,1,0,0,0,0,0,0,0` draws 2s).
+    #[arg(long, allow_hyphen_values = true)]
+    context: Option<String>,
     /// Output: .csv (one sample per row) or .png (a grid, for image
     /// models) [default: samples.png for images, samples.csv otherwise].
     #[arg(long)]
@@ -66,27 +72,41 @@ pub fn write_csv(path: &Path, columns: &[String], values: &[f64]) -> Result<(), 
     pictures::write_atomically(path, text.as_bytes())
 }
 
-/// Reads the checkpoint at `path` for a command that takes no context:
-/// refuses, naming the file and the width, a conditional model (one the
-/// library wrote; `sample`, `eval`, `check` and `--resume` do not take
-/// contexts yet, issue 16 items 2-3).
+/// Reads the checkpoint at `path` for a command that takes no context
+/// (`flowzoo check`): refuses, naming the file and the width, a
+/// conditional model.
 pub fn load_unconditional(path: &Path) -> Result<SavedRun, String> {
     let saved = load_run(path).map_err(|e| e.to_string())?;
-    let width = saved.checkpoint.model.context_dim();
+    refuse_conditional(path, saved.checkpoint.model.context_dim())?;
+    Ok(saved)
+}
+
+/// The error of [`load_unconditional`] for a model reading a context of
+/// `width` columns (none for 0).
+pub fn refuse_conditional(path: &Path, width: usize) -> Result<(), String> {
     if width > 0 {
         return Err(format!(
-            "{}: the model is conditional (it reads a context of width {width}), and the \
-             command line does not take contexts yet: use FlowModel::log_prob_given and \
-             FlowModel::sample_given from the library",
+            "{}: the model is conditional (it reads a context of width {width}), and \
+             `flowzoo check` proves unconditional models only: use check_flow on \
+             flows::context::AtContext from the library",
             path.display()
         ));
     }
-    Ok(saved)
+    Ok(())
+}
+
+/// The names of a conditional model's context columns, from its run
+/// record (`None` for an unconditional model or the digits' label).
+fn context_columns(saved: &SavedRun) -> Option<Vec<String>> {
+    match saved.record()?.context.as_deref()? {
+        "label" => None,
+        names => Some(names.split(',').map(str::to_string).collect()),
+    }
 }
 
 /// `flowzoo sample`: draws samples from a checkpoint and writes them.
 pub fn sample(args: SampleArgs) -> Result<(), String> {
-    let saved = load_unconditional(&args.model)?;
+    let saved = load_run(&args.model).map_err(|e| e.to_string())?;
     if !(args.temperature.is_finite() && args.temperature >= 0.0) {
         return Err(format!(
             "--temperature must be a non-negative number, got {}",
@@ -103,8 +123,23 @@ pub fn sample(args: SampleArgs) -> Result<(), String> {
     });
     let model = &saved.checkpoint.model;
     let mut rng = StdRng::seed_from_u64(args.seed);
+    let context = match (&args.context, model.context_dim()) {
+        (None, 0) => None,
+        (None, width) => {
+            let names = context_columns(&saved)
+                .map(|names| format!(" (columns {})", names.join(", ")))
+                .unwrap_or_else(|| " (the one-hot digit class)".into());
+            return Err(format!(
+                "{}: the model is conditional: give --context with {width} comma-separated \
+                 numbers{names}",
+                args.model.display()
+            ));
+        }
+        (Some(text), _) => Some(crate::conditional::parse_context(text)?),
+    };
     let samples = model
-        .sample(args.n, args.temperature, &mut rng)
+        .sample_given(args.n, args.temperature, context.as_ref(), &mut rng)
+        .map_err(|e| format!("--context: {e}"))?
         .to_f64_vec();
     let png = out
         .extension()
@@ -149,12 +184,22 @@ pub fn sample(args: SampleArgs) -> Result<(), String> {
 }
 
 /// The test vectors of a table file, in the column order the model was
-/// trained on (the `columns` metadata), `[rows, dim]`.
+/// trained on (the `columns` metadata), `[rows, dim]`; for a conditional
+/// model each row `[x | c]`, its context columns found by the names the
+/// run record keeps (`[rows, dim + context_dim]`).
 pub fn table_tensor(path: &str, saved: &SavedRun) -> Result<Tensor<f32>, String> {
     let table: Table = read_table(path).map_err(|e| e.to_string())?;
-    let dim = saved.checkpoint.model.dim();
-    let order: Vec<usize> = match saved.record().and_then(|r| r.columns.as_ref()) {
-        Some(names) if path.to_ascii_lowercase().ends_with(".csv") => names
+    let model = &saved.checkpoint.model;
+    let dim = model.dim() + model.context_dim();
+    let context = context_columns(saved);
+    let names: Option<Vec<String>> = saved.record().and_then(|r| r.columns.clone()).map(|x| {
+        x.into_iter()
+            .chain(context.clone().unwrap_or_default())
+            .collect()
+    });
+    let by_name = path.to_ascii_lowercase().ends_with(".csv") || context.is_some();
+    let order: Vec<usize> = match names.as_ref() {
+        Some(names) if by_name => names
             .iter()
             .map(|name| {
                 table.columns.iter().position(|c| c == name).ok_or_else(|| {
@@ -166,8 +211,12 @@ pub fn table_tensor(path: &str, saved: &SavedRun) -> Result<Tensor<f32>, String>
     };
     if order.len() != dim {
         return Err(format!(
-            "{path}: {} columns, the model takes {dim}",
-            order.len()
+            "{path}: {} columns, the model takes {dim}{}",
+            order.len(),
+            match model.context_dim() {
+                0 => String::new(),
+                k => format!(" ({} and a context of {k})", model.dim()),
+            }
         ));
     }
     let mut data = Vec::with_capacity(table.rows * dim);
@@ -182,7 +231,7 @@ pub fn table_tensor(path: &str, saved: &SavedRun) -> Result<Tensor<f32>, String>
 /// on the run's own test split by default (through the library's
 /// `test_score`, which `flowzoo train` reports), or on the rows of a file.
 pub fn eval(args: EvalArgs) -> Result<(), String> {
-    let saved = load_unconditional(&args.model)?;
+    let saved = load_run(&args.model).map_err(|e| e.to_string())?;
     let model: &FlowModel<f32> = &saved.checkpoint.model;
     let seed = args.seed.unwrap_or_else(|| saved.seed());
     let dim = model.dim();
@@ -208,7 +257,27 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
         );
         return Ok(());
     }
-    let dataset: Dataset = data.parse().map_err(|e: flowzoo::Error| e.to_string())?;
+    let mut dataset: Dataset = data.parse().map_err(|e: flowzoo::Error| e.to_string())?;
+    if let (Dataset::Table(user), Some(names)) = (&dataset, context_columns(&saved)) {
+        // The run's own table, its context columns moved to the end as in training.
+        let moved = user
+            .with_context_columns(&names)
+            .map_err(|e| e.to_string())?;
+        dataset = Dataset::Table(std::sync::Arc::new(moved));
+    }
+    if model.context_dim() > 0 && dataset == Dataset::Digits && model.context_dim() != 10 {
+        return Err(format!(
+            "{}: a model of the digits given a context of width {} (the label is 10 wide)",
+            args.model.display(),
+            model.context_dim()
+        ));
+    }
+    if model.context_dim() > 0 && matches!(dataset, Dataset::Toy(_)) {
+        return Err(format!(
+            "{}: the model is conditional; fresh 2-D points have no context",
+            args.model.display()
+        ));
+    }
     if dataset.dim() != dim {
         return Err(format!(
             "the model takes {dim} dimensions, {} has {}",
@@ -219,11 +288,15 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
     let score = test_score(model, &dataset, seed, TOY_TEST_POINTS);
     match &dataset {
         Dataset::Digits | Dataset::Images(_) => println!(
-            "{} test split: NLL {:.4} nats per image, {:.4} bits/dim over {} images",
+            "{} test split: NLL {:.4} nats per image, {:.4} bits/dim over {} images{}",
             dataset.name(),
             score.nll_nats,
             score.bits_per_dim.expect("the digits are discrete"),
-            score.samples
+            score.samples,
+            match score.accuracy {
+                Some(a) => format!(" given their labels; Bayes-rule accuracy {:.2} %", 100.0 * a),
+                None => String::new(),
+            }
         ),
         Dataset::Toy(toy) => println!(
             "{}: test NLL {:.4} nats per sample over {} fresh points",

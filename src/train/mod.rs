@@ -27,6 +27,7 @@ pub mod record;
 pub mod reverse_kl;
 pub mod run;
 pub mod sample;
+pub mod schedule;
 pub mod seeds;
 
 pub use eval::{bits_per_dim, mean_nll};

@@ -26,6 +26,9 @@
 use super::parallel::{serial_kernels, threads_available, PAR_MIN_MATMUL_FLOPS};
 use super::{Element, Tensor};
 use crate::tensor::parallel::prelude::*;
+use same::Same;
+
+mod same;
 
 /// Largest `col` buffer (in elements) one group of images fills: 256 k
 /// elements, 1 MiB in f32, so a group's `col` stays in L2 between im2col and
@@ -310,8 +313,24 @@ impl<T: Element> Tensor<T> {
         let src = input
             .as_slice()
             .expect("contiguous() gives a contiguous tensor");
-        let w2 = weight.reshape(&[g.c_out, g.patch()]);
         let bias = bias.map(|b| b.to_vec());
+        if let Some(plan) = Same::new(&g) {
+            let weight = weight.contiguous();
+            let out = same::forward(
+                &plan,
+                src,
+                g.batch,
+                g.c_in,
+                g.c_out,
+                weight
+                    .as_slice()
+                    .expect("contiguous() gives a contiguous tensor"),
+                bias.as_deref(),
+                g.parallel(),
+            );
+            return Tensor::from_vec(out, &g.out_shape());
+        }
+        let w2 = weight.reshape(&[g.c_out, g.patch()]);
         let pixels = g.out_pixels();
         let per_image = g.c_out * pixels;
         let parallel = g.parallel();
@@ -377,6 +396,29 @@ impl<T: Element> Tensor<T> {
             g.out_shape(),
             weight.shape()
         );
+        if let Some(plan) = Same::new(&g) {
+            // The adjoint of a same convolution is the same convolution of
+            // grad_out with the kernel flipped and its channel axes swapped.
+            let (grad_out, weight) = (grad_out.contiguous(), weight.contiguous());
+            let contiguous = "contiguous() gives a contiguous tensor";
+            let flipped = same::flipped(
+                weight.as_slice().expect(contiguous),
+                g.c_out,
+                g.c_in,
+                g.kernel,
+            );
+            let grad_in = same::forward(
+                &plan,
+                grad_out.as_slice().expect(contiguous),
+                g.batch,
+                g.c_out,
+                g.c_in,
+                &flipped,
+                None,
+                g.parallel(),
+            );
+            return Tensor::from_vec(grad_in, input_shape);
+        }
         // weightᵀ as a view: [C·K·K, O], strides handed to the GEMM.
         let w2 = weight.reshape(&[g.c_out, g.patch()]);
         let w2t = w2.t();
@@ -445,6 +487,17 @@ impl<T: Element> Tensor<T> {
             .expect("contiguous() gives a contiguous tensor");
         let pixels = g.out_pixels();
         let parallel = g.parallel();
+        let plan = Same::new(&g);
+        if let Some(plan) = &plan {
+            let grad = grad_out.contiguous();
+            let grad = grad
+                .as_slice()
+                .expect("contiguous() gives a contiguous tensor");
+            let found = same::weight_grad(plan, src, grad, g.batch, g.c_in, g.c_out, parallel);
+            if let Some(total) = found {
+                return Tensor::from_vec(total, &weight_shape);
+            }
+        }
         let group = g.group_size(parallel);
         let n_groups = g.batch.div_ceil(group);
         // Contiguous ranges of groups per task, each summed in order, then the
@@ -458,13 +511,18 @@ impl<T: Element> Tensor<T> {
         let task_sum = |task: usize| -> Vec<T> {
             let mut acc = vec![T::ZERO; size];
             let (lo, hi) = (task * n_groups / tasks, (task + 1) * n_groups / tasks);
-            let mut col = Vec::new();
+            let (mut col, mut runs) = (Vec::new(), Vec::new());
             for index in lo..hi {
                 let first = index * group;
                 let images = group.min(g.batch - first);
-                col.clear();
+                // Every entry is written below: resizing zero-fills only growth.
                 col.resize(g.patch() * images * pixels, T::ZERO);
-                im2col(src, &g, first, images, &mut col);
+                if let Some(plan) = &plan {
+                    let stride = plan.channel_runs(src, g.c_in, first, images, &mut runs);
+                    plan.col_rows(&runs, stride, images * pixels, &mut col);
+                } else {
+                    im2col(src, &g, first, images, &mut col);
+                }
                 let col_t =
                     Tensor::from_vec(std::mem::take(&mut col), &[g.patch(), images * pixels]);
                 // [O, images·Hₒ·Wₒ] · colᵀ (a view) = [O, C·K·K].

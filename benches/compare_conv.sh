@@ -13,8 +13,11 @@
 #
 # Needs a Python with torch (about 5 GB from PyPI):
 #   python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch numpy
-# Usage: [THREADS="1 2"] [REPS=20] benches/compare_conv.sh [python] [rounds]
-#   (defaults: /tmp/torchenv/bin/python, 2 rounds)
+# Usage: [THREADS="1 2"] [REPS=20] [BEFORE=bench-binary] benches/compare_conv.sh [python] [rounds]
+#   (defaults: /tmp/torchenv/bin/python, 2 rounds). BEFORE names a conv bench
+#   binary built from another commit (e.g. main's kernel: `cargo bench --bench
+#   conv --no-run` there, then copy target/release/deps/conv-*); it runs in
+#   the same rounds as a third side, "before".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${1:-/tmp/torchenv/bin/python}
@@ -24,8 +27,14 @@ PEERS=${PEERS:-../shared/peers}
 REPS=${REPS:-20}
 LOG=$(mktemp /tmp/compare_conv.XXXXXX)
 
+BEFORE=${BEFORE:-}
 cargo bench --no-run --bench conv >/dev/null 2>&1
-ours() { cargo bench --bench conv -- "$@" 2>/dev/null | grep '^{'; }
+ours() {
+    cargo bench --bench conv -- "$@" 2>/dev/null | grep '^{'
+    if [ -n "$BEFORE" ]; then
+        "$BEFORE" "$@" 2>/dev/null | grep '^{' | sed 's/"side": "flowzoo"/"side": "before"/'
+    fi
+}
 
 # conv_torch.py with the MNIST shapes of benches/conv.rs in place of its own.
 torch_mnist() {
@@ -82,24 +91,36 @@ def med(key, side, metric):
     values = rows.get(key + (side,), {}).get(metric)
     return statistics.median(values) if values else None
 
-print("\n| threads | shape | flowzoo fwd ms | PyTorch fwd ms | fwd ratio | flowzoo bwd ms | PyTorch bwd ms | bwd ratio |")
-print("|---:|---|---:|---:|---:|---:|---:|---:|")
+def cell(v, digits):
+    return f"{v:.{digits}f}" if v else "-"
+
+def ratio(a, b):
+    return f"{a / b:.2f}" if a and b else "-"
+
+before = any(k[3] == "before" for k in rows)
+then = " (before → after)" if before else ""
+print("\n| threads | shape | " + " | ".join(
+    f"flowzoo {m} ms{then} | PyTorch {m} ms | {m} ratio{then}" for m in ("fwd", "bwd")) + " |")
+print("|---:|---|" + "---:|" * 6)
 for key in order:
     if key[0] != "conv":
         continue
     cells = []
     for metric in ("fwd_ms", "bwd_ms"):
-        a, b = med(key, "flowzoo", metric), med(key, "torch", metric)
-        ratio = f"{a / b:.2f}" if a and b else "-"
-        cells += [f"{a:.3f}" if a else "-", f"{b:.3f}" if b else "-", ratio]
+        a, b, m = med(key, "flowzoo", metric), med(key, "torch", metric), med(key, "before", metric)
+        first = f"{cell(m, 3)} → {cell(a, 3)}" if before else cell(a, 3)
+        last = f"{ratio(m, b)} → {ratio(a, b)}" if before else ratio(a, b)
+        cells += [first, cell(b, 3), last]
     print(f"| {key[1]} | {key[2]} | " + " | ".join(cells) + " |")
-print("\n| threads | training step, batch 256 | flowzoo ms | PyTorch ms | ratio |")
+print(f"\n| threads | training step, batch 256 | flowzoo ms{then} | PyTorch ms | ratio{then} |")
 print("|---:|---|---:|---:|---:|")
 for key in order:
     if key[0] != "flow":
         continue
-    a, b = med(key, "flowzoo", "step_ms_median"), med(key, "torch", "step_ms_median")
-    ratio = f"{a / b:.2f}" if a and b else "-"
-    print(f"| {key[1]} | {key[2]} | {a:.2f} | {b:.2f} | {ratio} |" if a and b else f"| {key[1]} | {key[2]} | {a} | {b} | - |")
+    a, b, m = (med(key, side, "step_ms_median") for side in ("flowzoo", "torch", "before"))
+    if before:
+        print(f"| {key[1]} | {key[2]} | {cell(m, 2)} → {cell(a, 2)} | {cell(b, 2)} | {ratio(m, b)} → {ratio(a, b)} |")
+    else:
+        print(f"| {key[1]} | {key[2]} | {cell(a, 2)} | {cell(b, 2)} | {ratio(a, b)} |")
 print(f"\nraw lines: {sys.argv[1]}")
 EOF

@@ -90,7 +90,7 @@ fn contexts(context_dim: usize, seed: u64) -> Vec<Tensor<f64>> {
 
 /// The order of the MADE-based layers built from `seed`.
 fn order_of(seed: u64) -> Order {
-    if seed % 2 == 0 {
+    if seed.is_multiple_of(2) {
         Order::Natural
     } else {
         Order::Reversed

@@ -354,10 +354,15 @@ fn run<T: Element>(job: &Job<T>, first: usize, out: &mut [T]) {
                         &mut panels[k * rows * LANES..][..rows * LANES],
                     );
                 }
-                // Where lane l's pixel t0 + l sits in channel 0 of `dst`.
-                for (l, a) in at.iter_mut().enumerate().take((total - t0).min(LANES)) {
-                    let t = t0 + l;
-                    *a = t / p * per_image + t % p;
+                // Where lane l's pixel t0 + l sits in channel 0 of `dst`:
+                // image n, pixel q (one division per block, not per lane).
+                let (mut n, mut q) = (t0 / p, t0 % p);
+                for a in at.iter_mut().take((total - t0).min(LANES)) {
+                    *a = n * per_image + q;
+                    q += 1;
+                    if q == p {
+                        (n, q) = (n + 1, 0);
+                    }
                 }
             }
             for &(o0, ot) in &job.tiles {
@@ -419,7 +424,7 @@ fn tile<T: Element, const OT: usize>(
         *a = [b; LANES];
     }
     products::<T, OT>(block.width, source, weights, acc.as_flattened_mut());
-    let whole = block.lanes == LANES && block.pixels % LANES == 0;
+    let whole = block.lanes == LANES && block.pixels.is_multiple_of(LANES);
     for (o, a) in acc.iter().enumerate() {
         let base = (o0 + o) * block.pixels;
         if whole {

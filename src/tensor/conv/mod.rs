@@ -20,8 +20,16 @@
 //! `∂L/∂col = weightᵀ · ∂L/∂out` scattered back onto the image (*col2im*,
 //! which adds where windows overlap), and `∂L/∂weight = Σ_b ∂L/∂out_b · col_bᵀ`.
 //!
+//! *Same* convolutions (odd `K`, `p = (K − 1)/2`: the output has the
+//! input's size, the only kind the flows' networks use) skip the patch
+//! matrix for the forward pass and the input gradient: `same.rs` sums each
+//! 16-pixel block's shifted, masked windows straight into registers, and
+//! gives the input gradient as the same convolution with the kernel
+//! flipped. Every other padding takes the im2col path above.
+//!
 //! Derivation: [`derivations::tensor_layout`](crate::derivations::tensor_layout)
-//! (docs/derivations/tensor-layout.md, section "Convolution as a matrix product").
+//! (docs/derivations/tensor-layout.md, sections "Convolution as a matrix
+//! product" and "Same convolutions without a patch matrix").
 
 use super::parallel::{serial_kernels, threads_available, PAR_MIN_MATMUL_FLOPS};
 use super::{Element, Tensor};
@@ -29,6 +37,8 @@ use crate::tensor::parallel::prelude::*;
 use same::Same;
 
 mod same;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 /// Largest `col` buffer (in elements) one group of images fills: 256 k
 /// elements, 1 MiB in f32, so a group's `col` stays in L2 between im2col and
@@ -227,6 +237,20 @@ fn gather_out<T: Element>(
     Tensor::from_vec(data, &[g.c_out, images * pixels])
 }
 
+/// The weight of the input gradient: `flipped[c, o, i, j] = weight[o, c, K−1−i, K−1−j]`
+/// from a contiguous `[c_out, c_in, K, K]` weight.
+fn flipped<T: Element>(weight: &[T], c_out: usize, c_in: usize, k: usize) -> Vec<T> {
+    let taps = k * k;
+    let mut out = Vec::with_capacity(weight.len());
+    for c in 0..c_in {
+        for o in 0..c_out {
+            let src = &weight[(o * c_in + c) * taps..][..taps];
+            out.extend(src.iter().rev());
+        }
+    }
+    out
+}
+
 /// `lhs · rhs` by [`Tensor::matmul`]; with serial kernels when the groups
 /// already run on several threads, since splitting each product's rows again
 /// would pack its right operand once per half for nothing.
@@ -314,7 +338,7 @@ impl<T: Element> Tensor<T> {
             .as_slice()
             .expect("contiguous() gives a contiguous tensor");
         let bias = bias.map(|b| b.to_vec());
-        if let Some(plan) = Same::new(&g) {
+        if let Some(plan) = Same::new(&g).filter(|s| s.pays(g.c_in, g.c_out)) {
             let weight = weight.contiguous();
             let out = same::forward(
                 &plan,
@@ -396,12 +420,13 @@ impl<T: Element> Tensor<T> {
             g.out_shape(),
             weight.shape()
         );
-        if let Some(plan) = Same::new(&g) {
+        // The input gradient runs c_out → c_in channels.
+        if let Some(plan) = Same::new(&g).filter(|s| s.pays(g.c_out, g.c_in)) {
             // The adjoint of a same convolution is the same convolution of
             // grad_out with the kernel flipped and its channel axes swapped.
             let (grad_out, weight) = (grad_out.contiguous(), weight.contiguous());
             let contiguous = "contiguous() gives a contiguous tensor";
-            let flipped = same::flipped(
+            let flipped = flipped(
                 weight.as_slice().expect(contiguous),
                 g.c_out,
                 g.c_in,

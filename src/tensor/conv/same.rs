@@ -13,23 +13,21 @@
 //! `LANES` consecutive values of the run, kept or zeroed by a mask that
 //! depends only on the tap and on `t` modulo `lcm(H·W, LANES)`.
 //!
-//! The forward pass takes the output pixels `LANES` at a time: it gathers
-//! the `C·K²` masked windows of the block (its *panel*, a few kB that stay
-//! in L1), then each tile of up to 16 output channels sums
-//! `bias[o] + Σ_r weight[o, r]·panel[r]` in registers, one vector per
-//! channel, and stores the block straight into the NCHW output. The input
-//! gradient of a same convolution is the same convolution of `∂L/∂out`
-//! with the kernel flipped and its channel axes swapped, so it runs the
-//! same loops (no col2im). The weight gradient keeps im2col + matrix
-//! product (its reduction over every pixel of the batch is long, the
-//! product's best case), with the patch rows written by the masked copies.
+//! The forward pass takes the output pixels `LANES` at a time; each tile of
+//! up to 16 output channels sums `bias[o] + Σ_r weight[o, r]·window_r` in
+//! registers, one vector per channel, reading the `C·K²` windows in place
+//! by masked loads (AVX-512, `f32`) or from a panel they are gathered into
+//! (a few kB in L1), and stores the block straight into the NCHW output.
+//! The input gradient of a same convolution is the same convolution of
+//! `∂L/∂out` by the kernel flipped, channel axes swapped: the same loops,
+//! no col2im. The weight gradient sums over every pixel in 16-lane
+//! registers on AVX-512 ([`weight_grad`]); elsewhere the masked windows
+//! are the rows of im2col's matrix for the GEMM ([`Same::col_rows`]).
 //!
-//! **Bits.** Each output is `bias[o]` plus the products in the order
-//! `(c, i, j)`, one rounding per multiply and per add. The loops are plain
-//! Rust, compiled a second and third time for AVX2 and AVX-512F registers
-//! ([`simd::widest`](super::super::simd)): Rust never fuses a multiply and
-//! an add, and vectorising across pixels does not reorder a sum, so every
-//! width gives the bits `wasm32` gives.
+//! **Bits.** A forward output is `bias[o]` plus the products in the order
+//! `(c, i, j)`, one rounding per multiply and per add, in plain loops or in
+//! intrinsics (`x86.rs`) that multiply then add, never fused: every width
+//! gives the bits `wasm32` gives.
 //!
 //! Derivation: docs/derivations/tensor-layout.md, "Convolution as a matrix
 //! product" and "Same convolutions without a patch matrix".
@@ -109,6 +107,16 @@ impl Same {
             bits,
             margin: p * w + p + LANES,
         })
+    }
+
+    /// Whether the direct kernel beats im2col + GEMM for `c_in → c_out`
+    /// channels: measured (docs/benchmarks.md, "Convolutions on the flows'
+    /// shapes"), it does for up to 32 output channels (two tiles), and for
+    /// more when each block has at least 256 rows `c·K² + tap` to sum; with
+    /// 64 outputs and few rows (1-8 channels 3×3, a 1×1 of 64) the packed
+    /// GEMM was faster.
+    pub(super) fn pays(&self, c_in: usize, c_out: usize) -> bool {
+        c_out <= 32 || c_in * self.taps >= 256
     }
 
     /// Lays images `first .. first + images` of the contiguous NCHW `src`
@@ -507,7 +515,9 @@ fn products<T: Element, const OT: usize>(
             let acc = cast_mut::<T, f32>(acc).expect("windows are f32");
             // SAFETY: windows are read in place only where `simd::widest`
             // found AVX-512F on this CPU.
-            return unsafe { x86::windows_avx512::<OT>(runs, *stride, starts, bits, w, acc) };
+            return unsafe {
+                super::x86::windows_avx512::<OT>(runs, *stride, starts, bits, w, acc)
+            };
         }
     };
     #[cfg(target_arch = "x86_64")]
@@ -517,7 +527,7 @@ fn products<T: Element, const OT: usize>(
         // of f32 meets at most AVX2 here.
         if width == Width::Avx2 {
             // SAFETY: `simd::widest` found AVX2 on this CPU.
-            return unsafe { x86::products_avx2::<OT>(p, w, acc) };
+            return unsafe { super::x86::products_avx2::<OT>(p, w, acc) };
         }
     }
     let _ = width;
@@ -549,158 +559,6 @@ fn cast_mut<T: 'static, U: 'static>(s: &mut [T]) -> Option<&mut [U]> {
         // SAFETY: T is U, so the layout and the lifetime are the same.
         unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<U>(), s.len()) }
     })
-}
-
-/// The products of [`products`] and [`weight_grad`] in AVX2 and AVX-512F intrinsics: a
-/// multiply, then an add (never a fused multiply-add), so the bits are the
-/// plain loop's.
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use super::LANES;
-    use std::arch::x86_64::*;
-
-    /// See [`super::products`] and [`super::Source::Windows`]: the rows
-    /// read in place by masked loads (the margins of the runs keep every
-    /// window inside `runs`; the loads are checked anyway).
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512F.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn windows_avx512<const OT: usize>(
-        runs: &[f32],
-        stride: usize,
-        starts: &[usize],
-        bits: &[u16],
-        weights: &[f32],
-        acc: &mut [f32],
-    ) {
-        let (channels, taps) = (runs.len() / stride.max(1), starts.len());
-        assert!(
-            weights.len() == channels * taps * OT
-                && acc.len() == OT * LANES
-                && bits.len() == taps
-                && starts.iter().all(|&s| s + LANES <= stride),
-            "windows: runs, windows, weights and accumulators disagree"
-        );
-        let (mut w, out) = (weights.as_ptr(), acc.as_mut_ptr());
-        // SAFETY (every pointer below): the lengths were checked above.
-        let mut a = [_mm512_setzero_ps(); OT];
-        for (o, a) in a.iter_mut().enumerate() {
-            *a = _mm512_loadu_ps(out.add(o * LANES));
-        }
-        for c in 0..channels {
-            let run = runs.as_ptr().add(c * stride);
-            for (&start, &bit) in starts.iter().zip(bits) {
-                let v = _mm512_maskz_loadu_ps(bit, run.add(start));
-                for (o, a) in a.iter_mut().enumerate() {
-                    *a = _mm512_add_ps(*a, _mm512_mul_ps(_mm512_set1_ps(*w.add(o)), v));
-                }
-                w = w.add(OT);
-            }
-        }
-        for (o, a) in a.iter().enumerate() {
-            _mm512_storeu_ps(out.add(o * LANES), *a);
-        }
-    }
-
-    /// One tile of [`super::weight_grad`]: `acc[(o·4 + r)·LANES + l] +=
-    /// Σ_b g_rows[o][16b + l]·x_rows[r][16b + l]` over the `total` pixels,
-    /// the lanes of x outside the masks `x_bits[r][b mod period]` and every
-    /// lane past `total` read as 0.
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512F.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn weight_tile_avx512(
-        g_rows: [&[f32]; 4],
-        x_rows: [&[f32]; 4],
-        x_bits: [&[u16]; 4],
-        total: usize,
-        acc: &mut [f32],
-    ) {
-        let blocks = total.div_ceil(LANES);
-        let per_tap = x_bits[0].len();
-        assert!(
-            acc.len() == 16 * LANES
-                && g_rows
-                    .iter()
-                    .chain(&x_rows)
-                    .all(|r| r.len() >= blocks * LANES)
-                && x_bits.iter().all(|b| b.len() == per_tap && per_tap > 0),
-            "weight_tile: rows, masks and accumulators disagree"
-        );
-        let out = acc.as_mut_ptr();
-        // SAFETY (every pointer below): the lengths were checked above.
-        let mut a = [_mm512_setzero_ps(); 16];
-        for (k, a) in a.iter_mut().enumerate() {
-            *a = _mm512_loadu_ps(out.add(k * LANES));
-        }
-        let mut phase = 0;
-        for b in 0..blocks {
-            let rest = total - b * LANES;
-            let limit: u16 = if rest >= LANES {
-                u16::MAX
-            } else {
-                (1 << rest) - 1
-            };
-            let at = b * LANES;
-            let g: [__m512; 4] =
-                std::array::from_fn(|o| _mm512_maskz_loadu_ps(limit, g_rows[o].as_ptr().add(at)));
-            for r in 0..4 {
-                let bits = *x_bits[r].get_unchecked(phase) & limit;
-                let x = _mm512_maskz_loadu_ps(bits, x_rows[r].as_ptr().add(at));
-                for o in 0..4 {
-                    a[o * 4 + r] = _mm512_add_ps(a[o * 4 + r], _mm512_mul_ps(g[o], x));
-                }
-            }
-            phase += 1;
-            if phase == per_tap {
-                phase = 0;
-            }
-        }
-        for (k, a) in a.iter().enumerate() {
-            _mm512_storeu_ps(out.add(k * LANES), *a);
-        }
-    }
-
-    /// See [`super::products`]; two 256-bit registers per channel.
-    ///
-    /// # Safety
-    /// The CPU must have AVX2.
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn products_avx2<const OT: usize>(
-        panel: &[f32],
-        weights: &[f32],
-        acc: &mut [f32],
-    ) {
-        let rows = panel.len() / LANES;
-        assert!(
-            panel.len() == rows * LANES && weights.len() == rows * OT && acc.len() == OT * LANES,
-            "products: panel, weights and accumulators disagree"
-        );
-        let (p, w, out) = (panel.as_ptr(), weights.as_ptr(), acc.as_mut_ptr());
-        // SAFETY (every pointer below): the lengths were checked above.
-        let (mut lo, mut hi) = ([_mm256_setzero_ps(); OT], [_mm256_setzero_ps(); OT]);
-        for o in 0..OT {
-            lo[o] = _mm256_loadu_ps(out.add(o * LANES));
-            hi[o] = _mm256_loadu_ps(out.add(o * LANES + 8));
-        }
-        for r in 0..rows {
-            let (v0, v1) = (
-                _mm256_loadu_ps(p.add(r * LANES)),
-                _mm256_loadu_ps(p.add(r * LANES + 8)),
-            );
-            for o in 0..OT {
-                let wo = _mm256_set1_ps(*w.add(r * OT + o));
-                lo[o] = _mm256_add_ps(lo[o], _mm256_mul_ps(wo, v0));
-                hi[o] = _mm256_add_ps(hi[o], _mm256_mul_ps(wo, v1));
-            }
-        }
-        for o in 0..OT {
-            _mm256_storeu_ps(out.add(o * LANES), lo[o]);
-            _mm256_storeu_ps(out.add(o * LANES + 8), hi[o]);
-        }
-    }
 }
 
 /// `∂L/∂weight[o, c, i, j] = Σ_{b,y,x} grad[b, o, y, x]·src[b, c, y+i−p, x+j−p]`
@@ -826,7 +684,7 @@ fn weight_grad_images(
                 let tile =
                     &mut lanes[(ot * r_tiles + rt) * TILE * TILE * LANES..][..TILE * TILE * LANES];
                 // SAFETY: `reads_in_place` held, so `simd::widest` found AVX-512F.
-                unsafe { x86::weight_tile_avx512(g_rows, x_rows, x_bits, total, tile) };
+                unsafe { super::x86::weight_tile_avx512(g_rows, x_rows, x_bits, total, tile) };
             }
         }
     }
@@ -839,20 +697,6 @@ fn weight_grad_images(
             );
             let acc = &lanes[(tile * TILE * TILE + k) * LANES..][..LANES];
             out[o * rows + r] = acc.iter().fold(0.0, |s, &v| s + v);
-        }
-    }
-    out
-}
-
-/// The weight of the input gradient: `flipped[c, o, i, j] = weight[o, c, K−1−i, K−1−j]`
-/// from a contiguous `[c_out, c_in, K, K]` weight.
-pub(super) fn flipped<T: Element>(weight: &[T], c_out: usize, c_in: usize, k: usize) -> Vec<T> {
-    let taps = k * k;
-    let mut out = Vec::with_capacity(weight.len());
-    for c in 0..c_in {
-        for o in 0..c_out {
-            let src = &weight[(o * c_in + c) * taps..][..taps];
-            out.extend(src.iter().rev());
         }
     }
     out

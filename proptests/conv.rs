@@ -226,7 +226,7 @@ fn large() -> impl Strategy<Value = Conv> {
     (
         50usize..=70,
         prop_oneof![Just(3usize), 17usize..=18],
-        prop_oneof![Just(1usize), Just(2), Just(5), Just(17), Just(33)],
+        prop_oneof![Just(1usize), Just(2), Just(5), Just(17), Just(31), Just(33)],
         prop_oneof![Just(8usize), Just(7), Just(2)],
     )
         .prop_map(|(batch, c_in, c_out, side)| Conv {
@@ -285,18 +285,19 @@ proptest! {
 #[test]
 fn same_convolution_kernels_are_reproducible() {
     // A thread count gives one order of summation, hence the same bits.
+    // 31 = 16 + 8 + 4 + 2 + 1 output channels: every tile width.
     let s = Conv {
         batch: 64,
         c_in: 17,
-        c_out: 33,
+        c_out: 31,
         height: 8,
         width: 8,
         kernel: 3,
         padding: 1,
     };
     let x = input_view::<f32>(&s, 0, 5);
-    let w = Tensor::<f32>::randn(&[33, 17, 3, 3], &mut rng(6));
-    let g = Tensor::<f32>::randn(&[64, 33, 8, 8], &mut rng(7));
+    let w = Tensor::<f32>::randn(&[31, 17, 3, 3], &mut rng(6));
+    let g = Tensor::<f32>::randn(&[64, 31, 8, 8], &mut rng(7));
     let run = || {
         (
             x.conv2d(&w, None, 1).to_vec(),

@@ -35,6 +35,7 @@
 use super::super::simd::{self, Width};
 use super::super::Element;
 use super::{for_each_group, Geometry};
+#[cfg(target_arch = "x86_64")]
 use crate::tensor::parallel::prelude::*;
 
 /// Output pixels per block: one AVX-512 register of `f32`.
@@ -477,7 +478,8 @@ impl<'a, T: Element> Source<'a, T> {
             };
         }
         unreachable!(
-            "windows are read in place only for f32 on x86-64 ({stride}, {starts:?}, {bits:?})"
+            "windows are read in place only for f32 on x86-64 ({} values, {stride}, {starts:?}, {bits:?})",
+            runs.len()
         )
     }
 }
@@ -541,6 +543,7 @@ fn products<T: Element, const OT: usize>(
 }
 
 /// Whether `T` is `U`.
+#[cfg(target_arch = "x86_64")]
 fn is<T: 'static, U: 'static>() -> bool {
     std::any::TypeId::of::<T>() == std::any::TypeId::of::<U>()
 }

@@ -135,7 +135,7 @@ fn check_context_gradient(model: &FlowModel<f64>, context_dim: usize, seed: u64,
 
 /// The order of the MADE-based layers built from `seed`.
 fn order_of(seed: u64) -> Order {
-    if seed % 2 == 0 {
+    if seed.is_multiple_of(2) {
         Order::Natural
     } else {
         Order::Reversed

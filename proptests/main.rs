@@ -7,6 +7,9 @@
 //! - `tensor_kernels`: every kernel against a naive reference, on views with
 //!   odd strides (transposed, narrowed, broadcast), and the block-masked
 //!   products against the dense masked ones.
+//! - `conv`: conv2d, its input, weight and bias gradients against seven
+//!   nested loops in f64 and f32, on strided inputs, for same convolutions
+//!   (the direct kernel) and other paddings, and their reproducibility.
 //! - `tensor_views`: every view against the address formula; the copies
 //!   (concat, stack, index_select, flip, the 2x2 squeeze) against their
 //!   definitions.
@@ -51,6 +54,7 @@ mod autodiff_ops;
 mod autoregressive;
 mod bases;
 mod conditional;
+mod conv;
 mod edges;
 mod flows;
 mod fuzz;

@@ -132,7 +132,7 @@ proptest! {
         let x = make_view(&shape, &spec, seed);
         let n = x.numel();
         // Flat, then a two-axis shape when the split divides the count.
-        let targets = [vec![n], if n % split == 0 { vec![split, n / split] } else { vec![1, n] }];
+        let targets = [vec![n], if n.is_multiple_of(split) { vec![split, n / split] } else { vec![1, n] }];
         for target in targets {
             let y = x.reshape(&target);
             prop_assert_eq!(y.shape(), &target[..]);

@@ -118,7 +118,10 @@ fn options_log_lines_json_log_early_stopping_and_check() {
         .and_then(|s| s.split(',').next())
         .and_then(|s| s.trim().parse().ok())
         .expect("steps in metrics.json");
-    assert!(steps < 4000 && steps % 5 == 0, "stopped at {steps}");
+    assert!(
+        steps < 4000 && steps.is_multiple_of(5),
+        "stopped at {steps}"
+    );
 
     // `check` proves the trained file layer by layer.
     let output = flowzoo()

@@ -82,5 +82,9 @@ fn eval_of_version_1_files_prints_the_old_figures() {
 
 /// -1.3223784, -57.327606, -73.38248, -2.327732
 const MOONS_LOG_P_BITS: [u32; 4] = [0xbfa943b2, 0xc2654f78, 0xc292c3d4, 0xc014f990];
-/// -27.099373, -24.78231, -22.619583
-const GLOW_LOG_P_BITS: [u32; 3] = [0xc1d8cb84, 0xc1c6422c, 0xc1b4f4e8];
+/// -27.09938, -24.782318, -22.619583. Since the same convolutions' direct
+/// kernel (issue 13: each output is the bias plus its products in order,
+/// where im2col + GEMM summed in the GEMM's order), the first two are 4 ulp
+/// from what the version-1 build printed, `0xc1d8cb84` (-27.099373) and
+/// `0xc1c6422c` (-24.78231); the third is unchanged.
+const GLOW_LOG_P_BITS: [u32; 3] = [0xc1d8cb88, 0xc1c64230, 0xc1b4f4e8];

@@ -130,7 +130,7 @@ impl Batcher {
 /// ```
 pub fn gather_rows<T: Copy>(data: &[T], dim: usize, indices: &[usize]) -> Vec<T> {
     assert!(
-        dim > 0 && data.len() % dim == 0,
+        dim > 0 && data.len().is_multiple_of(dim),
         "gather_rows: data of length {} is not [n, {dim}]",
         data.len()
     );

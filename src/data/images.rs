@@ -261,7 +261,7 @@ fn plain_or_gz(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
 /// ```
 pub fn parse_cifar10(bytes: &[u8], path: &Path) -> Result<ImageSet, DataError> {
     let length = bytes.len() as u64;
-    if bytes.is_empty() || bytes.len() % CIFAR_RECORD != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(CIFAR_RECORD) {
         return Err(DataError::Truncated {
             path: path.to_path_buf(),
             offset: length,

@@ -411,7 +411,7 @@ impl<T: Element> Flow<T> for Maf<T> {
 /// The order of layer `i` of a stack: natural in even layers, reversed in
 /// odd ones, so every feature comes early somewhere.
 pub(crate) fn alternating_order(i: usize) -> Order {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         Order::Natural
     } else {
         Order::Reversed

@@ -204,7 +204,7 @@ impl Standardize {
 /// If `dim` is 0 or does not divide `data.len()`.
 pub fn column_statistics(data: &[f64], dim: usize) -> (Vec<f64>, Vec<f64>) {
     assert!(
-        dim > 0 && data.len() % dim == 0,
+        dim > 0 && data.len().is_multiple_of(dim),
         "column_statistics: {} values are not rows of {dim} columns",
         data.len()
     );

@@ -339,7 +339,10 @@ impl SqueezePlan {
     /// If `s` is not rank 4, `factor` is 0, or h or w is not divisible by it.
     pub(crate) fn space_to_depth(s: &[usize], factor: usize) -> SqueezePlan {
         assert!(
-            s.len() == 4 && factor > 0 && s[2] % factor == 0 && s[3] % factor == 0,
+            s.len() == 4
+                && factor > 0
+                && s[2].is_multiple_of(factor)
+                && s[3].is_multiple_of(factor),
             "space_to_depth: expected [batch, channels, height, width] with height and \
              width divisible by {factor}, got {s:?}"
         );
@@ -358,7 +361,7 @@ impl SqueezePlan {
     /// divisible by `factor²`.
     pub(crate) fn depth_to_space(s: &[usize], factor: usize) -> SqueezePlan {
         assert!(
-            s.len() == 4 && factor > 0 && s[1] % (factor * factor) == 0,
+            s.len() == 4 && factor > 0 && s[1].is_multiple_of(factor * factor),
             "depth_to_space: expected [batch, channels, height, width] with channels \
              divisible by {}, got {s:?}",
             factor * factor

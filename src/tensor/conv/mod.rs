@@ -20,12 +20,25 @@
 //! `∂L/∂col = weightᵀ · ∂L/∂out` scattered back onto the image (*col2im*,
 //! which adds where windows overlap), and `∂L/∂weight = Σ_b ∂L/∂out_b · col_bᵀ`.
 //!
+//! *Same* convolutions (odd `K`, `p = (K − 1)/2`: the output has the
+//! input's size, the only kind the flows' networks use) skip the patch
+//! matrix for the forward pass and the input gradient: `same.rs` sums each
+//! 16-pixel block's shifted, masked windows straight into registers, and
+//! gives the input gradient as the same convolution with the kernel
+//! flipped. Every other padding takes the im2col path above.
+//!
 //! Derivation: [`derivations::tensor_layout`](crate::derivations::tensor_layout)
-//! (docs/derivations/tensor-layout.md, section "Convolution as a matrix product").
+//! (docs/derivations/tensor-layout.md, sections "Convolution as a matrix
+//! product" and "Same convolutions without a patch matrix").
 
 use super::parallel::{serial_kernels, threads_available, PAR_MIN_MATMUL_FLOPS};
 use super::{Element, Tensor};
 use crate::tensor::parallel::prelude::*;
+use same::Same;
+
+mod same;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 /// Largest `col` buffer (in elements) one group of images fills: 256 k
 /// elements, 1 MiB in f32, so a group's `col` stays in L2 between im2col and
@@ -224,6 +237,20 @@ fn gather_out<T: Element>(
     Tensor::from_vec(data, &[g.c_out, images * pixels])
 }
 
+/// The weight of the input gradient: `flipped[c, o, i, j] = weight[o, c, K−1−i, K−1−j]`
+/// from a contiguous `[c_out, c_in, K, K]` weight.
+fn flipped<T: Element>(weight: &[T], c_out: usize, c_in: usize, k: usize) -> Vec<T> {
+    let taps = k * k;
+    let mut out = Vec::with_capacity(weight.len());
+    for c in 0..c_in {
+        for o in 0..c_out {
+            let src = &weight[(o * c_in + c) * taps..][..taps];
+            out.extend(src.iter().rev());
+        }
+    }
+    out
+}
+
 /// `lhs · rhs` by [`Tensor::matmul`]; with serial kernels when the groups
 /// already run on several threads, since splitting each product's rows again
 /// would pack its right operand once per half for nothing.
@@ -310,8 +337,24 @@ impl<T: Element> Tensor<T> {
         let src = input
             .as_slice()
             .expect("contiguous() gives a contiguous tensor");
-        let w2 = weight.reshape(&[g.c_out, g.patch()]);
         let bias = bias.map(|b| b.to_vec());
+        if let Some(plan) = Same::new(&g).filter(|s| s.pays(g.c_in, g.c_out)) {
+            let weight = weight.contiguous();
+            let out = same::forward(
+                &plan,
+                src,
+                g.batch,
+                g.c_in,
+                g.c_out,
+                weight
+                    .as_slice()
+                    .expect("contiguous() gives a contiguous tensor"),
+                bias.as_deref(),
+                g.parallel(),
+            );
+            return Tensor::from_vec(out, &g.out_shape());
+        }
+        let w2 = weight.reshape(&[g.c_out, g.patch()]);
         let pixels = g.out_pixels();
         let per_image = g.c_out * pixels;
         let parallel = g.parallel();
@@ -377,6 +420,30 @@ impl<T: Element> Tensor<T> {
             g.out_shape(),
             weight.shape()
         );
+        // The input gradient runs c_out → c_in channels.
+        if let Some(plan) = Same::new(&g).filter(|s| s.pays(g.c_out, g.c_in)) {
+            // The adjoint of a same convolution is the same convolution of
+            // grad_out with the kernel flipped and its channel axes swapped.
+            let (grad_out, weight) = (grad_out.contiguous(), weight.contiguous());
+            let contiguous = "contiguous() gives a contiguous tensor";
+            let flipped = flipped(
+                weight.as_slice().expect(contiguous),
+                g.c_out,
+                g.c_in,
+                g.kernel,
+            );
+            let grad_in = same::forward(
+                &plan,
+                grad_out.as_slice().expect(contiguous),
+                g.batch,
+                g.c_out,
+                g.c_in,
+                &flipped,
+                None,
+                g.parallel(),
+            );
+            return Tensor::from_vec(grad_in, input_shape);
+        }
         // weightᵀ as a view: [C·K·K, O], strides handed to the GEMM.
         let w2 = weight.reshape(&[g.c_out, g.patch()]);
         let w2t = w2.t();
@@ -445,6 +512,17 @@ impl<T: Element> Tensor<T> {
             .expect("contiguous() gives a contiguous tensor");
         let pixels = g.out_pixels();
         let parallel = g.parallel();
+        let plan = Same::new(&g);
+        if let Some(plan) = &plan {
+            let grad = grad_out.contiguous();
+            let grad = grad
+                .as_slice()
+                .expect("contiguous() gives a contiguous tensor");
+            let found = same::weight_grad(plan, src, grad, g.batch, g.c_in, g.c_out, parallel);
+            if let Some(total) = found {
+                return Tensor::from_vec(total, &weight_shape);
+            }
+        }
         let group = g.group_size(parallel);
         let n_groups = g.batch.div_ceil(group);
         // Contiguous ranges of groups per task, each summed in order, then the
@@ -458,13 +536,18 @@ impl<T: Element> Tensor<T> {
         let task_sum = |task: usize| -> Vec<T> {
             let mut acc = vec![T::ZERO; size];
             let (lo, hi) = (task * n_groups / tasks, (task + 1) * n_groups / tasks);
-            let mut col = Vec::new();
+            let (mut col, mut runs) = (Vec::new(), Vec::new());
             for index in lo..hi {
                 let first = index * group;
                 let images = group.min(g.batch - first);
-                col.clear();
+                // Every entry is written below: resizing zero-fills only growth.
                 col.resize(g.patch() * images * pixels, T::ZERO);
-                im2col(src, &g, first, images, &mut col);
+                if let Some(plan) = &plan {
+                    let stride = plan.channel_runs(src, g.c_in, first, images, &mut runs);
+                    plan.col_rows(&runs, stride, images * pixels, &mut col);
+                } else {
+                    im2col(src, &g, first, images, &mut col);
+                }
                 let col_t =
                     Tensor::from_vec(std::mem::take(&mut col), &[g.patch(), images * pixels]);
                 // [O, images·Hₒ·Wₒ] · colᵀ (a view) = [O, C·K·K].

@@ -1,0 +1,152 @@
+//! The products of the same convolutions (`same.rs`) in AVX2 and AVX-512F
+//! intrinsics: a multiply, then an add (never a fused multiply-add), so the
+//! forward pass gives the bits of the plain loops on every width.
+//!
+//! Each function is `unsafe` only for its CPU feature; it checks the
+//! lengths of its slices before it reads through pointers.
+
+use super::same::LANES;
+use std::arch::x86_64::*;
+
+/// See `same::products` and `same::Source::Windows`: the rows
+/// read in place by masked loads (the margins of the runs keep every
+/// window inside `runs`; the loads are checked anyway).
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn windows_avx512<const OT: usize>(
+    runs: &[f32],
+    stride: usize,
+    starts: &[usize],
+    bits: &[u16],
+    weights: &[f32],
+    acc: &mut [f32],
+) {
+    let (channels, taps) = (runs.len() / stride.max(1), starts.len());
+    assert!(
+        weights.len() == channels * taps * OT
+            && acc.len() == OT * LANES
+            && bits.len() == taps
+            && starts.iter().all(|&s| s + LANES <= stride),
+        "windows: runs, windows, weights and accumulators disagree"
+    );
+    let (mut w, out) = (weights.as_ptr(), acc.as_mut_ptr());
+    // SAFETY (every pointer below): the lengths were checked above.
+    let mut a = [_mm512_setzero_ps(); OT];
+    for (o, a) in a.iter_mut().enumerate() {
+        *a = _mm512_loadu_ps(out.add(o * LANES));
+    }
+    for c in 0..channels {
+        let run = runs.as_ptr().add(c * stride);
+        for (&start, &bit) in starts.iter().zip(bits) {
+            let v = _mm512_maskz_loadu_ps(bit, run.add(start));
+            for (o, a) in a.iter_mut().enumerate() {
+                *a = _mm512_add_ps(*a, _mm512_mul_ps(_mm512_set1_ps(*w.add(o)), v));
+            }
+            w = w.add(OT);
+        }
+    }
+    for (o, a) in a.iter().enumerate() {
+        _mm512_storeu_ps(out.add(o * LANES), *a);
+    }
+}
+
+/// One tile of `same::weight_grad`: `acc[(o·4 + r)·LANES + l] +=
+/// Σ_b g_rows[o][16b + l]·x_rows[r][16b + l]` over the `total` pixels,
+/// the lanes of x outside the masks `x_bits[r][b mod period]` and every
+/// lane past `total` read as 0.
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn weight_tile_avx512(
+    g_rows: [&[f32]; 4],
+    x_rows: [&[f32]; 4],
+    x_bits: [&[u16]; 4],
+    total: usize,
+    acc: &mut [f32],
+) {
+    let blocks = total.div_ceil(LANES);
+    let per_tap = x_bits[0].len();
+    assert!(
+        acc.len() == 16 * LANES
+            && g_rows
+                .iter()
+                .chain(&x_rows)
+                .all(|r| r.len() >= blocks * LANES)
+            && x_bits.iter().all(|b| b.len() == per_tap && per_tap > 0),
+        "weight_tile: rows, masks and accumulators disagree"
+    );
+    let out = acc.as_mut_ptr();
+    // SAFETY (every pointer below): the lengths were checked above.
+    let mut a = [_mm512_setzero_ps(); 16];
+    for (k, a) in a.iter_mut().enumerate() {
+        *a = _mm512_loadu_ps(out.add(k * LANES));
+    }
+    let mut phase = 0;
+    for b in 0..blocks {
+        let rest = total - b * LANES;
+        let limit: u16 = if rest >= LANES {
+            u16::MAX
+        } else {
+            (1 << rest) - 1
+        };
+        let at = b * LANES;
+        let g: [__m512; 4] =
+            std::array::from_fn(|o| _mm512_maskz_loadu_ps(limit, g_rows[o].as_ptr().add(at)));
+        for r in 0..4 {
+            let bits = *x_bits[r].get_unchecked(phase) & limit;
+            let x = _mm512_maskz_loadu_ps(bits, x_rows[r].as_ptr().add(at));
+            for o in 0..4 {
+                a[o * 4 + r] = _mm512_add_ps(a[o * 4 + r], _mm512_mul_ps(g[o], x));
+            }
+        }
+        phase += 1;
+        if phase == per_tap {
+            phase = 0;
+        }
+    }
+    for (k, a) in a.iter().enumerate() {
+        _mm512_storeu_ps(out.add(k * LANES), *a);
+    }
+}
+
+/// See `same::products`; two 256-bit registers per channel.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn products_avx2<const OT: usize>(
+    panel: &[f32],
+    weights: &[f32],
+    acc: &mut [f32],
+) {
+    let rows = panel.len() / LANES;
+    assert!(
+        panel.len() == rows * LANES && weights.len() == rows * OT && acc.len() == OT * LANES,
+        "products: panel, weights and accumulators disagree"
+    );
+    let (p, w, out) = (panel.as_ptr(), weights.as_ptr(), acc.as_mut_ptr());
+    // SAFETY (every pointer below): the lengths were checked above.
+    let (mut lo, mut hi) = ([_mm256_setzero_ps(); OT], [_mm256_setzero_ps(); OT]);
+    for o in 0..OT {
+        lo[o] = _mm256_loadu_ps(out.add(o * LANES));
+        hi[o] = _mm256_loadu_ps(out.add(o * LANES + 8));
+    }
+    for r in 0..rows {
+        let (v0, v1) = (
+            _mm256_loadu_ps(p.add(r * LANES)),
+            _mm256_loadu_ps(p.add(r * LANES + 8)),
+        );
+        for o in 0..OT {
+            let wo = _mm256_set1_ps(*w.add(r * OT + o));
+            lo[o] = _mm256_add_ps(lo[o], _mm256_mul_ps(wo, v0));
+            hi[o] = _mm256_add_ps(hi[o], _mm256_mul_ps(wo, v1));
+        }
+    }
+    for o in 0..OT {
+        _mm256_storeu_ps(out.add(o * LANES), lo[o]);
+        _mm256_storeu_ps(out.add(o * LANES + 8), hi[o]);
+    }
+}

@@ -31,111 +31,16 @@
 //! (docs/derivations/tensor-layout.md, sections "Convolution as a matrix
 //! product" and "Same convolutions without a patch matrix").
 
-use super::parallel::{serial_kernels, threads_available, PAR_MIN_MATMUL_FLOPS};
+use super::parallel::serial_kernels;
 use super::{Element, Tensor};
 use crate::tensor::parallel::prelude::*;
+use geometry::{for_each_group, Geometry};
 use same::Same;
 
+mod geometry;
 mod same;
 #[cfg(target_arch = "x86_64")]
 mod x86;
-
-/// Largest `col` buffer (in elements) one group of images fills: 256 k
-/// elements, 1 MiB in f32, so a group's `col` stays in L2 between im2col and
-/// the product that reads it.
-const COL_BUDGET: usize = 1 << 18;
-
-/// The sizes of one convolution, checked once.
-#[derive(Clone, Copy, Debug)]
-struct Geometry {
-    batch: usize,
-    c_in: usize,
-    height: usize,
-    width: usize,
-    c_out: usize,
-    kernel: usize,
-    padding: usize,
-    out_h: usize,
-    out_w: usize,
-}
-
-impl Geometry {
-    /// Checks an input shape `[B, C, H, W]` against a weight shape
-    /// `[O, C, K, K]`; panics naming `op` and both shapes.
-    fn new(op: &str, input: &[usize], weight: &[usize], padding: usize) -> Geometry {
-        assert!(
-            input.len() == 4 && weight.len() == 4,
-            "{op}: expected input [batch, channels, height, width] and weight \
-             [out_channels, in_channels, k, k]: input {input:?}, weight {weight:?}"
-        );
-        assert!(
-            weight[2] == weight[3] && weight[2] > 0,
-            "{op}: the kernel must be square and non-empty: input {input:?}, weight {weight:?}"
-        );
-        assert_eq!(
-            input[1], weight[1],
-            "{op}: input channels differ: input {input:?}, weight {weight:?}"
-        );
-        let kernel = weight[2];
-        assert!(
-            input[2] + 2 * padding >= kernel && input[3] + 2 * padding >= kernel,
-            "{op}: kernel larger than the padded image (padding {padding}): \
-             input {input:?}, weight {weight:?}"
-        );
-        Geometry {
-            batch: input[0],
-            c_in: input[1],
-            height: input[2],
-            width: input[3],
-            c_out: weight[0],
-            kernel,
-            padding,
-            out_h: input[2] + 2 * padding - kernel + 1,
-            out_w: input[3] + 2 * padding - kernel + 1,
-        }
-    }
-
-    /// Rows of `col`: `C·K·K`.
-    fn patch(&self) -> usize {
-        self.c_in * self.kernel * self.kernel
-    }
-
-    /// Output pixels per image and channel: `Hₒ·Wₒ`.
-    fn out_pixels(&self) -> usize {
-        self.out_h * self.out_w
-    }
-
-    /// The output shape `[B, O, Hₒ, Wₒ]`.
-    fn out_shape(&self) -> [usize; 4] {
-        [self.batch, self.c_out, self.out_h, self.out_w]
-    }
-
-    /// Multiply-adds of the whole convolution.
-    fn macs(&self) -> usize {
-        self.batch * self.c_out * self.out_pixels() * self.patch()
-    }
-
-    /// Images per group: as many as keep `col` within [`COL_BUDGET`], at
-    /// least one, and few enough that every thread gets a group when the
-    /// convolution is large enough to split.
-    fn group_size(&self, parallel: bool) -> usize {
-        let per_image = (self.patch() * self.out_pixels()).max(1);
-        let mut group = (COL_BUDGET / per_image).clamp(1, self.batch.max(1));
-        if parallel {
-            group = group.min(
-                self.batch
-                    .div_ceil(crate::tensor::parallel::current_num_threads()),
-            );
-        }
-        group.max(1)
-    }
-
-    /// True when groups of images should run on several threads (not inside
-    /// `parallel::serial_kernels`, where the caller already splits the work).
-    fn parallel(&self) -> bool {
-        threads_available() && self.batch > 1 && self.macs() >= PAR_MIN_MATMUL_FLOPS
-    }
-}
 
 /// Fills `col` (`[C·K·K, images·Hₒ·Wₒ]`, row-major) with the patches of
 /// images `first .. first + images` of the contiguous NCHW input `src`.
@@ -259,26 +164,6 @@ fn product<T: Element>(lhs: &Tensor<T>, rhs: &Tensor<T>, groups_parallel: bool) 
         serial_kernels(|| lhs.matmul(rhs))
     } else {
         lhs.matmul(rhs)
-    }
-}
-
-/// Runs `f(group, chunk)` over the `group`-image chunks of `out`, on rayon's
-/// threads when `parallel`.
-fn for_each_group<T: Element>(
-    out: &mut [T],
-    chunk: usize,
-    parallel: bool,
-    f: impl Fn(usize, &mut [T]) + Sync + Send,
-) {
-    if out.is_empty() || chunk == 0 {
-        return;
-    }
-    if parallel {
-        out.par_chunks_mut(chunk)
-            .enumerate()
-            .for_each(|(i, c)| f(i, c));
-    } else {
-        out.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
     }
 }
 

@@ -34,12 +34,9 @@
 
 use super::super::simd::{self, Width};
 use super::super::Element;
-use super::{for_each_group, Geometry};
+use super::geometry::{for_each_group, Geometry, LANES};
 #[cfg(target_arch = "x86_64")]
 use crate::tensor::parallel::prelude::*;
-
-/// Output pixels per block: one AVX-512 register of `f32`.
-pub(super) const LANES: usize = 16;
 
 /// Input elements (channels × pixels) per channel-major chunk of images.
 const CHUNK_ELEMENTS: usize = 1 << 16;

@@ -5,7 +5,7 @@
 //! Each function is `unsafe` only for its CPU feature; it checks the
 //! lengths of its slices before it reads through pointers.
 
-use super::same::LANES;
+use super::geometry::LANES;
 use std::arch::x86_64::*;
 
 /// See `same::products` and `same::Source::Windows`: the rows

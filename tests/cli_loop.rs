@@ -83,10 +83,9 @@ fn options_log_lines_json_log_early_stopping_and_check() {
     }
 
     // A patience of 1 stops at the first check that does not improve.
-    let early = dir.join("early");
-    let output = flowzoo()
-        .args([
-            "train",
+    let (metrics, steps) = train_metrics(
+        &dir.join("early"),
+        &[
             "--steps",
             "4000",
             "--hidden",
@@ -99,29 +98,31 @@ fn options_log_lines_json_log_early_stopping_and_check() {
             "3e-2",
             "--patience",
             "1",
-            "--quiet",
-            "--out",
-        ])
-        .arg(&early)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        ],
     );
-    let metrics = std::fs::read_to_string(early.join("metrics.json")).unwrap();
     assert!(metrics.contains("early stopping: 1 check(s)"), "{metrics}");
-    let steps: usize = metrics
-        .split("\"steps\": ")
-        .nth(1)
-        .and_then(|s| s.split(',').next())
-        .and_then(|s| s.trim().parse().ok())
-        .expect("steps in metrics.json");
     assert!(
         steps < 4000 && steps.is_multiple_of(5),
         "stopped at {steps}"
     );
+
+    // --minutes ends a long run at the first step begun after the limit.
+    let (metrics, steps) = train_metrics(
+        &dir.join("timed"),
+        &[
+            "--steps",
+            "1000000",
+            "--hidden",
+            "16",
+            "--layers",
+            "2",
+            "--minutes",
+            "0.005",
+        ],
+    );
+    assert!(metrics.contains("time limit: 0.3 s"), "{metrics}");
+    assert!(metrics.contains("\"minutes\": 0.005"), "{metrics}");
+    assert!((1..1_000_000).contains(&steps), "stopped at {steps}");
 
     // `check` proves the trained file layer by layer.
     let output = flowzoo()
@@ -145,6 +146,31 @@ fn options_log_lines_json_log_early_stopping_and_check() {
     assert!(stdout.contains("every layer passed"), "{stdout}");
 }
 
+/// `flowzoo train FLAGS --quiet --out OUT`, which must succeed: its
+/// metrics.json and the steps it says were taken.
+fn train_metrics(out: &Path, flags: &[&str]) -> (String, usize) {
+    let output = flowzoo()
+        .arg("train")
+        .args(flags)
+        .args(["--quiet", "--out"])
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metrics = std::fs::read_to_string(out.join("metrics.json")).unwrap();
+    let steps = metrics
+        .split("\"steps\": ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|s| s.trim().parse().ok())
+        .expect("steps in metrics.json");
+    (metrics, steps)
+}
+
 #[test]
 fn bad_option_values_fail_with_a_clear_message() {
     let dir = common::temp_dir("cli-loop-bad");
@@ -155,6 +181,8 @@ fn bad_option_values_fail_with_a_clear_message() {
         (&["--weight-decay", "-0.1"][..], "weight_decay"),
         (&["--clip-norm", "-1"][..], "clip_norm"),
         (&["--patience", "0"][..], "patience"),
+        (&["--minutes", "0"][..], "--minutes"),
+        (&["--minutes", "-2"][..], "--minutes"),
     ] {
         let output = flowzoo()
             .args(["train", "--steps", "5", "--quiet", "--out"])

@@ -292,6 +292,26 @@ fn options_out_of_range_are_refused_by_name() {
             },
             "schedule",
         ),
+        (
+            FitConfig {
+                options: TrainOptions {
+                    time_limit: Some(0.0),
+                    ..TrainOptions::default()
+                },
+                ..config(5)
+            },
+            "time_limit",
+        ),
+        (
+            FitConfig {
+                options: TrainOptions {
+                    time_limit: Some(f64::NAN),
+                    ..TrainOptions::default()
+                },
+                ..config(5)
+            },
+            "time_limit",
+        ),
     ];
     for (config, name) in cases {
         let mut model = model();
@@ -383,4 +403,71 @@ fn reverse_kl_takes_the_same_options_and_patience_stops_it() {
     };
     let err = fit_reverse_kl(&mut model, &normal, &bad, |_, _| {}).expect_err("NaN decay");
     assert!(err.to_string().contains("weight_decay"), "{err}");
+}
+
+#[test]
+fn a_time_limit_ends_the_run_with_a_check_at_the_first_step_begun_after_it() {
+    // Each batch takes at least 10 ms to draw, so by the fifth step at the
+    // latest the loop has run 50 ms: a 50 ms limit ends the run there, of
+    // 1000 steps asked, with a last check (and validation) at that step.
+    let slow_batch = |step: usize, rng: &mut StdRng| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        batch(step, rng)
+    };
+    let mut validations = 0;
+    let mut validate = |_: &FlowModel<f64>| {
+        validations += 1;
+        1.0
+    };
+    let mut model = model();
+    let report = fit_with(
+        &mut model,
+        &mut Adam::new(1e-3),
+        &FitConfig {
+            eval_every: 100,
+            options: TrainOptions {
+                time_limit: Some(0.05),
+                ..TrainOptions::default()
+            },
+            ..config(1000)
+        },
+        slow_batch,
+        Some(&mut validate),
+        |_, _| {},
+        |_: &Check, _: &FlowModel<f64>, _: &Adam<f64>| {},
+    )
+    .expect("the run trains");
+    assert_eq!(report.stop, Stop::TimeLimit { seconds: 0.05 });
+    assert!((1..=5).contains(&report.steps), "{} steps", report.steps);
+    assert_eq!(report.checks.last().map(|c| c.step), Some(report.steps));
+    assert!(report.checks.last().unwrap().seconds >= 0.05);
+    assert_eq!(validations, 1);
+    assert!(report
+        .stop
+        .describe(report.best_step)
+        .contains("time limit"));
+
+    // The reverse-KL loop stops the same way: each target evaluation sleeps.
+    use flowzoo::autodiff::Var;
+    use flowzoo::flows::Reverse;
+    use flowzoo::train::reverse_kl::{fit_reverse_kl, LogDensityFn, ReverseKlConfig};
+    let slow_normal = LogDensityFn::new(|x: &Var<'_, f64>| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        x.square().mul_scalar(-0.5).sum_axes(&[1])
+    });
+    let mut model = FlowModel::<f64>::new(2, Sequential::new(vec![Box::new(Reverse::new(2))]));
+    let config = ReverseKlConfig {
+        steps: 1000,
+        batch: 8,
+        log_every: 100,
+        options: TrainOptions {
+            time_limit: Some(0.05),
+            ..TrainOptions::default()
+        },
+        ..ReverseKlConfig::default()
+    };
+    let report = fit_reverse_kl(&mut model, &slow_normal, &config, |_, _| {}).expect("runs");
+    assert_eq!(report.stop, Stop::TimeLimit { seconds: 0.05 });
+    assert!((1..=6).contains(&report.steps), "{} steps", report.steps);
+    assert_eq!(report.loss_curve.last().map(|c| c.0), Some(report.steps));
 }

@@ -40,6 +40,11 @@ pub struct TrainOptions {
     /// the best validation score, keeping the best parameters. Needs a
     /// validation score. `None`: take every step.
     pub patience: Option<usize>,
+    /// Stop at the first step begun once the loop's wall time (validation
+    /// included) has reached this many seconds, with a check at that step, so
+    /// that runs can be compared at equal time. `None`: no limit. Refused
+    /// on `wasm32-unknown-unknown`, which has no clock.
+    pub time_limit: Option<f64>,
 }
 
 /// The settings of a training run. The base learning rate is the
@@ -103,6 +108,11 @@ pub enum Stop {
         /// The patience, in checks.
         checks: usize,
     },
+    /// The wall-clock limit ([`TrainOptions::time_limit`]) was reached.
+    TimeLimit {
+        /// The limit, in seconds.
+        seconds: f64,
+    },
 }
 
 impl Stop {
@@ -114,6 +124,10 @@ impl Stop {
             Stop::Patience { checks } => format!(
                 "early stopping: {checks} check(s) in a row without a better validation \
                  score than step {best_step}'s"
+            ),
+            Stop::TimeLimit { seconds } => format!(
+                "time limit: {seconds} s of wall time reached (the kept parameters are \
+                 step {best_step}'s)"
             ),
         }
     }
@@ -314,7 +328,12 @@ fn fit_loop<T: Element>(
             x.dim(1)
         };
         let limit = first_loss.map(|first| first + EXPLODED_NATS_PER_DIM * dim.max(1) as f64);
-        let is_check = step % eval_every == 0 || step == config.steps;
+        // The first step begun after the limit is the last, and a check.
+        let out_of_time = config
+            .options
+            .time_limit
+            .is_some_and(|limit| start.seconds() >= limit);
+        let is_check = step % eval_every == 0 || step == config.steps || out_of_time;
         let update = Update::of_step(&config.options, base_lr, step, is_check);
         let stepped = checked_step(model, adam, &x, limit, &update);
         let (loss, grad_norm) = match stepped {
@@ -385,6 +404,10 @@ fn fit_loop<T: Element>(
                 break;
             }
         }
+        if let (true, Some(seconds)) = (out_of_time, config.options.time_limit) {
+            report.stop = Stop::TimeLimit { seconds };
+            break;
+        }
     }
     report.train_seconds = start.seconds();
     let taken = last + 1 - first;
@@ -420,6 +443,21 @@ pub(crate) fn check_options(
     if let Some(c) = config.clip_norm {
         if !(c > 0.0 && c.is_finite()) {
             return bad("clip_norm", format!("must be a positive number, got {c}"));
+        }
+    }
+    if let Some(t) = config.time_limit {
+        if !(t > 0.0 && t.is_finite()) {
+            return bad(
+                "time_limit",
+                format!("must be a positive number of seconds, got {t}"),
+            );
+        }
+        if cfg!(all(target_arch = "wasm32", target_os = "unknown")) {
+            return bad(
+                "time_limit",
+                "this target (wasm32-unknown-unknown) has no clock to stop by: give a step count"
+                    .into(),
+            );
         }
     }
     let wd = config.weight_decay;

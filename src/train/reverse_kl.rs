@@ -296,6 +296,8 @@ pub fn fit_reverse_kl_with<T: Element>(
         let mut last = 0;
         for step in 1..=config.steps {
             last = step;
+            // As in `fit`: the first step begun after the limit is the last, and logged.
+            let out_of_time = options.time_limit.is_some_and(|l| start.seconds() >= l);
             let z: Tensor<T> = model.sample_prior(config.batch, 1.0, &mut rng);
             let loss = {
                 let tape = Tape::new();
@@ -345,7 +347,7 @@ pub fn fit_reverse_kl_with<T: Element>(
             Update::of_step(options, config.lr, step, false).apply(model.params_mut(), &mut adam);
             on_step(step, loss);
             report.final_loss = loss;
-            if step % config.log_every.max(1) == 0 || step == config.steps {
+            if step % config.log_every.max(1) == 0 || step == config.steps || out_of_time {
                 report.loss_curve.push((step, loss));
                 on_log(step, loss, model);
                 if let Some(latents) = &held_out {
@@ -372,6 +374,10 @@ pub fn fit_reverse_kl_with<T: Element>(
                         break;
                     }
                 }
+            }
+            if let (true, Some(seconds)) = (out_of_time, options.time_limit) {
+                report.stop = Stop::TimeLimit { seconds };
+                break;
             }
         }
         match best {

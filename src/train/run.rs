@@ -65,6 +65,9 @@ pub struct RunConfig {
     /// score ([`TrainOptions::patience`]). On 2-D data it adds a validation
     /// set of [`TOY_VALIDATION_POINTS`] fresh points.
     pub patience: Option<usize>,
+    /// Stop after this many seconds of training wall time
+    /// ([`TrainOptions::time_limit`]); `None`: run every step.
+    pub time_limit: Option<f64>,
     /// The base distribution, replacing the architecture's own (`None`:
     /// the architecture's, the standard normal but for NICE's logistic).
     pub base: Option<BaseName>,
@@ -115,6 +118,7 @@ impl RunConfig {
             clip_norm: None,
             weight_decay: 0.0,
             patience: None,
+            time_limit: None,
             base: None,
             condition: None,
         })
@@ -512,6 +516,7 @@ pub fn run_from(
             clip_norm: config.clip_norm,
             weight_decay: config.weight_decay,
             patience: config.patience,
+            time_limit: config.time_limit,
         },
     };
     let validate = feed

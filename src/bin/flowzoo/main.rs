@@ -144,6 +144,11 @@ pub struct TrainArgs {
     /// better validation score, keeping the best model [default: take every step].
     #[arg(long)]
     patience: Option<usize>,
+    /// Stop after this many minutes of training (validation included), with
+    /// a check at the last step, e.g. to compare runs at equal time
+    /// [default: take every step].
+    #[arg(long, allow_negative_numbers = true)]
+    minutes: Option<f64>,
     /// Append one JSON object per check to this file (step, loss,
     /// validation, lr, grad_norm, seconds, kept): `tail -f` it, or plot it.
     #[arg(long)]
@@ -257,6 +262,7 @@ fn train(args: TrainArgs) -> Result<(), String> {
             ("--clip-norm", args.clip_norm.is_some()),
             ("--weight-decay", args.weight_decay.is_some()),
             ("--patience", args.patience.is_some()),
+            ("--minutes", args.minutes.is_some()),
             ("--log-json", args.log_json.is_some()),
         ];
         if let Some((flag, _)) = options.iter().find(|(_, given)| *given) {
@@ -360,6 +366,11 @@ fn with_options(args: &TrainArgs, config: RunConfig) -> Result<RunConfig, String
         clip_norm: args.clip_norm.or(config.clip_norm),
         weight_decay: args.weight_decay.unwrap_or(config.weight_decay),
         patience: args.patience.or(config.patience),
+        time_limit: match args.minutes {
+            Some(m) if m > 0.0 && m.is_finite() => Some(60.0 * m),
+            Some(m) => return Err(format!("--minutes: must be a positive number, got {m}")),
+            None => config.time_limit,
+        },
         ..config
     })
 }

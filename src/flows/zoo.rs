@@ -50,7 +50,20 @@ impl DataShape {
             DataShape::Vector(_) => None,
         }
     }
+
+    /// Images of at least [`LARGE_IMAGE_SIDE`] pixels a side (MNIST,
+    /// CIFAR-10), where the zoo takes its MNIST-scale sizes
+    /// ([`ZooEntry::large_image_sizes`]) and deeper layouts.
+    pub fn is_large_image(&self) -> bool {
+        matches!(self, DataShape::Image([_, h, w]) if (*h).min(*w) >= LARGE_IMAGE_SIDE)
+    }
 }
+
+/// The side from which an image counts as large for the zoo (16: MNIST's
+/// 28 and CIFAR-10's 32 do, the 8×8 digits do not). On large images NICE's
+/// networks have 5 hidden layers (its paper's MNIST model, not 4) and the
+/// multi-scale RealNVP has 3 scales (28 → 14 → 7, not 2).
+pub const LARGE_IMAGE_SIDE: usize = 16;
 
 /// The two sizes every architecture of the zoo takes: `layers` (couplings,
 /// MADEs, steps of flow, or couplings per group) and `hidden` (the width of
@@ -113,6 +126,10 @@ pub struct ZooEntry {
     pub vector_sizes: Option<Sizes>,
     /// Default sizes on images (`None`: it does not model images).
     pub image_sizes: Option<Sizes>,
+    /// Default sizes on large images ([`DataShape::is_large_image`]: MNIST,
+    /// CIFAR-10), chosen so that a run of at most an hour on two cores
+    /// gives a result worth showing (`None`: it does not model images).
+    pub large_image_sizes: Option<Sizes>,
     /// How it is trained: `true` for a sampler fitted by reverse KL (IAF),
     /// `false` for maximum likelihood.
     pub reverse_kl: bool,
@@ -131,6 +148,7 @@ pub const ZOO: &[ZooEntry] = &[
         paper: "Dinh, Sohl-Dickstein, Bengio, arXiv:1605.08803",
         vector_sizes: sizes(8, 256),
         image_sizes: sizes(8, 256),
+        large_image_sizes: sizes(8, 256),
         reverse_kl: false,
     },
     ZooEntry {
@@ -140,6 +158,7 @@ pub const ZOO: &[ZooEntry] = &[
         paper: "Papamakarios, Pavlakou, Murray, arXiv:1705.07057",
         vector_sizes: sizes(5, 512),
         image_sizes: sizes(5, 512),
+        large_image_sizes: sizes(5, 512),
         reverse_kl: false,
     },
     ZooEntry {
@@ -149,24 +168,27 @@ pub const ZOO: &[ZooEntry] = &[
         paper: "Kingma et al., arXiv:1606.04934",
         vector_sizes: sizes(8, 256),
         image_sizes: None,
+        large_image_sizes: None,
         reverse_kl: true,
     },
     ZooEntry {
         flow: FlowName::Nice,
         name: "nice",
-        summary: "additive couplings, MLPs of 4 hidden layers, a diagonal rescaling, logistic prior (layers = couplings, hidden = width)",
+        summary: "additive couplings, MLPs of 4 hidden layers (5 on MNIST-size images, as the paper), a diagonal rescaling, logistic prior (layers = couplings, hidden = width)",
         paper: "Dinh, Krueger, Bengio, arXiv:1410.8516",
         vector_sizes: sizes(4, 128),
         image_sizes: sizes(4, 256),
+        large_image_sizes: sizes(4, 1000),
         reverse_kl: false,
     },
     ZooEntry {
         flow: FlowName::RealNvpImage,
         name: "realnvp-image",
-        summary: "the multi-scale RealNVP (layers = couplings per group, hidden = ResNet channels)",
+        summary: "the multi-scale RealNVP, 2 scales (3 on MNIST-size images: 28 -> 14 -> 7) (layers = couplings per group, hidden = ResNet channels)",
         paper: "Dinh, Sohl-Dickstein, Bengio, arXiv:1605.08803, §3.6",
         vector_sizes: None,
         image_sizes: sizes(3, 32),
+        large_image_sizes: sizes(3, 32),
         reverse_kl: false,
     },
     ZooEntry {
@@ -176,6 +198,7 @@ pub const ZOO: &[ZooEntry] = &[
         paper: "Kingma, Dhariwal, arXiv:1807.03039",
         vector_sizes: sizes(8, 128),
         image_sizes: sizes(4, 32),
+        large_image_sizes: sizes(4, 32),
         reverse_kl: false,
     },
     ZooEntry {
@@ -185,6 +208,7 @@ pub const ZOO: &[ZooEntry] = &[
         paper: "Durkan, Bekasov, Murray, Papamakarios, arXiv:1906.04032",
         vector_sizes: sizes(4, 128),
         image_sizes: sizes(4, 256),
+        large_image_sizes: sizes(4, 256),
         reverse_kl: false,
     },
     ZooEntry {
@@ -194,6 +218,7 @@ pub const ZOO: &[ZooEntry] = &[
         paper: "Durkan, Bekasov, Murray, Papamakarios, arXiv:1906.04032",
         vector_sizes: sizes(4, 128),
         image_sizes: sizes(4, 256),
+        large_image_sizes: sizes(4, 256),
         reverse_kl: false,
     },
 ];
@@ -337,6 +362,7 @@ impl FlowName {
         let entry = self.entry();
         let sizes = match data {
             DataShape::Vector(_) => entry.vector_sizes,
+            DataShape::Image(_) if data.is_large_image() => entry.large_image_sizes,
             DataShape::Image(_) => entry.image_sizes,
         };
         sizes.ok_or(ZooError::Unsupported {
@@ -420,6 +446,8 @@ impl FlowName {
                 let nice = NiceConfig {
                     couplings: layers,
                     hidden,
+                    // The paper's MNIST networks: 5 hidden layers.
+                    depth: if data.is_large_image() { 5 } else { 4 },
                     ..NiceConfig::default()
                 };
                 (
@@ -429,6 +457,8 @@ impl FlowName {
             }
             (FlowName::RealNvpImage, Some(shape)) => {
                 let realnvp = RealNvpImageConfig {
+                    // 28 → 14 → 7 on MNIST.
+                    scales: if data.is_large_image() { 3 } else { 2 },
                     checkerboard: layers,
                     channel: layers,
                     last: layers + 1,
@@ -475,13 +505,18 @@ pub fn help_table() -> String {
     let show = |s: Option<Sizes>| s.map(|s| format!("{} x {}", s.layers, s.hidden));
     ZOO.iter()
         .map(|e| {
-            let defaults = match (show(e.vector_sizes), show(e.image_sizes)) {
+            let mut defaults = match (show(e.vector_sizes), show(e.image_sizes)) {
                 (Some(v), Some(i)) if v == i => v,
                 (Some(v), Some(i)) => format!("{v} on vectors, {i} on images"),
                 (Some(v), None) => format!("{v}, vectors only"),
                 (None, Some(i)) => format!("{i}, images only"),
                 (None, None) => "no data".into(),
             };
+            if let Some(large) =
+                show(e.large_image_sizes).filter(|_| e.large_image_sizes != e.image_sizes)
+            {
+                defaults = format!("{defaults}; {large} on MNIST-size images");
+            }
             format!("{}: {} [layers x hidden: {defaults}]", e.name, e.summary)
         })
         .collect::<Vec<_>>()

@@ -288,7 +288,8 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
     let score = test_score(model, &dataset, seed, TOY_TEST_POINTS);
     match &dataset {
         Dataset::Digits | Dataset::Images(_) => println!(
-            "{} test split: NLL {:.4} nats per image, {:.4} bits/dim over {} images{}",
+            "{} test split: NLL {:.4} nats per image, {:.4} bits/dim over {} images{}; \
+             log-likelihood {:.1} nats on [0,1]^D",
             dataset.name(),
             score.nll_nats,
             score.bits_per_dim.expect("the digits are discrete"),
@@ -296,7 +297,12 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
             match score.accuracy {
                 Some(a) => format!(" given their labels; Bayes-rule accuracy {:.2} %", 100.0 * a),
                 None => String::new(),
-            }
+            },
+            flowzoo::train::eval::unit_cube_log_likelihood(
+                score.nll_nats,
+                dataset.dim(),
+                dataset.images().expect("image data").levels as usize
+            ),
         ),
         Dataset::Toy(toy) => println!(
             "{}: test NLL {:.4} nats per sample over {} fresh points",

@@ -8,6 +8,7 @@ use crate::{conditional, pictures};
 use flowzoo::flows::Flow;
 use flowzoo::tensor::Tensor;
 use flowzoo::train::condition::Condition;
+use flowzoo::train::eval::unit_cube_log_likelihood;
 use flowzoo::train::run::{Dataset, RunConfig, RunResult, Schedule};
 use flowzoo::train::sample::{latent_scales, layer_by_layer, DensityGrid};
 use flowzoo::train::seeds::Stream;
@@ -57,6 +58,9 @@ fn run_fields(config: &RunConfig, status: &str) -> serde_json::Value {
         "seed": config.seed,
         "model": MODEL_FILE,
     });
+    if let Some(seconds) = config.time_limit {
+        fields["minutes"] = (seconds / 60.0).into();
+    }
     // Only a conditional run names its context, so other runs' files are as before.
     match &config.condition {
         Some(Condition::Label) => fields["condition"] = "label".into(),
@@ -105,6 +109,9 @@ pub fn report(
     }
     if let Some(bpd) = result.test_bits_per_dim {
         metrics["test_bits_per_dim"] = bpd.into();
+    }
+    if let Some(nats) = unit_cube_nats(config, result.test_nll_nats) {
+        metrics["test_log_likelihood_unit_cube_nats"] = nats.into();
     }
     if let Some(accuracy) = result.test_accuracy {
         // Bayes' rule on the test digits: argmax_c log p(x | c) + log p(c)
@@ -231,6 +238,18 @@ pub fn report(
     Ok(())
 }
 
+/// NICE's units for image data: the test log-likelihood of the dequantised
+/// images as a density on [0, 1]^D, in nats per image.
+pub fn unit_cube_nats(config: &RunConfig, nll_nats: f64) -> Option<f64> {
+    let images = config.dataset.images()?;
+    let levels = images.levels as usize;
+    Some(unit_cube_log_likelihood(
+        nll_nats,
+        config.dataset.dim(),
+        levels,
+    ))
+}
+
 fn metrics_line(data: &str, config: &RunConfig, result: &RunResult, mass: Option<f64>) {
     print!(
         "{data} {}: test NLL {:.4} nats",
@@ -242,6 +261,9 @@ fn metrics_line(data: &str, config: &RunConfig, result: &RunResult, mass: Option
             ", test {bpd:.4} bits/dim (best validation at step {})",
             result.report.best_step
         );
+    }
+    if let Some(nats) = unit_cube_nats(config, result.test_nll_nats) {
+        print!(", log-likelihood {nats:.1} nats on [0,1]^D");
     }
     if let Some(accuracy) = result.test_accuracy {
         print!(", Bayes-rule test accuracy {:.2} %", 100.0 * accuracy);

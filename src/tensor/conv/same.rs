@@ -36,6 +36,8 @@ use super::super::simd::{self, Width};
 use super::super::Element;
 use super::geometry::{for_each_group, Geometry, LANES};
 #[cfg(target_arch = "x86_64")]
+use super::x86::{cast, cast_mut, is};
+#[cfg(target_arch = "x86_64")]
 use crate::tensor::parallel::prelude::*;
 
 /// Input elements (channels × pixels) per channel-major chunk of images.
@@ -108,7 +110,7 @@ impl Same {
     }
 
     /// Whether the direct kernel beats im2col + GEMM for `c_in → c_out`
-    /// channels: measured (docs/benchmarks.md, "Convolutions on the flows'
+    /// channels: measured (docs/benchmarks/images.md, "Convolutions on the flows'
     /// shapes"), it does for up to 32 output channels (two tiles), and for
     /// more when each block has at least 256 rows `c·K² + tap` to sum; with
     /// 64 outputs and few rows (1-8 channels 3×3, a 1×1 of 64) the packed
@@ -537,28 +539,6 @@ fn products<T: Element, const OT: usize>(
             }
         }
     }
-}
-
-/// Whether `T` is `U`.
-#[cfg(target_arch = "x86_64")]
-fn is<T: 'static, U: 'static>() -> bool {
-    std::any::TypeId::of::<T>() == std::any::TypeId::of::<U>()
-}
-
-/// `s` as a slice of `U` when `T` is `U`.
-#[cfg(target_arch = "x86_64")]
-fn cast<T: 'static, U: 'static>(s: &[T]) -> Option<&[U]> {
-    // SAFETY: T is U, so the layout and the lifetime are the same.
-    is::<T, U>().then(|| unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<U>(), s.len()) })
-}
-
-/// `s` as a mutable slice of `U` when `T` is `U`.
-#[cfg(target_arch = "x86_64")]
-fn cast_mut<T: 'static, U: 'static>(s: &mut [T]) -> Option<&mut [U]> {
-    is::<T, U>().then(|| {
-        // SAFETY: T is U, so the layout and the lifetime are the same.
-        unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<U>(), s.len()) }
-    })
 }
 
 /// `∂L/∂weight[o, c, i, j] = Σ_{b,y,x} grad[b, o, y, x]·src[b, c, y+i−p, x+j−p]`

@@ -150,3 +150,22 @@ pub(super) unsafe fn products_avx2<const OT: usize>(
         _mm256_storeu_ps(out.add(o * LANES + 8), hi[o]);
     }
 }
+
+/// Whether `T` is `U`.
+pub(super) fn is<T: 'static, U: 'static>() -> bool {
+    std::any::TypeId::of::<T>() == std::any::TypeId::of::<U>()
+}
+
+/// `s` as a slice of `U` when `T` is `U`.
+pub(super) fn cast<T: 'static, U: 'static>(s: &[T]) -> Option<&[U]> {
+    // SAFETY: T is U, so the layout and the lifetime are the same.
+    is::<T, U>().then(|| unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<U>(), s.len()) })
+}
+
+/// `s` as a mutable slice of `U` when `T` is `U`.
+pub(super) fn cast_mut<T: 'static, U: 'static>(s: &mut [T]) -> Option<&mut [U]> {
+    is::<T, U>().then(|| {
+        // SAFETY: T is U, so the layout and the lifetime are the same.
+        unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<U>(), s.len()) }
+    })
+}

@@ -2,7 +2,7 @@
 # Times PyTorch and flowzoo on the same workloads, on this machine, in one
 # session: PyTorch's scripts from ../shared/peers (RESULTS.md) and flowzoo's
 # benches, alternating, ROUNDS times (default 2), so that both sides see the
-# same load. Prints each side's JSON line per round; docs/benchmarks.md
+# same load. Prints each side's JSON line per round; docs/benchmarks/engine.md
 # ("Against PyTorch on this machine") reads the ratios from them.
 #
 # Needs a Python with torch (about 5 GB from PyPI):

@@ -5,7 +5,7 @@
 //! counts are fixed with two rayon pools (1 and 2 threads) and
 //! `pool.install`, so kernels run on a pool thread as training loops do
 //! (`parallel::in_pool`). The run prints a table and ends with one line of
-//! JSON; docs/benchmarks.md explains each entry.
+//! JSON; docs/benchmarks/engine.md explains each entry.
 
 use flowzoo::tensor::parallel::{PAR_CHUNK, PAR_MIN_ELEMENTS};
 use flowzoo::tensor::Tensor;

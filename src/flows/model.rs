@@ -501,7 +501,7 @@ const MIN_ROWS_PER_PIECE: usize = 32;
 /// Why: a no-grad evaluation is a chain of many ops, each of which, split
 /// across threads on its own, pays a hand-off per op and leaves a thread
 /// idle while the other finishes its half; one piece per thread pays one
-/// hand-off for the whole chain (docs/benchmarks.md, "Evaluation by pieces").
+/// hand-off for the whole chain (docs/benchmarks/engine.md, "Evaluation by pieces").
 fn by_pieces<T: Element>(
     x: &Tensor<T>,
     per_sample: bool,

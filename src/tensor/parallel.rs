@@ -4,13 +4,13 @@
 //! Below [`PAR_MIN_ELEMENTS`] the cost of waking a second thread (a few µs)
 //! exceeds the work; above it, element-wise kernels split their output into
 //! chunks of [`PAR_CHUNK`] elements. The numbers come from `cargo bench --bench
-//! tensor` on the 2-core development machine (docs/benchmarks.md).
+//! tensor` on the 2-core development machine (docs/benchmarks/engine.md).
 //!
 //! **A level above the kernels.** A no-grad evaluation of a whole model
 //! ([`FlowModel::log_prob`](crate::flows::FlowModel::log_prob) and
 //! `sample`) may instead cut its batch into pieces, at most one per thread,
 //! and run each piece with [`serial_kernels`]: one hand-off for the whole
-//! chain of ops rather than one per op (docs/benchmarks.md, "Evaluation by pieces").
+//! chain of ops rather than one per op (docs/benchmarks/engine.md, "Evaluation by pieces").
 //!
 //! **Without threads.** rayon sits behind the default cargo feature
 //! `parallel`. Built without it (`--no-default-features`, e.g. for

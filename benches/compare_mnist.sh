@@ -3,7 +3,7 @@
 # (benches/mnist_glow_torch.py: same layers, parameter count, data protocol
 # and loop) trained for the same wall-clock minutes, then scored on the
 # 10,000 test images in bits/dim. docs/benchmarks/images.md ("MNIST Glow against
-# PyTorch at equal time") reads its figures from the two summary lines.
+# PyTorch at equal wall-clock time") reads its figures from the two summary lines.
 #
 # MODE=together (default): both at once, each on its own core (taskset) with
 #   THREADS=1 thread, so both see the same machine for the same minutes.

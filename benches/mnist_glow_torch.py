@@ -38,6 +38,13 @@ as flowzoo's INIT_POINTS. Adam, lr 1e-3 (flowzoo's default), no schedule.
 The clock starts after the data is read and the model initialised, as
 flowzoo's training loop does, and includes the validation checks.
 
+The figures of 2026-12-05 in docs/benchmarks/images.md came from this
+script's first version (commit ac90b07), which differed from flowzoo in
+three ways fixed since: no soft clamp on the log-scales (flowzoo bends
+|s| > 10 smoothly to at most 12, soft_clamp below), the last partial
+batch of each epoch dropped, and the clock read after each step's update
+rather than before it.
+
 Run (from the PyTorch venv, see benches/compare_mnist.sh):
   python benches/mnist_glow_torch.py --data-dir ../shared/data/mnist
       [--levels 2] [--steps-per-level 4] [--hidden 32] [--blocks 1]
@@ -144,7 +151,7 @@ class Coupling(nn.Module):
         x1, x2 = x[:, :self.split], x[:, self.split:]
         h = self.net(x1)
         n = h.shape[1] // 2
-        s = F.softplus(-(h[:, :n] + 2.0))
+        s = soft_clamp(F.softplus(-(h[:, :n] + 2.0)))
         z2 = (x2 - h[:, n:]) * torch.exp(-s)
         return torch.cat([x1, z2], 1), -s.sum((1, 2, 3))
 
@@ -190,6 +197,15 @@ class InvConv1x1LU(nn.Module):
         w_inv = torch.linalg.solve_triangular(u, l_inv_pt, upper=True)
         z = F.conv2d(x, w_inv.view(c, c, 1, 1))
         return z, (-x.shape[2] * x.shape[3] * self.log_s.sum()).expand(x.shape[0])
+
+
+def soft_clamp(s, knee=10.0, top=12.0):
+    """flowzoo's flows::bound::soft_clamp: s where |s| <= 10, bent smoothly
+    (C1) to at most 12 beyond, on the coupling's and the split prior's
+    log-scales."""
+    w = top - knee
+    bent = torch.sign(s) * (knee + w * torch.tanh((s.abs() - knee) / w))
+    return torch.where(s.abs() <= knee, s, bent)
 
 
 def logit(x):
@@ -240,7 +256,7 @@ class Glow(nn.Module):
                 c = h.shape[1] // 2
                 kept, out = h[:, :c], h[:, c:]
                 hp = self.priors[level](kept)
-                lp = lp + gaussian(out, hp[:, :c], hp[:, c:])
+                lp = lp + gaussian(out, hp[:, :c], soft_clamp(hp[:, c:]))
                 h = kept
         return std_normal(h.reshape(B, -1)) + lp + ld
 
@@ -266,7 +282,8 @@ opt = torch.optim.Adam(model.parameters(), lr=args.lr)
 def batches():
     while True:
         order = torch.from_numpy(rng.permutation(train.shape[0]))
-        for i in range(0, train.shape[0] - args.batch + 1, args.batch):
+        # As flowzoo's Batcher: the last, partial batch of an epoch too.
+        for i in range(0, train.shape[0], args.batch):
             yield train[order[i:i + args.batch]]
 
 
@@ -278,11 +295,12 @@ step = 0
 limit = args.minutes * 60.0
 for v in batches():
     step += 1
+    # As flowzoo's loop: the first step begun after the limit is the last.
+    out_of_time = time.perf_counter() - start >= limit
     opt.zero_grad(set_to_none=True)
     loss = -model.log_prob(dequantize(v)).mean()
     loss.backward()
     opt.step()
-    out_of_time = time.perf_counter() - start >= limit
     if step % args.eval_every == 0 or out_of_time or step >= args.max_steps:
         score = bits_per_dim(model, validation, args.seed + 1)
         if score < best[0]:

@@ -62,7 +62,8 @@ impl DataShape {
 /// The side from which an image counts as large for the zoo (16: MNIST's
 /// 28 and CIFAR-10's 32 do, the 8×8 digits do not). On large images NICE's
 /// networks have 5 hidden layers (its paper's MNIST model, not 4) and the
-/// multi-scale RealNVP has 3 scales (28 → 14 → 7, not 2).
+/// multi-scale RealNVP has 3 scales (28 → 14 → 7, not 2) when both sides
+/// are divisible by 4.
 pub const LARGE_IMAGE_SIDE: usize = 16;
 
 /// The two sizes every architecture of the zoo takes: `layers` (couplings,
@@ -457,8 +458,12 @@ impl FlowName {
             }
             (FlowName::RealNvpImage, Some(shape)) => {
                 let realnvp = RealNvpImageConfig {
-                    // 28 → 14 → 7 on MNIST.
-                    scales: if data.is_large_image() { 3 } else { 2 },
+                    // 28 → 14 → 7 on MNIST (3 scales need sides divisible by 4).
+                    scales: if data.is_large_image() && shape[1] % 4 == 0 && shape[2] % 4 == 0 {
+                        3
+                    } else {
+                        2
+                    },
                     checkerboard: layers,
                     channel: layers,
                     last: layers + 1,
@@ -558,5 +563,83 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The number of parameters of `layers`.
+    fn count(layers: &[Box<dyn Flow<f64>>]) -> usize {
+        layers
+            .iter()
+            .flat_map(|l| l.params())
+            .map(|p| p.value.numel())
+            .sum()
+    }
+
+    #[test]
+    fn mnist_scale_layouts_apply_from_16_pixels_and_leave_the_digits_alone() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let digits = DataShape::Image([1, 8, 8]);
+        let mnist = DataShape::Image([1, 28, 28]);
+        assert!(!digits.is_large_image() && mnist.is_large_image());
+        assert!(!DataShape::Vector(784).is_large_image());
+        for entry in ZOO {
+            let (small, large) = (
+                entry.flow.default_sizes(digits),
+                entry.flow.default_sizes(mnist),
+            );
+            assert_eq!(small.ok(), entry.image_sizes, "{}", entry.name);
+            assert_eq!(large.ok(), entry.large_image_sizes, "{}", entry.name);
+        }
+        let nice = FlowName::Nice.default_sizes(mnist).unwrap();
+        assert_eq!((nice.layers, nice.hidden), (4, 1000));
+        // NICE: 5 hidden layers on MNIST, 4 on the digits; RealNVP: 3
+        // scales on MNIST, 2 on the digits. Each against the builder with
+        // the layout spelled out (parameter counts differ between layouts).
+        let tiny = Sizes {
+            layers: 2,
+            hidden: 4,
+        };
+        for (data, depth, scales) in [(digits, 4, 2), (mnist, 5, 3)] {
+            let (_, zoo) = FlowName::Nice
+                .layers::<f64, _>(data, tiny, &mut rng)
+                .unwrap();
+            let config = NiceConfig {
+                couplings: 2,
+                hidden: 4,
+                depth,
+                ..NiceConfig::default()
+            };
+            let spelled = conditional_nice_layers::<f64, _>(data.dim(), config, 0, &mut rng);
+            assert_eq!(count(&zoo), count(&spelled), "NICE depth {depth}");
+            let (_, zoo) = FlowName::RealNvpImage
+                .layers::<f64, _>(data, tiny, &mut rng)
+                .unwrap();
+            let config = RealNvpImageConfig {
+                scales,
+                checkerboard: 2,
+                channel: 2,
+                last: 3,
+                hidden: 4,
+                ..RealNvpImageConfig::default()
+            };
+            let image = data.image().unwrap();
+            let spelled = conditional_realnvp_image_layers::<f64, _>(image, config, 0, &mut rng);
+            assert_eq!(count(&zoo), count(&spelled), "RealNVP {scales} scales");
+        }
+        let other = NiceConfig {
+            couplings: 2,
+            hidden: 4,
+            depth: 4,
+            ..NiceConfig::default()
+        };
+        let (_, zoo) = FlowName::Nice
+            .layers::<f64, _>(mnist, tiny, &mut rng)
+            .unwrap();
+        let depth_4 = conditional_nice_layers::<f64, _>(784, other, 0, &mut rng);
+        assert_ne!(count(&zoo), count(&depth_4));
+        // A large image whose sides do not divide by 4 keeps 2 scales.
+        let odd = DataShape::Image([1, 18, 18]);
+        assert!(odd.is_large_image());
+        let built = FlowName::RealNvpImage.layers::<f64, _>(odd, tiny, &mut rng);
+        assert!(built.is_ok());
     }
 }

@@ -136,7 +136,8 @@ impl Stop {
 /// What a training run did.
 #[derive(Clone, Debug, Default)]
 pub struct FitReport {
-    /// The last step taken: `config.steps`, or where early stopping stopped.
+    /// The last step taken: `config.steps`, or where early stopping or the
+    /// time limit stopped the run.
     pub steps: usize,
     /// Why the run ended there.
     pub stop: Stop,
@@ -404,7 +405,10 @@ fn fit_loop<T: Element>(
                 break;
             }
         }
-        if let (true, Some(seconds)) = (out_of_time, config.options.time_limit) {
+        if let (true, Some(seconds)) = (
+            out_of_time && step < config.steps,
+            config.options.time_limit,
+        ) {
             report.stop = Stop::TimeLimit { seconds };
             break;
         }

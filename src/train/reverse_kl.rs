@@ -375,7 +375,8 @@ pub fn fit_reverse_kl_with<T: Element>(
                     }
                 }
             }
-            if let (true, Some(seconds)) = (out_of_time, options.time_limit) {
+            if let (true, Some(seconds)) = (out_of_time && step < config.steps, options.time_limit)
+            {
                 report.stop = Stop::TimeLimit { seconds };
                 break;
             }

@@ -22,7 +22,7 @@ use clap::{Parser, Subcommand};
 use flowzoo::flows::zoo::{self, FlowName};
 use flowzoo::flows::FlowModel;
 use flowzoo::nn::Adam;
-use flowzoo::train::run::{run_from, save_run, Dataset, RunConfig};
+use flowzoo::train::run::{run_from, save_run, Dataset, RunConfig, Schedule};
 use indicatif::{ProgressBar, ProgressStyle};
 use report::{failed, report};
 use std::io::IsTerminal;
@@ -361,6 +361,13 @@ fn with_options(args: &TrainArgs, config: RunConfig) -> Result<RunConfig, String
         Some(text) => text.parse().map_err(|e| format!("--schedule: {e}"))?,
         None => config.schedule,
     };
+    if args.minutes.is_some() && schedule != Schedule::Constant {
+        eprintln!(
+            "note: the schedule spans --steps ({}); --minutes ends the run where the time \
+             runs out, wherever the schedule is then: set --steps to the steps the time allows",
+            config.steps
+        );
+    }
     Ok(RunConfig {
         schedule,
         clip_norm: args.clip_norm.or(config.clip_norm),

@@ -239,8 +239,12 @@ pub fn report(
 }
 
 /// NICE's units for image data: the test log-likelihood of the dequantised
-/// images as a density on [0, 1]^D, in nats per image.
+/// images as a density on [0, 1]^D, in nats per image (`None` for a
+/// conditional run, whose NLL is of p(x | c), not comparable).
 pub fn unit_cube_nats(config: &RunConfig, nll_nats: f64) -> Option<f64> {
+    if config.condition.is_some() {
+        return None;
+    }
     let images = config.dataset.images()?;
     let levels = images.levels as usize;
     Some(unit_cube_log_likelihood(

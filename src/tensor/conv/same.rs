@@ -484,7 +484,12 @@ impl<'a, T: Element> Source<'a, T> {
 }
 
 /// Whether the products read the windows in place (AVX-512's masked loads,
-/// `f32`) instead of from a panel.
+/// `f32`) instead of from a panel. Off x86-64 the answer is always no, and
+/// `T` goes unused there.
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    allow(clippy::extra_unused_type_parameters)
+)]
 fn reads_in_place<T: Element>(width: Width) -> bool {
     match width {
         #[cfg(target_arch = "x86_64")]
@@ -503,6 +508,11 @@ fn products<T: Element, const OT: usize>(
     weights: &[T],
     acc: &mut [T],
 ) {
+    // Off x86-64 a panel is the only source, so the match cannot fail there.
+    #[cfg_attr(
+        not(target_arch = "x86_64"),
+        allow(clippy::infallible_destructuring_match)
+    )]
     let panel = match source {
         Source::Panel(panel) => panel,
         #[cfg(target_arch = "x86_64")]

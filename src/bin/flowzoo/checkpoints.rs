@@ -2,6 +2,7 @@
 //! `model.flowzoo`, read through the library's `load_run`.
 
 use crate::pictures;
+use crate::report::unit_cube_nats;
 use flowzoo::data::read_table;
 use flowzoo::data::tabular::Table;
 use flowzoo::flows::FlowModel;
@@ -288,8 +289,7 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
     let score = test_score(model, &dataset, seed, TOY_TEST_POINTS);
     match &dataset {
         Dataset::Digits | Dataset::Images(_) => println!(
-            "{} test split: NLL {:.4} nats per image, {:.4} bits/dim over {} images{}; \
-             log-likelihood {:.1} nats on [0,1]^D",
+            "{} test split: NLL {:.4} nats per image, {:.4} bits/dim over {} images{}{}",
             dataset.name(),
             score.nll_nats,
             score.bits_per_dim.expect("the digits are discrete"),
@@ -298,11 +298,10 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
                 Some(a) => format!(" given their labels; Bayes-rule accuracy {:.2} %", 100.0 * a),
                 None => String::new(),
             },
-            flowzoo::train::eval::unit_cube_log_likelihood(
-                score.nll_nats,
-                dataset.dim(),
-                dataset.images().expect("image data").levels as usize
-            ),
+            match unit_cube_nats(&dataset, model.context_dim() > 0, score.nll_nats) {
+                Some(nats) => format!("; log-likelihood {nats:.1} nats on [0,1]^D"),
+                None => String::new(),
+            },
         ),
         Dataset::Toy(toy) => println!(
             "{}: test NLL {:.4} nats per sample over {} fresh points",

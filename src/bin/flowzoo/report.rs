@@ -110,7 +110,11 @@ pub fn report(
     if let Some(bpd) = result.test_bits_per_dim {
         metrics["test_bits_per_dim"] = bpd.into();
     }
-    if let Some(nats) = unit_cube_nats(config, result.test_nll_nats) {
+    if let Some(nats) = unit_cube_nats(
+        &config.dataset,
+        config.condition.is_some(),
+        result.test_nll_nats,
+    ) {
         metrics["test_log_likelihood_unit_cube_nats"] = nats.into();
     }
     if let Some(accuracy) = result.test_accuracy {
@@ -239,19 +243,13 @@ pub fn report(
 }
 
 /// NICE's units for image data: the test log-likelihood of the dequantised
-/// images as a density on [0, 1]^D, in nats per image (`None` for a
-/// conditional run, whose NLL is of p(x | c), not comparable).
-pub fn unit_cube_nats(config: &RunConfig, nll_nats: f64) -> Option<f64> {
-    if config.condition.is_some() {
-        return None;
-    }
-    let images = config.dataset.images()?;
+/// images as a density on [0, 1]^D, in nats per image (`None` for other
+/// data, and for a conditional model, whose NLL is of p(x | c), not
+/// comparable).
+pub fn unit_cube_nats(dataset: &Dataset, conditional: bool, nll_nats: f64) -> Option<f64> {
+    let images = dataset.images().filter(|_| !conditional)?;
     let levels = images.levels as usize;
-    Some(unit_cube_log_likelihood(
-        nll_nats,
-        config.dataset.dim(),
-        levels,
-    ))
+    Some(unit_cube_log_likelihood(nll_nats, dataset.dim(), levels))
 }
 
 fn metrics_line(data: &str, config: &RunConfig, result: &RunResult, mass: Option<f64>) {
@@ -266,7 +264,11 @@ fn metrics_line(data: &str, config: &RunConfig, result: &RunResult, mass: Option
             result.report.best_step
         );
     }
-    if let Some(nats) = unit_cube_nats(config, result.test_nll_nats) {
+    if let Some(nats) = unit_cube_nats(
+        &config.dataset,
+        config.condition.is_some(),
+        result.test_nll_nats,
+    ) {
         print!(", log-likelihood {nats:.1} nats on [0,1]^D");
     }
     if let Some(accuracy) = result.test_accuracy {

@@ -2,12 +2,11 @@
 //! `model.flowzoo`, read through the library's `load_run`.
 
 use crate::pictures;
-use crate::report::unit_cube_nats;
 use flowzoo::data::read_table;
 use flowzoo::data::tabular::Table;
 use flowzoo::flows::FlowModel;
 use flowzoo::tensor::Tensor;
-use flowzoo::train::eval::mean_nll;
+use flowzoo::train::eval::{mean_nll, unit_cube_log_likelihood};
 use flowzoo::train::run::{load_run, test_score, Dataset, SavedRun, TOY_TEST_POINTS};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -317,4 +316,14 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
         ),
     }
     Ok(())
+}
+
+/// NICE's units for image data: the test log-likelihood of the dequantised
+/// images as a density on [0, 1]^D, in nats per image (`None` for other
+/// data, and for a conditional model, whose NLL is of p(x | c), not
+/// comparable).
+pub fn unit_cube_nats(dataset: &Dataset, conditional: bool, nll_nats: f64) -> Option<f64> {
+    let images = dataset.images().filter(|_| !conditional)?;
+    let levels = images.levels as usize;
+    Some(unit_cube_log_likelihood(nll_nats, dataset.dim(), levels))
 }

@@ -3,12 +3,11 @@
 //! densities and layer-by-layer samples, image grids and interpolations,
 //! a table's held-out rows) and the one-line summary on standard output.
 
-use crate::checkpoints::{self, MODEL_FILE};
+use crate::checkpoints::{self, unit_cube_nats, MODEL_FILE};
 use crate::{conditional, pictures};
 use flowzoo::flows::Flow;
 use flowzoo::tensor::Tensor;
 use flowzoo::train::condition::Condition;
-use flowzoo::train::eval::unit_cube_log_likelihood;
 use flowzoo::train::run::{Dataset, RunConfig, RunResult, Schedule};
 use flowzoo::train::sample::{latent_scales, layer_by_layer, DensityGrid};
 use flowzoo::train::seeds::Stream;
@@ -240,16 +239,6 @@ pub fn report(
     }
     println!("wrote {}", out.display());
     Ok(())
-}
-
-/// NICE's units for image data: the test log-likelihood of the dequantised
-/// images as a density on [0, 1]^D, in nats per image (`None` for other
-/// data, and for a conditional model, whose NLL is of p(x | c), not
-/// comparable).
-pub fn unit_cube_nats(dataset: &Dataset, conditional: bool, nll_nats: f64) -> Option<f64> {
-    let images = dataset.images().filter(|_| !conditional)?;
-    let levels = images.levels as usize;
-    Some(unit_cube_log_likelihood(nll_nats, dataset.dim(), levels))
 }
 
 fn metrics_line(data: &str, config: &RunConfig, result: &RunResult, mass: Option<f64>) {

@@ -30,7 +30,8 @@ fn options() -> CheckOptions {
 }
 
 /// The six conditional layers, by index: 0 affine, 1 additive, 2 spline
-/// coupling, 3 MAF, 4 IAF (gated), 5 spline MAF; on `dim` features with a
+/// coupling, 3 MAF, 4 IAF (affine by [`Iaf::conditional`] for seeds
+/// divisible by 3, else gated), 5 spline MAF; on `dim` features with a
 /// context of width `context_dim`, parameters N(0, 0.3²) (0.15² for the IAF,
 /// whose sequential inverse amplifies large weights; see
 /// `autoregressive::IAF_PARAM_SCALE`).
@@ -60,6 +61,14 @@ fn conditional_layer(kind: usize, dim: usize, context_dim: usize, seed: u64) -> 
             &mut r,
         )),
         3 => Box::new(Maf::conditional(dim, &[8, 8], order, context_dim, &mut r)),
+        4 if seed.is_multiple_of(3) => Box::new(Iaf::conditional(
+            dim,
+            &[8],
+            order,
+            Transform::Affine,
+            context_dim,
+            &mut r,
+        )),
         4 => {
             let made = Made::new(dim, &[8], 2, order, &mut r).with_context(context_dim, &mut r);
             Box::new(Iaf::from_made(made, Transform::Gated))

@@ -91,6 +91,36 @@ impl<T: Element> Iaf<T> {
         Iaf::from_made(Made::new(dim, hidden, 2, order, rng), transform)
     }
 
+    /// A conditional IAF layer: as [`Iaf::new`], its MADE also reading a
+    /// context c of width `context_dim` in its first layer
+    /// ([`Made::with_context`]), so x = z ⊙ exp(ℓ(z, c)) + b(z, c) with
+    /// (ℓᵢ, bᵢ) functions of z_{<i} and of all of c: sampling and the
+    /// log-density of its own samples stay one pass for every c. With a
+    /// context, `inverse` runs the textbook loop of D passes
+    /// ([`SequentialMethod::FullPasses`]).
+    ///
+    /// # Panics
+    /// If `dim` or a hidden width is 0.
+    ///
+    /// # Source
+    /// Kingma et al., arXiv:1606.04934, §4 and §5 (the IAF posterior of a
+    /// VAE reads the encoder's context h).
+    ///
+    /// # Derivation
+    /// [`derivations::conditioning`, "MADE"](crate::derivations::conditioning#made)
+    /// (docs/derivations/conditioning.md).
+    pub fn conditional<R: Rng + ?Sized>(
+        dim: usize,
+        hidden: &[usize],
+        order: Order,
+        transform: Transform,
+        context_dim: usize,
+        rng: &mut R,
+    ) -> Self {
+        let made = Made::new(dim, hidden, 2, order, rng).with_context(context_dim, rng);
+        Iaf::from_made(made, transform)
+    }
+
     /// An IAF layer on a given MADE (2 outputs per feature) and transform.
     /// With [`Transform::Gated`], the gate biases are set to [`GATE_INIT_BIAS`].
     ///
@@ -200,10 +230,25 @@ pub fn iaf_layers<T: Element, R: Rng + ?Sized>(
     transform: Transform,
     rng: &mut R,
 ) -> Vec<Box<dyn Flow<T>>> {
+    conditional_iaf_layers(dim, layers, hidden, transform, 0, rng)
+}
+
+/// [`iaf_layers`] of conditional IAF layers ([`Iaf::conditional`]), each
+/// MADE reading a context of width `context_dim`; with `context_dim = 0`,
+/// [`iaf_layers`], draw for draw.
+pub fn conditional_iaf_layers<T: Element, R: Rng + ?Sized>(
+    dim: usize,
+    layers: usize,
+    hidden: &[usize],
+    transform: Transform,
+    context_dim: usize,
+    rng: &mut R,
+) -> Vec<Box<dyn Flow<T>>> {
     (0..layers)
         .map(|i| {
             let order = alternating_order(i);
-            Box::new(Iaf::new(dim, hidden, order, transform, rng)) as Box<dyn Flow<T>>
+            let layer = Iaf::conditional(dim, hidden, order, transform, context_dim, rng);
+            Box::new(layer) as Box<dyn Flow<T>>
         })
         .collect()
 }

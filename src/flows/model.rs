@@ -133,6 +133,37 @@ impl<T: Element> FlowModel<T> {
         FlowModel::with_prior(base, Sequential::new(flow))
     }
 
+    /// A conditional IAF for q(θ | c): `layers` conditional IAF layers
+    /// ([`Iaf::conditional`](super::Iaf::conditional), affine transform)
+    /// with MADEs of hidden widths `hidden`, orders alternating, over a
+    /// standard normal base (fixed, as reverse KL needs: see
+    /// [`fit_variational_posterior`](crate::train::amortised::fit_variational_posterior)).
+    /// Sampling and the log-density of its own samples take one pass;
+    /// `log_prob_given` of other points takes D passes per layer.
+    ///
+    /// # Panics
+    /// If `dim` or a hidden width is 0.
+    ///
+    /// # Source
+    /// Kingma et al., arXiv:1606.04934.
+    pub fn conditional_iaf<R: Rng + ?Sized>(
+        dim: usize,
+        context_dim: usize,
+        layers: usize,
+        hidden: &[usize],
+        rng: &mut R,
+    ) -> Self {
+        let flow = super::iaf::conditional_iaf_layers(
+            dim,
+            layers,
+            hidden,
+            super::Transform::Affine,
+            context_dim,
+            rng,
+        );
+        FlowModel::new(dim, Sequential::new(flow))
+    }
+
     /// A conditional RealNVP for p(x | c): `layers` conditional affine
     /// couplings over contiguous halves (swapping from one layer to the
     /// next), each network reading `[x₁ | c]` through two hidden layers of

@@ -16,6 +16,10 @@
 //! Derivation: [`derivations::iaf`](crate::derivations::iaf)
 //! (docs/derivations/iaf.md), "Training by reverse KL".
 
+mod targets;
+
+pub(crate) use self::targets::Target;
+pub use self::targets::{ConditionalLogTarget, LogDensityFn, LogTarget, Teacher};
 use super::clock::Stopwatch;
 use crate::autodiff::{Tape, Var};
 use crate::data::energy::Energy;
@@ -27,91 +31,6 @@ use crate::tensor::{Element, Tensor};
 use crate::train::fit::{check_options, Stop, TrainOptions, Update, EXPLODED_NATS_PER_DIM};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-
-/// An unnormalised log-density log p̃(x) that can be put on a tape.
-pub trait LogTarget<T: Element>: Sync {
-    /// log p̃ of every row of `x` (`[batch, dim]`), `[batch]`, on `x`'s tape.
-    fn log_density<'t>(&self, x: &Var<'t, T>) -> Var<'t, T>;
-}
-
-impl<T: Element> LogTarget<T> for Energy {
-    /// log p̃ = −U.
-    fn log_density<'t>(&self, x: &Var<'t, T>) -> Var<'t, T> {
-        self.energy_var(x).neg()
-    }
-}
-
-/// An unnormalised log-density given as a closure on the tape:
-/// `x` (`[batch, dim]`) to log p̃ (`[batch]`), built from [`Var`]'s ops so
-/// that reverse KL can differentiate through it. Fits any flow with
-/// [`fit_reverse_kl`].
-///
-/// # Examples
-/// A RealNVP fitted to a banana, x₁ ~ N(0, 2²) and x₂ | x₁ ~ N(x₁²/4, ½²):
-/// log p̃(x) = −x₁²/8 − 2·(x₂ − x₁²/4)².
-/// ```
-/// use flowzoo::autodiff::Var;
-/// use flowzoo::flows::FlowModel;
-/// use flowzoo::nn::LrSchedule;
-/// use flowzoo::train::fit::TrainOptions;
-/// use flowzoo::train::reverse_kl::{fit_reverse_kl, reverse_kl_estimate, LogDensityFn, ReverseKlConfig};
-/// use rand::SeedableRng;
-///
-/// let banana = LogDensityFn::new(|x: &Var<'_, f64>| {
-///     let (x1, x2) = (x.narrow(1, 0, 1), x.narrow(1, 1, 1));
-///     let bend = x2.sub(&x1.square().mul_scalar(0.25));
-///     let log_p = x1.square().mul_scalar(-0.125).sub(&bend.square().mul_scalar(2.0));
-///     log_p.sum_axes(&[1])
-/// });
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-/// let mut model = FlowModel::<f64>::realnvp(2, 4, 32, &mut rng);
-/// let log_z = (2.0 * std::f64::consts::PI).ln(); // Z = 2π·2·½ = 2π
-/// let before = reverse_kl_estimate(&model, &banana, 4000, 1) + log_z;
-/// let config = ReverseKlConfig {
-///     steps: 600,
-///     lr: 3e-3,
-///     options: TrainOptions {
-///         schedule: Some(LrSchedule::WarmupCosine { base: 3e-3, warmup: 50, total: 600, min: 0.0 }),
-///         clip_norm: Some(10.0),
-///         ..TrainOptions::default()
-///     },
-///     ..ReverseKlConfig::default()
-/// };
-/// fit_reverse_kl(&mut model, &banana, &config, |_, _| {}).unwrap();
-/// // E[log q − log p̃] = KL(q ‖ p) − log Z.
-/// let kl = reverse_kl_estimate(&model, &banana, 4000, 1) + log_z;
-/// assert!(kl < 0.1 && kl < before, "KL(q ‖ p) = {kl} nats, {before} before");
-/// ```
-pub struct LogDensityFn<F>(F);
-
-impl<F> LogDensityFn<F> {
-    /// The target log p̃ = `f(x)`.
-    pub fn new<T: Element>(f: F) -> Self
-    where
-        F: for<'t> Fn(&Var<'t, T>) -> Var<'t, T> + Sync,
-    {
-        LogDensityFn(f)
-    }
-}
-
-impl<T: Element, F> LogTarget<T> for LogDensityFn<F>
-where
-    F: for<'t> Fn(&Var<'t, T>) -> Var<'t, T> + Sync,
-{
-    fn log_density<'t>(&self, x: &Var<'t, T>) -> Var<'t, T> {
-        (self.0)(x)
-    }
-}
-
-/// A trained flow as a target: log p̃ = its log-density (normalised, so the
-/// loss is KL(student ‖ teacher) itself). Its parameters are not updated.
-pub struct Teacher<'a, T: Element>(pub &'a FlowModel<T>);
-
-impl<T: Element> LogTarget<T> for Teacher<'_, T> {
-    fn log_density<'t>(&self, x: &Var<'t, T>) -> Var<'t, T> {
-        self.0.log_prob_var(x)
-    }
-}
 
 /// The settings of a reverse-KL run.
 #[derive(Clone, Debug)]
@@ -202,15 +121,30 @@ pub fn reverse_kl_estimate<T: Element>(
     n: usize,
     seed: u64,
 ) -> f64 {
+    gap_estimate(model, Target::Plain(target), None, n, seed)
+}
+
+/// The mean of log q − log p̃ over `n` fresh samples of `model` (no tape),
+/// sample k drawn given row k of `contexts` (`[n, context_dim]`, or None
+/// for a plain target), in chunks of 4096 from `seed`.
+pub(crate) fn gap_estimate<T: Element>(
+    model: &FlowModel<T>,
+    target: Target<'_, T>,
+    contexts: Option<&Tensor<T>>,
+    n: usize,
+    seed: u64,
+) -> f64 {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut total = 0.0;
     let mut done = 0;
     while done < n {
         let len = 4096.min(n - done);
         let z = model.sample_prior(len, 1.0, &mut rng);
+        let c = contexts.map(|c| c.narrow(0, done, len).contiguous());
         let gap = in_pool(|| {
             let tape = Tape::no_grad();
-            sample_gap(model, target, &tape.constant(z), 1.0).into_value()
+            let c = c.map(|c| tape.constant(c));
+            sample_gap(model, target, &tape.constant(z), c.as_ref(), 1.0).into_value()
         });
         total += gap.to_vec().iter().map(|v| v.to_f64()).sum::<f64>();
         done += len;
@@ -218,17 +152,23 @@ pub fn reverse_kl_estimate<T: Element>(
     total / n.max(1) as f64
 }
 
-/// log q(x) − β·log p̃(x) per sample for x = f(z):
-/// log π(z) − logdet_forward(z) − β·log p̃(x).
+/// log q(x | c) − β·log p̃ per sample for x = f(z; c):
+/// log π(z) − logdet_forward(z; c) − β·log p̃(x[, c]), the layers reading
+/// the model's features of `c` (its embedding's output, if it has one).
 fn sample_gap<'t, T: Element>(
     model: &FlowModel<T>,
-    target: &dyn LogTarget<T>,
+    target: Target<'_, T>,
     z: &Var<'t, T>,
+    c: Option<&Var<'t, T>>,
     beta: f64,
 ) -> Var<'t, T> {
-    let (x, log_det) = model.flow.forward(z);
-    let log_q = model.prior_log_prob(z).sub(&log_det);
-    let log_p = target.log_density(&x);
+    let e = model.context_features(c);
+    let (x, log_det) = model.flow.forward_with_context(z, e.as_ref());
+    let log_q = model
+        .prior
+        .log_prob_given(z, e.as_ref(), &model.prior_params)
+        .sub(&log_det);
+    let log_p = target.log_density(&x, c);
     if beta == 1.0 {
         log_q.sub(&log_p)
     } else {
@@ -246,7 +186,11 @@ fn sample_gap<'t, T: Element>(
 ///
 /// # Errors
 /// [`TrainError::BadArgument`] for zero steps or batch or a non-positive
-/// learning rate; [`TrainError::Diverged`] when the loss becomes NaN or
+/// learning rate, for a model with a learned base (the latents are drawn
+/// off the tape, so its tensors would get no gradient through them) and for
+/// a model that takes a context (see
+/// [`fit_variational_posterior`](super::amortised::fit_variational_posterior));
+/// [`TrainError::Diverged`] when the loss becomes NaN or
 /// infinite, [`TrainError::Exploded`] when it stays finite but rises more
 /// than [`EXPLODED_NATS_PER_DIM`] nats per dimension above the first step's
 /// (the model then holds the parameters of the step before);
@@ -272,10 +216,30 @@ pub fn fit_reverse_kl_with<T: Element>(
     model: &mut FlowModel<T>,
     target: &dyn LogTarget<T>,
     config: &ReverseKlConfig,
+    on_step: impl FnMut(usize, f64) + Send,
+    on_log: impl FnMut(usize, f64, &FlowModel<T>) + Send,
+) -> Result<ReverseKlReport, TrainError> {
+    run_reverse_kl(model, Target::Plain(target), config, None, on_step, on_log)
+}
+
+/// Where a conditional run's contexts come from: `draw(batch, rng)` gives
+/// `[batch, context_dim]`.
+pub(crate) type DrawContexts<'a, T> = &'a mut (dyn FnMut(usize, &mut StdRng) -> Tensor<T> + Send);
+
+/// The loop of [`fit_reverse_kl_with`] and of
+/// [`fit_variational_posterior`](super::amortised::fit_variational_posterior):
+/// each step draws the contexts (if any), then the latents, from one
+/// stream seeded by `config.seed`.
+pub(crate) fn run_reverse_kl<T: Element>(
+    model: &mut FlowModel<T>,
+    target: Target<'_, T>,
+    config: &ReverseKlConfig,
+    mut contexts: Option<DrawContexts<'_, T>>,
     mut on_step: impl FnMut(usize, f64) + Send,
     mut on_log: impl FnMut(usize, f64, &FlowModel<T>) + Send,
 ) -> Result<ReverseKlReport, TrainError> {
     validate(config)?;
+    check_model(model, target)?;
     if let Err(source) = model.flow.validate() {
         return Err(TrainError::BadLayer { step: 0, source });
     }
@@ -284,11 +248,15 @@ pub fn fit_reverse_kl_with<T: Element>(
         let mut adam = Adam::<T>::new(config.lr);
         let mut report = ReverseKlReport::default();
         let options = &config.options;
-        // The fixed latents that score the model for early stopping.
-        let held_out: Option<Tensor<T>> = options.patience.map(|_| {
-            let mut rng = StdRng::seed_from_u64(config.seed ^ 0x7a11_da7e);
-            model.sample_prior(VALIDATION_LATENTS, 1.0, &mut rng)
-        });
+        // The fixed contexts and latents that score the model for early stopping.
+        let held_out = match options.patience {
+            Some(_) => {
+                let mut rng = StdRng::seed_from_u64(config.seed ^ 0x7a11_da7e);
+                let c = draw_contexts(model, &mut contexts, VALIDATION_LATENTS, &mut rng, 0)?;
+                Some((model.sample_prior(VALIDATION_LATENTS, 1.0, &mut rng), c))
+            }
+            None => None,
+        };
         let mut best: Option<(f64, Vec<Tensor<T>>)> = None;
         let mut checks_without_improvement = 0;
         let start = Stopwatch::start();
@@ -298,6 +266,7 @@ pub fn fit_reverse_kl_with<T: Element>(
             last = step;
             // As in `fit`: the first step begun after the limit is the last, and logged.
             let out_of_time = options.time_limit.is_some_and(|l| start.seconds() >= l);
+            let c = draw_contexts(model, &mut contexts, config.batch, &mut rng, step)?;
             let z: Tensor<T> = model.sample_prior(config.batch, 1.0, &mut rng);
             let loss = {
                 let tape = Tape::new();
@@ -305,7 +274,15 @@ pub fn fit_reverse_kl_with<T: Element>(
                     0 => 1.0,
                     n => (0.01 + step as f64 / n as f64).min(1.0),
                 };
-                let loss = sample_gap(model, target, &tape.constant(z.clone()), beta).mean_all();
+                let c_var = c.clone().map(|c| tape.constant(c));
+                let loss = sample_gap(
+                    model,
+                    target,
+                    &tape.constant(z.clone()),
+                    c_var.as_ref(),
+                    beta,
+                )
+                .mean_all();
                 let value = loss.value().item().to_f64();
                 if !value.is_finite() {
                     if let Err(source) = model.flow.validate() {
@@ -313,7 +290,7 @@ pub fn fit_reverse_kl_with<T: Element>(
                     }
                     return Err(TrainError::Diverged {
                         step,
-                        what: first_non_finite_forward(&model.flow.layers, &z),
+                        what: first_non_finite(model, &z, c.as_ref()),
                     });
                 }
                 // The rule of `fit`: a rise of more than EXPLODED_NATS_PER_DIM
@@ -334,7 +311,7 @@ pub fn fit_reverse_kl_with<T: Element>(
                             first_loss: first,
                             dim,
                             limit_per_dim: EXPLODED_NATS_PER_DIM,
-                            largest: largest_forward_term(model, target, &z),
+                            largest: largest_forward_term(model, target, &z, c.as_ref()),
                         });
                     }
                 }
@@ -350,10 +327,12 @@ pub fn fit_reverse_kl_with<T: Element>(
             if step % config.log_every.max(1) == 0 || step == config.steps || out_of_time {
                 report.loss_curve.push((step, loss));
                 on_log(step, loss, model);
-                if let Some(latents) = &held_out {
+                if let Some((latents, c)) = &held_out {
                     let score = in_pool(|| {
                         let tape = Tape::no_grad();
-                        let gap = sample_gap(model, target, &tape.constant(latents.clone()), 1.0);
+                        let c = c.clone().map(|c| tape.constant(c));
+                        let z = tape.constant(latents.clone());
+                        let gap = sample_gap(model, target, &z, c.as_ref(), 1.0);
                         gap.mean_all().value().item().to_f64()
                     });
                     if score.is_finite() && best.as_ref().is_none_or(|(b, _)| score < *b) {
@@ -393,6 +372,73 @@ pub fn fit_reverse_kl_with<T: Element>(
         report.train_seconds = start.seconds();
         report.ms_per_step = 1e3 * report.train_seconds / last.max(1) as f64;
         Ok(report)
+    })
+}
+
+/// [`TrainError::BadArgument`] for a model reverse KL cannot train: one
+/// with a learned base (its latents are drawn off the tape, so the base's
+/// tensors would get no gradient through them: the loss's gradient in them
+/// would be E_z[∇ log π(z)] = 0 plus noise), and one whose context does
+/// not match the target (a plain target for a conditional model, or the
+/// other way round).
+fn check_model<T: Element>(model: &FlowModel<T>, target: Target<'_, T>) -> Result<(), TrainError> {
+    let refuse = |message: String| {
+        Err(TrainError::BadArgument {
+            name: "model".into(),
+            message,
+        })
+    };
+    if model.prior.is_learned() {
+        return refuse(format!(
+            "reverse KL needs a fixed base, the model's is {} (learned): its samples are drawn \
+             off the tape, so its tensors would get no gradient through them",
+            model.prior.name()
+        ));
+    }
+    match (target, model.context_dim()) {
+        (Target::Plain(_), k) if k > 0 => refuse(format!(
+            "the model takes a context of width {k}: train it against a joint log-density with \
+             fit_variational_posterior"
+        )),
+        (Target::Given(_), 0) => refuse(
+            "the model takes no context: a conditional target needs a conditional model".into(),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// The contexts of one step: `[batch, context_dim]` from `contexts`, or
+/// None for a plain run. [`TrainError::BadArgument`] naming the step if
+/// they are of another shape or not finite.
+fn draw_contexts<T: Element>(
+    model: &FlowModel<T>,
+    contexts: &mut Option<DrawContexts<'_, T>>,
+    batch: usize,
+    rng: &mut StdRng,
+    step: usize,
+) -> Result<Option<Tensor<T>>, TrainError> {
+    let Some(draw) = contexts.as_mut() else {
+        return Ok(None);
+    };
+    let c = draw(batch, rng);
+    let width = model.context_dim();
+    let at = match step {
+        0 => "for the held-out batch".to_string(),
+        s => format!("at step {s}"),
+    };
+    let message = if c.shape() != [batch, width] {
+        format!(
+            "gave {:?} {at}, the model needs [{batch}, {width}]",
+            c.shape()
+        )
+    } else if !c.all_finite() {
+        format!("gave a NaN or infinite context {at}")
+    } else {
+        return Ok(Some(c));
+    };
+    Err(TrainError::BadArgument {
+        name: "contexts".into(),
+        message,
     })
 }
 
@@ -513,22 +559,31 @@ fn fit_to_teacher_samples<T: Element>(
 }
 
 /// The term of the reverse-KL gap log π(z) − Σ log-dets − log p̃(f(z))
-/// largest in size, averaged over the batch `z`: `"layer 2 (Made) log-det,
-/// mean 3.1e9 nats"` or the prior's or the target's log-density.
+/// largest in size, averaged over the batch `z` (drawn given the contexts
+/// `c`): `"layer 2 (Made) log-det, mean 3.1e9 nats"` or the prior's or
+/// the target's log-density.
 fn largest_forward_term<T: Element>(
     model: &FlowModel<T>,
-    target: &dyn LogTarget<T>,
+    target: Target<'_, T>,
     z: &Tensor<T>,
+    c: Option<&Tensor<T>>,
 ) -> String {
     let tape = Tape::no_grad();
     let mean = |t: &Tensor<T>| t.to_f64_vec().iter().sum::<f64>() / t.numel().max(1) as f64;
+    let c = c.map(|c| tape.constant(c.clone()));
+    let e = model.context_features(c.as_ref());
     let mut v: Var<T> = tape.constant(z.clone());
     let mut terms = vec![(
-        mean(model.prior_log_prob(&v).value()),
+        mean(
+            model
+                .prior
+                .log_prob_given(&v, e.as_ref(), &model.prior_params)
+                .value(),
+        ),
         "the prior log-density".to_string(),
     )];
     for (i, layer) in model.flow.layers.iter().enumerate() {
-        let (x, log_det) = layer.forward(&v);
+        let (x, log_det) = layer.forward_with_context(&v, e.as_ref());
         terms.push((
             mean(log_det.value()),
             format!("layer {i} ({}) log-det", layer.name()),
@@ -536,7 +591,7 @@ fn largest_forward_term<T: Element>(
         v = x;
     }
     terms.push((
-        mean(&target.log_density(&v).into_value()),
+        mean(&target.log_density(&v, c.as_ref()).into_value()),
         "the target log-density".into(),
     ));
     let (value, name) = terms
@@ -549,10 +604,35 @@ fn largest_forward_term<T: Element>(
 /// The per-layer name of the first flow in `layers` whose forward output is
 /// not finite at `z`, for messages.
 pub fn first_non_finite_forward<T: Element>(layers: &[Box<dyn Flow<T>>], z: &Tensor<T>) -> String {
-    let mut v = z.clone();
+    first_non_finite_in(layers, z, None)
+}
+
+/// [`first_non_finite_forward`] on `model`'s layers, given the contexts
+/// `c` (their features through the model's embedding).
+fn first_non_finite<T: Element>(
+    model: &FlowModel<T>,
+    z: &Tensor<T>,
+    c: Option<&Tensor<T>>,
+) -> String {
+    let tape = Tape::no_grad();
+    let c = c.map(|c| tape.constant(c.clone()));
+    let e = model.context_features(c.as_ref()).map(Var::into_value);
+    first_non_finite_in(&model.flow.layers, z, e.as_ref())
+}
+
+/// The first of `layers` whose forward output at `z`, given the context
+/// features `e`, is not finite.
+fn first_non_finite_in<T: Element>(
+    layers: &[Box<dyn Flow<T>>],
+    z: &Tensor<T>,
+    e: Option<&Tensor<T>>,
+) -> String {
+    let tape = Tape::no_grad();
+    let e = e.map(|e| tape.constant(e.clone()));
+    let mut v = tape.constant(z.clone());
     for (i, layer) in layers.iter().enumerate() {
-        let (x, log_det) = layer.forward_tensor(&v);
-        if !x.all_finite() || !log_det.all_finite() {
+        let (x, log_det) = layer.forward_with_context(&v, e.as_ref());
+        if !x.value().all_finite() || !log_det.value().all_finite() {
             return format!("layer {i} ({})", layer.name());
         }
         v = x;

@@ -11,6 +11,12 @@
 //!    (5 layers, MADE hidden 256-256, batch 256) for D = 2, 16, 64, 256, the
 //!    sequential direction solved both ways (textbook D full passes, and the
 //!    incremental solve that computes each hidden unit once).
+//! 3. Conditional MAF sampling (issue 16): `sample_given` of 5 conditional
+//!    MAF layers (MADE hidden 256-256, a context of width 8, one context
+//!    per row) for D = 16 and 64, incremental against textbook, beside the
+//!    unconditional MAF's `sample`: the cost of the context.
+//!
+//! `cargo bench --bench autoregressive -- conditional` runs table 3 only.
 //!
 //! Times are medians of repeated runs in milliseconds; the machine is shared,
 //! so read ratios from one run rather than absolute times across runs.
@@ -59,7 +65,15 @@ fn median_ms(budget_s: f64, mut f: impl FnMut()) -> f64 {
     median(times)
 }
 
-fn maf_model(dim: usize, hidden: usize, method: SequentialMethod, seed: u64) -> FlowModel<f32> {
+/// 5 MAF layers of MADE dim-hidden-hidden-2·dim reading a context of
+/// width `context_dim` (0: none), orders alternating.
+fn maf_model(
+    dim: usize,
+    hidden: usize,
+    context_dim: usize,
+    method: SequentialMethod,
+    seed: u64,
+) -> FlowModel<f32> {
     let mut rng = StdRng::seed_from_u64(seed);
     let layers = (0..LAYERS)
         .map(|i| {
@@ -68,12 +82,47 @@ fn maf_model(dim: usize, hidden: usize, method: SequentialMethod, seed: u64) -> 
             } else {
                 Order::Reversed
             };
-            let mut maf = Maf::new(dim, &[hidden, hidden], order, &mut rng);
+            let mut maf = Maf::conditional(dim, &[hidden, hidden], order, context_dim, &mut rng);
             maf.method = method;
             Box::new(maf) as Box<dyn Flow<f32>>
         })
         .collect();
     trained_looking(FlowModel::new(dim, Sequential::new(layers)), seed)
+}
+
+/// Table 3: conditional MAF sampling, both solves, against the
+/// unconditional MAF of the same size; returns its JSON rows.
+fn conditional_sampling(rng: &mut StdRng) -> String {
+    const CONTEXT: usize = 8;
+    println!("\nconditional MAF sampling, 5 layers of MADE D-256-256-2D reading a context of width {CONTEXT}, batch 256: median ms");
+    println!("| D | MAF sample | conditional MAF sample_given (incremental) | conditional (D passes) | D passes / incremental | conditional / unconditional |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    let mut rows = Vec::new();
+    for dim in [16usize, 64] {
+        let c = Tensor::<f32>::randn(&[BATCH, CONTEXT], rng);
+        let plain = maf_model(dim, 256, 0, SequentialMethod::Incremental, 5);
+        let fast = maf_model(dim, 256, CONTEXT, SequentialMethod::Incremental, 5);
+        let slow = maf_model(dim, 256, CONTEXT, SequentialMethod::FullPasses, 5);
+        let sample_given = |model: &FlowModel<f32>, rng: &mut StdRng| {
+            model
+                .sample_given(BATCH, 1.0, Some(&c), rng)
+                .expect("a context of width 8");
+        };
+        let unconditional = median_ms(1.0, || {
+            plain.sample(BATCH, 1.0, rng);
+        });
+        let incremental = median_ms(1.0, || sample_given(&fast, rng));
+        let passes = median_ms(1.0, || sample_given(&slow, rng));
+        println!(
+            "| {dim} | {unconditional:.2} | {incremental:.2} | {passes:.2} | {:.1} | {:.2} |",
+            passes / incremental,
+            incremental / unconditional
+        );
+        rows.push(format!(
+            "{{\"dim\":{dim},\"maf_sample_ms\":{unconditional:.3},\"conditional_incremental_ms\":{incremental:.3},\"conditional_full_passes_ms\":{passes:.3}}}"
+        ));
+    }
+    format!("\"conditional\":[{}]", rows.join(","))
 }
 
 fn iaf_model(dim: usize, hidden: usize, method: SequentialMethod, seed: u64) -> FlowModel<f32> {
@@ -129,6 +178,16 @@ fn train_step(model: &mut FlowModel<f32>, adam: &mut Adam<f32>, x: &Tensor<f32>)
     loss.value().item() as f64
 }
 
+/// The closing JSON line: threads, load average and the tables' rows.
+fn print_json(json: &[String]) {
+    println!(
+        "\n{{\"bench\":\"autoregressive\",\"threads\":{},\"load_average_end\":\"{}\",{}}}",
+        flowzoo::tensor::parallel::current_num_threads(),
+        load_average(),
+        json.join(",")
+    );
+}
+
 fn main() {
     println!(
         "autoregressive flows, f32, batch {BATCH}, {} threads, load average {} at the start\n",
@@ -136,12 +195,17 @@ fn main() {
         load_average()
     );
     let mut json = Vec::new();
+    let mut rng = StdRng::seed_from_u64(1);
+    if std::env::args().any(|a| a == "conditional") {
+        json.push(conditional_sampling(&mut rng));
+        print_json(&json);
+        return;
+    }
 
     // 1. The reference workload.
     let dim = 64;
-    let mut rng = StdRng::seed_from_u64(1);
     let x = Tensor::<f32>::randn(&[BATCH, dim], &mut rng);
-    let mut maf = maf_model(dim, 512, SequentialMethod::Incremental, 2);
+    let mut maf = maf_model(dim, 512, 0, SequentialMethod::Incremental, 2);
     let log_prob = median_ms(2.0, || {
         maf.log_prob(&x);
     });
@@ -168,11 +232,11 @@ fn main() {
             train_step(&mut maf, &mut adam, &x);
         })
     });
-    let maf = maf_model(dim, 512, SequentialMethod::Incremental, 2);
+    let maf = maf_model(dim, 512, 0, SequentialMethod::Incremental, 2);
     let sample_fast = median_ms(2.0, || {
         maf.sample(BATCH, 1.0, &mut rng);
     });
-    let maf_slow = maf_model(dim, 512, SequentialMethod::FullPasses, 2);
+    let maf_slow = maf_model(dim, 512, 0, SequentialMethod::FullPasses, 2);
     let sample_slow = median_ms(4.0, || {
         maf_slow.sample(BATCH, 1.0, &mut rng);
     });
@@ -212,14 +276,14 @@ fn main() {
     for dim in [2usize, 16, 64, 256] {
         let x = Tensor::<f32>::randn(&[BATCH, dim], &mut rng);
         let budget = 1.0;
-        let maf = maf_model(dim, 256, SequentialMethod::Incremental, 3);
+        let maf = maf_model(dim, 256, 0, SequentialMethod::Incremental, 3);
         let maf_log_prob = median_ms(budget, || {
             maf.log_prob(&x);
         });
         let maf_sample_fast = median_ms(budget, || {
             maf.sample(BATCH, 1.0, &mut rng);
         });
-        let maf_slow = maf_model(dim, 256, SequentialMethod::FullPasses, 3);
+        let maf_slow = maf_model(dim, 256, 0, SequentialMethod::FullPasses, 3);
         let maf_sample_slow = median_ms(budget, || {
             maf_slow.sample(BATCH, 1.0, &mut rng);
         });
@@ -244,10 +308,6 @@ fn main() {
         ));
     }
     json.push(format!("\"tradeoff\":[{}]", rows.join(",")));
-    println!(
-        "\n{{\"bench\":\"autoregressive\",\"threads\":{},\"load_average_end\":\"{}\",{}}}",
-        flowzoo::tensor::parallel::current_num_threads(),
-        load_average(),
-        json.join(",")
-    );
+    json.push(conditional_sampling(&mut rng));
+    print_json(&json);
 }

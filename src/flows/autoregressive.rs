@@ -168,11 +168,7 @@ impl<T: Element> Conditioner<T> {
         U: for<'a> Fn(&Var<'a, T>, &Var<'a, T>, &Var<'a, T>) -> Var<'a, T> + Sync,
     {
         let (batch, dim) = (known.shape()[0], self.made.dim);
-        // Why the loop with a context: the incremental solve precomputes the
-        // first layer from x alone; c·W_c would have to join every unit's
-        // pre-activation there, which it does not do (yet).
-        let with_context = self.made.context_dim() > 0;
-        if known.tape().is_recording() || method == SequentialMethod::FullPasses || with_context {
+        if known.tape().is_recording() || method == SequentialMethod::FullPasses {
             // Pass k leaves the first k features in the order exact: feature i
             // reads only features before it, which the previous pass fixed.
             // After D passes all are exact, and the last pass's ℓ was computed
@@ -188,17 +184,22 @@ impl<T: Element> Conditioner<T> {
             return (w, log_scale);
         }
         let known_value = known.value();
-        let (w, out) = self.made.solve_autoregressive(batch, |feature, rows, raw| {
-            let tape = Tape::no_grad();
-            let (l, b) = self.transform.log_scale_and_shift(
-                &tape.constant(raw.narrow(1, 0, 1)),
-                &tape.constant(raw.narrow(1, 1, 1)),
-            );
-            let column = known_value
-                .narrow(0, rows.start, rows.len())
-                .narrow(1, feature, 1);
-            update(&tape.constant(column), &l, &b).into_value()
-        });
+        let context = c.map(|c| c.value().clone());
+        let (w, out) = self.made.solve_autoregressive_with_context(
+            batch,
+            context.as_ref(),
+            |feature, rows, raw| {
+                let tape = Tape::no_grad();
+                let (l, b) = self.transform.log_scale_and_shift(
+                    &tape.constant(raw.narrow(1, 0, 1)),
+                    &tape.constant(raw.narrow(1, 1, 1)),
+                );
+                let column = known_value
+                    .narrow(0, rows.start, rows.len())
+                    .narrow(1, feature, 1);
+                update(&tape.constant(column), &l, &b).into_value()
+            },
+        );
         let tape = Tape::no_grad();
         let out = tape.constant(out);
         let (l, _) = self
@@ -293,8 +294,8 @@ impl<T: Element> Maf<T> {
     /// A conditional MAF layer: as [`Maf::new`], its MADE also reading a
     /// context c of width `context_dim` in its first layer
     /// ([`Made::with_context`]), so xᵢ = zᵢ · exp(ℓᵢ(x_{<i}, c)) + bᵢ(x_{<i}, c).
-    /// With a context, the sequential direction (`forward`) runs the
-    /// textbook loop of D passes ([`SequentialMethod::FullPasses`]).
+    /// The sequential direction (`forward`) takes one pass of work, as
+    /// without a context ([`Made::solve_autoregressive_with_context`]).
     ///
     /// # Source
     /// Papamakarios et al., arXiv:1705.07057, §3.4 (conditional MAF).

@@ -95,9 +95,8 @@ impl<T: Element> Iaf<T> {
     /// context c of width `context_dim` in its first layer
     /// ([`Made::with_context`]), so x = z ⊙ exp(ℓ(z, c)) + b(z, c) with
     /// (ℓᵢ, bᵢ) functions of z_{<i} and of all of c: sampling and the
-    /// log-density of its own samples stay one pass for every c. With a
-    /// context, `inverse` runs the textbook loop of D passes
-    /// ([`SequentialMethod::FullPasses`]).
+    /// log-density of its own samples stay one pass for every c, and
+    /// `inverse` one pass of work in D steps, as without a context.
     ///
     /// # Panics
     /// If `dim` or a hidden width is 0.

@@ -95,8 +95,8 @@ impl<T: Element> SplineMaf<T> {
 
     /// A conditional spline MAF layer: as [`SplineMaf::new`], its MADE also
     /// reading a context of width `context_dim` ([`Made::with_context`]),
-    /// so xᵢ = g(zᵢ; θᵢ(x_{<i}, c)). With a context the sequential
-    /// direction runs the textbook loop of D passes.
+    /// so xᵢ = g(zᵢ; θᵢ(x_{<i}, c)). The sequential direction takes one
+    /// pass of work, as without a context.
     ///
     /// # Derivation
     /// [`derivations::conditioning`, "MADE"](crate::derivations::conditioning#made)
@@ -200,9 +200,7 @@ impl<T: Element> Flow<T> for SplineMaf<T> {
     ) -> (Var<'t, T>, Var<'t, T>) {
         self.check(z);
         let (batch, dim) = (z.shape()[0], self.made.dim);
-        // With a context, the loop: the incremental solve reads x alone.
-        let with_context = self.made.context_dim() > 0;
-        if z.tape().is_recording() || self.method == SequentialMethod::FullPasses || with_context {
+        if z.tape().is_recording() || self.method == SequentialMethod::FullPasses {
             // xᵢ = g(zᵢ; θᵢ(x_{<i})): pass k leaves the first k features in
             // the order exact, so after D passes all are, and the last
             // pass's log-derivatives were computed from the exact prefix.
@@ -218,14 +216,20 @@ impl<T: Element> Flow<T> for SplineMaf<T> {
         }
         // Each hidden unit computed once, feature by feature in degree order.
         let z_value = z.value();
-        let (_, out) = self.made.solve_autoregressive(batch, |feature, rows, raw| {
-            let tape = Tape::no_grad();
-            let column = z_value
-                .narrow(0, rows.start, rows.len())
-                .narrow(1, feature, 1);
-            let (x, _) = self.spline_of(&tape.constant(column), &tape.constant(raw.clone()), false);
-            x.into_value()
-        });
+        let context = c.map(|c| c.value().clone());
+        let (_, out) = self.made.solve_autoregressive_with_context(
+            batch,
+            context.as_ref(),
+            |feature, rows, raw| {
+                let tape = Tape::no_grad();
+                let column = z_value
+                    .narrow(0, rows.start, rows.len())
+                    .narrow(1, feature, 1);
+                let (x, _) =
+                    self.spline_of(&tape.constant(column), &tape.constant(raw.clone()), false);
+                x.into_value()
+            },
+        );
         // With the network's outputs at the solution, one parallel pass of
         // the spline gives x and its log-det together.
         let tape = Tape::no_grad();

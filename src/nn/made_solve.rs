@@ -34,11 +34,68 @@ impl<T: Element> Made<T> {
     /// # Derivation
     /// [`derivations::made`](crate::derivations::made), "Sampling in one
     /// pass of work".
+    ///
+    /// # Panics
+    /// If the MADE reads a context (use
+    /// [`Made::solve_autoregressive_with_context`]).
     pub fn solve_autoregressive<F>(&self, batch: usize, step: F) -> (Tensor<T>, Tensor<T>)
     where
         F: Fn(usize, std::ops::Range<usize>, &Tensor<T>) -> Tensor<T> + Sync,
     {
+        self.solve_autoregressive_with_context(batch, None, step)
+    }
+
+    /// [`Made::solve_autoregressive`] given the context `c`
+    /// (`[batch, context_dim]`, `None` for an unconditional MADE): the
+    /// outputs are those of [`Made::forward_with_context`] at (u, c).
+    ///
+    /// Why c costs one product: c·W_c enters the first layer's
+    /// pre-activation of every unit, whatever its degree, and does not
+    /// depend on u; it is computed once, `[batch, width of the first
+    /// layer]`, and added where the solve starts each unit from its bias.
+    ///
+    /// # Panics
+    /// If `c` is missing or not `[batch, context_dim]` for a MADE that
+    /// reads a context.
+    ///
+    /// # Derivation
+    /// [`derivations::conditioning`, "MADE"](crate::derivations::conditioning#made)
+    /// (docs/derivations/conditioning.md).
+    pub fn solve_autoregressive_with_context<F>(
+        &self,
+        batch: usize,
+        c: Option<&Tensor<T>>,
+        step: F,
+    ) -> (Tensor<T>, Tensor<T>)
+    where
+        F: Fn(usize, std::ops::Range<usize>, &Tensor<T>) -> Tensor<T> + Sync,
+    {
         let plan = SolvePlan::new(self);
+        // c·W_c, its columns in the plan's sorted order of the first layer.
+        let offset: Option<Vec<T>> = match (&self.context, c) {
+            (None, _) => None,
+            (Some(weight), Some(c)) => {
+                assert!(
+                    c.shape() == [batch, weight.value.dim(0)],
+                    "Made: expected a context [{batch}, {}], got {:?}",
+                    weight.value.dim(0),
+                    c.shape()
+                );
+                let product = c.matmul(&weight.value).to_vec();
+                let width = plan.first_columns.len();
+                Some(
+                    product
+                        .chunks(width)
+                        .flat_map(|row| plan.first_columns.iter().map(move |&k| row[k]))
+                        .collect(),
+                )
+            }
+            (Some(weight), None) => panic!(
+                "Made: reads a context of width {}, none was given",
+                weight.value.dim(0)
+            ),
+        };
+        let first_width = plan.first_columns.len();
         let width = self.params_per_dim * self.dim;
         let mut u = vec![T::ZERO; batch * self.dim];
         let mut out = vec![T::ZERO; batch * width];
@@ -56,7 +113,11 @@ impl<T: Element> Made<T> {
             .enumerate()
             .for_each(|(task, (u_rows, out_rows))| {
                 let start = task * rows_per_task;
-                plan.solve_rows(self, start, u_rows, out_rows, &step);
+                let n = u_rows.len() / self.dim;
+                let offset = offset
+                    .as_ref()
+                    .map(|o| &o[start * first_width..(start + n) * first_width]);
+                plan.solve_rows(self, start, offset, u_rows, out_rows, &step);
             });
         (
             Tensor::from_vec(u, &[batch, self.dim]),
@@ -81,6 +142,9 @@ struct SolvePlan<T: Element> {
     prefix: Vec<Vec<usize>>,
     /// Hidden widths.
     widths: Vec<usize>,
+    /// The first layer's columns in sorted order (its weight's column of
+    /// each), to sort a context's c·W_c the same way.
+    first_columns: Vec<usize>,
 }
 
 impl<T: Element> SolvePlan<T> {
@@ -98,6 +162,7 @@ impl<T: Element> SolvePlan<T> {
         let mut rows_order = features.clone();
         let (mut weights, mut biases, mut prefix, mut widths) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut first_columns = Vec::new();
         let n_layers = made.layers.len();
         for l in 0..n_layers {
             let cols_order: Vec<usize> = if l + 1 < n_layers {
@@ -108,6 +173,9 @@ impl<T: Element> SolvePlan<T> {
                     .flat_map(|j| features.iter().map(move |&i| j * dim + i))
                     .collect()
             };
+            if l == 0 {
+                first_columns.clone_from(&cols_order);
+            }
             let masked = made.layers[l].weight.value.mul(made.masks[l].mask());
             let (w, n_out) = (masked.to_vec(), masked.dim(1));
             let mut permuted = Vec::with_capacity(rows_order.len() * cols_order.len());
@@ -134,16 +202,20 @@ impl<T: Element> SolvePlan<T> {
             biases,
             prefix,
             widths,
+            first_columns,
         }
     }
 
     /// The sequential solve for `n = u_rows.len() / dim` rows starting at
     /// batch row `start`; fills `u_rows` (`[n, dim]`) and `out_rows`
     /// (`[n, params_per_dim·dim]`), both in the caller's feature order.
+    /// `offset`: these rows' c·W_c (`[n, width of the first layer]`, sorted
+    /// columns), added to the first layer's pre-activations.
     fn solve_rows<F>(
         &self,
         made: &Made<T>,
         start: usize,
+        offset: Option<&[T]>,
         u_rows: &mut [T],
         out_rows: &mut [T],
         step: &F,
@@ -190,6 +262,9 @@ impl<T: Element> SolvePlan<T> {
                         if made.residual && l > 0 {
                             v += before[l - 1][r * self.widths[l - 1] + c];
                         }
+                        if let (0, Some(offset)) = (l, offset) {
+                            v += offset[r * width + c];
+                        }
                         target[r * width + c] = v;
                     }
                 }
@@ -224,7 +299,12 @@ impl<T: Element> SolvePlan<T> {
             let out_w = &self.weights[n_hidden];
             for r in 0..n {
                 for j in 0..k_out {
-                    raw[r * k_out + j] = self.biases[n_hidden][j * dim + d - 1];
+                    let column = j * dim + d - 1;
+                    raw[r * k_out + j] = self.biases[n_hidden][column];
+                    // Without hidden layers the output layer is the first.
+                    if let (0, Some(offset)) = (n_hidden, offset) {
+                        raw[r * k_out + j] += offset[r * k_out * dim + column];
+                    }
                 }
             }
             for j in 0..k_out {

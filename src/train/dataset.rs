@@ -156,6 +156,36 @@ impl ImageData {
     pub fn dim(&self) -> usize {
         self.train.pixels()
     }
+
+    /// Whether every label is a class 0..=9, as the one-hot context of
+    /// `--condition label` ([`one_hot`](super::condition::one_hot)) needs.
+    ///
+    /// # Errors
+    /// The first label out of range: the folder, the split (`training`,
+    /// counting the validation images after the others, or `test`), the
+    /// image's index in it and the label.
+    pub fn check_labels(&self) -> Result<(), String> {
+        let training = self.train.labels.iter().chain(&self.validation.labels);
+        for (split, labels) in [
+            ("training", training.collect::<Vec<_>>()),
+            ("test", self.test.labels.iter().collect()),
+        ] {
+            if let Some((i, label)) = labels
+                .iter()
+                .enumerate()
+                .find(|(_, &&l)| usize::from(l) >= super::condition::DIGIT_CLASSES)
+            {
+                let dir = self.dir.as_deref().unwrap_or(Path::new(""));
+                return Err(format!(
+                    "{} ({}): {split} image {i} has label {label}; the one-hot label context \
+                     takes classes 0 to 9",
+                    self.name,
+                    dir.display()
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `set`'s images as a `[n, dim]` tensor of their integer values.

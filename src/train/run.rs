@@ -242,9 +242,9 @@ pub struct RunResult {
     pub report: FitReport,
     /// Test NLL in nats per sample (of the discrete data for digits).
     pub test_nll_nats: f64,
-    /// Test bits/dim (digits only).
+    /// Test bits/dim (images only).
     pub test_bits_per_dim: Option<f64>,
-    /// Bayes-rule test accuracy (the digits given their label only).
+    /// Bayes-rule test accuracy (images given their label only).
     pub test_accuracy: Option<f64>,
 }
 

@@ -24,9 +24,11 @@ pub struct CheckArgs {
     /// The checkpoint (model.flowzoo from `flowzoo train`).
     #[arg(long)]
     model: PathBuf,
-    /// The rows to check at: digits (test images), a 2-D toy name (fresh
-    /// points) or a .csv/.npy file of vectors in the training data's units
-    /// [default: the data the model was trained on].
+    /// The rows to check at: digits, mnist:DIR or cifar10:DIR (test images,
+    /// each given its label for a model given the label), a 2-D toy name
+    /// (fresh points; unconditional models only) or a .csv/.npy file of
+    /// vectors in the training data's units, with the context columns of a
+    /// conditional model [default: the data the model was trained on].
     #[arg(long)]
     data: Option<String>,
     /// How many rows (each costs a finite-difference Jacobian per layer).

@@ -91,7 +91,12 @@ fn rows(args: &CheckArgs, data: &str, saved: &SavedRun) -> Result<Rows, String> 
                 let context = match context_dim {
                     0 => None,
                     DIGIT_CLASSES => {
-                        let labels: Vec<String> = head.labels.iter().map(u8::to_string).collect();
+                        // The header names the first 12 rows' classes.
+                        let mut labels: Vec<String> =
+                            head.labels.iter().take(12).map(u8::to_string).collect();
+                        if head.labels.len() > 12 {
+                            labels.push("…".into());
+                        }
                         let c: Tensor<f64> = one_hot(&head.labels).cast();
                         let text = format!(
                             "each image given its own one-hot label (classes {})",

@@ -2,12 +2,16 @@
 //! layer (`flows::check::check_layers`, what `flowzoo check` prints). A
 //! healthy trained model passes everywhere; a saved model with one layer
 //! whose log-det is wrong fails on that layer, by index and name, and
-//! nowhere else.
+//! nowhere else. Issue 16: a conditional model's layers are checked in x,
+//! each row at its own context (`check_layers_given`), and a layer whose
+//! log-det is wrong at some contexts fails there.
 
 mod common;
 
 use flowzoo::autodiff::{Param, Var};
-use flowzoo::flows::check::{check_flow, check_layers, CheckOptions};
+use flowzoo::flows::check::{
+    check_flow, check_layers, check_layers_given, randomize_params, CheckOptions,
+};
 use flowzoo::flows::model::realnvp_layers;
 use flowzoo::flows::registry::register;
 use flowzoo::flows::spec::LayerSpec;
@@ -185,4 +189,130 @@ fn check_flow_catches_a_log_det_three_millionths_off_and_one_where_the_map_contr
     let mut right = Rescale::<f64>::new(&[2]);
     right.log_scale.value = Tensor::full(&[2], -8.0);
     check_flow(&right, &z, CheckOptions::default()).expect("a right log-det passes");
+}
+
+/// x = z·e^(w·c₀) per feature, reading a context of width 1: its log-det
+/// is D·w·c₀, but it reports D·w·c₀ + flaw·c₀², right at c₀ = 0 (and
+/// everywhere for flaw = 0), wrong at every other context. Forward and
+/// inverse carry the flaw alike, so only the finite differences see it.
+struct ContextScale {
+    dim: usize,
+    weight: f64,
+    flaw: f64,
+}
+
+impl ContextScale {
+    fn scale<'t>(
+        &self,
+        v: &Var<'t, f64>,
+        c: Option<&Var<'t, f64>>,
+        sign: f64,
+    ) -> (Var<'t, f64>, Var<'t, f64>) {
+        let c = c.expect("ContextScale reads a context");
+        let batch = v.shape()[0];
+        let s = c.mul_scalar(sign * self.weight);
+        let out = v.mul(&s.exp());
+        let log_det = s
+            .mul_scalar(self.dim as f64)
+            .add(&c.square().mul_scalar(sign * self.flaw))
+            .reshape(&[batch]);
+        (out, log_det)
+    }
+}
+
+impl Flow<f64> for ContextScale {
+    fn name(&self) -> String {
+        "ContextScale".into()
+    }
+    fn context_dim(&self) -> usize {
+        1
+    }
+    fn forward<'t>(&self, z: &Var<'t, f64>) -> (Var<'t, f64>, Var<'t, f64>) {
+        self.forward_with_context(z, None)
+    }
+    fn inverse<'t>(&self, x: &Var<'t, f64>) -> (Var<'t, f64>, Var<'t, f64>) {
+        self.inverse_with_context(x, None)
+    }
+    fn forward_with_context<'t>(
+        &self,
+        z: &Var<'t, f64>,
+        c: Option<&Var<'t, f64>>,
+    ) -> (Var<'t, f64>, Var<'t, f64>) {
+        self.scale(z, c, 1.0)
+    }
+    fn inverse_with_context<'t>(
+        &self,
+        x: &Var<'t, f64>,
+        c: Option<&Var<'t, f64>>,
+    ) -> (Var<'t, f64>, Var<'t, f64>) {
+        self.scale(x, c, -1.0)
+    }
+}
+
+#[test]
+fn check_layers_given_proves_each_row_at_its_own_context_and_catches_a_log_det_wrong_at_some() {
+    let x = rows(3);
+    let check = |flaw: f64, contexts: &[f64]| {
+        let layer = ContextScale {
+            dim: 2,
+            weight: 0.8,
+            flaw,
+        };
+        let layers: Vec<Box<dyn Flow<f64>>> = vec![Box::new(layer)];
+        let c = Tensor::from_vec(contexts.to_vec(), &[contexts.len(), 1]);
+        let checks = check_layers_given(&layers, &x, Some(&c), CheckOptions::default());
+        assert_eq!(checks.len(), 1);
+        checks[0].clone()
+    };
+    // The right log-det passes at contexts that scale by e^-2.4 … e^3.2:
+    // the finite differences of row b are taken at row b's context.
+    let right = check(0.0, &[-1.5, 0.0, 2.0]);
+    assert!(right.passed, "{right:?}");
+    // The flawed one passes where it is right (c₀ = 0, for every row)...
+    let at_zero = check(1e-3, &[0.0, 0.0, 0.0]);
+    assert!(at_zero.passed, "{at_zero:?}");
+    // ...and fails as soon as one row sits at a context where it is wrong:
+    // 1e-3·2² = 4e-3 nats off D·w·c₀ = 3.2, relative 4e-3 / 3.204.
+    for contexts in [&[0.0, 0.0, 2.0][..], &[2.0][..]] {
+        let wrong = check(1e-3, contexts);
+        assert!(!wrong.passed, "{contexts:?}: {wrong:?}");
+        assert!(
+            (wrong.log_det_error - 4e-3 / 3.204).abs() < 1e-6,
+            "{contexts:?}: {wrong:?}"
+        );
+        assert!(
+            wrong.inverse_error < 1e-12 && wrong.direction_error < 1e-12,
+            "{wrong:?}"
+        );
+    }
+}
+
+#[test]
+fn a_conditional_realnvp_with_random_weights_passes_every_layer_at_every_row_context() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut model = FlowModel::<f64>::conditional_realnvp(2, 3, 4, 8, &mut rng);
+    for layer in model.flow.layers.iter_mut() {
+        randomize_params(layer.as_mut(), 0.3, &mut rng);
+    }
+    let c = Tensor::randn(&[4, 3], &mut rng).mul_scalar(2.0);
+    let checks = check_layers_given(
+        &model.flow.layers,
+        &rows(4),
+        Some(&c),
+        CheckOptions::default(),
+    );
+    assert_eq!(checks.len(), 4);
+    for check in &checks {
+        assert!(check.passed, "{check:?}");
+    }
+    // The context matters: the same rows at another context give other latents.
+    let (z_c, _) = model.flow.inverse_tensor_with_context(&rows(4), Some(&c));
+    let (z_0, _) = model
+        .flow
+        .inverse_tensor_with_context(&rows(4), Some(&Tensor::zeros(&[4, 3])));
+    assert!(z_c
+        .to_vec()
+        .iter()
+        .zip(z_0.to_vec())
+        .any(|(a, b)| (a - b).abs() > 1e-3));
 }

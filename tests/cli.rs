@@ -590,8 +590,9 @@ fn bad_csv_data_is_rejected_naming_file_row_and_column() {
 }
 
 // A conditional model (written by the library) given to a command that
-// takes no context: an error naming the file and the context width, for
-// sample, eval and --resume alike; never a panic.
+// needs a context it cannot have: an error naming the file and the context
+// width, never a panic. `check` at fresh 2-D points (which have no context)
+// and `sample` without --context.
 #[test]
 fn a_conditional_model_without_a_context_is_refused_by_name() {
     use flowzoo::flows::FlowModel;
@@ -601,21 +602,17 @@ fn a_conditional_model_without_a_context_is_refused_by_name() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let model = FlowModel::<f32>::conditional_realnvp(2, 3, 2, 8, &mut rng);
     flowzoo::train::checkpoint::save_model(&path, &model).unwrap();
-    // `check` proves unconditional models only; `sample` needs --context.
-    for (args, expected) in [
-        (
-            ["check", "--model"],
-            "conditional (it reads a context of width 3)",
-        ),
-        (
-            ["sample", "--model"],
-            "is conditional: give --context with 3",
-        ),
-    ] {
-        let stderr = run_err(args![args[0], args[1], path]);
-        assert!(
-            stderr.contains("model.flowzoo") && stderr.contains(expected),
-            "{args:?}: {stderr}"
-        );
-    }
+    let stderr = run_err(args!["check", "--model", path, "--data", "moons"]);
+    assert!(
+        stderr.contains("model.flowzoo")
+            && stderr.contains("conditional (it reads a context of width 3)")
+            && stderr.contains("fresh 2-D points have no context"),
+        "{stderr}"
+    );
+    let stderr = run_err(args!["sample", "--model", path]);
+    assert!(
+        stderr.contains("model.flowzoo")
+            && stderr.contains("is conditional: give --context with 3"),
+        "{stderr}"
+    );
 }

@@ -6,7 +6,7 @@
 
 use super::flow::Flow;
 use crate::autodiff::{
-    beyond_fd_error, kink_aware_derivative, kink_aware_derivative_with_error, Param, Tape,
+    beyond_fd_error, kink_aware_derivative, kink_aware_derivative_with_error, Param, Tape, Var,
     FD_STENCIL,
 };
 use crate::tensor::{linalg, Tensor};
@@ -378,16 +378,132 @@ pub fn check_layers(
     x: &Tensor<f64>,
     options: CheckOptions,
 ) -> Vec<LayerCheck> {
+    check_layers_given(layers, x, None, options)
+}
+
+/// [`check_layers`] for the layers of a conditional model, p(x | c): every
+/// proof is run in x with the context held fixed, each row of `x` at its
+/// own context row. The finite-difference Jacobian of row b is ∂x/∂z at
+/// context cᵦ, against the log-det the layer computes at cᵦ, so a layer
+/// whose log-det is wrong at some contexts fails there.
+///
+/// `c` is what the layers read: the context itself, or for a model with a
+/// learned embedding its features e = NN(c)
+/// ([`FlowModel::context_features`](super::FlowModel::context_features)).
+/// A layer that reads no context ignores it; `None` is [`check_layers`].
+///
+/// # Shapes
+/// x `[rows, …]` in the data space; c `[rows, context_dim]` (row b the
+/// context of row b) or `[1, context_dim]` (one for every row).
+///
+/// # Panics
+/// If c has neither 1 nor `rows` rows, naming both shapes; as the layers'
+/// `forward_with_context` if its width is not theirs.
+///
+/// # Derivation
+/// [`derivations::conditioning`](crate::derivations::conditioning)
+/// (docs/derivations/conditioning.md): each layer is a bijection in x for
+/// every fixed c, with the log-det in x alone.
+///
+/// # Examples
+/// ```
+/// use flowzoo::flows::check::{check_layers_given, CheckOptions};
+/// use flowzoo::flows::{AffineCoupling, Flow, Mask};
+/// use flowzoo::tensor::Tensor;
+/// use rand::SeedableRng;
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let layer = AffineCoupling::<f64>::conditional(Mask::half(2, false), 8, 1, &mut rng);
+/// let layers: Vec<Box<dyn Flow<f64>>> = vec![Box::new(layer)];
+/// let x = Tensor::from_vec(vec![0.5, -1.0, 2.0, 0.3], &[2, 2]);
+/// let c = Tensor::from_vec(vec![-1.0, 3.0], &[2, 1]); // one context per row
+/// let checks = check_layers_given(&layers, &x, Some(&c), CheckOptions::default());
+/// assert!(checks[0].passed);
+/// ```
+pub fn check_layers_given(
+    layers: &[Box<dyn Flow<f64>>],
+    x: &Tensor<f64>,
+    c: Option<&Tensor<f64>>,
+    options: CheckOptions,
+) -> Vec<LayerCheck> {
+    if let Some(c) = c {
+        assert!(
+            c.ndim() == 2 && (c.dim(0) == 1 || c.dim(0) == x.dim(0)),
+            "check_layers_given: the context must be [1, k] or [{}, k] for x {:?}, got {:?}",
+            x.dim(0),
+            x.shape(),
+            c.shape()
+        );
+    }
     let mut checks = Vec::with_capacity(layers.len());
-    check_into(layers, x, &[], options, &mut checks);
+    check_into(layers, x, c, &[], options, &mut checks);
     checks.sort_by(|a, b| a.path.cmp(&b.path));
     checks
 }
 
-/// [`check_layers`] on `layers` under the path `prefix`, into `checks`.
+/// A layer seen at fixed context rows, as a flow in its variable alone:
+/// `context` (`[rows, k]`, row b for sample b, or `[1, k]` for every
+/// sample) goes to its conditioners; with none, the layer itself. Unlike
+/// [`AtContext`](super::context::AtContext) it borrows the layer, so the
+/// layers of a loaded model are checked in place.
+struct Given<'a> {
+    layer: &'a dyn Flow<f64>,
+    context: Option<Tensor<f64>>,
+}
+
+impl Given<'_> {
+    /// The same layer at row b's context only (`[1, k]`), for the
+    /// finite-difference batch of that row.
+    fn row(&self, b: usize) -> Self {
+        Given {
+            layer: self.layer,
+            context: self.context.as_ref().map(|c| match c.dim(0) {
+                1 => c.clone(),
+                _ => c.narrow(0, b, 1).contiguous(),
+            }),
+        }
+    }
+
+    /// The context on `v`'s tape, one row per sample of `v`.
+    fn context_for<'t>(&self, v: &Var<'t, f64>) -> Option<Var<'t, f64>> {
+        let c = self.context.as_ref()?;
+        let rows = v.shape()[0];
+        Some(v.constant(if c.dim(0) == rows {
+            c.clone()
+        } else {
+            c.broadcast_to(&[rows, c.dim(1)]).contiguous()
+        }))
+    }
+}
+
+impl Flow<f64> for Given<'_> {
+    fn name(&self) -> String {
+        self.layer.name()
+    }
+
+    fn per_sample(&self) -> bool {
+        self.layer.per_sample()
+    }
+
+    fn forward<'t>(&self, z: &Var<'t, f64>) -> (Var<'t, f64>, Var<'t, f64>) {
+        match self.context_for(z) {
+            Some(c) => self.layer.forward_with_context(z, Some(&c)),
+            None => self.layer.forward(z),
+        }
+    }
+
+    fn inverse<'t>(&self, x: &Var<'t, f64>) -> (Var<'t, f64>, Var<'t, f64>) {
+        match self.context_for(x) {
+            Some(c) => self.layer.inverse_with_context(x, Some(&c)),
+            None => self.layer.inverse(x),
+        }
+    }
+}
+
+/// [`check_layers_given`] on `layers` under the path `prefix`, into `checks`.
 fn check_into(
     layers: &[Box<dyn Flow<f64>>],
     x: &Tensor<f64>,
+    c: Option<&Tensor<f64>>,
     prefix: &[usize],
     options: CheckOptions,
     checks: &mut Vec<LayerCheck>,
@@ -404,11 +520,15 @@ fn check_into(
         pairs.map(|(a, b)| relative(a, b)).fold(0.0, f64::max)
     };
     let mut v = x.clone();
-    for (index, layer) in layers.iter().enumerate().rev() {
+    for (index, boxed) in layers.iter().enumerate().rev() {
         let path: Vec<usize> = prefix.iter().copied().chain([index]).collect();
-        if !layer.sublayers().is_empty() {
-            check_into(layer.sublayers(), &v, &path, options, checks);
+        if !boxed.sublayers().is_empty() {
+            check_into(boxed.sublayers(), &v, c, &path, options, checks);
         }
+        let layer = Given {
+            layer: boxed.as_ref(),
+            context: c.cloned(),
+        };
         let (z, _) = layer.inverse_tensor(&v);
         let (x_out, ld_forward) = layer.forward_tensor(&z);
         let (z_back, ld_inverse) = layer.inverse_tensor(&x_out);
@@ -422,7 +542,7 @@ fn check_into(
         let (xv, dim) = (x_out.to_vec(), x_out.numel() / x_out.dim(0).max(1));
         for (b, &ld) in ldf.iter().enumerate() {
             let x_row = &xv[b * dim..(b + 1) * dim];
-            let fd = FiniteDifferenceLogDet::at(layer.as_ref(), &z, b, x_row, options.h);
+            let fd = FiniteDifferenceLogDet::at(&layer.row(b), &z, b, x_row, options.h);
             let (jac, log_abs_det, slack) = (fd.jacobian, fd.log_abs_det, fd.slack);
             // The error beyond what round-off explains, relative as above.
             let difference = (ld - log_abs_det).abs();

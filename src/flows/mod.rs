@@ -58,7 +58,9 @@
 //! them all, and [`FlowModel::log_prob_given`] / [`FlowModel::sample_given`]
 //! the checked entry points ([`ContextError`]). [`context`] holds the
 //! checks and [`context::AtContext`], which fixes c so that
-//! [`check_flow`](check::check_flow) proves a conditional layer at that c
+//! [`check_flow`](check::check_flow) proves a conditional layer at that c;
+//! [`check_layers_given`](check::check_layers_given) proves a trained
+//! conditional model layer by layer, each row at its own c
 //! ([derivation](crate::derivations::conditioning)).
 //!
 //! The machinery every layer shares: [`flow`] (the trait), [`error`]

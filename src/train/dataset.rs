@@ -156,6 +156,36 @@ impl ImageData {
     pub fn dim(&self) -> usize {
         self.train.pixels()
     }
+
+    /// Whether every label is a class 0..=9, as the one-hot context of
+    /// `--condition label` ([`one_hot`](super::condition::one_hot)) needs.
+    ///
+    /// # Errors
+    /// The first label out of range: the folder, the split (`training`,
+    /// counting the validation images after the others, or `test`), the
+    /// image's index in it and the label.
+    pub fn check_labels(&self) -> Result<(), String> {
+        let training = self.train.labels.iter().chain(&self.validation.labels);
+        for (split, labels) in [
+            ("training", training.collect::<Vec<_>>()),
+            ("test", self.test.labels.iter().collect()),
+        ] {
+            if let Some((i, label)) = labels
+                .iter()
+                .enumerate()
+                .find(|(_, &&l)| usize::from(l) >= super::condition::DIGIT_CLASSES)
+            {
+                let dir = self.dir.as_deref().unwrap_or(Path::new(""));
+                return Err(format!(
+                    "{} ({}): {split} image {i} has label {label}; the one-hot label context \
+                     takes classes 0 to 9",
+                    self.name,
+                    dir.display()
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `set`'s images as a `[n, dim]` tensor of their integer values.
@@ -347,10 +377,10 @@ pub const TOY_TEST_POINTS: usize = 20_000;
 pub struct TestScore {
     /// Test NLL, nats per sample.
     pub nll_nats: f64,
-    /// Test bits/dim (the digits only).
+    /// Test bits/dim (images only).
     pub bits_per_dim: Option<f64>,
-    /// For a model of the digits given their label, the share of test
-    /// digits classified right by Bayes' rule
+    /// For a model of images (the digits, MNIST, CIFAR-10) given their
+    /// label, the share of test images classified right by Bayes' rule
     /// ([`bayes_accuracy`](super::condition::bayes_accuracy)).
     pub accuracy: Option<f64>,
     /// How many test samples were scored.
@@ -359,9 +389,10 @@ pub struct TestScore {
 
 /// The test figure of `model` on `dataset` for a run seeded `seed`, the
 /// one number `flowzoo train` reports and `flowzoo eval` repeats: for a toy
-/// density `test_size` fresh points from [`Stream::Test`]; for the digits
-/// the 1797 test digits dequantised with noise from [`Stream::Test`] (given
-/// their labels, with the Bayes-rule accuracy, for a model that reads them);
+/// density `test_size` fresh points from [`Stream::Test`]; for images the
+/// test split (the digits' 1797, a folder's) dequantised with noise from
+/// [`Stream::Test`] (given their labels, with the Bayes-rule accuracy, for
+/// a model that reads them);
 /// for a user's table its held-out rows ([`UserTable::split`]), each row
 /// `[x | c]` for a conditional model.
 pub fn test_score(

@@ -124,7 +124,8 @@ impl RunConfig {
         })
     }
 
-    /// The same run, conditional: the digits given their one-hot label
+    /// The same run, conditional: the images (the digits, an MNIST or
+    /// CIFAR-10 folder) given their one-hot class label
     /// ([`Condition::Label`]), or a table's other columns given the
     /// context columns ([`Condition::Columns`], names or 0-based indices,
     /// moved to the end of each row by
@@ -132,7 +133,7 @@ impl RunConfig {
     ///
     /// # Errors
     /// [`TrainError::BadArgument`] (`condition`) for a label on data other
-    /// than the digits, columns on data other than a table, or the IAF;
+    /// than images, or on a folder with a label outside 0..=9, columns on data other than a table, or the IAF;
     /// the [`DataError`](crate::error::DataError) of
     /// [`UserTable::with_context_columns`] for a column the file lacks.
     pub fn with_condition(mut self, condition: Condition) -> Result<Self, Error> {
@@ -151,6 +152,10 @@ impl RunConfig {
         }
         let condition = match (&self.dataset, condition) {
             (Dataset::Digits, Condition::Label) => Condition::Label,
+            (Dataset::Images(images), Condition::Label) => {
+                images.check_labels().map_err(bad)?;
+                Condition::Label
+            }
             (Dataset::Table(user), Condition::Columns(names)) => {
                 let moved = user.with_context_columns(&names)?;
                 let names = moved.context_names().to_vec();
@@ -158,7 +163,9 @@ impl RunConfig {
                 Condition::Columns(names)
             }
             (_, Condition::Label) => {
-                return Err(bad("the label is a context of the digits only".into()))
+                return Err(bad(
+                    "the label is a context of the image sets (digits, mnist, cifar10) only".into(),
+                ))
             }
             (_, Condition::Columns(_)) => {
                 return Err(bad(
@@ -235,9 +242,9 @@ pub struct RunResult {
     pub report: FitReport,
     /// Test NLL in nats per sample (of the discrete data for digits).
     pub test_nll_nats: f64,
-    /// Test bits/dim (digits only).
+    /// Test bits/dim (images only).
     pub test_bits_per_dim: Option<f64>,
-    /// Bayes-rule test accuracy (the digits given their label only).
+    /// Bayes-rule test accuracy (images given their label only).
     pub test_accuracy: Option<f64>,
 }
 

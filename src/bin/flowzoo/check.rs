@@ -1,13 +1,17 @@
 //! `flowzoo check`: the finite-difference proofs of every layer, run on a
 //! trained checkpoint at the points the data sends through it, one row per
-//! layer, and the density's mass for 2-D models.
+//! layer, and the density's mass for 2-D models. A conditional model is
+//! checked in x at each row's own context: an image's one-hot label, a
+//! table row's context columns (through the model's embedding, if any).
 
-use crate::checkpoints::table_tensor;
-use flowzoo::flows::check::{check_layers, CheckOptions, LayerCheck};
+use crate::checkpoints::{context_columns, table_tensor};
+use flowzoo::autodiff::Tape;
+use flowzoo::flows::check::{check_layers_given, CheckOptions, LayerCheck};
 use flowzoo::flows::preprocess::Dequantize;
 use flowzoo::tensor::Tensor;
 use flowzoo::train::checkpoint::Checkpoint;
-use flowzoo::train::run::{image_tensor, Dataset};
+use flowzoo::train::condition::{one_hot, DIGIT_CLASSES};
+use flowzoo::train::run::{image_tensor, load_run, Dataset, SavedRun};
 use flowzoo::train::sample::DensityGrid;
 use flowzoo::train::seeds::Stream;
 use std::path::PathBuf;
@@ -20,9 +24,11 @@ pub struct CheckArgs {
     /// The checkpoint (model.flowzoo from `flowzoo train`).
     #[arg(long)]
     model: PathBuf,
-    /// The rows to check at: digits (test images), a 2-D toy name (fresh
-    /// points) or a .csv/.npy file of vectors in the training data's units
-    /// [default: the data the model was trained on].
+    /// The rows to check at: digits, mnist:DIR or cifar10:DIR (test images,
+    /// each given its label for a model given the label), a 2-D toy name
+    /// (fresh points; unconditional models only) or a .csv/.npy file of
+    /// vectors in the training data's units, with the context columns of a
+    /// conditional model [default: the data the model was trained on].
     #[arg(long)]
     data: Option<String>,
     /// How many rows (each costs a finite-difference Jacobian per layer).
@@ -30,23 +36,84 @@ pub struct CheckArgs {
     rows: usize,
 }
 
-/// The rows to check at, f64 `[rows, …]` in the data space.
-fn rows(args: &CheckArgs, data: &str, dim: usize) -> Result<Tensor<f64>, String> {
-    let saved = crate::checkpoints::load_unconditional(&args.model)?;
+/// The rows to check at, f64 `[rows, …]` in the data space, and for a
+/// conditional model each row's context `[rows, context_dim]` with a
+/// description of it for the header.
+struct Rows {
+    x: Tensor<f64>,
+    context: Option<(Tensor<f64>, String)>,
+}
+
+/// The rows of `data` to check `model` at (`saved` is its checkpoint,
+/// for a table's columns and the run's seed).
+fn rows(args: &CheckArgs, data: &str, saved: &SavedRun) -> Result<Rows, String> {
+    let model = &saved.checkpoint.model;
+    let (dim, context_dim) = (model.dim(), model.context_dim());
     let seed = saved.seed();
     let lower = data.to_ascii_lowercase();
-    let x: Tensor<f64> = if lower.ends_with(".csv") || lower.ends_with(".npy") {
-        table_tensor(data, &saved)?.cast()
+    let (x, context): (Tensor<f64>, _) = if lower.ends_with(".csv") || lower.ends_with(".npy") {
+        // For a conditional model, each row [x | c], its context columns last.
+        let rows: Tensor<f64> = table_tensor(data, saved)?.cast();
+        let width = rows.dim(1);
+        let context = (context_dim > 0).then(|| {
+            let names = context_columns(saved).map_or_else(
+                || format!("the last {context_dim} columns"),
+                |names| format!("columns {}", names.join(", ")),
+            );
+            let c = rows
+                .narrow(1, width - context_dim, context_dim)
+                .contiguous();
+            (
+                c,
+                format!("each row given its own context ({names} of the file)"),
+            )
+        });
+        (rows.narrow(1, 0, width - context_dim).contiguous(), context)
     } else {
         match data.parse().map_err(|e: flowzoo::Error| e.to_string())? {
             Dataset::Toy(toy) => {
+                if context_dim > 0 {
+                    return Err(format!(
+                        "{}: the model is conditional (it reads a context of width \
+                         {context_dim}); fresh 2-D points have no context: give --data a \
+                         .csv/.npy file with the context columns",
+                        args.model.display()
+                    ));
+                }
                 let points = toy.sample(args.rows, &mut Stream::Test.rng(seed));
-                Tensor::from_vec(points, &[args.rows, 2])
+                (Tensor::from_vec(points, &[args.rows, 2]), None)
             }
             dataset @ (Dataset::Digits | Dataset::Images(_)) => {
                 let images = dataset.images().expect("an image dataset");
-                let v: Tensor<f64> = image_tensor(&images.test.head(args.rows)).cast();
-                Dequantize::new(images.levels).apply(&v, &mut Stream::Test.rng(seed))
+                let head = images.test.head(args.rows);
+                let v: Tensor<f64> = image_tensor(&head).cast();
+                let x = Dequantize::new(images.levels).apply(&v, &mut Stream::Test.rng(seed));
+                let context = match context_dim {
+                    0 => None,
+                    DIGIT_CLASSES => {
+                        // The header names the first 12 rows' classes.
+                        let mut labels: Vec<String> =
+                            head.labels.iter().take(12).map(u8::to_string).collect();
+                        if head.labels.len() > 12 {
+                            labels.push("…".into());
+                        }
+                        let c: Tensor<f64> = one_hot(&head.labels).cast();
+                        let text = format!(
+                            "each image given its own one-hot label (classes {})",
+                            labels.join(", ")
+                        );
+                        Some((c, text))
+                    }
+                    k => {
+                        return Err(format!(
+                            "{}: a model of {} given a context of width {k} (the label is \
+                             {DIGIT_CLASSES} wide)",
+                            args.model.display(),
+                            dataset.name()
+                        ))
+                    }
+                };
+                (x, context)
             }
             Dataset::Table(_) => unreachable!("a table is a file name"),
         }
@@ -58,7 +125,10 @@ fn rows(args: &CheckArgs, data: &str, dim: usize) -> Result<Tensor<f64>, String>
         ));
     }
     let n = args.rows.min(x.dim(0));
-    Ok(x.narrow(0, 0, n).contiguous())
+    Ok(Rows {
+        x: x.narrow(0, 0, n).contiguous(),
+        context: context.map(|(c, text)| (c.narrow(0, 0, n).contiguous(), text)),
+    })
 }
 
 /// `flowzoo check`: prints one row per layer and fails if any layer does.
@@ -71,7 +141,6 @@ pub fn check(args: CheckArgs) -> Result<(), String> {
     }
     let checkpoint = Checkpoint::<f64>::load(&args.model).map_err(|e| e.to_string())?;
     let model = checkpoint.model;
-    crate::checkpoints::refuse_conditional(&args.model, model.context_dim())?;
     let data = match &args.data {
         Some(d) => d.clone(),
         None => checkpoint
@@ -81,11 +150,25 @@ pub fn check(args: CheckArgs) -> Result<(), String> {
             .filter(|d| !d.is_empty())
             .ok_or_else(|| "--data is needed: the checkpoint does not name its data".to_string())?,
     };
-    let x = rows(&args, &data, model.dim())?;
+    let saved = load_run(&args.model).map_err(|e| e.to_string())?;
+    let Rows { x, context } = rows(&args, &data, &saved)?;
     let options = CheckOptions::default();
-    let checks = check_layers(&model.flow.layers, &x, options);
+    // The layers read the context's features: through the embedding, if any.
+    let features = context.as_ref().map(|(c, _)| {
+        let tape = Tape::no_grad();
+        model
+            .context_features(Some(&tape.constant(c.clone())))
+            .expect("a context gives features")
+            .into_value()
+    });
+    let checks = check_layers_given(&model.flow.layers, &x, features.as_ref(), options);
+    let given = match (&context, model.embedding().is_some()) {
+        (None, _) => String::new(),
+        (Some((_, text)), false) => format!(", {text}"),
+        (Some((_, text)), true) => format!(", {text} through the model's context embedding"),
+    };
     println!(
-        "{}: {} layers checked in f64 at {} rows of {data} (tolerances: inverse {:.0e}, \
+        "{}: {} layers checked in f64 at {} rows of {data}{given} (tolerances: inverse {:.0e}, \
          log-det {:.0e}, relative)",
         args.model.display(),
         checks.len(),

@@ -6,6 +6,7 @@ use flowzoo::data::read_table;
 use flowzoo::data::tabular::Table;
 use flowzoo::flows::FlowModel;
 use flowzoo::tensor::Tensor;
+use flowzoo::train::condition::DIGIT_CLASSES;
 use flowzoo::train::eval::{mean_nll, unit_cube_log_likelihood};
 use flowzoo::train::run::{load_run, test_score, Dataset, SavedRun, TOY_TEST_POINTS};
 use rand::rngs::StdRng;
@@ -34,7 +35,8 @@ pub struct SampleArgs {
     /// The context of a conditional model, one row for every sample:
     /// comma-separated numbers, as many as the model's context columns in
     /// their training order and units (`--context 1.5,0.2`), or the one-hot
-    /// label of a digit class (`--context 0,0,1,0,0,0,0,0,0,0` draws 2s).
+    /// class label of a model of the digits, MNIST or CIFAR-10 given the
+    /// label (`--context 0,0,1,0,0,0,0,0,0,0` draws 2s, or CIFAR's birds).
     #[arg(long, allow_hyphen_values = true)]
     context: Option<String>,
     /// Output: .csv (one sample per row) or .png (a grid, for image
@@ -72,32 +74,9 @@ pub fn write_csv(path: &Path, columns: &[String], values: &[f64]) -> Result<(), 
     pictures::write_atomically(path, text.as_bytes())
 }
 
-/// Reads the checkpoint at `path` for a command that takes no context
-/// (`flowzoo check`): refuses, naming the file and the width, a
-/// conditional model.
-pub fn load_unconditional(path: &Path) -> Result<SavedRun, String> {
-    let saved = load_run(path).map_err(|e| e.to_string())?;
-    refuse_conditional(path, saved.checkpoint.model.context_dim())?;
-    Ok(saved)
-}
-
-/// The error of [`load_unconditional`] for a model reading a context of
-/// `width` columns (none for 0).
-pub fn refuse_conditional(path: &Path, width: usize) -> Result<(), String> {
-    if width > 0 {
-        return Err(format!(
-            "{}: the model is conditional (it reads a context of width {width}), and \
-             `flowzoo check` proves unconditional models only: use check_flow on \
-             flows::context::AtContext from the library",
-            path.display()
-        ));
-    }
-    Ok(())
-}
-
 /// The names of a conditional model's context columns, from its run
 /// record (`None` for an unconditional model or the digits' label).
-fn context_columns(saved: &SavedRun) -> Option<Vec<String>> {
+pub fn context_columns(saved: &SavedRun) -> Option<Vec<String>> {
     match saved.record()?.context.as_deref()? {
         "label" => None,
         names => Some(names.split(',').map(str::to_string).collect()),
@@ -128,7 +107,7 @@ pub fn sample(args: SampleArgs) -> Result<(), String> {
         (None, width) => {
             let names = context_columns(&saved)
                 .map(|names| format!(" (columns {})", names.join(", ")))
-                .unwrap_or_else(|| " (the one-hot digit class)".into());
+                .unwrap_or_else(|| " (the one-hot class label)".into());
             return Err(format!(
                 "{}: the model is conditional: give --context with {width} comma-separated \
                  numbers{names}",
@@ -265,10 +244,12 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         dataset = Dataset::Table(std::sync::Arc::new(moved));
     }
-    if model.context_dim() > 0 && dataset == Dataset::Digits && model.context_dim() != 10 {
+    let images = matches!(dataset, Dataset::Digits | Dataset::Images(_));
+    if model.context_dim() > 0 && images && model.context_dim() != DIGIT_CLASSES {
         return Err(format!(
-            "{}: a model of the digits given a context of width {} (the label is 10 wide)",
+            "{}: a model of {} given a context of width {} (the label is {DIGIT_CLASSES} wide)",
             args.model.display(),
+            dataset.name(),
             model.context_dim()
         ));
     }

@@ -51,7 +51,8 @@ enum Command {
     Eval(checkpoints::EvalArgs),
     /// Prove a trained checkpoint layer by layer: inverse, log-det against
     /// finite differences, triangularity (MAF, IAF), and the density's mass
-    /// (2-D); exit status 1 if any fails.
+    /// (2-D); a conditional model at each row's own context; exit status 1
+    /// if any fails.
     Check(check::CheckArgs),
 }
 
@@ -78,9 +79,11 @@ pub struct TrainArgs {
     /// Gaussians) [default: the flow's own, normal but for nice's logistic].
     #[arg(long)]
     base: Option<String>,
-    /// Train p(x | c), the digits given their class: `label` (the one-hot
-    /// label is the context; samples.png shows one row per class and
-    /// metrics.json the test accuracy of classifying by Bayes' rule).
+    /// Train p(x | c), images given their class: `label`, for --data digits,
+    /// mnist or cifar10 (the one-hot label 0-9 is the context; samples.png
+    /// shows one row per class, interpolation.png paths between two test
+    /// images of one class given it, and metrics.json the test accuracy of
+    /// classifying by Bayes' rule).
     #[arg(long)]
     condition: Option<String>,
     /// Train p(x | c) on your own table: these columns (header names, or

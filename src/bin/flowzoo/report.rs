@@ -168,9 +168,10 @@ pub fn report(
             )?;
             metrics_line(&label, config, result, Some(grid.mass()));
         }
-        Dataset::Digits if result.model.context_dim() > 0 => {
+        Dataset::Digits | Dataset::Images(_) if result.model.context_dim() > 0 => {
+            let images = config.dataset.images().expect("an image dataset");
             let bpd = result.test_bits_per_dim.unwrap_or(f64::NAN);
-            conditional::digit_pictures(out, &result.model, flow, bpd, &mut rng)?;
+            conditional::image_pictures(out, &result.model, &images, flow, bpd, &mut rng)?;
             metrics_line(&label, config, result, None);
         }
         Dataset::Digits | Dataset::Images(_) => {

@@ -209,26 +209,18 @@ fn an_mnist_folder_of_gzip_files_trains_evals_and_samples_and_bad_folders_are_na
     let dir = common::temp_dir("cli-mnist");
     let data = mnist::tiny_folder(&dir.join("mnist"));
     let out = dir.join("run");
-    let train = tool(&[
-        &"train",
-        &"--data",
-        &"mnist",
-        &"--data-dir",
-        &data,
-        &"--flow",
-        &"realnvp",
-        &"--steps",
-        &"3",
-        &"--batch",
-        &"16",
-        &"--hidden",
-        &"8",
-        &"--layers",
-        &"2",
-        &"--quiet",
-        &"--out",
-        &out,
-    ]);
+    // The folder given relative to the working directory of train: the run
+    // record names it absolutely, so eval below (run from elsewhere) finds it.
+    let relative = data.strip_prefix(&dir).unwrap().to_path_buf();
+    let train = flowzoo()
+        .current_dir(&dir)
+        .args(["train", "--data", "mnist", "--data-dir"])
+        .arg(&relative)
+        .args(["--flow", "realnvp", "--steps", "3", "--batch", "16"])
+        .args(["--hidden", "8", "--layers", "2", "--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&train.stdout);
     assert!(
         train.status.success(),

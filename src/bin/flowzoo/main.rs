@@ -196,11 +196,16 @@ fn open_maybe_gzip(path: &Path) -> std::io::Result<Box<dyn std::io::Read>> {
 }
 
 /// `--data` with `--data-dir` as one dataset argument: `mnist` and
-/// `cifar10` become `mnist:DIR`, `cifar10:DIR`; anything else goes as it is.
+/// `cifar10` become `mnist:DIR`, `cifar10:DIR`, DIR made absolute so that
+/// the run record finds the folder again from any working directory
+/// (`eval`, `sample`, `check`, `--resume`); anything else goes as it is.
 fn data_argument(data: String, dir: Option<&Path>) -> Result<String, String> {
     let folder = matches!(data.to_ascii_lowercase().as_str(), "mnist" | "cifar10");
     match (folder, dir) {
-        (true, Some(dir)) => Ok(format!("{}:{}", data.to_ascii_lowercase(), dir.display())),
+        (true, Some(dir)) => {
+            let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+            Ok(format!("{}:{}", data.to_ascii_lowercase(), dir.display()))
+        }
         (true, None) => Err(format!(
             "--data {data} needs --data-dir DIR, the folder that holds its files \
              (see --help)"

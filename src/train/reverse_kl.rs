@@ -121,30 +121,16 @@ pub fn reverse_kl_estimate<T: Element>(
     n: usize,
     seed: u64,
 ) -> f64 {
-    gap_estimate(model, Target::Plain(target), None, n, seed)
-}
-
-/// The mean of log q − log p̃ over `n` fresh samples of `model` (no tape),
-/// sample k drawn given row k of `contexts` (`[n, context_dim]`, or None
-/// for a plain target), in chunks of 4096 from `seed`.
-pub(crate) fn gap_estimate<T: Element>(
-    model: &FlowModel<T>,
-    target: Target<'_, T>,
-    contexts: Option<&Tensor<T>>,
-    n: usize,
-    seed: u64,
-) -> f64 {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut total = 0.0;
     let mut done = 0;
     while done < n {
         let len = 4096.min(n - done);
         let z = model.sample_prior(len, 1.0, &mut rng);
-        let c = contexts.map(|c| c.narrow(0, done, len).contiguous());
         let gap = in_pool(|| {
             let tape = Tape::no_grad();
-            let c = c.map(|c| tape.constant(c));
-            sample_gap(model, target, &tape.constant(z), c.as_ref(), 1.0).into_value()
+            let z = tape.constant(z);
+            sample_gap(model, Target::Plain(target), &z, None, 1.0).into_value()
         });
         total += gap.to_vec().iter().map(|v| v.to_f64()).sum::<f64>();
         done += len;

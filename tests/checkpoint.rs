@@ -29,8 +29,8 @@ use flowzoo::flows::standardize::Standardize;
 use flowzoo::flows::zoo::FlowName;
 use flowzoo::flows::{
     ActNorm, AffineCoupling, BatchNorm, DiagonalNormal, Flow, FlowModel, GaussianMixture,
-    ImageCoupling, ImageMask, InvConv1x1, Mask, Permutation, Reshape, Reverse, ScaleKind,
-    Sequential, Split, Squeeze, Transform,
+    ImageCoupling, ImageMask, ImageSplineCoupling, InvConv1x1, Mask, Permutation, Reshape, Reverse,
+    ScaleKind, Sequential, Split, Squeeze, Transform,
 };
 use flowzoo::nn::Adam;
 use flowzoo::tensor::{Element, Tensor};
@@ -365,6 +365,18 @@ fn each_image_layer_round_trips_alone() {
     let coupling = ImageCoupling::<f64>::new(2, mask, 3, 0, ScaleKind::Sigmoid, &mut r);
     let model = image_model::<f64>(image, vec![Box::new(coupling)], image);
     assert_round_trip("image-coupling-channel", model, &x);
+    let spline = RationalQuadraticSpline::new(5, 2.0);
+    for (name, mask) in [
+        (
+            "image-spline-checkerboard",
+            ImageMask::Checkerboard { parity: 0 },
+        ),
+        ("image-spline-channel", ImageMask::Channel { flip: false }),
+    ] {
+        let coupling = ImageSplineCoupling::<f64>::new(2, mask, 4, 1, spline, &mut r);
+        let model = image_model::<f64>(image, vec![Box::new(coupling)], image);
+        assert_round_trip(name, model, &x);
+    }
     let model = image_model::<f64>(image, vec![Box::new(ActNorm::<f64>::new(2))], image);
     assert_round_trip("actnorm-image", model, &x);
     let model = image_model::<f64>(
@@ -540,6 +552,22 @@ fn every_layer_kind_round_trips() {
             3,
         ),
         ("zoo-extra", FlowModel::new(3, Sequential::new(extra)), 3),
+        (
+            "zoo-image-spline",
+            image_model::<f64>(
+                [2, 2, 2],
+                vec![Box::new(ImageSplineCoupling::new(
+                    2,
+                    ImageMask::Channel { flip: true },
+                    3,
+                    0,
+                    RationalQuadraticSpline::new(3, 2.0),
+                    &mut r,
+                ))],
+                [2, 2, 2],
+            ),
+            8,
+        ),
     ];
     let mut seen = std::collections::BTreeSet::new();
     for (name, model, dim) in zoo {

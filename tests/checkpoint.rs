@@ -263,7 +263,7 @@ fn glow_on_vectors_round_trips() {
 }
 
 #[test]
-fn realnvp_image_round_trips_in_f32_and_f64() {
+fn realnvp_image_round_trips_in_f32_and_f64_affine_and_spline() {
     let config = RealNvpImageConfig {
         scales: 2,
         checkerboard: 2,
@@ -271,17 +271,20 @@ fn realnvp_image_round_trips_in_f32_and_f64() {
         last: 2,
         hidden: 4,
         blocks: 1,
+        spline: None,
     };
     let model = realnvp_image::<f32, _>([1, 4, 4], config, &mut rng(0));
     assert_round_trip("realnvp-image-f32", model, &vectors(8, 16, 1));
+    // three scales, with the spline couplings of the zoo's nsf-image
     let config = RealNvpImageConfig {
         scales: 3,
         hidden: 2,
         blocks: 0,
+        spline: Some(RationalQuadraticSpline::new(4, 2.0)),
         ..config
     };
     let model = realnvp_image::<f64, _>([1, 8, 8], config, &mut rng(0));
-    assert_round_trip("realnvp-image-f64", model, &vectors(8, 64, 1));
+    assert_round_trip("nsf-image-f64", model, &vectors(8, 64, 1));
 }
 
 /// A BatchNorm over `channels` after three training-time passes (on a

@@ -243,10 +243,11 @@ fn train_writes_a_checkpoint_that_sample_and_eval_read() {
 fn digits_checkpoint_samples_a_png_grid_and_evals_bits_per_dim() {
     // A vector flow and the image flows: each checkpoint alone rebuilds the
     // model that `eval` scores exactly as the run did.
-    let flows: [&[&str]; 3] = [
+    let flows: [&[&str]; 4] = [
         &["--flow", "realnvp", "--hidden", "16", "--layers", "2"],
         &["--flow", "glow", "--hidden", "4", "--layers", "1"],
         &["--flow", "realnvp-image", "--hidden", "4", "--layers", "1"],
+        &["--flow", "nsf-image", "--hidden", "4", "--layers", "1"],
     ];
     for (i, flow) in flows.iter().enumerate() {
         let out = common::temp_dir(&format!("cli-ckpt-digits{i}"));

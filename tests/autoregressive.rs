@@ -550,3 +550,42 @@ fn cli_rejects_unknown_flows_and_targets() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("ring"));
 }
+
+// Init::FanIn: weight and bias inside ±1/√fan_in and spread over it
+// (uniform: variance a²/3), the bias not zero; a MADE so initialised keeps
+// its masks (masked weights exactly zero) and draws its hidden biases.
+#[test]
+fn fan_in_init_draws_weight_and_bias_on_the_pytorch_interval() {
+    use flowzoo::nn::Linear;
+    let mut rng = StdRng::seed_from_u64(0);
+    let layer = Linear::<f64>::new(4, 500, Init::FanIn, &mut rng);
+    let a = 0.5;
+    for (name, values) in [
+        ("weight", layer.weight.value.to_vec()),
+        ("bias", layer.bias.value.to_vec()),
+    ] {
+        assert!(values.iter().all(|v| v.abs() <= a), "{name} outside ±{a}");
+        let variance = values.iter().map(|v| v * v).sum::<f64>() / values.len() as f64;
+        assert!(
+            (variance - a * a / 3.0).abs() < 0.15 * a * a / 3.0,
+            "{name}: variance {variance}, uniform gives {}",
+            a * a / 3.0
+        );
+    }
+    let glorot = Linear::<f64>::new(4, 500, Init::Glorot, &mut rng);
+    assert!(glorot.bias.value.to_vec().iter().all(|&b| b == 0.0));
+    let options = MadeOptions {
+        hidden_init: Init::FanIn,
+        ..MadeOptions::default()
+    };
+    let made = Made::<f64>::with_options(3, &[8], 2, &[1, 2, 3], options, &mut rng);
+    for p in made.params() {
+        if p.name.ends_with("layer0.weight") {
+            // the degree-3 input feeds no hidden unit (degrees 1..2)
+            assert!((0..8).all(|k| p.value.get(&[2, k]) == 0.0), "{p:?}");
+        }
+        if p.name.ends_with("layer0.bias") {
+            assert!(p.value.to_vec().iter().all(|&b| b != 0.0));
+        }
+    }
+}

@@ -78,7 +78,7 @@ impl<'t, T: Element> Var<'t, T> {
     /// different tapes.
     ///
     /// # Derivation
-    /// [`derivations::affine_coupling`](crate::derivations::affine_coupling)
+    /// [`derivations::affine_coupling`, "The fused update and its backward pass"](crate::derivations::affine_coupling#the-fused-update-and-its-backward-pass)
     /// (docs/derivations/affine-coupling.md).
     pub fn affine_coupling_tanh(
         &self,

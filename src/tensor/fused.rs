@@ -43,12 +43,15 @@ pub(crate) fn relu_mask_and_column_sums<T: Element>(g: &mut [T], y: &[T], n: usi
     };
     let threads = current_num_threads();
     if !go_parallel(g.len()) || threads < 2 || n < 2 * 16 {
+        // Serial: too small to split, or one thread.
         let rows = g.chunks_mut(n).zip(y.chunks(n)).collect();
         block(rows, &mut sums);
         return sums;
     }
-    // Column blocks of a multiple of 16 elements (whole cache lines of f32).
-    let width = n.div_ceil(threads).div_ceil(16) * 16;
+    // Column blocks of a multiple of 16 elements (whole cache lines of f32),
+    // four per thread: a thread the system deschedules leaves its blocks to
+    // be stolen, not a region waiting on it.
+    let width = (n.div_ceil(4 * threads).div_ceil(16) * 16).max(16);
     let parts = n.div_ceil(width);
     let mut blocks: Vec<Vec<(&mut [T], &[T])>> = (0..parts).map(|_| Vec::new()).collect();
     for (g_row, y_row) in g.chunks_mut(n).zip(y.chunks(n)) {
@@ -112,11 +115,11 @@ pub(crate) fn affine_tanh_update<T: Element>(
     );
     // Flat passes over contiguous buffers, so that the two elementary
     // functions (the costly part) run in loops the compiler vectorises.
-    let mut tanh = Vec::with_capacity(rows * n);
-    for h_row in h.chunks_exact(2 * n) {
-        tanh.extend_from_slice(&h_row[..n]);
-    }
-    tanh.iter_mut().for_each(|v| *v = v.tanh());
+    let tanh: Vec<T> = h
+        .chunks_exact(2 * n)
+        .flat_map(|h_row| &h_row[..n])
+        .map(|&v| v.tanh())
+        .collect();
     // s = tanh(ŝ) ⊙ c, its row sums, and ±s in `factor` (then exponentiated)
     let mut factor = Vec::with_capacity(rows * n);
     let mut log_dets = Vec::with_capacity(rows);
@@ -135,7 +138,7 @@ pub(crate) fn affine_tanh_update<T: Element>(
             AffineDirection::Inverse => -sum,
         });
     }
-    factor.iter_mut().for_each(|v| *v = v.exp());
+    let factor: Vec<T> = factor.iter().map(|&v| v.exp()).collect();
     let mut out = Vec::with_capacity(rows * (n + 1));
     let rows_of = h.chunks_exact(2 * n).zip(x.chunks_exact(n));
     for ((h_row, x_row), (e_row, &log_det)) in rows_of.zip(factor.chunks_exact(n).zip(&log_dets)) {

@@ -48,6 +48,15 @@ fn run<T: Element>(
     (out.value().to_vec(), grads)
 }
 
+/// Asserts two runs gave the same values and the same gradient of each
+/// input (named by `names`), bit for bit.
+fn assert_same_bits<T: Element>(fused: &Run<T>, composed: &Run<T>, names: &[&str], what: &str) {
+    assert_eq!(fused.0, composed.0, "{what}: value");
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(fused.1[i], composed.1[i], "{what}: gradient of {name}");
+    }
+}
+
 /// Shapes `(m, k, n)` for a linear layer: thin outputs, thin inputs, the
 /// packed GEMM, an empty inner dimension, and the parallel backward.
 fn linear_shape() -> impl Strategy<Value = (usize, usize, usize)> {
@@ -71,16 +80,8 @@ fn check_linear_relu<T: Element + std::fmt::Debug>((m, k, n): (usize, usize, usi
     let composed = run(&inputs, |v| {
         weighted(&v[0].linear(&v[1], &v[2]).relu(), seed)
     });
-    assert_eq!(
-        fused.0, composed.0,
-        "linear_relu value, [{m}, {k}] x [{k}, {n}]"
-    );
-    for (i, name) in ["x", "W", "b"].iter().enumerate() {
-        assert_eq!(
-            fused.1[i], composed.1[i],
-            "linear_relu gradient of {name}, [{m}, {k}] x [{k}, {n}]"
-        );
-    }
+    let what = format!("linear_relu, [{m}, {k}] x [{k}, {n}]");
+    assert_same_bits(&fused, &composed, &["x", "W", "b"], &what);
 }
 
 /// The bound `c`, `h = [ŝ | t]` and `x` of an affine coupling with `rows`
@@ -126,16 +127,8 @@ fn check_affine<T: Element + std::fmt::Debug>(rows: usize, n: usize, forward: bo
     let composed = run(&inputs, |v| {
         affine_loss(affine_composed(v, direction), seed)
     });
-    assert_eq!(
-        fused.0, composed.0,
-        "{direction:?} loss, {rows} rows of {n}"
-    );
-    for (i, name) in ["h", "bound", "x"].iter().enumerate() {
-        assert_eq!(
-            fused.1[i], composed.1[i],
-            "{direction:?} gradient of {name}, {rows} rows of {n}"
-        );
-    }
+    let what = format!("{direction:?} update, {rows} rows of {n}");
+    assert_same_bits(&fused, &composed, &["h", "bound", "x"], &what);
     // The outputs themselves, not only the weighted loss.
     let tape = Tape::no_grad();
     let v: Vec<Var<T>> = inputs.iter().map(|x| tape.constant(x.clone())).collect();

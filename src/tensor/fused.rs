@@ -22,7 +22,7 @@ use super::Element;
 /// If `g` and `y` differ in length or `n` does not divide it.
 pub(crate) fn relu_mask_and_column_sums<T: Element>(g: &mut [T], y: &[T], n: usize) -> Vec<T> {
     assert!(
-        g.len() == y.len() && (n == 0 || g.len() % n == 0),
+        g.len() == y.len() && (n == 0 || g.len().is_multiple_of(n)),
         "relu_mask_and_column_sums: gradient of {} and output of {} elements, rows of {n}",
         g.len(),
         y.len()
@@ -106,7 +106,7 @@ pub(crate) fn affine_tanh_update<T: Element>(
     direction: AffineDirection,
 ) -> AffineUpdate<T> {
     let n = c.len();
-    let rows = if n == 0 { 0 } else { x.len() / n };
+    let rows = x.len().checked_div(n).unwrap_or(0);
     assert!(
         x.len() == rows * n && h.len() == 2 * rows * n,
         "affine_tanh_update: h of {}, bound of {n}, x of {} elements",
@@ -127,7 +127,7 @@ pub(crate) fn affine_tanh_update<T: Element>(
         let mut sum = T::ZERO;
         for (&th, &cv) in th_row.iter().zip(c) {
             let s = th * cv;
-            sum = sum + s;
+            sum += s;
             factor.push(match direction {
                 AffineDirection::Forward => s,
                 AffineDirection::Inverse => -s,
@@ -184,7 +184,7 @@ pub(crate) fn affine_tanh_backward<T: Element>(
 ) -> AffineGrads<T> {
     let (h, x, tanh, factor) = kept;
     let n = c.len();
-    let rows = if n == 0 { 0 } else { x.len() / n };
+    let rows = x.len().checked_div(n).unwrap_or(0);
     assert!(
         g.len() == rows * (n + 1) && h.len() == 2 * rows * n,
         "affine_tanh_backward: gradient of {} elements for {rows} rows of {n}",
@@ -221,7 +221,7 @@ pub(crate) fn affine_tanh_backward<T: Element>(
                 }
             };
             gx.push(gu);
-            gc[j] = gc[j] + gs * th;
+            gc[j] += gs * th;
             g_raw[j] = gs * c[j] * (T::ONE - th * th);
         }
     }

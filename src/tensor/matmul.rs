@@ -111,6 +111,24 @@ fn gemm_into<T: Element>(
     }
 }
 
+/// [`gemm_into`] for two rank-2 tensors whose shapes were checked, into `c`
+/// (`[a.dim(0), b.dim(1)]`, contiguous).
+fn gemm_2d<T: Element>(a: &Tensor<T>, b: &Tensor<T>, c: &mut [T], accumulate: bool) {
+    gemm_into(
+        a.dim(0),
+        a.dim(1),
+        b.dim(1),
+        a.storage(),
+        a.layout().offset(),
+        (a.strides()[0], a.strides()[1]),
+        b.storage(),
+        b.layout().offset(),
+        (b.strides()[0], b.strides()[1]),
+        c,
+        accumulate,
+    );
+}
+
 /// `C ← A·B` for `n ≤ THIN_N` output columns, where a packed GEMM spends more
 /// time packing than multiplying. Two forms, chosen by A's layout:
 /// - rows of A contiguous: each output is a dot product of a row of A with a
@@ -183,19 +201,7 @@ impl<T: Element> Tensor<T> {
                     "matmul: inner dimensions differ: lhs {ls:?}, rhs {rs:?}"
                 );
                 let mut out = vec![T::ZERO; m * n];
-                gemm_into(
-                    m,
-                    k,
-                    n,
-                    self.storage(),
-                    self.layout().offset(),
-                    (self.strides()[0], self.strides()[1]),
-                    rhs.storage(),
-                    rhs.layout().offset(),
-                    (rhs.strides()[0], rhs.strides()[1]),
-                    &mut out,
-                    false,
-                );
+                gemm_2d(self, rhs, &mut out, false);
                 Tensor::from_vec(out, &[m, n])
             }
             (2 | 3, 2 | 3) => {
@@ -279,19 +285,7 @@ impl<T: Element> Tensor<T> {
         for _ in 0..m {
             out.extend_from_slice(b);
         }
-        gemm_into(
-            m,
-            k,
-            n,
-            self.storage(),
-            self.layout().offset(),
-            (self.strides()[0], self.strides()[1]),
-            weight.storage(),
-            weight.layout().offset(),
-            (weight.strides()[0], weight.strides()[1]),
-            &mut out,
-            true,
-        );
+        gemm_2d(self, weight, &mut out, true);
         Tensor::from_vec(out, &[m, n])
     }
 

@@ -90,6 +90,7 @@ fn shape_strategy() -> impl Strategy<Value = Shape> {
                     hidden_degrees,
                     residual,
                     output_init: Init::Glorot,
+                    hidden_init: Init::Glorot,
                 },
             }
         })

@@ -490,6 +490,7 @@ fn conditional_image_layer(
                 last: 1,
                 hidden: 2,
                 blocks: 0,
+                spline: None,
             };
             let layers = conditional_realnvp_image_layers([1, 4, 4], config, context_dim, &mut r);
             let mut flow = Sequential::new(layers);

@@ -1,8 +1,9 @@
-//! Layers at the edges of their domains. So far: extreme conditioner
-//! outputs for the coupling scales (both scale kinds, both directions, f32
-//! and f64), which must give finite outputs, log-dets and gradients. The
-//! edge inputs for every layer and assembled architecture (issue 14, "widen
-//! the net") are still to come.
+//! Layers at the edges of their domains: extreme conditioner outputs for
+//! the coupling scales (both scale kinds, both directions, f32 and f64), and
+//! edge inputs (zeros, ±1e4, subnormals, mask boundaries, mixtures; see
+//! `edge_values`) for every layer kind and assembled architecture in f32.
+//! All must give finite outputs, log-dets and gradients. The spline's own
+//! edges (knots, ±B and one ulp either side) are in proptests/splines.rs.
 
 use crate::strategies::rng;
 use flowzoo::autodiff::Tape;
@@ -18,9 +19,9 @@ use flowzoo::flows::spline_coupling::nsf_layers;
 use flowzoo::flows::spline_maf::nsf_ar_layers;
 use flowzoo::flows::{
     ActNorm, AdditiveCoupling, AffineCoupling, BatchNorm, Flow, FlowModel, Iaf, ImageCoupling,
-    ImageMask, InvConv1x1, Maf, Mask, Permutation, RationalQuadraticSpline, Rescale, Reshape,
-    Reverse, ScaleKind, Sequential, SplineCoupling, SplineMaf, Split, Squeeze, Standardize,
-    Transform,
+    ImageMask, ImageSplineCoupling, InvConv1x1, Maf, Mask, Permutation, RationalQuadraticSpline,
+    Rescale, Reshape, Reverse, ScaleKind, Sequential, SplineCoupling, SplineMaf, Split, Squeeze,
+    Standardize, Transform,
 };
 use flowzoo::nn::made::Order;
 use flowzoo::tensor::{Element, Tensor};
@@ -414,6 +415,14 @@ fn layers(r: &mut StdRng) -> Vec<Case> {
         &v,
         r,
     );
+    for mask in [
+        ImageMask::Checkerboard { parity: 1 },
+        ImageMask::Channel { flip: false },
+    ] {
+        let layer = ImageSplineCoupling::new(2, mask, 4, 1, spline, r);
+        let name = Flow::<f32>::name(&layer);
+        add(&name, Box::new(layer), 0.5, &image, &image, r);
+    }
     let split_inner = Sequential::<f32>::new(vec![
         Box::new(Reshape::new(&[2, 2, 2], &[8])),
         Box::new(ImageCoupling::new(
@@ -517,17 +526,27 @@ fn architectures(r: &mut StdRng) -> Vec<(String, FlowModel<f32>)> {
     let mut model = nice::<f32, _>(4, nice_config, r);
     randomize_params(&mut model.flow, 0.3, r);
     models.push(("nice".to_string(), model));
-    let realnvp_config = RealNvpImageConfig {
-        scales: 2,
-        checkerboard: 1,
-        channel: 1,
-        last: 1,
-        hidden: 4,
-        blocks: 1,
-    };
-    let mut model = realnvp_image::<f32, _>([1, 4, 4], realnvp_config, r);
-    randomize_params(&mut model.flow, 0.2, r);
-    models.push(("realnvp_image".to_string(), model));
+    // the multi-scale RealNVP with affine couplings, and with spline
+    // couplings as the zoo's nsf-image
+    for spline in [None, Some(RationalQuadraticSpline::new(8, 3.0))] {
+        let realnvp_config = RealNvpImageConfig {
+            scales: 2,
+            checkerboard: 1,
+            channel: 1,
+            last: 1,
+            hidden: 4,
+            blocks: 1,
+            spline,
+        };
+        let mut model = realnvp_image::<f32, _>([1, 4, 4], realnvp_config, r);
+        randomize_params(&mut model.flow, 0.2, r);
+        let name = if spline.is_some() {
+            "nsf_image"
+        } else {
+            "realnvp_image"
+        };
+        models.push((name.to_string(), model));
+    }
     for (lu, sigmoid) in [(true, true), (false, false)] {
         let config = GlowConfig {
             levels: 2,

@@ -143,8 +143,8 @@ mod coupling_family {
     use flowzoo::flows::check::{check_flow, gradcheck_params, randomize_params};
     use flowzoo::flows::{
         ActNorm, AdditiveCoupling, AffineCoupling, BatchNorm, Flow, FlowModel, ImageCoupling,
-        ImageMask, InvConv1x1, Logistic, Permutation, Rescale, Reshape, ScaleKind, Sequential,
-        Split, Squeeze,
+        ImageMask, InvConv1x1, Logistic, Permutation, RationalQuadraticSpline, Rescale, Reshape,
+        ScaleKind, Sequential, Split, Squeeze,
     };
     use flowzoo::tensor::Tensor;
     use flowzoo::train::sample::DensityGrid;
@@ -381,7 +381,11 @@ mod coupling_family {
         }
     }
 
-    fn realnvp_image_check(channels: usize, blocks: usize, seed: u64) {
+    /// The multi-scale RealNVP, its couplings affine or (`spline`) the
+    /// rational-quadratic spline couplings of the zoo's `nsf-image`, K = 4
+    /// on [−2, 2] so that the N(0, 1) points fall both inside and in the
+    /// tails.
+    fn realnvp_image_check(channels: usize, blocks: usize, spline: bool, seed: u64) {
         let mut r = rng(seed);
         let config = RealNvpImageConfig {
             scales: 2,
@@ -390,6 +394,7 @@ mod coupling_family {
             last: 2,
             hidden: 3,
             blocks,
+            spline: spline.then(|| RationalQuadraticSpline::new(4, 2.0)),
         };
         let mut model = realnvp_image::<f64, _>([channels, 4, 4], config, &mut r);
         randomize_params(&mut model.flow, 0.2, &mut r);
@@ -402,7 +407,7 @@ mod coupling_family {
     /// `kink_aware_derivative`).
     #[test]
     fn realnvp_image_check_at_a_relu_kink() {
-        realnvp_image_check(2, 1, 7164072758218875161);
+        realnvp_image_check(2, 1, false, 7164072758218875161);
     }
 
     proptest! {
@@ -428,14 +433,14 @@ mod coupling_family {
         }
 
         #[test]
-        fn realnvp_image_passes_check_flow(channels in 1usize..3, blocks in 0usize..2, seed in any::<u64>()) {
-            realnvp_image_check(channels, blocks, seed);
+        fn realnvp_image_passes_check_flow(channels in 1usize..3, blocks in 0usize..2, spline in any::<bool>(), seed in any::<u64>()) {
+            realnvp_image_check(channels, blocks, spline, seed);
         }
 
         #[test]
         fn realnvp_image_gradient_reaches_every_parameter(seed in any::<u64>()) {
             let mut r = rng(seed);
-            let config = RealNvpImageConfig { scales: 2, checkerboard: 1, channel: 1, last: 1, hidden: 2, blocks: 0 };
+            let config = RealNvpImageConfig { scales: 2, checkerboard: 1, channel: 1, last: 1, hidden: 2, blocks: 0, spline: None };
             let mut model = realnvp_image::<f64, _>([1, 4, 4], config, &mut r);
             randomize_params(&mut model.flow, 0.2, &mut r);
             gradcheck(&mut model.flow, &randn(&[2, 16], seed ^ 2));

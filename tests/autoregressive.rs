@@ -407,6 +407,7 @@ fn random_hidden_degrees_connect_every_input_for_every_seed() {
                     hidden_degrees: HiddenDegrees::Random { seed },
                     residual,
                     output_init: Init::Glorot,
+                    hidden_init: Init::Glorot,
                 };
                 let made = Made::<f64>::with_options(
                     dim,

@@ -29,8 +29,8 @@ use flowzoo::flows::standardize::Standardize;
 use flowzoo::flows::zoo::FlowName;
 use flowzoo::flows::{
     ActNorm, AffineCoupling, BatchNorm, DiagonalNormal, Flow, FlowModel, GaussianMixture,
-    ImageCoupling, ImageMask, InvConv1x1, Mask, Permutation, Reshape, Reverse, ScaleKind,
-    Sequential, Split, Squeeze, Transform,
+    ImageCoupling, ImageMask, ImageSplineCoupling, InvConv1x1, Mask, Permutation, Reshape, Reverse,
+    ScaleKind, Sequential, Split, Squeeze, Transform,
 };
 use flowzoo::nn::Adam;
 use flowzoo::tensor::{Element, Tensor};
@@ -263,7 +263,7 @@ fn glow_on_vectors_round_trips() {
 }
 
 #[test]
-fn realnvp_image_round_trips_in_f32_and_f64() {
+fn realnvp_image_round_trips_in_f32_and_f64_affine_and_spline() {
     let config = RealNvpImageConfig {
         scales: 2,
         checkerboard: 2,
@@ -271,17 +271,20 @@ fn realnvp_image_round_trips_in_f32_and_f64() {
         last: 2,
         hidden: 4,
         blocks: 1,
+        spline: None,
     };
     let model = realnvp_image::<f32, _>([1, 4, 4], config, &mut rng(0));
     assert_round_trip("realnvp-image-f32", model, &vectors(8, 16, 1));
+    // three scales, with the spline couplings of the zoo's nsf-image
     let config = RealNvpImageConfig {
         scales: 3,
         hidden: 2,
         blocks: 0,
+        spline: Some(RationalQuadraticSpline::new(4, 2.0)),
         ..config
     };
     let model = realnvp_image::<f64, _>([1, 8, 8], config, &mut rng(0));
-    assert_round_trip("realnvp-image-f64", model, &vectors(8, 64, 1));
+    assert_round_trip("nsf-image-f64", model, &vectors(8, 64, 1));
 }
 
 /// A BatchNorm over `channels` after three training-time passes (on a
@@ -365,6 +368,18 @@ fn each_image_layer_round_trips_alone() {
     let coupling = ImageCoupling::<f64>::new(2, mask, 3, 0, ScaleKind::Sigmoid, &mut r);
     let model = image_model::<f64>(image, vec![Box::new(coupling)], image);
     assert_round_trip("image-coupling-channel", model, &x);
+    let spline = RationalQuadraticSpline::new(5, 2.0);
+    for (name, mask) in [
+        (
+            "image-spline-checkerboard",
+            ImageMask::Checkerboard { parity: 0 },
+        ),
+        ("image-spline-channel", ImageMask::Channel { flip: false }),
+    ] {
+        let coupling = ImageSplineCoupling::<f64>::new(2, mask, 4, 1, spline, &mut r);
+        let model = image_model::<f64>(image, vec![Box::new(coupling)], image);
+        assert_round_trip(name, model, &x);
+    }
     let model = image_model::<f64>(image, vec![Box::new(ActNorm::<f64>::new(2))], image);
     assert_round_trip("actnorm-image", model, &x);
     let model = image_model::<f64>(
@@ -540,6 +555,22 @@ fn every_layer_kind_round_trips() {
             3,
         ),
         ("zoo-extra", FlowModel::new(3, Sequential::new(extra)), 3),
+        (
+            "zoo-image-spline",
+            image_model::<f64>(
+                [2, 2, 2],
+                vec![Box::new(ImageSplineCoupling::new(
+                    2,
+                    ImageMask::Channel { flip: true },
+                    3,
+                    0,
+                    RationalQuadraticSpline::new(3, 2.0),
+                    &mut r,
+                ))],
+                [2, 2, 2],
+            ),
+            8,
+        ),
     ];
     let mut seen = std::collections::BTreeSet::new();
     for (name, model, dim) in zoo {

@@ -243,10 +243,11 @@ fn train_writes_a_checkpoint_that_sample_and_eval_read() {
 fn digits_checkpoint_samples_a_png_grid_and_evals_bits_per_dim() {
     // A vector flow and the image flows: each checkpoint alone rebuilds the
     // model that `eval` scores exactly as the run did.
-    let flows: [&[&str]; 3] = [
+    let flows: [&[&str]; 4] = [
         &["--flow", "realnvp", "--hidden", "16", "--layers", "2"],
         &["--flow", "glow", "--hidden", "4", "--layers", "1"],
         &["--flow", "realnvp-image", "--hidden", "4", "--layers", "1"],
+        &["--flow", "nsf-image", "--hidden", "4", "--layers", "1"],
     ];
     for (i, flow) in flows.iter().enumerate() {
         let out = common::temp_dir(&format!("cli-ckpt-digits{i}"));
@@ -615,4 +616,30 @@ fn a_conditional_model_without_a_context_is_refused_by_name() {
             && stderr.contains("is conditional: give --context with 3"),
         "{stderr}"
     );
+}
+
+// `flowzoo train ... | head -1` closes stdout before the report is written:
+// the tool ends with success and no panic (it used to panic in println!),
+// and the checkpoint it saved is whole (eval reads it).
+#[test]
+fn a_closed_stdout_ends_the_tool_quietly() {
+    let out = common::temp_dir("cli-closed-stdout");
+    let mut child = flowzoo()
+        .args(["train", "--steps", "20", "--hidden", "8", "--layers", "2"])
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away at once
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && !stderr.contains("panicked"),
+        "{:?}: {stderr}",
+        output.status
+    );
+    let model = out.join("model.flowzoo");
+    run_ok(args!["eval", "--model", model]);
 }

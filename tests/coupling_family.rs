@@ -233,11 +233,12 @@ fn dequantized_scaling_is_counted_in_bits_per_dim() {
 // identity-initialised flows: the logit-space standard normal fits the
 // digits badly) and below the 4.09 bits/dim of the uniform distribution.
 #[test]
-fn nice_realnvp_image_and_glow_learn_the_digits() {
+fn the_image_flows_learn_the_digits() {
     for (flow, layers, hidden) in [
         (FlowName::Nice, 4, 32),
         (FlowName::RealNvpImage, 1, 8),
         (FlowName::Glow, 1, 8),
+        (FlowName::NsfImage, 1, 8),
     ] {
         let config = RunConfig {
             dataset: Dataset::Digits,

@@ -16,11 +16,13 @@ use super::actnorm::ActNorm;
 use super::coupling::{AdditiveCoupling, AffineCoupling, Mask, ScaleKind};
 use super::flow::Flow;
 use super::image_coupling::{ImageCoupling, ImageMask};
+use super::image_spline_coupling::ImageSplineCoupling;
 use super::inv_conv::InvConv1x1;
 use super::model::FlowModel;
 use super::prior::{Logistic, Prior, StandardNormal};
 use super::rescale::Rescale;
 use super::sequential::Sequential;
+use super::spline::RationalQuadraticSpline;
 use super::squeeze::{Reshape, Split, Squeeze};
 use crate::tensor::Element;
 use rand::Rng;
@@ -133,8 +135,9 @@ pub fn nice<T: Element, R: Rng + ?Sized>(
     FlowModel::with_prior(prior, Sequential::new(nice_layers(dim, config, rng)))
 }
 
-/// The sizes of a multi-scale RealNVP.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The sizes of a multi-scale RealNVP, and the element-wise map of its
+/// couplings.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RealNvpImageConfig {
     /// Scales; every scale but the last ends in a squeeze and a factor-out
     /// of half the channels.
@@ -149,6 +152,12 @@ pub struct RealNvpImageConfig {
     pub hidden: usize,
     /// Residual blocks per coupling ResNet.
     pub blocks: usize,
+    /// The couplings' element-wise map: `None` for RealNVP's affine
+    /// [`ImageCoupling`] (tanh-bounded log-scale), `Some(spline)` for
+    /// rational-quadratic [`ImageSplineCoupling`]s in the same places, as
+    /// the neural spline flow's image models do (Durkan et al.,
+    /// arXiv:1906.04032, §5.2).
+    pub spline: Option<RationalQuadraticSpline>,
 }
 
 impl Default for RealNvpImageConfig {
@@ -163,6 +172,7 @@ impl Default for RealNvpImageConfig {
             last: 4,
             hidden: 32,
             blocks: 1,
+            spline: None,
         }
     }
 }
@@ -177,16 +187,28 @@ fn realnvp_scale<T: Element, R: Rng + ?Sized>(
     context_dim: usize,
     rng: &mut R,
 ) -> Box<dyn Flow<T>> {
+    let (hidden, blocks) = (config.hidden, config.blocks);
     let coupling = |channels, mask, rng: &mut R| -> Box<dyn Flow<T>> {
-        Box::new(ImageCoupling::conditional(
-            channels,
-            mask,
-            config.hidden,
-            config.blocks,
-            ScaleKind::Tanh,
-            context_dim,
-            rng,
-        ))
+        match config.spline {
+            None => Box::new(ImageCoupling::conditional(
+                channels,
+                mask,
+                hidden,
+                blocks,
+                ScaleKind::Tanh,
+                context_dim,
+                rng,
+            )),
+            Some(spline) => Box::new(ImageSplineCoupling::conditional(
+                channels,
+                mask,
+                hidden,
+                blocks,
+                spline,
+                context_dim,
+                rng,
+            )),
+        }
     };
     let mut layers: Vec<Box<dyn Flow<T>>> = Vec::new();
     if scale + 1 >= config.scales {
@@ -224,7 +246,9 @@ fn realnvp_scale<T: Element, R: Rng + ?Sized>(
 /// alternating), a [`Squeeze`], `channel` channel-wise couplings (halves
 /// alternating), and a [`Split`] that factors out half the channels; the
 /// last scale: `last` checkerboard couplings. Couplings use the bounded
-/// tanh log-scale and a [`ConvResNet`](crate::nn::conv::ConvResNet).
+/// tanh log-scale and a [`ConvResNet`](crate::nn::conv::ConvResNet), or,
+/// with `config.spline` set, a rational-quadratic spline
+/// ([`ImageSplineCoupling`]) from the same network.
 ///
 /// # Panics
 /// If H and W are not divisible by 2^(scales − 1).

@@ -563,7 +563,7 @@ pub(crate) fn made_from_spec<T: Element>(
         &input_degrees,
         hidden_degrees,
         residual,
-        Init::Zero,
+        [Init::Glorot, Init::Zero],
         &mut rng,
     )
     .with_context(context_dim, &mut rng))

@@ -265,7 +265,11 @@ impl<T: Element> AffineCoupling<T> {
         rng: &mut R,
     ) -> Self {
         let (n1, n2) = (mask.cond.len(), mask.trans.len());
-        let net = named_net(&[n1 + context_dim, hidden, hidden, 2 * n2], rng);
+        let net = named_net(
+            &[n1 + context_dim, hidden, hidden, 2 * n2],
+            Init::Glorot,
+            rng,
+        );
         AffineCoupling {
             mask,
             net,
@@ -516,7 +520,7 @@ impl<T: Element> AdditiveCoupling<T> {
             .chain(std::iter::repeat_n(hidden, depth))
             .chain(std::iter::once(mask.trans.len()))
             .collect();
-        let net = named_net(&sizes, rng);
+        let net = named_net(&sizes, Init::Glorot, rng);
         AdditiveCoupling {
             mask,
             net,
@@ -638,10 +642,15 @@ impl<T: Element> Flow<T> for AdditiveCoupling<T> {
     }
 }
 
-/// A coupling network through `sizes`, its last layer zero (the layer
-/// starts as the identity), its parameters named `net.*`.
-pub(crate) fn named_net<T: Element, R: Rng + ?Sized>(sizes: &[usize], rng: &mut R) -> Mlp<T> {
-    let mut net = Mlp::new(sizes, Init::Zero, rng);
+/// A coupling network through `sizes`, its hidden layers initialised by
+/// `hidden`, its last layer zero (the layer starts as the identity), its
+/// parameters named `net.*`.
+pub(crate) fn named_net<T: Element, R: Rng + ?Sized>(
+    sizes: &[usize],
+    hidden: Init,
+    rng: &mut R,
+) -> Mlp<T> {
+    let mut net = Mlp::with_inits(sizes, hidden, Init::Zero, rng);
     for p in net.params_mut() {
         p.prefix("net");
     }
@@ -666,7 +675,7 @@ pub(crate) fn coupling_net<T: Element, R: Rng + ?Sized>(
         .chain(std::iter::once(out))
         .collect();
     check_network(spec, "hidden", &widths, 1)?;
-    Ok(named_net(&widths, rng))
+    Ok(named_net(&widths, Init::Glorot, rng))
 }
 
 /// Checks that `cond` and `trans` partition 0..dim, each non-empty and increasing.

@@ -57,7 +57,11 @@ impl ImageMask {
     }
 
     /// The 0/1 checkerboard b of shape `[1, 1, height, width]` (1 = conditions).
-    fn checkerboard<T: Element>(parity: usize, height: usize, width: usize) -> Tensor<T> {
+    pub(super) fn checkerboard<T: Element>(
+        parity: usize,
+        height: usize,
+        width: usize,
+    ) -> Tensor<T> {
         let data = (0..height * width)
             .map(|k| {
                 let (i, j) = (k / width, k % width);
@@ -71,9 +75,94 @@ impl ImageMask {
         Tensor::from_vec(data, &[1, 1, height, width])
     }
 
+    /// (the network's input channels, the transformed channels) of this mask
+    /// on an image of `channels` channels; `layer` names the caller in the
+    /// panic.
+    ///
+    /// # Panics
+    /// For a channel mask on fewer than 2 channels.
+    pub(super) fn sizes(&self, channels: usize, layer: &str) -> (usize, usize) {
+        match *self {
+            ImageMask::Checkerboard { .. } => (channels, channels),
+            ImageMask::Channel { flip } => {
+                assert!(
+                    channels >= 2,
+                    "{layer}::new: a channel mask needs at least 2 channels, got {channels}"
+                );
+                let ((_, n1), (_, n2)) = ImageMask::channel_ranges(flip, channels);
+                (n1, n2)
+            }
+        }
+    }
+
+    /// The mask a spec describes (`mask`, with `parity` or `flip`) on an
+    /// image of `channels` channels, and its [`ImageMask::sizes`].
+    ///
+    /// # Errors
+    /// [`FlowError::BadSpec`] naming the field: `mask` not `checkerboard`
+    /// or `channel`, `parity` not 0 or 1, a channel mask on fewer than 2
+    /// channels.
+    pub(super) fn from_spec(
+        spec: &LayerSpec,
+        channels: usize,
+    ) -> Result<(ImageMask, usize, usize), FlowError> {
+        let mask = match spec.choice("mask", &["checkerboard", "channel"])? {
+            "checkerboard" => {
+                let parity = spec.usize("parity")?;
+                if parity > 1 {
+                    return Err(spec.error("parity", format!("{parity} is not 0 or 1")));
+                }
+                ImageMask::Checkerboard { parity }
+            }
+            _ => {
+                if channels < 2 {
+                    return Err(spec.error("channels", "a channel mask needs at least 2"));
+                }
+                ImageMask::Channel {
+                    flip: spec.bool("flip")?,
+                }
+            }
+        };
+        let (n_in, n_trans) = mask.sizes(channels, &spec.kind);
+        Ok((mask, n_in, n_trans))
+    }
+
+    /// `spec` with the mask's fields: `mask` `"checkerboard"` with `parity`,
+    /// or `"channel"` with `flip`.
+    pub(super) fn write_spec(&self, spec: LayerSpec) -> LayerSpec {
+        match *self {
+            ImageMask::Checkerboard { parity } => {
+                spec.with("mask", "checkerboard").with("parity", parity)
+            }
+            ImageMask::Channel { flip } => spec.with("mask", "channel").with("flip", flip),
+        }
+    }
+
+    /// The mask as the layers' names show it.
+    pub(super) fn label(&self) -> String {
+        match *self {
+            ImageMask::Checkerboard { parity } => format!("checkerboard {parity}"),
+            ImageMask::Channel { flip } => format!("channel{}", if flip { " flipped" } else { "" }),
+        }
+    }
+
+    /// The image from the conditioning channels `v1` and the transformed
+    /// ones `out2` of a channel mask, in their places along axis 1.
+    pub(super) fn join_channels<'t, T: Element>(
+        flip: bool,
+        v1: &Var<'t, T>,
+        out2: &Var<'t, T>,
+    ) -> Var<'t, T> {
+        if flip {
+            Var::concat(&[out2, v1], 1)
+        } else {
+            Var::concat(&[v1, out2], 1)
+        }
+    }
+
     /// (first conditioning channel, count), (first transformed channel, count)
     /// of a channel mask over `channels`.
-    fn channel_ranges(flip: bool, channels: usize) -> ((usize, usize), (usize, usize)) {
+    pub(super) fn channel_ranges(flip: bool, channels: usize) -> ((usize, usize), (usize, usize)) {
         let split = channels / 2;
         let (first, second) = ((0, split), (split, channels - split));
         if flip {
@@ -199,17 +288,7 @@ impl<T: Element> ImageCoupling<T> {
         context_dim: usize,
         rng: &mut R,
     ) -> Self {
-        let (n_in, n_trans) = match mask {
-            ImageMask::Checkerboard { .. } => (channels, channels),
-            ImageMask::Channel { flip } => {
-                assert!(
-                    channels >= 2,
-                    "ImageCoupling::new: a channel mask needs at least 2 channels, got {channels}"
-                );
-                let ((_, n1), (_, n2)) = ImageMask::channel_ranges(flip, channels);
-                (n1, n2)
-            }
-        };
+        let (n_in, n_trans) = mask.sizes(channels, "ImageCoupling");
         let mut net = ConvResNet::new(n_in, hidden, 2 * n_trans, blocks, rng);
         for p in net.params_mut() {
             p.prefix("net");
@@ -236,28 +315,8 @@ impl<T: Element> ImageCoupling<T> {
     /// size, or a network over [`spec::MAX_LAYER_ELEMENTS`] scalars.
     pub fn from_spec(spec: &LayerSpec) -> Result<Self, FlowError> {
         let channels = spec::size(spec, "channels")?;
-        let (mask, n_in, n_trans) = match spec.choice("mask", &["checkerboard", "channel"])? {
-            "checkerboard" => {
-                let parity = spec.usize("parity")?;
-                if parity > 1 {
-                    return Err(spec.error("parity", format!("{parity} is not 0 or 1")));
-                }
-                (ImageMask::Checkerboard { parity }, channels, channels)
-            }
-            _ => {
-                if channels < 2 {
-                    return Err(spec.error("channels", "a channel mask needs at least 2"));
-                }
-                let flip = spec.bool("flip")?;
-                let ((_, n1), (_, n2)) = ImageMask::channel_ranges(flip, channels);
-                (ImageMask::Channel { flip }, n1, n2)
-            }
-        };
-        let hidden = spec::size(spec, "hidden")?;
-        let blocks = spec.usize("blocks")?;
-        if blocks > spec::MAX_BLOCKS {
-            return Err(spec.error("blocks", format!("{blocks} is over {}", spec::MAX_BLOCKS)));
-        }
+        let (mask, n_in, n_trans) = ImageMask::from_spec(spec, channels)?;
+        let (hidden, blocks) = resnet_from_spec(spec)?;
         let context_dim = context_dim_from_spec(spec)?;
         let elements = ConvResNet::<T>::elements(n_in, hidden, 2 * n_trans, blocks)
             .and_then(|n| n.checked_add(n_trans)) // and the tanh bound
@@ -331,12 +390,7 @@ impl<T: Element> ImageCoupling<T> {
                 let (v1, v2) = (v.narrow(1, c1, n1), v.narrow(1, c2, n2));
                 let (s, t) = self.scale_and_shift(&net(&v1));
                 let out2 = apply(&v2, &s, &t);
-                let out = if flip {
-                    Var::concat(&[&out2, &v1], 1)
-                } else {
-                    Var::concat(&[&v1, &out2], 1)
-                };
-                (out, s)
+                (ImageMask::join_channels(flip, &v1, &out2), s)
             }
         };
         // log|det| = ±Σ s over channels, rows and columns
@@ -345,13 +399,28 @@ impl<T: Element> ImageCoupling<T> {
     }
 }
 
+/// The conditioner's `hidden` channels and residual `blocks` from an image
+/// coupling's spec.
+///
+/// # Errors
+/// [`FlowError::BadSpec`] naming the field: `hidden` not a size, `blocks`
+/// over [`spec::MAX_BLOCKS`].
+pub(super) fn resnet_from_spec(spec: &LayerSpec) -> Result<(usize, usize), FlowError> {
+    let hidden = spec::size(spec, "hidden")?;
+    let blocks = spec.usize("blocks")?;
+    if blocks > spec::MAX_BLOCKS {
+        return Err(spec.error("blocks", format!("{blocks} is over {}", spec::MAX_BLOCKS)));
+    }
+    Ok((hidden, blocks))
+}
+
 impl<T: Element> Flow<T> for ImageCoupling<T> {
     fn name(&self) -> String {
-        let mask = match self.mask {
-            ImageMask::Checkerboard { parity } => format!("checkerboard {parity}"),
-            ImageMask::Channel { flip } => format!("channel{}", if flip { " flipped" } else { "" }),
-        };
-        format!("ImageCoupling({mask}, {})", self.scale_kind.name())
+        format!(
+            "ImageCoupling({}, {})",
+            self.mask.label(),
+            self.scale_kind.name()
+        )
     }
 
     fn per_sample(&self) -> bool {
@@ -387,13 +456,9 @@ impl<T: Element> Flow<T> for ImageCoupling<T> {
     /// `scale_kind`, and `context_dim` for a conditional layer.
     fn to_spec(&self) -> Option<LayerSpec> {
         let spec = LayerSpec::new("ImageCoupling").with("channels", self.channels);
-        let spec = match self.mask {
-            ImageMask::Checkerboard { parity } => {
-                spec.with("mask", "checkerboard").with("parity", parity)
-            }
-            ImageMask::Channel { flip } => spec.with("mask", "channel").with("flip", flip),
-        };
-        let spec = spec
+        let spec = self
+            .mask
+            .write_spec(spec)
             .with("hidden", self.net.input.weight.value.dim(0))
             .with("blocks", self.net.blocks.len())
             .with("scale_kind", self.scale_kind.name());

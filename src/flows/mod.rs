@@ -31,6 +31,7 @@
 //! | [`Maf`] ([`Transform`]) | `autoregressive.rs` | Σ ℓᵢ(x) (ℓ from a MADE of x_{<i}) | MAF, arXiv:1705.07057 | [MAF](crate::derivations::maf#the-jacobian-and-its-log-determinant) |
 //! | [`Iaf`] ([`Transform`]) | `iaf.rs` | Σ ℓᵢ(z) (ℓ from a MADE of z_{<i}) | IAF, arXiv:1606.04934 | [IAF](crate::derivations::iaf#the-map) |
 //! | [`SplineCoupling`] ([`RationalQuadraticSpline`]) | `spline_coupling.rs`, `spline.rs` | Σ log g′(z₂ᵢ) (g a spline from a network of z₁) | NSF, arXiv:1906.04032 | [splines](crate::derivations::splines#the-coupling-and-the-autoregressive-layer) |
+//! | [`ImageSplineCoupling`] ([`ImageMask`], [`RationalQuadraticSpline`]) | `image_spline_coupling.rs` | Σ log g′ over the transformed channels and pixels (g a spline from a conv net of z₁) | NSF, arXiv:1906.04032; RealNVP | [splines](crate::derivations::splines#image-spline-couplings) |
 //! | [`SplineMaf`] ([`RationalQuadraticSpline`]) | `spline_maf.rs`, `spline.rs` | Σ log g′(zᵢ) (g from a MADE of x_{<i}) | NSF, arXiv:1906.04032 | [splines](crate::derivations::splines#the-coupling-and-the-autoregressive-layer) |
 //! | [`Sequential`] | `sequential.rs` | sum of its layers' | Rezende & Mohamed, arXiv:1505.05770 | [change of variables](crate::derivations::change_of_variables#composition-why-log-dets-add) |
 //! | [`Logit`] | `preprocess.rs` | Σ log((1−2α)/(p(1−p))) (inverse) | RealNVP §4.1 | [preprocessing](crate::derivations::preprocessing#logit) |
@@ -48,7 +49,7 @@
 //! `glow`, `nsf`, `nsf-ar`) with its default sizes per kind of data and its builder.
 //!
 //! **Conditioning** (p(x | c)): the couplings (the image coupling
-//! [`ImageCoupling`] too), [`Maf`], [`Iaf`], [`SplineMaf`] and Glow's
+//! [`ImageCoupling`] and [`ImageSplineCoupling`] too), [`Maf`], [`Iaf`], [`SplineMaf`] and Glow's
 //! learned split prior ([`Split`]) have `conditional` constructors whose
 //! conditioners also read a context c `[batch, context_dim]`
 //! ([`Flow::forward_with_context`], [`Flow::inverse_with_context`]); the
@@ -140,6 +141,7 @@ pub mod error;
 pub mod flow;
 pub mod iaf;
 pub mod image_coupling;
+pub mod image_spline_coupling;
 pub mod inv_conv;
 pub mod learned_base;
 pub mod model;
@@ -166,6 +168,7 @@ pub use error::FlowError;
 pub use flow::Flow;
 pub use iaf::Iaf;
 pub use image_coupling::{ImageCoupling, ImageMask};
+pub use image_spline_coupling::ImageSplineCoupling;
 pub use inv_conv::InvConv1x1;
 pub use learned_base::{ConditionalNormal, DiagonalNormal, GaussianMixture};
 pub use model::FlowModel;

@@ -14,6 +14,7 @@ use super::error::{FlowError, LayerPath};
 use super::flow::{BuildChild, Flow};
 use super::iaf::Iaf;
 use super::image_coupling::ImageCoupling;
+use super::image_spline_coupling::ImageSplineCoupling;
 use super::inv_conv::InvConv1x1;
 use super::permute::{Permutation, Reverse};
 use super::preprocess::Logit;
@@ -35,7 +36,7 @@ use std::sync::{OnceLock, RwLock};
 pub type Reader<T> = fn(&LayerSpec, BuildChild<T>) -> Result<Box<dyn Flow<T>>, FlowError>;
 
 /// The crate's layer kinds and their readers, one line each.
-fn builtin<T: Element>() -> [(&'static str, Reader<T>); 19] {
+fn builtin<T: Element>() -> [(&'static str, Reader<T>); 20] {
     [
         ("AffineCoupling", |s, _| {
             Ok(Box::new(AffineCoupling::from_spec(s)?))
@@ -72,6 +73,9 @@ fn builtin<T: Element>() -> [(&'static str, Reader<T>); 19] {
             Ok(Box::new(SplineCoupling::from_spec(s)?))
         }),
         ("SplineMaf", |s, _| Ok(Box::new(SplineMaf::from_spec(s)?))),
+        ("ImageSplineCoupling", |s, _| {
+            Ok(Box::new(ImageSplineCoupling::from_spec(s)?))
+        }),
     ]
 }
 

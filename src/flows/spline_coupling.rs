@@ -13,7 +13,7 @@ use super::flow::Flow;
 use super::spec::LayerSpec;
 use super::spline::RationalQuadraticSpline;
 use crate::autodiff::{Param, Var};
-use crate::nn::Mlp;
+use crate::nn::{Init, Mlp};
 use crate::tensor::Element;
 use rand::Rng;
 
@@ -78,8 +78,9 @@ pub struct SplineCoupling<T: Element> {
 
 impl<T: Element> SplineCoupling<T> {
     /// A spline coupling over `mask` with a two-hidden-layer ReLU network of
-    /// width `hidden`, its last layer zero (the layer starts as the
-    /// identity).
+    /// width `hidden`, its hidden layers [`Init::FanIn`] (PyTorch's default;
+    /// why: [`derivations::splines`, "Initialisation"](crate::derivations::splines#initialisation)),
+    /// its last layer zero (the layer starts as the identity).
     pub fn new<R: Rng + ?Sized>(
         mask: Mask,
         hidden: usize,
@@ -105,7 +106,7 @@ impl<T: Element> SplineCoupling<T> {
     ) -> Self {
         let (n1, n2) = (mask.cond.len(), mask.trans.len());
         let out = n2 * spline.params_per_element();
-        let net = named_net(&[n1 + context_dim, hidden, hidden, out], rng);
+        let net = named_net(&[n1 + context_dim, hidden, hidden, out], Init::FanIn, rng);
         SplineCoupling {
             mask,
             net,

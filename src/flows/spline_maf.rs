@@ -12,7 +12,8 @@ use super::flow::Flow;
 use super::spec::LayerSpec;
 use super::spline::RationalQuadraticSpline;
 use crate::autodiff::{Param, Tape, Var};
-use crate::nn::made::{Made, Order};
+use crate::nn::made::{Made, MadeOptions, Order};
+use crate::nn::Init;
 use crate::tensor::{Element, Tensor};
 use rand::Rng;
 
@@ -75,7 +76,10 @@ pub struct SplineMaf<T: Element> {
 
 impl<T: Element> SplineMaf<T> {
     /// A spline MAF layer on `dim` features with a MADE of hidden widths
-    /// `hidden` (ReLU, cyclic hidden degrees, output layer zero) in `order`.
+    /// `hidden` (ReLU, cyclic hidden degrees, hidden layers [`Init::FanIn`],
+    /// output layer zero) in `order`. Why fan-in and not Glorot:
+    /// [`derivations::splines`, "Initialisation"](crate::derivations::splines#initialisation).
+    ///
     ///
     /// # Panics
     /// If `dim` or a hidden width is 0.
@@ -86,11 +90,7 @@ impl<T: Element> SplineMaf<T> {
         spline: RationalQuadraticSpline,
         rng: &mut R,
     ) -> Self {
-        SplineMaf {
-            made: Made::new(dim, hidden, spline.params_per_element(), order, rng),
-            spline,
-            method: SequentialMethod::default(),
-        }
+        SplineMaf::conditional(dim, hidden, order, spline, 0, rng)
     }
 
     /// A conditional spline MAF layer: as [`SplineMaf::new`], its MADE also
@@ -109,8 +109,20 @@ impl<T: Element> SplineMaf<T> {
         context_dim: usize,
         rng: &mut R,
     ) -> Self {
-        let made = Made::new(dim, hidden, spline.params_per_element(), order, rng)
-            .with_context(context_dim, rng);
+        let options = MadeOptions {
+            hidden_init: Init::FanIn,
+            ..MadeOptions::default()
+        };
+        let degrees = order.degrees(dim);
+        let made = Made::with_options(
+            dim,
+            hidden,
+            spline.params_per_element(),
+            &degrees,
+            options,
+            rng,
+        )
+        .with_context(context_dim, rng);
         SplineMaf {
             made,
             spline,

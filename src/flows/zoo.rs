@@ -1,5 +1,5 @@
 //! The zoo: every named architecture (`realnvp`, `nice`, `glow`,
-//! `realnvp-image`, `maf`, `iaf`, `nsf`, `nsf-ar`) in one table, with its paper, its default
+//! `realnvp-image`, `maf`, `iaf`, `nsf`, `nsf-ar`, `nsf-image`) in one table, with its paper, its default
 //! sizes for each kind of data, and its builder. The command line's `--flow`
 //! names, its defaults and its help text all come from here; adding an
 //! architecture is one entry in [`ZOO`] and one arm in [`FlowName::layers`].
@@ -98,9 +98,12 @@ pub enum FlowName {
     Nsf,
     /// Neural spline flow, autoregressive form (NSF-AR): spline MAF layers.
     NsfAr,
+    /// The multi-scale RealNVP on images with rational-quadratic spline
+    /// couplings in place of the affine ones (NSF on images).
+    NsfImage,
 }
 
-/// The spline of the zoo's `nsf` and `nsf-ar`: K = 8 bins on [−5, 5].
+/// The spline of the zoo's `nsf`, `nsf-ar` and `nsf-image`: K = 8 bins on [−5, 5].
 /// Why B = 5: the toy sets reach ±4 (the checkerboard fills [−4, 4]²,
 /// the eight Gaussians and the pinwheel come within ±4 in practice), the
 /// digits in logit space lie within ±2.95, and standardised tables mostly
@@ -220,6 +223,16 @@ pub const ZOO: &[ZooEntry] = &[
         vector_sizes: sizes(4, 128),
         image_sizes: sizes(4, 256),
         large_image_sizes: sizes(4, 256),
+        reverse_kl: false,
+    },
+    ZooEntry {
+        flow: FlowName::NsfImage,
+        name: "nsf-image",
+        summary: "the multi-scale RealNVP with rational-quadratic spline couplings, K = 8 bins on [-5, 5] (layers = couplings per group, hidden = ResNet channels)",
+        paper: "Durkan, Bekasov, Murray, Papamakarios, arXiv:1906.04032, §5.2",
+        vector_sizes: None,
+        image_sizes: sizes(3, 32),
+        large_image_sizes: sizes(3, 32),
         reverse_kl: false,
     },
 ];
@@ -456,7 +469,7 @@ impl FlowName {
                     conditional_nice_layers(dim, nice, k, rng),
                 )
             }
-            (FlowName::RealNvpImage, Some(shape)) => {
+            (FlowName::RealNvpImage | FlowName::NsfImage, Some(shape)) => {
                 let realnvp = RealNvpImageConfig {
                     // 28 → 14 → 7 on MNIST (3 scales need sides divisible by 4).
                     scales: if data.is_large_image() && shape[1] % 4 == 0 && shape[2] % 4 == 0 {
@@ -468,6 +481,7 @@ impl FlowName {
                     channel: layers,
                     last: layers + 1,
                     hidden,
+                    spline: (*self == FlowName::NsfImage).then(zoo_spline),
                     ..RealNvpImageConfig::default()
                 };
                 (
@@ -475,7 +489,9 @@ impl FlowName {
                     conditional_realnvp_image_layers(shape, realnvp, k, rng),
                 )
             }
-            (FlowName::RealNvpImage, None) => unreachable!("default_sizes refused vectors"),
+            (FlowName::RealNvpImage | FlowName::NsfImage, None) => {
+                unreachable!("default_sizes refused vectors")
+            }
             (FlowName::Glow, image) => {
                 let glow = GlowConfig {
                     steps: layers,
@@ -499,7 +515,7 @@ impl FlowName {
     }
 }
 
-/// The spline of the zoo's `nsf` and `nsf-ar`.
+/// The spline of the zoo's `nsf`, `nsf-ar` and `nsf-image`.
 fn zoo_spline() -> RationalQuadraticSpline {
     RationalQuadraticSpline::new(ZOO_SPLINE_BINS, ZOO_SPLINE_BOUND)
 }

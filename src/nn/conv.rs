@@ -6,6 +6,7 @@
 //! with "same" zero padding (`K/2` for an odd kernel `K`), so every layer keeps
 //! the image size, as a coupling needs (its scales and shifts are per pixel).
 
+use super::init::fan_in_uniform;
 use super::linear::Init;
 use crate::autodiff::{Param, Var};
 use crate::tensor::{Element, Tensor};
@@ -47,8 +48,9 @@ impl<T: Element> Conv2d<T> {
     /// A `kernel × kernel` convolution from `in_channels` to `out_channels`:
     /// [`Init::Glorot`] draws the weight uniform on ±√(6 / (fan_in + fan_out))
     /// with fan_in = in_channels·K², fan_out = out_channels·K² (the Glorot
-    /// bound of a layer seeing K² pixels per channel); [`Init::Zero`] starts
-    /// weight and bias at 0, so the layer outputs 0. The bias starts at 0.
+    /// bound of a layer seeing K² pixels per channel), the bias 0;
+    /// [`Init::Zero`] starts weight and bias at 0, so the layer outputs 0;
+    /// [`Init::FanIn`] draws both uniform on ±1/√fan_in.
     ///
     /// # Panics
     /// If `kernel` is even (no symmetric "same" padding exists).
@@ -64,17 +66,23 @@ impl<T: Element> Conv2d<T> {
             "Conv2d::new: kernel {kernel} must be odd for same padding"
         );
         let shape = [out_channels, in_channels, kernel, kernel];
-        let weight = match init {
+        let fan_in = in_channels * kernel * kernel;
+        let (weight, bias) = match init {
             Init::Glorot => {
                 let fans = (in_channels + out_channels) * kernel * kernel;
                 let a = (6.0 / fans.max(1) as f64).sqrt();
-                Tensor::rand_uniform(&shape, -a, a, rng)
+                let weight = Tensor::rand_uniform(&shape, -a, a, rng);
+                (weight, Tensor::zeros(&[out_channels]))
             }
-            Init::Zero => Tensor::zeros(&shape),
+            Init::Zero => (Tensor::zeros(&shape), Tensor::zeros(&[out_channels])),
+            Init::FanIn => (
+                fan_in_uniform(&shape, fan_in, rng),
+                fan_in_uniform(&[out_channels], fan_in, rng),
+            ),
         };
         Conv2d {
             weight: Param::new("weight", weight),
-            bias: Param::new("bias", Tensor::zeros(&[out_channels])),
+            bias: Param::new("bias", bias),
         }
     }
 

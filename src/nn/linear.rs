@@ -1,6 +1,6 @@
 //! [`Linear`]: `y = x·W + b`.
 
-use super::init::glorot_uniform;
+use super::init::{fan_in_uniform, glorot_uniform};
 use crate::autodiff::{Param, Var};
 use crate::tensor::{Element, Tensor};
 use rand::Rng;
@@ -13,6 +13,12 @@ pub enum Init {
     /// Zero weight and bias: the layer outputs 0, so a coupling layer whose
     /// network ends in it starts as the identity.
     Zero,
+    /// Weight and bias uniform on ±1/√fan_in ([`fan_in_uniform`]), PyTorch's
+    /// default. The random biases put the first layer's ReLU kinks across
+    /// the data instead of all through the origin; the spline flows'
+    /// conditioners start so (see
+    /// [`derivations::splines`, "Initialisation"](crate::derivations::splines#initialisation)).
+    FanIn,
 }
 
 /// A fully connected layer `y = x·W + b`.
@@ -40,13 +46,23 @@ impl<T: Element> Linear<T> {
         init: Init,
         rng: &mut R,
     ) -> Self {
-        let weight = match init {
-            Init::Glorot => glorot_uniform(in_features, out_features, rng),
-            Init::Zero => Tensor::zeros(&[in_features, out_features]),
+        let (weight, bias) = match init {
+            Init::Glorot => (
+                glorot_uniform(in_features, out_features, rng),
+                Tensor::zeros(&[out_features]),
+            ),
+            Init::Zero => (
+                Tensor::zeros(&[in_features, out_features]),
+                Tensor::zeros(&[out_features]),
+            ),
+            Init::FanIn => {
+                let weight = fan_in_uniform(&[in_features, out_features], in_features, rng);
+                (weight, fan_in_uniform(&[out_features], in_features, rng))
+            }
         };
         Linear {
             weight: Param::new("weight", weight),
-            bias: Param::new("bias", Tensor::zeros(&[out_features])),
+            bias: Param::new("bias", bias),
         }
     }
 

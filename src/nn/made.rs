@@ -95,6 +95,10 @@ pub struct MadeOptions {
     /// How the output layer starts: [`Init::Zero`] makes every output 0, so a
     /// flow built on the network starts as the identity.
     pub output_init: Init,
+    /// How the hidden layers start: [`Init::Glorot`] (the default), or
+    /// [`Init::FanIn`] (PyTorch's default, random biases), as the spline
+    /// MAF's MADEs do. [`Init::Zero`] would make every hidden unit 0.
+    pub hidden_init: Init,
 }
 
 impl Default for MadeOptions {
@@ -104,6 +108,7 @@ impl Default for MadeOptions {
             hidden_degrees: HiddenDegrees::Cyclic,
             residual: false,
             output_init: Init::Zero,
+            hidden_init: Init::Glorot,
         }
     }
 }
@@ -236,7 +241,7 @@ impl<T: Element> Made<T> {
             input_degrees,
             hidden_degrees(dim, hidden, options),
             options.residual,
-            options.output_init,
+            [options.hidden_init, options.output_init],
             rng,
         )
     }
@@ -256,7 +261,7 @@ impl<T: Element> Made<T> {
         input_degrees: &[usize],
         hidden_degrees: Vec<Vec<usize>>,
         residual: bool,
-        output_init: Init,
+        [hidden_init, output_init]: [Init; 2],
         rng: &mut R,
     ) -> Self {
         assert!(
@@ -286,8 +291,7 @@ impl<T: Element> Made<T> {
         for (l, degrees) in hidden_degrees.iter().enumerate() {
             // Into a hidden unit: m(k) ≥ m(k′).
             let mask = mask_from(below, degrees, 1, |into, from| into >= from);
-            let weight = glorot_uniform::<T, _>(below.len(), degrees.len(), rng).mul(&mask);
-            layers.push(named_linear(weight, l));
+            layers.push(masked_linear(hidden_init, &mask, l, rng));
             masks.push(Arc::new(BlockMask::new(&mask)));
             below = degrees;
         }
@@ -295,12 +299,7 @@ impl<T: Element> Made<T> {
         let mask = mask_from(below, input_degrees, params_per_dim, |into, from| {
             into > from
         });
-        let out_features = params_per_dim * dim;
-        let weight = match output_init {
-            Init::Glorot => glorot_uniform::<T, _>(below.len(), out_features, rng).mul(&mask),
-            Init::Zero => Tensor::zeros(&[below.len(), out_features]),
-        };
-        layers.push(named_linear(weight, hidden_degrees.len()));
+        layers.push(masked_linear(output_init, &mask, hidden_degrees.len(), rng));
         masks.push(Arc::new(BlockMask::new(&mask)));
         Made {
             dim,
@@ -460,12 +459,18 @@ impl<T: Element> Made<T> {
     }
 }
 
-fn named_linear<T: Element>(weight: Tensor<T>, l: usize) -> Linear<T> {
-    let out = weight.dim(1);
-    let mut layer = Linear {
-        weight: Param::new("weight", weight),
-        bias: Param::new("bias", Tensor::zeros(&[out])),
-    };
+/// Layer `l` of a MADE: a [`Linear`] of the mask's shape `[in, out]`
+/// initialised by `init` (fan-in: all `in` inputs, masked or not, as
+/// PyTorch's masked layers count it), its weight then multiplied by the
+/// mask.
+fn masked_linear<T: Element, R: Rng + ?Sized>(
+    init: Init,
+    mask: &Tensor<T>,
+    l: usize,
+    rng: &mut R,
+) -> Linear<T> {
+    let mut layer = Linear::new(mask.dim(0), mask.dim(1), init, rng);
+    layer.weight.value = layer.weight.value.mul(mask);
     for p in layer.params_mut() {
         p.prefix(&format!("layer{l}"));
     }

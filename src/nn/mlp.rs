@@ -24,6 +24,20 @@ impl<T: Element> Mlp<T> {
     /// # Panics
     /// If `sizes` has fewer than two entries.
     pub fn new<R: Rng + ?Sized>(sizes: &[usize], last: Init, rng: &mut R) -> Self {
+        Mlp::with_inits(sizes, Init::Glorot, last, rng)
+    }
+
+    /// [`Mlp::new`] with the hidden layers (all but the last) initialised
+    /// by `hidden` instead of Glorot.
+    ///
+    /// # Panics
+    /// If `sizes` has fewer than two entries.
+    pub fn with_inits<R: Rng + ?Sized>(
+        sizes: &[usize],
+        hidden: Init,
+        last: Init,
+        rng: &mut R,
+    ) -> Self {
         assert!(
             sizes.len() >= 2,
             "Mlp::new: need at least input and output sizes, got {sizes:?}"
@@ -31,7 +45,7 @@ impl<T: Element> Mlp<T> {
         let n = sizes.len() - 1;
         let layers = (0..n)
             .map(|i| {
-                let init = if i + 1 == n { last } else { Init::Glorot };
+                let init = if i + 1 == n { last } else { hidden };
                 let mut layer = Linear::new(sizes[i], sizes[i + 1], init, rng);
                 for p in layer.params_mut() {
                     p.prefix(&format!("layer{i}"));

@@ -167,7 +167,7 @@ pub fn check(args: CheckArgs) -> Result<(), String> {
         (Some((_, text)), false) => format!(", {text}"),
         (Some((_, text)), true) => format!(", {text} through the model's context embedding"),
     };
-    println!(
+    outln!(
         "{}: {} layers checked in f64 at {} rows of {data}{given} (tolerances: inverse {:.0e}, \
          log-det {:.0e}, relative)",
         args.model.display(),
@@ -176,7 +176,7 @@ pub fn check(args: CheckArgs) -> Result<(), String> {
         options.inverse_rtol,
         options.log_det_rtol
     );
-    print!("{}", table(&checks));
+    out!("{}", table(&checks));
     let mut failed: Vec<String> = checks
         .iter()
         .filter(|c| !c.passed)
@@ -191,7 +191,7 @@ pub fn check(args: CheckArgs) -> Result<(), String> {
             let (x_range, y_range) = (widen(x_range), widen(y_range));
             let mass = DensityGrid::new(&model, x_range, y_range, 512).mass();
             let ok = (mass - 1.0).abs() <= MASS_TOLERANCE;
-            println!(
+            outln!(
                 "density mass on [{:.2}, {:.2}] x [{:.2}, {:.2}] (3 times the plotted box, \
                  512² cells): {mass:.4} {}",
                 x_range[0],
@@ -206,7 +206,7 @@ pub fn check(args: CheckArgs) -> Result<(), String> {
         }
     }
     if failed.is_empty() {
-        println!("every layer passed");
+        outln!("every layer passed");
         Ok(())
     } else {
         Err(format!("check failed: {}", failed.join(", ")))

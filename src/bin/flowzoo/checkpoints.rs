@@ -153,7 +153,7 @@ pub fn sample(args: SampleArgs) -> Result<(), String> {
         };
         write_csv(&out, &names, &samples)?;
     }
-    println!(
+    outln!(
         "wrote {} samples at temperature {} to {}",
         args.n,
         args.temperature,
@@ -229,7 +229,7 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
         // Another file: every row is scored.
         let x = table_tensor(&data, &saved)?;
         let nll = mean_nll(model, &x);
-        println!(
+        outln!(
             "{data}: test NLL {nll:.4} nats per sample ({:.4} nats/dim) over {} rows, in the data's units",
             nll / dim as f64,
             x.dim(0)
@@ -268,7 +268,7 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
     }
     let score = test_score(model, &dataset, seed, TOY_TEST_POINTS);
     match &dataset {
-        Dataset::Digits | Dataset::Images(_) => println!(
+        Dataset::Digits | Dataset::Images(_) => outln!(
             "{} test split: NLL {:.4} nats per image, {:.4} bits/dim over {} images{}{}",
             dataset.name(),
             score.nll_nats,
@@ -283,13 +283,13 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
                 None => String::new(),
             },
         ),
-        Dataset::Toy(toy) => println!(
+        Dataset::Toy(toy) => outln!(
             "{}: test NLL {:.4} nats per sample over {} fresh points",
             toy.name(),
             score.nll_nats,
             score.samples
         ),
-        Dataset::Table(_) => println!(
+        Dataset::Table(_) => outln!(
             "{data}: test NLL {:.4} nats per sample ({:.4} nats/dim) over the run's {} held-out rows, in the data's units",
             score.nll_nats,
             score.nll_nats / dim as f64,

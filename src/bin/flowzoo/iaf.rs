@@ -124,7 +124,7 @@ fn to_energy(args: &TrainArgs, config: &IafConfig, energy: Energy) -> Result<(),
         &format!("IAF density fitted to {name}, KL(q ‖ p) {:.3} nats", fit.kl),
         None,
     )?;
-    println!(
+    outln!(
         "{} iaf (reverse KL): KL(q ‖ p) {:.4} nats (E[log q + U] {:.4}, log Z {:.4}), {}",
         energy.name(),
         fit.kl,
@@ -132,7 +132,7 @@ fn to_energy(args: &TrainArgs, config: &IafConfig, energy: Energy) -> Result<(),
         fit.log_normalizer,
         timing(&fit.report, model.n_params())
     );
-    println!("wrote {}", out.display());
+    outln!("wrote {}", out.display());
     Ok(())
 }
 
@@ -229,7 +229,7 @@ fn distilled(
         ),
         None,
     )?;
-    println!(
+    outln!(
         "{} iaf distilled from maf: KL(student ‖ teacher) {:.4} nats, test NLL student {:.4} / teacher {:.4} nats, {}",
         toy.name(),
         result.kl,
@@ -237,7 +237,7 @@ fn distilled(
         teacher.test_nll_nats,
         timing(report, student.n_params())
     );
-    println!("wrote {}", out.display());
+    outln!("wrote {}", out.display());
     Ok(())
 }
 

@@ -9,6 +9,21 @@
 //! (checkpoints.rs). The library does the work; this file parses, calls it,
 //! and reports.
 
+/// `print!` for the program's report on stdout, through [`stdout_write`]: a
+/// closed stdout (`flowzoo check | head`) ends the program quietly.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::stdout_write(format_args!($($arg)*))
+    };
+}
+
+/// `println!` through [`stdout_write`] (see [`out!`]).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::stdout_write(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod check;
 mod checkpoints;
 mod conditional;
@@ -179,6 +194,24 @@ fn main() -> ExitCode {
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes `args` to stdout. When the reader has gone (a pipe into `head`
+/// closed early), exits with success at once, as command-line filters do,
+/// instead of panicking as `println!` does: whatever the run saved is whole
+/// (files are written under a temporary name and renamed). Any other
+/// failure to write stdout ends the program with an error.
+fn stdout_write(args: std::fmt::Arguments) {
+    use std::io::Write;
+    let result = std::io::stdout().lock().write_fmt(args);
+    match result {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("error: writing to stdout: {e}");
+            std::process::exit(1)
         }
     }
 }

@@ -238,18 +238,18 @@ pub fn report(
             metrics_line(&label, config, result, None);
         }
     }
-    println!("wrote {}", out.display());
+    outln!("wrote {}", out.display());
     Ok(())
 }
 
 fn metrics_line(data: &str, config: &RunConfig, result: &RunResult, mass: Option<f64>) {
-    print!(
+    out!(
         "{data} {}: test NLL {:.4} nats",
         config.flow.name(),
         result.test_nll_nats
     );
     if let Some(bpd) = result.test_bits_per_dim {
-        print!(
+        out!(
             ", test {bpd:.4} bits/dim (best validation at step {})",
             result.report.best_step
         );
@@ -259,15 +259,15 @@ fn metrics_line(data: &str, config: &RunConfig, result: &RunResult, mass: Option
         config.condition.is_some(),
         result.test_nll_nats,
     ) {
-        print!(", log-likelihood {nats:.1} nats on [0,1]^D");
+        out!(", log-likelihood {nats:.1} nats on [0,1]^D");
     }
     if let Some(accuracy) = result.test_accuracy {
-        print!(", Bayes-rule test accuracy {:.2} %", 100.0 * accuracy);
+        out!(", Bayes-rule test accuracy {:.2} %", 100.0 * accuracy);
     }
     if let Some(mass) = mass {
-        print!(", density mass on the plotted box {mass:.4}");
+        out!(", density mass on the plotted box {mass:.4}");
     }
-    println!(
+    outln!(
         ", {:.2} ms/step, {:.1} s, {} parameters",
         result.report.ms_per_step,
         result.report.train_seconds,

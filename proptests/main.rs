@@ -24,6 +24,9 @@
 //! - `autoregressive`: MADE's autoregressive property, MAF and IAF through
 //!   `check_flow` and the triangular-Jacobian check, the two sequential
 //!   solvers agreeing, the gradchecks, and the energies' gradients.
+//! - `fused`: the fused ops of the training step (linear + ReLU, the bias
+//!   folded into the product, the affine coupling's update) against the
+//!   unfused composition, values and gradients in f64 and f32, and gradcheck.
 //! - `fuzz`: random and mutated bytes into the IDX, `.npy`, CSV and
 //!   checkpoint readers: typed errors, never a panic (prints the input
 //!   counts); the table readers hold memory in proportion to their input.
@@ -57,6 +60,7 @@ mod conditional;
 mod conv;
 mod edges;
 mod flows;
+mod fused;
 mod fuzz;
 mod linalg;
 mod splines;

@@ -13,7 +13,9 @@
 //! Derivation: [`derivations::reverse_mode`](crate::derivations::reverse_mode)
 //! (docs/derivations/reverse-mode.md).
 
-use super::op::{Conv2dOp, Op, Parent, PowOp, SelectOp, SolveTriangularOp};
+use super::op::{AffineCouplingOp, Conv2dOp, Op, Parent, PowOp, SelectOp, SolveTriangularOp};
+use super::profile;
+use crate::tensor::fused;
 use crate::tensor::linalg::{self, Diagonal, Triangle};
 use crate::tensor::parallel::prelude::*;
 use crate::tensor::parallel::{go_parallel, join_serial, PAR_CHUNK};
@@ -168,6 +170,39 @@ fn zip3_slices<T: Element>(
     }
 }
 
+/// `ȳ ⊙ 1(y > 0)` for the output `y` of a fused ReLU, and, when
+/// `bias_wanted`, its sum over the rows (the bias gradient) from the same
+/// pass ([`fused::relu_mask_and_column_sums`]); in `ȳ`'s buffer when it is
+/// contiguous.
+fn relu_backward_with_bias<T: Element>(
+    mut g: Tensor<T>,
+    y: &Tensor<T>,
+    bias_wanted: bool,
+) -> (Tensor<T>, Option<Tensor<T>>) {
+    let n = y.dim(1);
+    match y.as_slice() {
+        Some(ys) if bias_wanted && g.shape() == y.shape() && g.is_contiguous() => {
+            let sums = fused::relu_mask_and_column_sums(g.as_mut_slice(), ys, n);
+            (g, Some(Tensor::from_vec(sums, &[n])))
+        }
+        _ => (
+            zip_into(g, y, "relu backward", |gy, y| {
+                if y > T::ZERO {
+                    gy
+                } else {
+                    T::ZERO
+                }
+            }),
+            None,
+        ),
+    }
+}
+
+/// The elements of a contiguous tensor (the fused ops keep theirs so).
+fn slice<T: Element>(t: &Tensor<T>) -> &[T] {
+    t.as_slice().expect("a fused op keeps contiguous values")
+}
+
 /// Swaps the last two axes (a view): the matrix transpose of every batch entry.
 fn last_two<T: Element>(t: &Tensor<T>) -> Tensor<T> {
     t.transpose(t.ndim() - 2, t.ndim() - 1)
@@ -198,6 +233,7 @@ pub(crate) fn run_backward<T: Element>(
             continue; // leaves keep their gradient for the caller
         }
         let Some(g) = grads[i].take() else { continue };
+        let started = profile::on().then(std::time::Instant::now);
         match op {
             Op::Leaf => unreachable!("leaves are skipped above"),
             // y = a + b:  ā += ȳ summed to a's shape,  b̄ += ȳ summed to b's shape
@@ -398,13 +434,19 @@ pub(crate) fn run_backward<T: Element>(
                 });
             }
             // Y = X·W + b:  X̄ += Ȳ·Wᵀ,  W̄ += Xᵀ·Ȳ,  b̄ += Σ over the batch of Ȳ
+            // (with a fused ReLU, y = max(X·W + b, 0): Ȳ ← Ȳ ⊙ 1(y > 0) first)
             Op::Linear {
                 x,
                 weight,
                 bias,
                 x_value,
                 weight_value,
+                relu_out,
             } => {
+                let (g, bias_grad) = match relu_out {
+                    Some(y) => relu_backward_with_bias(g, y, bias.is_some()),
+                    None => (g, None),
+                };
                 // The two products are independent: one per core when both
                 // are wanted; one alone splits its rows across the cores.
                 let (gx, gw) = both_or_one(
@@ -412,7 +454,9 @@ pub(crate) fn run_backward<T: Element>(
                     || g.matmul(&weight_value.t()),
                     || x_value.t().matmul(&g),
                 );
-                accumulate(&mut grads, *bias, || g.sum_axes(&[0]));
+                accumulate(&mut grads, *bias, || {
+                    bias_grad.unwrap_or_else(|| g.sum_axes(&[0]))
+                });
                 accumulate(&mut grads, *x, || gx.expect("computed when x is recorded"));
                 accumulate(&mut grads, *weight, || {
                     gw.expect("computed when weight is recorded")
@@ -456,6 +500,30 @@ pub(crate) fn run_backward<T: Element>(
                 accumulate(&mut grads, *x, || {
                     Tensor::conv2d_input_grad(&g, weight_value, x_value.shape(), *padding)
                 });
+            }
+            // [y | ℓ] = the affine coupling's update (see the op table):
+            // all three gradients from one pass of fused::affine_tanh_backward
+            Op::AffineCoupling(op) => {
+                let AffineCouplingOp {
+                    h,
+                    bound,
+                    x,
+                    h_value,
+                    bound_value,
+                    x_value,
+                    tanh,
+                    factor,
+                    direction,
+                } = &**op;
+                let g = g.contiguous();
+                let kept = (slice(h_value), slice(x_value), slice(tanh), slice(factor));
+                let back =
+                    fused::affine_tanh_backward(slice(&g), kept, slice(bound_value), *direction);
+                accumulate(&mut grads, *h, || Tensor::from_vec(back.h, h_value.shape()));
+                accumulate(&mut grads, *bound, || {
+                    Tensor::from_vec(back.bound, bound_value.shape())
+                });
+                accumulate(&mut grads, *x, || Tensor::from_vec(back.x, x_value.shape()));
             }
             // y = Σ over axes:  ā += ȳ repeated along the summed axes
             Op::Sum {
@@ -621,6 +689,9 @@ pub(crate) fn run_backward<T: Element>(
                 });
                 accumulate(&mut grads, *b, || gb);
             }
+        }
+        if let Some(started) = started {
+            profile::backward_done(op.kind(), started);
         }
     }
     grads

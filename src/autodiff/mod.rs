@@ -22,6 +22,7 @@ mod backward;
 mod gradcheck;
 pub mod op;
 mod param;
+pub mod profile;
 mod tape;
 mod var;
 

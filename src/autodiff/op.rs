@@ -31,7 +31,9 @@
 //! | `Elu` | `a` if `a > 0` else `α(eᵃ − 1)` | `ā += ȳ` or `ȳ ⊙ (y + α)` | `a`, the output, `α` |
 //! | `MatMul` | `A·B`, 2-D or batched | `Ā += Ȳ·Bᵀ`, `B̄ += Aᵀ·Ȳ` | both values |
 //! | `Linear` | `x·W + b` (fused for speed) | `x̄ += Ȳ·Wᵀ`, `W̄ += xᵀ·Ȳ`, `b̄ += Σ_batch Ȳ` | `x` and `W` |
+//! | `Linear` with `relu_out` | `y = max(x·W + b, 0)` (an MLP's hidden layer, fused) | `Ḡ = Ȳ ⊙ 1(y > 0)`, then as `Linear` with `Ḡ` | `x`, `W`, `y` |
 //! | `MaskedLinear` | `x·(W ⊙ M) + b`, `M` a constant 0/1 mask (a MADE layer), skipping `M`'s zero blocks | `x̄ += Ȳ·(W ⊙ M)ᵀ`, `W̄ += (xᵀ·Ȳ) ⊙ M`, `b̄ += Σ_batch Ȳ` | `x`, `W ⊙ M`, the mask |
+//! | `AffineCoupling` | `[y | ℓ]` from `h = [ŝ | t]`, bound `c`, `x`: `s = tanh(ŝ) ⊙ c`, `y = (x − t) ⊙ e^−s`, `ℓ = −Σⱼ sⱼ` (inverse) or `y = x ⊙ eˢ + t`, `ℓ = Σⱼ sⱼ` (forward), one pass | `x̄ = ȳ ⊙ e^∓s`, `t̄ = ∓x̄`, `s̄ = ±ℓ̄ ± ȳ ⊙ u ⊙ e^∓s`, `c̄ = Σ_batch s̄ ⊙ tanh ŝ`, `ŝ̄ = s̄ ⊙ c ⊙ (1 − tanh² ŝ)` | `h`, `c`, `x`, `tanh ŝ`, `e^∓s` |
 //! | `Conv2d` | `conv2d(x, W) + b` on NCHW | `x̄` = the adjoint convolution of `Ȳ`, `W̄ = Σ Ȳ ⋆ x`, `b̄ = Σ Ȳ` | `x`, `W`, padding |
 //! | `Sum` | sum over axes | `ā += ȳ` repeated along the summed axes | input and keep-dim shapes |
 //! | `Max` | maximum over axes | `ā += ȳ` at the maxima, split evenly among ties | `a`, the keep-dim output |
@@ -50,12 +52,13 @@
 //! Composed from these in `var.rs` (no variant of their own): `mean`,
 //! `square`, `log_sigmoid`, `masked_select`, `unsqueeze` / `squeeze`, and the
 //! image reshapes `space_to_depth` / `depth_to_space` (reshape + permute).
-//! An op earns a variant for speed (`Linear`, `MaskedLinear`, `MatMul`, `Conv2d`, one node
+//! An op earns a variant for speed (`Linear` with its fused ReLU, `MaskedLinear`, `MatMul`, `Conv2d`, one node
 //! instead of several for `Sigmoid`) or for numerical stability (`Softplus`,
 //! `LogSumExp`, and the closed forms of `Inverse` and `Slogdet`, which never
 //! differentiate through the LU factorisation).
 
 use crate::tensor::blocked::{BlockMask, MaskedWeight};
+use crate::tensor::fused::AffineDirection;
 use crate::tensor::linalg::{Diagonal, Triangle};
 use crate::tensor::{Element, Layout, Tensor};
 use std::sync::Arc;
@@ -163,6 +166,8 @@ pub enum Op<T: Element> {
         bias: Parent,
         x_value: Tensor<T>,
         weight_value: Tensor<T>,
+        /// The output, kept when a ReLU was fused onto it (`LinearRelu`).
+        relu_out: Option<Tensor<T>>,
     },
     MaskedLinear {
         x: Parent,
@@ -173,6 +178,7 @@ pub enum Op<T: Element> {
         mask: Arc<BlockMask<T>>,
     },
     Conv2d(Box<Conv2dOp<T>>),
+    AffineCoupling(Box<AffineCouplingOp<T>>),
     Sum {
         a: Parent,
         in_shape: Layout,
@@ -229,6 +235,53 @@ pub enum Op<T: Element> {
     SolveTriangular(Box<SolveTriangularOp<T>>),
 }
 
+impl<T: Element> Op<T> {
+    /// The variant's name ("Linear", "Tanh" ...): what a profile
+    /// ([`profile`](super::profile)) files the op's time under.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Leaf => "Leaf",
+            Op::Add { .. } => "Add",
+            Op::Sub { .. } => "Sub",
+            Op::Mul { .. } => "Mul",
+            Op::Div { .. } => "Div",
+            Op::Pow(..) => "Pow",
+            Op::PowScalar { .. } => "PowScalar",
+            Op::Neg { .. } => "Neg",
+            Op::AddScalar { .. } => "AddScalar",
+            Op::MulScalar { .. } => "MulScalar",
+            Op::Exp { .. } => "Exp",
+            Op::Log { .. } => "Log",
+            Op::Log1p { .. } => "Log1p",
+            Op::Sqrt { .. } => "Sqrt",
+            Op::Tanh { .. } => "Tanh",
+            Op::Sigmoid { .. } => "Sigmoid",
+            Op::Softplus { .. } => "Softplus",
+            Op::Relu { .. } => "Relu",
+            Op::LeakyRelu { .. } => "LeakyRelu",
+            Op::Elu { .. } => "Elu",
+            Op::MatMul { .. } => "MatMul",
+            Op::Linear { .. } => "Linear",
+            Op::MaskedLinear { .. } => "MaskedLinear",
+            Op::Conv2d(..) => "Conv2d",
+            Op::AffineCoupling(..) => "AffineCoupling",
+            Op::Sum { .. } => "Sum",
+            Op::Max { .. } => "Max",
+            Op::LogSumExp { .. } => "LogSumExp",
+            Op::Select(..) => "Select",
+            Op::Broadcast { .. } => "Broadcast",
+            Op::Reshape { .. } => "Reshape",
+            Op::Permute { .. } => "Permute",
+            Op::Narrow { .. } => "Narrow",
+            Op::Concat { .. } => "Concat",
+            Op::IndexSelect { .. } => "IndexSelect",
+            Op::Inverse { .. } => "Inverse",
+            Op::Slogdet { .. } => "Slogdet",
+            Op::SolveTriangular(..) => "SolveTriangular",
+        }
+    }
+}
+
 // Why the rarer, larger variants are boxed: every push moves an `Op`, and an
 // enum is as large as its largest variant. The hot small ops (add, mul, tanh)
 // then move a few hundred bytes, not twice that; the boxed ops cost far more
@@ -253,6 +306,22 @@ pub struct Conv2dOp<T: Element> {
     pub x_value: Tensor<T>,
     pub weight_value: Tensor<T>,
     pub padding: usize,
+}
+
+/// An affine coupling's update with the bounded scale, fused
+/// ([`Var::affine_coupling_tanh`](super::Var::affine_coupling_tanh); see the
+/// module table). The values are contiguous.
+#[allow(missing_docs)]
+pub struct AffineCouplingOp<T: Element> {
+    pub h: Parent,
+    pub bound: Parent,
+    pub x: Parent,
+    pub h_value: Tensor<T>,
+    pub bound_value: Tensor<T>,
+    pub x_value: Tensor<T>,
+    pub tanh: Tensor<T>,
+    pub factor: Tensor<T>,
+    pub direction: AffineDirection,
 }
 
 /// `y = where(cond, a, b)` (see the module table).

@@ -75,6 +75,9 @@ impl<T: Element> Tape<T> {
     }
 
     pub(crate) fn push(&self, op: Op<T>) -> usize {
+        if super::profile::on() {
+            super::profile::pushed(op.kind());
+        }
         let mut nodes = self.nodes.borrow_mut();
         nodes.push(op);
         nodes.len() - 1

@@ -1,6 +1,8 @@
 //! [`Var`]: a value on a tape. One method per recorded op (see the table in
 //! [`op`](super::op)), plus the composed functions (mean, square,
-//! log-sigmoid, masked select, squeeze and unsqueeze); the image reshapes,
+//! log-sigmoid, masked select, squeeze and unsqueeze); the fused ops of the
+//! training step (linear, linear + ReLU, the affine coupling's update) are
+//! in `var/fused.rs`; the image reshapes,
 //! convolution and linear algebra are in `var/structured.rs`.
 
 use super::op::{Op, Parent, PowOp, SelectOp};
@@ -9,6 +11,7 @@ use crate::tensor::blocked::BlockMask;
 use crate::tensor::{Element, Layout, Tensor};
 use std::sync::Arc;
 
+mod fused;
 mod structured;
 
 /// A tensor value and, when it needs a gradient, its node on a [`Tape`].
@@ -197,30 +200,6 @@ impl<'t, T: Element> Var<'t, T> {
             a_value: self.value.clone(),
             b_value: rhs.value.clone(),
         })
-    }
-
-    /// `x·W + b` for a batch `x: [batch, in]`, `W: [in, out]`, `b: [out]`:
-    /// one fused op (see [`Tensor::linear`]).
-    ///
-    /// # Panics
-    /// If the shapes do not fit or the operands live on different tapes.
-    pub fn linear(&self, weight: &Var<'t, T>, bias: &Var<'t, T>) -> Var<'t, T> {
-        assert!(
-            std::ptr::eq(self.tape, weight.tape) && std::ptr::eq(self.tape, bias.tape),
-            "autodiff: operands live on different tapes"
-        );
-        let out = self.value.linear(&weight.value, &bias.value);
-        let recorded = self.node.is_some() || weight.node.is_some() || bias.node.is_some();
-        let node = recorded.then(|| {
-            self.tape.push(Op::Linear {
-                x: self.node,
-                weight: weight.node,
-                bias: bias.node,
-                x_value: self.value.clone(),
-                weight_value: weight.value.clone(),
-            })
-        });
-        Var::from_parts(self.tape, out, node)
     }
 
     /// `x·(W ⊙ M) + b` for `x: [batch, in]`, `W: [in, out]`, `b: [out]` and a

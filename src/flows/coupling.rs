@@ -22,6 +22,7 @@ use super::flow::Flow;
 use super::spec::{check_network, size, sizes, LayerSpec};
 use crate::autodiff::{Param, Var};
 use crate::nn::{Init, Mlp};
+use crate::tensor::fused::AffineDirection;
 use crate::tensor::{Element, Tensor};
 use rand::Rng;
 
@@ -325,21 +326,32 @@ impl<T: Element> AffineCoupling<T> {
         );
     }
 
-    /// (s, t) from the conditioning half and the context: s = scale ⊙ tanh(ŝ),
-    /// or Glow's softplus(−ŝ − 2).
-    fn scale_and_shift<'t>(
+    /// The moved half and the log-det of `direction` from the conditioning
+    /// half `part1`, the moved half `part2` and the context: with
+    /// s = scale ⊙ tanh(ŝ) one fused op ([`Var::affine_coupling_tanh`]),
+    /// with Glow's s = softplus(−ŝ − 2) the ops one by one.
+    fn update<'t>(
         &self,
         part1: &Var<'t, T>,
+        part2: &Var<'t, T>,
         c: Option<&Var<'t, T>>,
+        direction: AffineDirection,
     ) -> (Var<'t, T>, Var<'t, T>) {
         let n2 = self.mask.trans.len();
         let input = conditioner_input("AffineCoupling", part1, c, self.context_dim);
         let h = self.net.forward(&input);
-        let s = self
-            .scale_kind
-            .log_scale(&h.narrow(1, 0, n2), &part1.tape().param(&self.scale));
+        let bound = part1.tape().param(&self.scale);
+        if self.scale_kind == ScaleKind::Tanh {
+            return h.affine_coupling_tanh(&bound, part2, direction);
+        }
+        let s = self.scale_kind.log_scale(&h.narrow(1, 0, n2), &bound);
         let t = h.narrow(1, n2, n2);
-        (s, t)
+        match direction {
+            // x₂ = z₂ ⊙ exp(s) + t;  log|det ∂x/∂z| = Σᵢ sᵢ (triangular Jacobian)
+            AffineDirection::Forward => (part2.mul(&s.exp()).add(&t), s.sum_axes(&[1])),
+            // z₂ = (x₂ − t) ⊙ exp(−s);  log|det ∂z/∂x| = −Σᵢ sᵢ
+            AffineDirection::Inverse => (part2.sub(&t).mul(&s.neg().exp()), s.sum_axes(&[1]).neg()),
+        }
     }
 }
 
@@ -374,11 +386,8 @@ impl<T: Element> Flow<T> for AffineCoupling<T> {
             z.index_select(1, &self.mask.cond),
             z.index_select(1, &self.mask.trans),
         );
-        let (s, t) = self.scale_and_shift(&z1, c);
-        // x₂ = z₂ ⊙ exp(s) + t
-        let x2 = z2.mul(&s.exp()).add(&t);
-        // log|det ∂x/∂z| = Σᵢ sᵢ (triangular Jacobian, diagonal exp(s))
-        (self.mask.assemble(&z1, &x2), s.sum_axes(&[1]))
+        let (x2, log_det) = self.update(&z1, &z2, c, AffineDirection::Forward);
+        (self.mask.assemble(&z1, &x2), log_det)
     }
 
     fn inverse_with_context<'t>(
@@ -391,11 +400,8 @@ impl<T: Element> Flow<T> for AffineCoupling<T> {
             x.index_select(1, &self.mask.cond),
             x.index_select(1, &self.mask.trans),
         );
-        let (s, t) = self.scale_and_shift(&x1, c);
-        // z₂ = (x₂ − t) ⊙ exp(−s)
-        let z2 = x2.sub(&t).mul(&s.neg().exp());
-        // log|det ∂z/∂x| = −Σᵢ sᵢ
-        (self.mask.assemble(&x1, &z2), s.sum_axes(&[1]).neg())
+        let (z2, log_det) = self.update(&x1, &x2, c, AffineDirection::Inverse);
+        (self.mask.assemble(&x1, &z2), log_det)
     }
 
     fn to_spec(&self) -> Option<LayerSpec> {

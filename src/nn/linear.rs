@@ -72,6 +72,13 @@ impl<T: Element> Linear<T> {
         x.linear(&tape.param(&self.weight), &tape.param(&self.bias))
     }
 
+    /// `max(x·W + b, 0)`: the layer and a ReLU in one op
+    /// ([`Var::linear_relu`]).
+    pub fn forward_relu<'t>(&self, x: &Var<'t, T>) -> Var<'t, T> {
+        let tape = x.tape();
+        x.linear_relu(&tape.param(&self.weight), &tape.param(&self.bias))
+    }
+
     /// The parameters, weight first.
     pub fn params(&self) -> Vec<&Param<T>> {
         vec![&self.weight, &self.bias]

@@ -58,11 +58,13 @@ impl<T: Element> Mlp<T> {
 
     /// The network's output for `x`.
     pub fn forward<'t>(&self, x: &Var<'t, T>) -> Var<'t, T> {
-        let mut h = self.layers[0].forward(x);
-        for layer in &self.layers[1..] {
-            h = layer.forward(&h.relu());
+        // Each hidden layer's ReLU is fused into its product (Var::linear_relu).
+        let (last, hidden) = self.layers.split_last().expect("at least one layer");
+        let mut h = x.clone();
+        for layer in hidden {
+            h = layer.forward_relu(&h);
         }
-        h
+        last.forward(&h)
     }
 
     /// Every parameter, layer by layer.

@@ -6,15 +6,16 @@
 //! output across rayon's threads; a thin output (n ≤ 4, the last layer of a
 //! 2-D coupling net) takes a dot-product path that beats the packed GEMM.
 
-use super::parallel::{threads_available, PAR_MIN_MATMUL_FLOPS};
+use super::parallel::{go_parallel, threads_available, PAR_CHUNK, PAR_MIN_MATMUL_FLOPS};
 use super::{simd, Element, Tensor};
 use crate::tensor::parallel::prelude::*;
 
 /// Output columns at or below which the thin path runs.
 pub(super) const THIN_N: usize = 4;
 
-/// Raw strided product `C ← A·B` for one matrix, with `c` contiguous `[m, n]`.
-/// Splits rows across threads when the product is large.
+/// Raw strided product `C ← A·B` (or `C ← A·B + C` when `accumulate`) for
+/// one matrix, with `c` contiguous `[m, n]`. Splits rows across threads when
+/// the product is large.
 #[allow(clippy::too_many_arguments)]
 fn gemm_into<T: Element>(
     m: usize,
@@ -27,12 +28,34 @@ fn gemm_into<T: Element>(
     b_off: usize,
     (rsb, csb): (usize, usize),
     c: &mut [T],
+    accumulate: bool,
 ) {
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
-        c.fill(T::ZERO);
+        if !accumulate {
+            c.fill(T::ZERO);
+        }
+        return;
+    }
+    if accumulate && (n <= THIN_N || m <= THIN_N) {
+        // The thin paths write their output; theirs is small, so add a fresh one.
+        let mut fresh = vec![T::ZERO; m * n];
+        gemm_into(
+            m,
+            k,
+            n,
+            a,
+            a_off,
+            (rsa, csa),
+            b,
+            b_off,
+            (rsb, csb),
+            &mut fresh,
+            false,
+        );
+        c.iter_mut().zip(&fresh).for_each(|(c, &f)| *c += f);
         return;
     }
     if n <= THIN_N {
@@ -53,6 +76,7 @@ fn gemm_into<T: Element>(
     let threads = crate::tensor::parallel::current_num_threads();
     let parallel = threads_available() && m * k * n >= PAR_MIN_MATMUL_FLOPS && m >= 2 * 8;
     let rows_per_task = if parallel { m.div_ceil(threads) } else { m };
+    let beta = if accumulate { T::ONE } else { T::ZERO };
     let run = |task: usize, c_rows: &mut [T]| {
         let row0 = task * rows_per_task;
         let rows = c_rows.len() / n;
@@ -71,7 +95,7 @@ fn gemm_into<T: Element>(
                 b.as_ptr().add(b_off),
                 rsb as isize,
                 csb as isize,
-                T::ZERO,
+                beta,
                 c_rows.as_mut_ptr(),
                 n as isize,
                 1,
@@ -85,6 +109,24 @@ fn gemm_into<T: Element>(
     } else {
         run(0, c);
     }
+}
+
+/// [`gemm_into`] for two rank-2 tensors whose shapes were checked, into `c`
+/// (`[a.dim(0), b.dim(1)]`, contiguous).
+fn gemm_2d<T: Element>(a: &Tensor<T>, b: &Tensor<T>, c: &mut [T], accumulate: bool) {
+    gemm_into(
+        a.dim(0),
+        a.dim(1),
+        b.dim(1),
+        a.storage(),
+        a.layout().offset(),
+        (a.strides()[0], a.strides()[1]),
+        b.storage(),
+        b.layout().offset(),
+        (b.strides()[0], b.strides()[1]),
+        c,
+        accumulate,
+    );
 }
 
 /// `C ← A·B` for `n ≤ THIN_N` output columns, where a packed GEMM spends more
@@ -159,18 +201,7 @@ impl<T: Element> Tensor<T> {
                     "matmul: inner dimensions differ: lhs {ls:?}, rhs {rs:?}"
                 );
                 let mut out = vec![T::ZERO; m * n];
-                gemm_into(
-                    m,
-                    k,
-                    n,
-                    self.storage(),
-                    self.layout().offset(),
-                    (self.strides()[0], self.strides()[1]),
-                    rhs.storage(),
-                    rhs.layout().offset(),
-                    (rhs.strides()[0], rhs.strides()[1]),
-                    &mut out,
-                );
+                gemm_2d(self, rhs, &mut out, false);
                 Tensor::from_vec(out, &[m, n])
             }
             (2 | 3, 2 | 3) => {
@@ -209,6 +240,7 @@ impl<T: Element> Tensor<T> {
                             rhs.layout().offset() + b * rhs.strides()[0],
                             (rhs.strides()[1], rhs.strides()[2]),
                             c,
+                            false,
                         );
                     }
                 }
@@ -220,8 +252,9 @@ impl<T: Element> Tensor<T> {
 }
 
 impl<T: Element> Tensor<T> {
-    /// The affine map of a batch, `x·W + b`, with the bias added in place to
-    /// the fresh product (one pass over hot memory, no second allocation).
+    /// The affine map of a batch, `x·W + b`: the output starts as `b` in
+    /// every row and the product is added into it (the bias folded into the
+    /// GEMM: no zero-filling, no second pass).
     ///
     /// # Shapes
     /// `x: [batch, in]`, `W: [in, out]`, `b: [out]` → `[batch, out]`.
@@ -236,18 +269,41 @@ impl<T: Element> Tensor<T> {
             weight.shape(),
             bias.shape()
         );
-        let mut out = self.matmul(weight);
+        let (m, k, n) = (self.dim(0), self.dim(1), weight.dim(1));
+        assert_eq!(
+            k,
+            weight.dim(0),
+            "matmul: inner dimensions differ: lhs {:?}, rhs {:?}",
+            self.shape(),
+            weight.shape()
+        );
         let b = bias.contiguous();
         let b = b
             .as_slice()
             .expect("contiguous() gives a contiguous tensor");
-        let n = b.len();
-        if n > 0 {
-            for row in out.as_mut_slice().chunks_mut(n) {
-                for (o, &v) in row.iter_mut().zip(b) {
-                    *o += v;
-                }
-            }
+        let mut out = Vec::with_capacity(m * n);
+        for _ in 0..m {
+            out.extend_from_slice(b);
+        }
+        gemm_2d(self, weight, &mut out, true);
+        Tensor::from_vec(out, &[m, n])
+    }
+
+    /// `max(x·W + b, 0)`: [`Tensor::linear`] with the ReLU applied to the
+    /// fresh output in place (no second tensor). Shapes and panics as
+    /// [`Tensor::linear`].
+    pub fn linear_relu(&self, weight: &Tensor<T>, bias: &Tensor<T>) -> Tensor<T> {
+        let mut out = self.linear(weight, bias);
+        // As Tensor::relu: max(v, 0), and 0 for NaN.
+        let relu = |c: &mut [T]| {
+            c.iter_mut()
+                .for_each(|v| *v = if *v > T::ZERO { *v } else { T::ZERO })
+        };
+        let values = out.as_mut_slice();
+        if go_parallel(values.len()) {
+            values.par_chunks_mut(PAR_CHUNK).for_each(relu);
+        } else {
+            relu(values);
         }
         out
     }

@@ -18,6 +18,7 @@ mod create;
 mod display;
 pub mod element;
 mod elementwise;
+pub mod fused;
 pub mod layout;
 pub mod linalg;
 pub mod math;

@@ -1,0 +1,233 @@
+//! Fused kernels of the training step: several element-wise passes done in
+//! one walk over memory, each equal, bit for bit, to the composition it
+//! replaces (the same operations on each element, the same summation order).
+//! Proved against the unfused composition by the proptests `fused_*`
+//! (proptests/fused.rs), values and gradients, in f32 and f64.
+
+use super::parallel::prelude::*;
+use super::parallel::{current_num_threads, go_parallel};
+use super::Element;
+
+/// The backward pass of a linear layer's fused ReLU, `y = max(x·W + b, 0)`:
+/// masks the incoming gradient in place, `ḡ ← ḡ ⊙ 1(y > 0)`, and returns
+/// its sum over the rows, `b̄ = Σ_rows ḡ` (length `n`), in the same pass.
+///
+/// `g` and `y` are `[rows, n]`, row-major. Each column's sum adds the rows
+/// in order from 0, as `sum_axes(&[0])` does, so the result is that of the
+/// unfused `relu` backward followed by the bias sum, bit for bit. Large
+/// inputs split the columns (never the rows) across rayon's threads, so the
+/// result does not depend on the thread count either.
+///
+/// # Panics
+/// If `g` and `y` differ in length or `n` does not divide it.
+pub(crate) fn relu_mask_and_column_sums<T: Element>(g: &mut [T], y: &[T], n: usize) -> Vec<T> {
+    assert!(
+        g.len() == y.len() && (n == 0 || g.len().is_multiple_of(n)),
+        "relu_mask_and_column_sums: gradient of {} and output of {} elements, rows of {n}",
+        g.len(),
+        y.len()
+    );
+    let mut sums = vec![T::ZERO; n];
+    if n == 0 {
+        return sums;
+    }
+    // One column block: every row's part of it, masked and summed in row order.
+    let block = |rows: Vec<(&mut [T], &[T])>, out: &mut [T]| {
+        for (g_row, y_row) in rows {
+            for ((o, gv), &yv) in out.iter_mut().zip(g_row.iter_mut()).zip(y_row) {
+                // ā = ȳ where y > 0 (0 at the kink and below, as Relu's rule)
+                *gv = if yv > T::ZERO { *gv } else { T::ZERO };
+                *o += *gv;
+            }
+        }
+    };
+    let threads = current_num_threads();
+    if !go_parallel(g.len()) || threads < 2 || n < 2 * 16 {
+        // Serial: too small to split, or one thread.
+        let rows = g.chunks_mut(n).zip(y.chunks(n)).collect();
+        block(rows, &mut sums);
+        return sums;
+    }
+    // Column blocks of a multiple of 16 elements (whole cache lines of f32),
+    // four per thread: a thread the system deschedules leaves its blocks to
+    // be stolen, not a region waiting on it.
+    let width = (n.div_ceil(4 * threads).div_ceil(16) * 16).max(16);
+    let parts = n.div_ceil(width);
+    let mut blocks: Vec<Vec<(&mut [T], &[T])>> = (0..parts).map(|_| Vec::new()).collect();
+    for (g_row, y_row) in g.chunks_mut(n).zip(y.chunks(n)) {
+        for ((part, g_part), y_part) in blocks
+            .iter_mut()
+            .zip(g_row.chunks_mut(width))
+            .zip(y_row.chunks(width))
+        {
+            part.push((g_part, y_part));
+        }
+    }
+    blocks
+        .into_par_iter()
+        .zip(sums.par_chunks_mut(width))
+        .for_each(|(rows, out)| block(rows, out));
+    sums
+}
+
+/// Which way an affine coupling's fused update runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AffineDirection {
+    /// Latent → data (sampling): `y = x ⊙ exp(s) + t`, log-det `Σⱼ sⱼ`.
+    Forward,
+    /// Data → latent (training): `y = (x − t) ⊙ exp(−s)`, log-det `−Σⱼ sⱼ`.
+    Inverse,
+}
+
+/// What the fused affine update computes and keeps for its backward pass.
+pub(crate) struct AffineUpdate<T> {
+    /// `[rows, n + 1]`: each row's `n` outputs, then its log-det.
+    pub out: Vec<T>,
+    /// `tanh(ŝ)`, `[rows, n]`.
+    pub tanh: Vec<T>,
+    /// `exp(±s)`, `[rows, n]`: the factor the update multiplied by.
+    pub factor: Vec<T>,
+}
+
+/// The affine coupling's element-wise update with RealNVP's bounded scale,
+/// in one pass: from the network output `h = [ŝ | t]` (`[rows, 2n]`), the
+/// bound `c` (`[n]`) and the moved half `x` (`[rows, n]`),
+/// `s = tanh(ŝ) ⊙ c`, then `y` and the log-det of `direction`. Each number
+/// is computed by the same operations in the same order as the unfused
+/// `tanh`, `mul`, `neg`, `exp`, `sub`/`add`, `mul` and `sum_axes(&[1])` ops,
+/// so the values are theirs, bit for bit.
+///
+/// # Panics
+/// If the lengths do not fit `[rows, 2n]`, `[n]` and `[rows, n]`.
+pub(crate) fn affine_tanh_update<T: Element>(
+    h: &[T],
+    c: &[T],
+    x: &[T],
+    direction: AffineDirection,
+) -> AffineUpdate<T> {
+    let n = c.len();
+    let rows = x.len().checked_div(n).unwrap_or(0);
+    assert!(
+        x.len() == rows * n && h.len() == 2 * rows * n,
+        "affine_tanh_update: h of {}, bound of {n}, x of {} elements",
+        h.len(),
+        x.len()
+    );
+    // Flat passes over contiguous buffers, so that the two elementary
+    // functions (the costly part) run in loops the compiler vectorises.
+    let tanh: Vec<T> = h
+        .chunks_exact(2 * n)
+        .flat_map(|h_row| &h_row[..n])
+        .map(|&v| v.tanh())
+        .collect();
+    // s = tanh(ŝ) ⊙ c, its row sums, and ±s in `factor` (then exponentiated)
+    let mut factor = Vec::with_capacity(rows * n);
+    let mut log_dets = Vec::with_capacity(rows);
+    for th_row in tanh.chunks_exact(n) {
+        let mut sum = T::ZERO;
+        for (&th, &cv) in th_row.iter().zip(c) {
+            let s = th * cv;
+            sum += s;
+            factor.push(match direction {
+                AffineDirection::Forward => s,
+                AffineDirection::Inverse => -s,
+            });
+        }
+        log_dets.push(match direction {
+            AffineDirection::Forward => sum,
+            AffineDirection::Inverse => -sum,
+        });
+    }
+    let factor: Vec<T> = factor.iter().map(|&v| v.exp()).collect();
+    let mut out = Vec::with_capacity(rows * (n + 1));
+    let rows_of = h.chunks_exact(2 * n).zip(x.chunks_exact(n));
+    for ((h_row, x_row), (e_row, &log_det)) in rows_of.zip(factor.chunks_exact(n).zip(&log_dets)) {
+        let shift = &h_row[n..];
+        out.extend(
+            x_row
+                .iter()
+                .zip(shift)
+                .zip(e_row)
+                .map(|((&xv, &t), &e)| match direction {
+                    AffineDirection::Forward => xv * e + t,
+                    AffineDirection::Inverse => (xv - t) * e,
+                }),
+        );
+        out.push(log_det);
+    }
+    AffineUpdate { out, tanh, factor }
+}
+
+/// The gradients of [`affine_tanh_update`], in one pass over the rows.
+pub(crate) struct AffineGrads<T> {
+    /// `h̄ = [ŝ̄ | t̄]`, `[rows, 2n]`.
+    pub h: Vec<T>,
+    /// `c̄`, `[n]`.
+    pub bound: Vec<T>,
+    /// `x̄`, `[rows, n]`.
+    pub x: Vec<T>,
+}
+
+/// The vector-Jacobian product of [`affine_tanh_update`]: from `g`, the
+/// gradient of its `[rows, n + 1]` output, and the values it kept, the
+/// gradients of `h`, `c` and `x`. With `u = x − t` (inverse) or `x`
+/// (forward) and `e` the factor:
+/// `x̄ = ȳ ⊙ e`, `t̄ = ∓ȳ ⊙ e` (− inverse), `s̄ = ±ℓ̄ ± (ȳ ⊙ u) ⊙ e`,
+/// `c̄ = Σ_rows s̄ ⊙ tanh(ŝ)`, `ŝ̄ = (s̄ ⊙ c) ⊙ (1 − tanh²(ŝ))`, formed in
+/// the order the unfused ops' rules form them (the log-det's share of `s̄`
+/// first: its ops were recorded last), so the gradients are theirs too.
+pub(crate) fn affine_tanh_backward<T: Element>(
+    g: &[T],
+    kept: (&[T], &[T], &[T], &[T]),
+    c: &[T],
+    direction: AffineDirection,
+) -> AffineGrads<T> {
+    let (h, x, tanh, factor) = kept;
+    let n = c.len();
+    let rows = x.len().checked_div(n).unwrap_or(0);
+    assert!(
+        g.len() == rows * (n + 1) && h.len() == 2 * rows * n,
+        "affine_tanh_backward: gradient of {} elements for {rows} rows of {n}",
+        g.len()
+    );
+    let mut gh = vec![T::ZERO; 2 * rows * n];
+    let mut gc = vec![T::ZERO; n];
+    let mut gx = Vec::with_capacity(rows * n);
+    for (r, (g_row, gh_row)) in g
+        .chunks_exact(n + 1)
+        .zip(gh.chunks_exact_mut(2 * n))
+        .enumerate()
+    {
+        let (gy, gl) = (&g_row[..n], g_row[n]);
+        let (g_raw, g_shift) = gh_row.split_at_mut(n);
+        let at = r * n..(r + 1) * n;
+        let shift = &h[2 * r * n + n..2 * (r + 1) * n];
+        for j in 0..n {
+            let (gyj, e, th, xv) = (
+                gy[j],
+                factor[at.start + j],
+                tanh[at.start + j],
+                x[at.start + j],
+            );
+            let gu = gyj * e;
+            let gs = match direction {
+                AffineDirection::Forward => {
+                    g_shift[j] = gyj;
+                    gl + gyj * xv * e
+                }
+                AffineDirection::Inverse => {
+                    g_shift[j] = -gu;
+                    -gl + -(gyj * (xv - shift[j]) * e)
+                }
+            };
+            gx.push(gu);
+            gc[j] += gs * th;
+            g_raw[j] = gs * c[j] * (T::ONE - th * th);
+        }
+    }
+    AffineGrads {
+        h: gh,
+        bound: gc,
+        x: gx,
+    }
+}

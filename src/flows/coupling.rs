@@ -1,14 +1,10 @@
-//! Coupling layers on vectors: [`AdditiveCoupling`] (NICE) and
-//! [`AffineCoupling`] (RealNVP, with Glow's sigmoid scale as an option), the
-//! [`Mask`] that chooses which features condition and which are
-//! transformed, and the [`ScaleKind`] the image coupling
-//! ([`image_coupling`](super::image_coupling)) shares.
+//! Coupling layers on vectors: [`AdditiveCoupling`] (NICE), [`AffineCoupling`]
+//! (RealNVP, Glow's sigmoid scale as an option), the [`Mask`] of conditioning
+//! and transformed features, and the [`ScaleKind`] the image coupling shares.
 //!
-//! Every coupling has the same shape: x₁ = z₁ passes through, and the other
-//! part is moved by an element-wise map whose parameters a network computes
-//! from z₁. The Jacobian is triangular, so the log-det is the sum of the
-//! log-scales (0 for the additive coupling); the inverse recomputes the same
-//! network output from x₁ = z₁ and never inverts the network.
+//! x₁ = z₁ passes through; a network of z₁ moves the rest element-wise. The
+//! Jacobian is triangular (log-det: the sum of the log-scales, 0 for the
+//! additive coupling); the inverse never inverts the network.
 //!
 //! Derivations: [`derivations::affine_coupling`](crate::derivations::affine_coupling),
 //! [`derivations::nice`](crate::derivations::nice),
@@ -30,9 +26,8 @@ use rand::Rng;
 /// passes through unchanged, and a *transformed* half.
 ///
 /// # Derivation
-/// [`derivations::affine_coupling`, "Masks and stacking"](crate::derivations::affine_coupling#masks-and-stacking)
-/// (docs/derivations/affine-coupling.md): why consecutive layers swap the
-/// halves, and why the mask need not be contiguous.
+/// [`derivations::affine_coupling`, "Masks and stacking"](crate::derivations::affine_coupling#masks-and-stacking):
+/// why consecutive layers swap the halves; why a mask need not be contiguous.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mask {
     /// The number of features D.
@@ -45,8 +40,7 @@ pub struct Mask {
 
 impl Mask {
     /// Contiguous halves: the first ⌊D/2⌋ features condition the rest, or,
-    /// `flip`ped, the last ⌈D/2⌉ condition the first ⌊D/2⌋. For D = 2 that is
-    /// `[cond, trans]` and then `[trans, cond]`.
+    /// `flip`ped, the last ⌈D/2⌉ condition the first ⌊D/2⌋.
     ///
     /// # Panics
     /// If `dim < 2`.
@@ -309,8 +303,7 @@ impl<T: Element> AffineCoupling<T> {
     /// [`ScaleKind::Sigmoid`], say).
     ///
     /// # Source
-    /// D. P. Kingma, P. Dhariwal, "Glow: Generative Flow with Invertible 1x1
-    /// Convolutions", NeurIPS 2018, arXiv:1807.03039, §3.3 and its code
+    /// Kingma, Dhariwal, "Glow", arXiv:1807.03039, §3.3 and its code
     /// (`scale = sigmoid(h + 2)`).
     pub fn with_scale_kind(mut self, kind: ScaleKind) -> Self {
         self.scale_kind = kind;
@@ -642,9 +635,8 @@ impl<T: Element> Flow<T> for AdditiveCoupling<T> {
     }
 }
 
-/// A coupling network through `sizes`, its hidden layers initialised by
-/// `hidden`, its last layer zero (the layer starts as the identity), its
-/// parameters named `net.*`.
+/// A coupling network through `sizes`, hidden layers by `hidden`, the last
+/// zero (the layer starts as the identity), parameters named `net.*`.
 pub(crate) fn named_net<T: Element, R: Rng + ?Sized>(
     sizes: &[usize],
     hidden: Init,
@@ -657,11 +649,9 @@ pub(crate) fn named_net<T: Element, R: Rng + ?Sized>(
     net
 }
 
-/// The network of a coupling layer read from `spec`: an MLP from the
-/// conditioning features and the `context_dim` context columns through the
-/// `hidden` widths to `out` outputs, its parameters named `net.*` as the
-/// layers' constructors name them; values are placeholders for the stored
-/// ones.
+/// The network of a coupling layer read from `spec` ([`named_net`] from
+/// the conditioning features and `context_dim` context columns through the
+/// `hidden` widths to `out`), placeholder values for the stored ones.
 pub(crate) fn coupling_net<T: Element, R: Rng + ?Sized>(
     spec: &LayerSpec,
     mask: &Mask,

@@ -113,47 +113,62 @@ pub(crate) fn affine_tanh_update<T: Element>(
         h.len(),
         x.len()
     );
-    // Flat passes over contiguous buffers, so that the two elementary
-    // functions (the costly part) run in loops the compiler vectorises.
-    let tanh: Vec<T> = h
-        .chunks_exact(2 * n)
-        .flat_map(|h_row| &h_row[..n])
-        .map(|&v| v.tanh())
-        .collect();
+    // Row by row into buffers of their final size, each pass a simple loop
+    // over slices that the compiler vectorises (the two elementary
+    // functions are branch-free in f32).
+    let mut tanh = vec![T::ZERO; rows * n];
+    for (t_row, h_row) in tanh.chunks_exact_mut(n).zip(h.chunks_exact(2 * n)) {
+        for (t, &v) in t_row.iter_mut().zip(&h_row[..n]) {
+            *t = v.tanh();
+        }
+    }
     // s = tanh(ŝ) ⊙ c, its row sums, and ±s in `factor` (then exponentiated)
-    let mut factor = Vec::with_capacity(rows * n);
-    let mut log_dets = Vec::with_capacity(rows);
-    for th_row in tanh.chunks_exact(n) {
+    let sign = match direction {
+        AffineDirection::Forward => T::ONE,
+        AffineDirection::Inverse => -T::ONE,
+    };
+    let mut factor = vec![T::ZERO; rows * n];
+    let mut log_dets = vec![T::ZERO; rows];
+    for ((f_row, th_row), log_det) in factor
+        .chunks_exact_mut(n)
+        .zip(tanh.chunks_exact(n))
+        .zip(log_dets.iter_mut())
+    {
         let mut sum = T::ZERO;
-        for (&th, &cv) in th_row.iter().zip(c) {
+        for ((f, &th), &cv) in f_row.iter_mut().zip(th_row).zip(c) {
             let s = th * cv;
             sum += s;
-            factor.push(match direction {
-                AffineDirection::Forward => s,
-                AffineDirection::Inverse => -s,
-            });
+            // ±1 · s is exactly s or −s
+            *f = sign * s;
         }
-        log_dets.push(match direction {
-            AffineDirection::Forward => sum,
-            AffineDirection::Inverse => -sum,
-        });
+        *log_det = sign * sum;
     }
-    let factor: Vec<T> = factor.iter().map(|&v| v.exp()).collect();
-    let mut out = Vec::with_capacity(rows * (n + 1));
+    for f in factor.iter_mut() {
+        *f = f.exp();
+    }
+    let mut out = vec![T::ZERO; rows * (n + 1)];
     let rows_of = h.chunks_exact(2 * n).zip(x.chunks_exact(n));
-    for ((h_row, x_row), (e_row, &log_det)) in rows_of.zip(factor.chunks_exact(n).zip(&log_dets)) {
+    for (((o_row, (h_row, x_row)), e_row), &log_det) in out
+        .chunks_exact_mut(n + 1)
+        .zip(rows_of)
+        .zip(factor.chunks_exact(n))
+        .zip(&log_dets)
+    {
         let shift = &h_row[n..];
-        out.extend(
-            x_row
-                .iter()
-                .zip(shift)
-                .zip(e_row)
-                .map(|((&xv, &t), &e)| match direction {
-                    AffineDirection::Forward => xv * e + t,
-                    AffineDirection::Inverse => (xv - t) * e,
-                }),
-        );
-        out.push(log_det);
+        let (o_row, o_log_det) = o_row.split_at_mut(n);
+        match direction {
+            AffineDirection::Forward => {
+                for (((o, &xv), &t), &e) in o_row.iter_mut().zip(x_row).zip(shift).zip(e_row) {
+                    *o = xv * e + t;
+                }
+            }
+            AffineDirection::Inverse => {
+                for (((o, &xv), &t), &e) in o_row.iter_mut().zip(x_row).zip(shift).zip(e_row) {
+                    *o = (xv - t) * e;
+                }
+            }
+        }
+        o_log_det[0] = log_det;
     }
     AffineUpdate { out, tanh, factor }
 }
@@ -192,23 +207,23 @@ pub(crate) fn affine_tanh_backward<T: Element>(
     );
     let mut gh = vec![T::ZERO; 2 * rows * n];
     let mut gc = vec![T::ZERO; n];
-    let mut gx = Vec::with_capacity(rows * n);
-    for (r, (g_row, gh_row)) in g
+    let mut gx = vec![T::ZERO; rows * n];
+    let rows_of = g
         .chunks_exact(n + 1)
         .zip(gh.chunks_exact_mut(2 * n))
-        .enumerate()
-    {
+        .zip(gx.chunks_exact_mut(n))
+        .zip(h.chunks_exact(2 * n))
+        .zip(
+            x.chunks_exact(n)
+                .zip(tanh.chunks_exact(n))
+                .zip(factor.chunks_exact(n)),
+        );
+    for ((((g_row, gh_row), gx_row), h_row), ((x_row, th_row), e_row)) in rows_of {
         let (gy, gl) = (&g_row[..n], g_row[n]);
         let (g_raw, g_shift) = gh_row.split_at_mut(n);
-        let at = r * n..(r + 1) * n;
-        let shift = &h[2 * r * n + n..2 * (r + 1) * n];
+        let shift = &h_row[n..];
         for j in 0..n {
-            let (gyj, e, th, xv) = (
-                gy[j],
-                factor[at.start + j],
-                tanh[at.start + j],
-                x[at.start + j],
-            );
+            let (gyj, e, th, xv) = (gy[j], e_row[j], th_row[j], x_row[j]);
             let gu = gyj * e;
             let gs = match direction {
                 AffineDirection::Forward => {
@@ -220,7 +235,7 @@ pub(crate) fn affine_tanh_backward<T: Element>(
                     -gl + -(gyj * (xv - shift[j]) * e)
                 }
             };
-            gx.push(gu);
+            gx_row[j] = gu;
             gc[j] += gs * th;
             g_raw[j] = gs * c[j] * (T::ONE - th * th);
         }

@@ -314,11 +314,11 @@ pub fn tanh(x: f64) -> f64 {
 /// Hyperbolic tangent in f32.
 ///
 /// The same operations as [`tanh`]'s (with shorter series), so the same
-/// bits as `tanh_with(x, 8, 8)`, but with no branch: every case is
+/// bits as that branchy form in f32, but with no branch: every case is
 /// computed and the right one selected, so that a loop over a slice
 /// vectorises. For |x| ≤ 22 the argument 2|x| of eˣ is at most 44, inside
-/// the range where [`exp_with`] takes no special case; beyond, the clamp
-/// keeps the unused value finite.
+/// the range where [`exp`] takes no special case; beyond, the clamp keeps
+/// the unused value finite.
 #[inline]
 pub fn tanh_f32(x: f32) -> f32 {
     let x = x as f64;

@@ -1,6 +1,7 @@
 //! Fused kernels of the training step: several element-wise passes done in
 //! one walk over memory, each equal, bit for bit, to the composition it
-//! replaces (the same operations on each element, the same summation order).
+//! replaces (the same operations on each element, the same summation order;
+//! a NaN stays a NaN, its sign and payload not kept).
 //! Proved against the unfused composition by the proptests `fused_*`
 //! (proptests/fused.rs), values and gradients, in f32 and f64.
 
@@ -201,9 +202,14 @@ pub(crate) fn affine_tanh_backward<T: Element>(
     let n = c.len();
     let rows = x.len().checked_div(n).unwrap_or(0);
     assert!(
-        g.len() == rows * (n + 1) && h.len() == 2 * rows * n,
-        "affine_tanh_backward: gradient of {} elements for {rows} rows of {n}",
-        g.len()
+        g.len() == rows * (n + 1)
+            && h.len() == 2 * rows * n
+            && tanh.len() == rows * n
+            && factor.len() == rows * n,
+        "affine_tanh_backward: gradient of {} elements, kept values of {} and {}, for {rows} rows of {n}",
+        g.len(),
+        tanh.len(),
+        factor.len()
     );
     let mut gh = vec![T::ZERO; 2 * rows * n];
     let mut gc = vec![T::ZERO; n];

@@ -317,8 +317,9 @@ pub fn tanh(x: f64) -> f64 {
 /// bits as that branchy form in f32, but with no branch: every case is
 /// computed and the right one selected, so that a loop over a slice
 /// vectorises. For |x| ≤ 22 the argument 2|x| of eˣ is at most 44, inside
-/// the range where [`exp`] takes no special case; beyond, the clamp keeps
-/// the unused value finite.
+/// the range where [`exp`] takes no special case. The branches not taken
+/// may hold ∞ or NaN (the series at x = ±∞, say); the selects discard
+/// them.
 #[inline]
 pub fn tanh_f32(x: f32) -> f32 {
     let x = x as f64;

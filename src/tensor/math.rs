@@ -149,10 +149,19 @@ pub fn exp(x: f64) -> f64 {
 /// already round to 0 and ∞ in f32; NaN passes through the arithmetic.
 #[inline]
 pub fn exp_f32(x: f32) -> f32 {
-    let x = (x as f64).clamp(-104.0, 89.0);
+    exp_f32_in_f64(x as f64) as f32
+}
+
+/// The f64 value [`exp_f32`] rounds: x clamped to [−104, 89], then
+/// [`exp_with`]'s reduction and 8-term series with no branch (2ᵏ is a
+/// normal f64 over that range, so `scale` reduces to one product). For x
+/// in [−104, 89] it is exp_with(x, 8), bit for bit.
+#[inline(always)]
+fn exp_f32_in_f64(x: f64) -> f64 {
+    let x = x.clamp(-104.0, 89.0);
     let (k, ki) = round_to_integer(x * LOG2_E);
     let r = (x - k * LN2_HI) - k * LN2_LO;
-    (horner(r, &INV_FACTORIAL[..8]) * f64::from_bits((ki.wrapping_add(1023) as u64) << 52)) as f32
+    horner(r, &INV_FACTORIAL[..8]) * f64::from_bits((ki.wrapping_add(1023) as u64) << 52)
 }
 
 /// 2/(2n + 1) for n = 1..=11: the series R(s²) of [`ln`].
@@ -327,12 +336,8 @@ pub fn tanh_f32(x: f32) -> f32 {
     let y = 2.0 * a;
     // e^y − 1 by its series (y below ln2/2) ...
     let series = y + y * y * horner(y, &INV_FACTORIAL[2..10]);
-    // ... or by e^y, as exp_with(y, 8) computes it in its normal range
-    let yc = y.clamp(0.0, 89.0);
-    let (k, ki) = round_to_integer(yc * LOG2_E);
-    let r = (yc - k * LN2_HI) - k * LN2_LO;
-    let big =
-        horner(r, &INV_FACTORIAL[..8]) * f64::from_bits((ki.wrapping_add(1023) as u64) << 52) - 1.0;
+    // ... or by e^y (y ≥ 0), as exp_with(y, 8) computes it in its normal range
+    let big = exp_f32_in_f64(y) - 1.0;
     let t = if y < 0.5 * LN_2 { series } else { big };
     let v = (t / (t + 2.0)).copysign(x);
     let v = if a > 22.0 { 1f64.copysign(x) } else { v };

@@ -7,8 +7,10 @@ use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
 
 /// A floating-point element type a [`Tensor`](super::Tensor) can hold: `f32` or `f64`.
 ///
-/// It names the few scalar functions the kernels use and the matching
-/// `matrixmultiply` routine, so every kernel is written once for both types.
+/// It names the few scalar functions the kernels use and the matching GEMM
+/// (for f32 flowzoo's packed AVX2 kernel where the CPU has AVX2 and FMA,
+/// otherwise `matrixmultiply::sgemm`; for f64 `matrixmultiply::dgemm`), so
+/// every kernel is written once for both types.
 pub trait Element:
     Copy
     + Send
@@ -167,7 +169,7 @@ macro_rules! impl_element {
 impl_element!(
     f32,
     "f32",
-    matrixmultiply::sgemm,
+    super::gemm::sgemm,
     math::exp_f32,
     math::ln_f32,
     math::ln_1p_f32,

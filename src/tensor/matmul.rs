@@ -1,7 +1,7 @@
 //! Matrix products: `[m, k] × [k, n] → [m, n]` and the batched
 //! `[b, m, k] × [b, k, n] → [b, m, n]`.
 //!
-//! The operands' strides go to `matrixmultiply` as they are, so a transposed
+//! The operands' strides go to the GEMM (`Element::gemm`) as they are, so a transposed
 //! or narrowed operand costs no copy. Large products split the rows of the
 //! output across rayon's threads; a thin output (n ≤ 4, the last layer of a
 //! 2-D coupling net) takes a dot-product path that beats the packed GEMM.

@@ -19,6 +19,7 @@ mod display;
 pub mod element;
 mod elementwise;
 pub mod fused;
+mod gemm;
 pub mod layout;
 pub mod linalg;
 pub mod math;

@@ -8,9 +8,9 @@
 //! multiply-add per lane instead of a multiply and an add: about twice the
 //! arithmetic per instruction. Elsewhere they fall back to plain Rust.
 //!
-//! The packed GEMM of `matrixmultiply` already does this detection for its
-//! own kernels; only our thin path needs it here. Both obey the same
-//! compile-time switch, `MMTEST_FEATURE` (see `ALLOWED_BY_BUILD`).
+//! The packed GEMM (`gemm.rs`, our AVX2 kernel for f32, `matrixmultiply`
+//! otherwise) asks `has_avx2_fma` too. All obey the same compile-time
+//! switch, `MMTEST_FEATURE` (see `ALLOWED_BY_BUILD`).
 
 use super::Element;
 
@@ -102,7 +102,7 @@ fn dot<T: Element>(x: &[T], y: &[T]) -> T {
 }
 
 #[cfg(target_arch = "x86_64")]
-fn has_avx2_fma() -> bool {
+pub(super) fn has_avx2_fma() -> bool {
     ALLOWED_BY_BUILD
         && std::arch::is_x86_feature_detected!("avx2")
         && std::arch::is_x86_feature_detected!("fma")
@@ -111,7 +111,8 @@ fn has_avx2_fma() -> bool {
 /// False when the build was told to keep off AVX2 and FMA, as
 /// `matrixmultiply` is: with `MMTEST_FEATURE` set at compile time to a
 /// comma-separated list that does not name both (`MMTEST_FEATURE=none`),
-/// these loops and `matrixmultiply`'s kernels all take their plain-Rust
+/// these loops, our f32 GEMM (which then hands over to `matrixmultiply`)
+/// and `matrixmultiply`'s kernels all take their plain-Rust
 /// paths, the ones `wasm32` runs, and a run gives the bits it gives there
 /// (web/README.md, "Determinism").
 #[cfg(target_arch = "x86_64")]

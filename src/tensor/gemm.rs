@@ -1,0 +1,297 @@
+//! Our packed single-precision GEMM for x86-64 CPUs with AVX2 and FMA,
+//! `C ← α·A·B + β·C` with arbitrary strides; `matrixmultiply::sgemm`
+//! everywhere else.
+//!
+//! Why our own: `matrixmultiply` allocates its packing buffers inside every
+//! call. On a rayon worker thread glibc hands the ~300 KB back to the
+//! kernel when it is freed, so the pages fault in again on the next call:
+//! about 1,500 minor faults per two-thread training step of the moons flow
+//! (docs/benchmarks/engine.md, "On a quiet machine (session 13)"). Here
+//! each thread keeps its packing buffers for its lifetime, and the inner
+//! kernel keeps a 6 × 16 tile of C in twelve AVX2 registers (the BLIS
+//! Haswell shape) where `matrixmultiply`'s f32 kernel keeps 8 × 8.
+//!
+//! The loops are the five of Goto and van de Geijn's GEMM (ACM TOMS 34(3),
+//! 2008; BLIS, Van Zee and van de Geijn, ACM TOMS 41(3), 2015): columns of
+//! C in blocks of [`NC`], the inner dimension in blocks of [`KC`] (B's
+//! block packed in panels of [`NR`] columns), rows in blocks of [`MC`] (A's
+//! block packed in panels of [`MR`] rows), then the micro-kernel on one
+//! `MR × NR` tile. Each element of C is the sum over the inner dimension in
+//! order, one fused multiply-add per term, the partial sum of each KC block
+//! added to C.
+//!
+//! The same compile-time switch as the thin path's loops (`simd.rs`):
+//! with `MMTEST_FEATURE=none` this kernel stays off and `matrixmultiply`'s
+//! plain-Rust kernel runs, as on `wasm32`.
+
+/// Rows of the micro-kernel's tile.
+pub(crate) const MR: usize = 6;
+/// Columns of the micro-kernel's tile (two 8-lane registers).
+pub(crate) const NR: usize = 16;
+/// Inner-dimension block: an `MR × KC` panel of A (6 KB) and a `KC × NR`
+/// panel of B (16 KB) fit the 32 KB L1 cache together.
+pub(crate) const KC: usize = 256;
+/// Row block: the packed `MC × KC` block of A (144 KB) stays in L2.
+pub(crate) const MC: usize = 144;
+/// Column block: the packed `KC × NC` block of B (4 MB) stays in L3.
+pub(crate) const NC: usize = 4080;
+
+/// `C ← α·A·B + β·C` in f32 for `[m, k] × [k, n]` with strides in elements;
+/// with β = 0, C is written without being read (a NaN there does not
+/// survive).
+///
+/// # Safety
+/// The pointers and strides must describe valid `[m, k]`, `[k, n]` and
+/// `[m, n]` matrices; `c` must not alias `a` or `b`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    beta: f32,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if super::simd::has_avx2_fma() && m > 0 && n > 0 && k > 0 {
+            x86::sgemm(
+                (m, k, n),
+                alpha,
+                (a, rsa, csa),
+                (b, rsb, csb),
+                beta,
+                (c, rsc, csc),
+            );
+            return;
+        }
+    }
+    matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{KC, MC, MR, NC, NR};
+    use std::arch::x86_64::*;
+    use std::cell::RefCell;
+
+    thread_local! {
+        /// This thread's packing buffers (A's block, B's block), grown to the
+        /// largest size asked for and kept: the point of this GEMM.
+        static PACKED: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    }
+
+    /// The five loops, on this thread's packing buffers (fresh ones if they
+    /// are in use, which no caller does: nothing below calls back here).
+    ///
+    /// # Safety
+    /// As [`super::sgemm`], with m, k, n > 0 and AVX2 and FMA present.
+    pub(super) unsafe fn sgemm(
+        (m, k, n): (usize, usize, usize),
+        alpha: f32,
+        a: (*const f32, isize, isize),
+        b: (*const f32, isize, isize),
+        beta: f32,
+        c: (*mut f32, isize, isize),
+    ) {
+        let kc_max = k.min(KC);
+        let a_len = m.min(MC).div_ceil(MR) * MR * kc_max;
+        let b_len = n.min(NC).div_ceil(NR) * NR * kc_max;
+        let run = |(pa, pb): &mut (Vec<f32>, Vec<f32>)| {
+            if pa.len() < a_len {
+                pa.resize(a_len, 0.0);
+            }
+            if pb.len() < b_len {
+                pb.resize(b_len, 0.0);
+            }
+            // SAFETY: the caller's contract, and buffers of the sizes the
+            // blocks need.
+            unsafe { blocked((m, k, n), alpha, a, b, beta, c, pa, pb) }
+        };
+        PACKED.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buffers) => run(&mut buffers),
+            Err(_) => run(&mut (Vec::new(), Vec::new())),
+        });
+    }
+
+    /// The loops over NC, KC and MC blocks.
+    ///
+    /// # Safety
+    /// As [`sgemm`], with `pa` and `pb` long enough for one block each.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn blocked(
+        (m, k, n): (usize, usize, usize),
+        alpha: f32,
+        (a, rsa, csa): (*const f32, isize, isize),
+        (b, rsb, csb): (*const f32, isize, isize),
+        beta: f32,
+        (c, rsc, csc): (*mut f32, isize, isize),
+        pa: &mut [f32],
+        pb: &mut [f32],
+    ) {
+        let at = |p: *const f32, i: usize, rs: isize, j: usize, cs: isize| {
+            p.offset(i as isize * rs + j as isize * cs)
+        };
+        for jc in (0..n).step_by(NC) {
+            let nc = NC.min(n - jc);
+            for pc in (0..k).step_by(KC) {
+                let kc = KC.min(k - pc);
+                // The first inner block applies β; the later ones add to it.
+                let beta = if pc == 0 { beta } else { 1.0 };
+                pack_b(kc, nc, at(b, pc, rsb, jc, csb), rsb, csb, pb);
+                for ic in (0..m).step_by(MC) {
+                    let mc = MC.min(m - ic);
+                    pack_a(mc, kc, at(a, ic, rsa, pc, csa), rsa, csa, pa);
+                    for jr in (0..nc).step_by(NR) {
+                        let nr = NR.min(nc - jr);
+                        let panel_b = pb.as_ptr().add(jr * kc);
+                        for ir in (0..mc).step_by(MR) {
+                            let mr = MR.min(mc - ir);
+                            let tile =
+                                c.offset((ic + ir) as isize * rsc + (jc + jr) as isize * csc);
+                            kernel(
+                                kc,
+                                pa.as_ptr().add(ir * kc),
+                                panel_b,
+                                (alpha, beta),
+                                (tile, rsc, csc),
+                                (mr, nr),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Packs the `mc × kc` block of A into panels of MR rows: panel i holds,
+    /// for each p in order, A[i·MR .. i·MR + MR, p]; rows past `mc` are 0.
+    ///
+    /// # Safety
+    /// `a` with its strides addresses a valid `[mc, kc]` matrix and `out`
+    /// holds `⌈mc / MR⌉·MR·kc` values.
+    unsafe fn pack_a(mc: usize, kc: usize, a: *const f32, rsa: isize, csa: isize, out: &mut [f32]) {
+        for (panel, rows) in out.chunks_exact_mut(MR * kc).zip((0..mc).step_by(MR)) {
+            let live = MR.min(mc - rows);
+            for p in 0..kc {
+                let dst = &mut panel[p * MR..p * MR + MR];
+                for (r, d) in dst.iter_mut().enumerate() {
+                    *d = if r < live {
+                        *a.offset((rows + r) as isize * rsa + p as isize * csa)
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+    }
+
+    /// Packs the `kc × nc` block of B into panels of NR columns: panel j
+    /// holds, for each p in order, B[p, j·NR .. j·NR + NR]; columns past
+    /// `nc` are 0.
+    ///
+    /// # Safety
+    /// `b` with its strides addresses a valid `[kc, nc]` matrix and `out`
+    /// holds `⌈nc / NR⌉·NR·kc` values.
+    unsafe fn pack_b(kc: usize, nc: usize, b: *const f32, rsb: isize, csb: isize, out: &mut [f32]) {
+        for (panel, cols) in out.chunks_exact_mut(NR * kc).zip((0..nc).step_by(NR)) {
+            let live = NR.min(nc - cols);
+            if csb == 1 && live == NR {
+                for p in 0..kc {
+                    let src =
+                        std::slice::from_raw_parts(b.offset(p as isize * rsb + cols as isize), NR);
+                    panel[p * NR..p * NR + NR].copy_from_slice(src);
+                }
+                continue;
+            }
+            for p in 0..kc {
+                let dst = &mut panel[p * NR..p * NR + NR];
+                for (j, d) in dst.iter_mut().enumerate() {
+                    *d = if j < live {
+                        *b.offset(p as isize * rsb + (cols + j) as isize * csb)
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+    }
+
+    /// One `MR × NR` tile: `C ← α·Σₚ a[p]·b[p] + β·C` over `kc` packed
+    /// columns of A and rows of B, only the `mr × nr` corner of the tile
+    /// written.
+    ///
+    /// # Safety
+    /// `a` holds `MR·kc` values, `b` holds `NR·kc`, `c` with its strides
+    /// addresses a valid `[mr, nr]` block; AVX2 and FMA are present.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn kernel(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        (alpha, beta): (f32, f32),
+        (c, rsc, csc): (*mut f32, isize, isize),
+        (mr, nr): (usize, usize),
+    ) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+        let (mut a, mut b) = (a, b);
+        for _ in 0..kc {
+            let b0 = _mm256_loadu_ps(b);
+            let b1 = _mm256_loadu_ps(b.add(8));
+            for (r, row) in acc.iter_mut().enumerate() {
+                let ar = _mm256_broadcast_ss(&*a.add(r));
+                row[0] = _mm256_fmadd_ps(ar, b0, row[0]);
+                row[1] = _mm256_fmadd_ps(ar, b1, row[1]);
+            }
+            a = a.add(MR);
+            b = b.add(NR);
+        }
+        let alpha = _mm256_set1_ps(alpha);
+        for row in acc.iter_mut() {
+            row[0] = _mm256_mul_ps(alpha, row[0]);
+            row[1] = _mm256_mul_ps(alpha, row[1]);
+        }
+        if mr == MR && nr == NR && csc == 1 {
+            for (r, row) in acc.iter().enumerate() {
+                let out = c.offset(r as isize * rsc);
+                if beta == 0.0 {
+                    _mm256_storeu_ps(out, row[0]);
+                    _mm256_storeu_ps(out.add(8), row[1]);
+                } else {
+                    let beta = _mm256_set1_ps(beta);
+                    let c0 = _mm256_fmadd_ps(beta, _mm256_loadu_ps(out), row[0]);
+                    let c1 = _mm256_fmadd_ps(beta, _mm256_loadu_ps(out.add(8)), row[1]);
+                    _mm256_storeu_ps(out, c0);
+                    _mm256_storeu_ps(out.add(8), c1);
+                }
+            }
+            return;
+        }
+        let mut tile = [[0.0f32; NR]; MR];
+        for (t, row) in tile.iter_mut().zip(&acc) {
+            _mm256_storeu_ps(t.as_mut_ptr(), row[0]);
+            _mm256_storeu_ps(t.as_mut_ptr().add(8), row[1]);
+        }
+        for (r, t) in tile.iter().enumerate().take(mr) {
+            for (j, &v) in t.iter().enumerate().take(nr) {
+                let out = c.offset(r as isize * rsc + j as isize * csc);
+                *out = if beta == 0.0 {
+                    v
+                } else {
+                    beta.mul_add(*out, v)
+                };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -39,7 +39,7 @@ struct Shape {
     b_transposed: bool,
 }
 
-const SHAPES: [Shape; 7] = [
+const SHAPES: [Shape; 10] = [
     Shape {
         what: "moons forward x·Wᵀ, batch 256",
         m: 256,
@@ -93,6 +93,30 @@ const SHAPES: [Shape; 7] = [
         m: 256,
         k: 512,
         n: 512,
+        a_transposed: false,
+        b_transposed: true,
+    },
+    Shape {
+        what: "MADE sampling, 8 new hidden units",
+        m: 256,
+        k: 300,
+        n: 8,
+        a_transposed: false,
+        b_transposed: false,
+    },
+    Shape {
+        what: "MADE sampling, one output column",
+        m: 256,
+        k: 512,
+        n: 1,
+        a_transposed: false,
+        b_transposed: false,
+    },
+    Shape {
+        what: "narrow: 5 rows",
+        m: 5,
+        k: 256,
+        n: 256,
         a_transposed: false,
         b_transposed: true,
     },

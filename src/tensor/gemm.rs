@@ -20,6 +20,10 @@
 //! order, one fused multiply-add per term, the partial sum of each KC block
 //! added to C.
 //!
+//! Products narrower than one tile (fewer than [`MR`] rows or [`NR`]
+//! columns, as in a MADE's one-column-at-a-time sampling) go to
+//! `matrixmultiply`.
+//!
 //! The same compile-time switch as the thin path's loops (`simd.rs`):
 //! with `MMTEST_FEATURE=none` this kernel stays off and `matrixmultiply`'s
 //! plain-Rust kernel runs, as on `wasm32`.
@@ -62,7 +66,10 @@ pub(crate) unsafe fn sgemm(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
-        if super::simd::has_avx2_fma() && m > 0 && n > 0 && k > 0 {
+        // Below a whole tile the padding would be most of the work (n = 1
+        // fills 1 of 16 columns): `matrixmultiply`'s 8 × 8 tiles waste less,
+        // and its buffers are small there.
+        if super::simd::has_avx2_fma() && m >= MR && n >= NR && k > 0 {
             x86::sgemm(
                 (m, k, n),
                 alpha,

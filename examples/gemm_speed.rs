@@ -39,7 +39,7 @@ struct Shape {
     b_transposed: bool,
 }
 
-const SHAPES: [Shape; 10] = [
+const SHAPES: [Shape; 13] = [
     Shape {
         what: "moons forward x·Wᵀ, batch 256",
         m: 256,
@@ -109,6 +109,30 @@ const SHAPES: [Shape; 10] = [
         m: 256,
         k: 512,
         n: 1,
+        a_transposed: false,
+        b_transposed: false,
+    },
+    Shape {
+        what: "MADE block tile 64 × 64",
+        m: 256,
+        k: 64,
+        n: 64,
+        a_transposed: false,
+        b_transposed: false,
+    },
+    Shape {
+        what: "MADE block tile 64 × 40",
+        m: 256,
+        k: 64,
+        n: 40,
+        a_transposed: false,
+        b_transposed: false,
+    },
+    Shape {
+        what: "MADE block tile 40 × 24",
+        m: 256,
+        k: 40,
+        n: 24,
         a_transposed: false,
         b_transposed: false,
     },

@@ -270,8 +270,26 @@ pub(super) fn forward<T: Element>(
     bias: Option<&[T]>,
     parallel: bool,
 ) -> Vec<T> {
+    let widest = simd::widest();
+    forward_on(
+        widest, plan, src, batch, c_in, c_out, weight, bias, parallel,
+    )
+}
+
+/// [`forward`] on the registers of `width` (which this CPU must have).
+#[allow(clippy::too_many_arguments)]
+fn forward_on<T: Element>(
+    width: Width,
+    plan: &Same,
+    src: &[T],
+    batch: usize,
+    c_in: usize,
+    c_out: usize,
+    weight: &[T],
+    bias: Option<&[T]>,
+    parallel: bool,
+) -> Vec<T> {
     let rows = c_in * plan.taps;
-    let width = simd::widest();
     // AVX-512, f32: 16 channels of 16 lanes fill half the 32 registers (the
     // sweet spot measured, 234 GFLOP/s on one core); AVX2 holds a channel's
     // 16 lanes in 2 of its 16 registers, so 4 channels.
@@ -483,9 +501,9 @@ impl<'a, T: Element> Source<'a, T> {
     }
 }
 
-/// Whether the products read the windows in place (AVX-512's masked loads,
-/// `f32`) instead of from a panel. Off x86-64 the answer is always no, and
-/// `T` goes unused there.
+/// Whether the products read the windows in place (masked loads of
+/// AVX-512 or AVX2, `f32`) instead of from a panel. Off x86-64 the answer
+/// is always no, and `T` goes unused there.
 #[cfg_attr(
     not(target_arch = "x86_64"),
     allow(clippy::extra_unused_type_parameters)
@@ -493,7 +511,7 @@ impl<'a, T: Element> Source<'a, T> {
 fn reads_in_place<T: Element>(width: Width) -> bool {
     match width {
         #[cfg(target_arch = "x86_64")]
-        Width::Avx512 => is::<T, f32>(),
+        Width::Avx512 | Width::Avx2 => is::<T, f32>(),
         _ => false,
     }
 }
@@ -525,17 +543,22 @@ fn products<T: Element, const OT: usize>(
             let w = cast::<T, f32>(weights).expect("windows are f32");
             let acc = cast_mut::<T, f32>(acc).expect("windows are f32");
             // SAFETY: windows are read in place only where `simd::widest`
-            // found AVX-512F on this CPU.
+            // found AVX-512F or AVX2 on this CPU, and `width` says which.
             return unsafe {
-                super::x86::windows_avx512::<OT>(runs, *stride, starts, bits, w, acc)
+                if width == Width::Avx512 {
+                    super::x86::windows_avx512::<OT>(runs, *stride, starts, bits, w, acc)
+                } else {
+                    super::x86::windows_avx2::<OT>(runs, *stride, starts, bits, w, acc)
+                }
             };
         }
     };
     #[cfg(target_arch = "x86_64")]
     if let (Some(p), Some(w)) = (cast::<T, f32>(panel), cast::<T, f32>(weights)) {
         let acc = cast_mut::<T, f32>(acc).expect("the same element type");
-        // AVX-512 reads f32 windows in place (`Source::Windows`), so a panel
-        // of f32 meets at most AVX2 here.
+        // AVX-512 and AVX2 read f32 windows in place (`Source::Windows`);
+        // a panel of f32 meets AVX2 here only when a test asks for one
+        // (`products` is also reached from the panel path on purpose).
         if width == Width::Avx2 {
             // SAFETY: `simd::widest` found AVX2 on this CPU.
             return unsafe { super::x86::products_avx2::<OT>(p, w, acc) };
@@ -575,7 +598,12 @@ pub(super) fn weight_grad<T: Element>(
     // they should stay in L2 (1 MiB: 32 → 32 channels 3×3 take 590 kB; the
     // MNIST models' 64 → 64 would take 2.4 MB and run faster as a GEMM).
     let lane_sums = c_out.div_ceil(4) * 4 * (c_in * plan.taps).div_ceil(4) * 4 * LANES;
-    if !reads_in_place::<T>(simd::widest()) || batch == 0 || lane_sums > 1 << 18 {
+    // The 16 sums of 16 lanes need AVX-512's 32 registers.
+    #[cfg(target_arch = "x86_64")]
+    let avx512 = simd::widest() == Width::Avx512 && is::<T, f32>();
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx512 = false;
+    if !avx512 || batch == 0 || lane_sums > 1 << 18 {
         return None;
     }
     #[cfg(target_arch = "x86_64")]
@@ -673,7 +701,7 @@ fn weight_grad_images(
                 });
                 let tile =
                     &mut lanes[(ot * r_tiles + rt) * TILE * TILE * LANES..][..TILE * TILE * LANES];
-                // SAFETY: `reads_in_place` held, so `simd::widest` found AVX-512F.
+                // SAFETY: `simd::widest` found AVX-512F (checked on entry).
                 unsafe { super::x86::weight_tile_avx512(g_rows, x_rows, x_bits, total, tile) };
             }
         }
@@ -691,3 +719,6 @@ fn weight_grad_images(
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

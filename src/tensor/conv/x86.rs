@@ -23,14 +23,7 @@ pub(super) unsafe fn windows_avx512<const OT: usize>(
     weights: &[f32],
     acc: &mut [f32],
 ) {
-    let (channels, taps) = (runs.len() / stride.max(1), starts.len());
-    assert!(
-        weights.len() == channels * taps * OT
-            && acc.len() == OT * LANES
-            && bits.len() == taps
-            && starts.iter().all(|&s| s + LANES <= stride),
-        "windows: runs, windows, weights and accumulators disagree"
-    );
+    let channels = windows_fit(runs, stride, starts, bits, weights.len(), acc.len(), OT);
     let (mut w, out) = (weights.as_ptr(), acc.as_mut_ptr());
     // SAFETY (every pointer below): the lengths were checked above.
     let mut a = [_mm512_setzero_ps(); OT];
@@ -50,6 +43,80 @@ pub(super) unsafe fn windows_avx512<const OT: usize>(
     for (o, a) in a.iter().enumerate() {
         _mm512_storeu_ps(out.add(o * LANES), *a);
     }
+}
+
+/// [`windows_avx512`] on AVX2: each channel's 16 lanes in two 256-bit
+/// halves, the lanes outside `bits[tap]` loaded as 0 by `vmaskmovps` (the
+/// lane masks built from the bits: lane l kept where bit l is set). The
+/// same multiplies and adds in the same order, so the same bits.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn windows_avx2<const OT: usize>(
+    runs: &[f32],
+    stride: usize,
+    starts: &[usize],
+    bits: &[u16],
+    weights: &[f32],
+    acc: &mut [f32],
+) {
+    let channels = windows_fit(runs, stride, starts, bits, weights.len(), acc.len(), OT);
+    let (mut w, out) = (weights.as_ptr(), acc.as_mut_ptr());
+    let lane_lo = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    let lane_hi = _mm256_slli_epi32::<8>(lane_lo);
+    // SAFETY (every pointer below): the lengths were checked above.
+    let (mut lo, mut hi) = ([_mm256_setzero_ps(); OT], [_mm256_setzero_ps(); OT]);
+    for o in 0..OT {
+        lo[o] = _mm256_loadu_ps(out.add(o * LANES));
+        hi[o] = _mm256_loadu_ps(out.add(o * LANES + 8));
+    }
+    for c in 0..channels {
+        let run = runs.as_ptr().add(c * stride);
+        for (&start, &bit) in starts.iter().zip(bits) {
+            let b = _mm256_set1_epi32(i32::from(bit));
+            let m0 = _mm256_cmpeq_epi32(_mm256_and_si256(b, lane_lo), lane_lo);
+            let m1 = _mm256_cmpeq_epi32(_mm256_and_si256(b, lane_hi), lane_hi);
+            let v0 = _mm256_maskload_ps(run.add(start), m0);
+            let v1 = _mm256_maskload_ps(run.add(start + 8), m1);
+            for o in 0..OT {
+                let wo = _mm256_set1_ps(*w.add(o));
+                lo[o] = _mm256_add_ps(lo[o], _mm256_mul_ps(wo, v0));
+                hi[o] = _mm256_add_ps(hi[o], _mm256_mul_ps(wo, v1));
+            }
+            w = w.add(OT);
+        }
+    }
+    for o in 0..OT {
+        _mm256_storeu_ps(out.add(o * LANES), lo[o]);
+        _mm256_storeu_ps(out.add(o * LANES + 8), hi[o]);
+    }
+}
+
+/// The channels of `runs` (`stride` apart), after checking that every
+/// window lies inside its run and that the weights (`OT` per row) and the
+/// accumulators (`OT` × 16 lanes) fit.
+///
+/// # Panics
+/// If they do not.
+fn windows_fit(
+    runs: &[f32],
+    stride: usize,
+    starts: &[usize],
+    bits: &[u16],
+    weights: usize,
+    acc: usize,
+    ot: usize,
+) -> usize {
+    let (channels, taps) = (runs.len() / stride.max(1), starts.len());
+    assert!(
+        weights == channels * taps * ot
+            && acc == ot * LANES
+            && bits.len() == taps
+            && starts.iter().all(|&s| s + LANES <= stride),
+        "windows: runs, windows, weights and accumulators disagree"
+    );
+    channels
 }
 
 /// One tile of `same::weight_grad`: `acc[(o·4 + r)·LANES + l] +=

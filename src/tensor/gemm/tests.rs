@@ -127,8 +127,8 @@ fn product_of_contiguous(
 }
 
 /// Shapes that cross every block edge: below, at and past MR, NR, KC, MC, NC
-/// (those below MR rows or NR columns test `matrixmultiply`'s route).
-const SHAPES: [(usize, usize, usize); 12] = [
+/// (those `ours_pays` turns away test `matrixmultiply`'s route).
+const SHAPES: [(usize, usize, usize); 15] = [
     (1, 1, 1),
     (5, 3, 17),
     (6, 256, 16),
@@ -141,6 +141,9 @@ const SHAPES: [(usize, usize, usize); 12] = [
     (7, 2, NC + 20),
     (7, 257, 17),
     (145, 9, 16),
+    (148, 520, 48),
+    (12, 2, NC + 16),
+    (30, 300, 47),
 ];
 
 #[test]
@@ -210,7 +213,7 @@ fn sgemm_leaves_c_outside_the_product_untouched() {
     }
 }
 
-/// Where our kernel runs (AVX2 and FMA, at least MR × NR): each element is exactly the fused multiply-adds
+/// Where our kernel runs (AVX2 and FMA, `ours_pays`): each element is exactly the fused multiply-adds
 /// in order within each KC block, α times that, plus the previous value
 /// (β·C for the first block, fused) — the contract the module doc states.
 #[cfg(target_arch = "x86_64")]
@@ -220,7 +223,13 @@ fn sgemm_kernel_is_the_ordered_fused_sum_bit_for_bit() {
         // matrixmultiply runs instead: the f64 comparison above covers it.
         return;
     }
-    for &(m, k, n) in SHAPES.iter().filter(|&&(m, _, n)| m >= MR && n >= NR) {
+    let ours: Vec<_> = SHAPES
+        .iter()
+        .filter(|&&(m, _, n)| ours_pays(m, n))
+        .collect();
+    // Block edges our kernel crosses: KC and MC, NC, a partial row and column tile.
+    assert!(ours.len() >= 5, "too few shapes take our kernel: {ours:?}");
+    for &&(m, k, n) in &ours {
         for layouts in [(0, 0, 0), (1, 1, 1), (3, 2, 3)] {
             for (alpha, beta) in [(1.0f32, 0.0f32), (1.0, 1.0), (-0.5, 2.0)] {
                 let (a, b, c0, c) = run((m, k, n), layouts, alpha, beta);

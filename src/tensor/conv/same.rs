@@ -16,8 +16,9 @@
 //! The forward pass takes the output pixels `LANES` at a time; each tile of
 //! up to 16 output channels sums `bias[o] + Σ_r weight[o, r]·window_r` in
 //! registers, one vector per channel, reading the `C·K²` windows in place
-//! by masked loads (AVX-512, `f32`) or from a panel they are gathered into
-//! (a few kB in L1), and stores the block straight into the NCHW output.
+//! by masked loads (`f32` on AVX-512, or on AVX2 up to 16 outputs or
+//! 1 × 1) or from a panel they are gathered into (a few kB in L1), and
+//! stores the block straight into the NCHW output.
 //! The input gradient of a same convolution is the same convolution of
 //! `∂L/∂out` by the kernel flipped, channel axes swapped: the same loops,
 //! no col2im. The weight gradient sums over every pixel in 16-lane
@@ -345,7 +346,7 @@ fn run<T: Element>(job: &Job<T>, first: usize, out: &mut [T]) {
     let rows = job.c_in * plan.taps;
     let chunk = (CHUNK_ELEMENTS / (job.c_in * p).max(1)).clamp(1, images.max(1));
     let mut runs = Vec::new();
-    let direct = reads_in_place::<T>(job.width);
+    let direct = reads_in_place::<T>(job.width, job.c_out, plan.taps);
     // Blocks per group: each tile's weights (C·K²·16 values, up to 37 kB for
     // 64 input channels) are read from L1 for a whole group, not reloaded
     // from L2 for every block; a group's panels stay within 128 kB.
@@ -469,7 +470,7 @@ fn tile<T: Element, const OT: usize>(
 enum Source<'a, T> {
     /// Gathered into a panel, `[C·K²][LANES]`.
     Panel(&'a [T]),
-    /// Read in place from the channel runs by masked loads (AVX-512, f32):
+    /// Read in place from the channel runs by masked loads (AVX-512 or AVX2, f32; see `reads_in_place`):
     /// row `c·K² + tap` is `runs[c·stride + starts[tap] ..][..LANES]` with
     /// the lanes outside `bits[tap]` read as 0.
     #[cfg(target_arch = "x86_64")]
@@ -501,17 +502,25 @@ impl<'a, T: Element> Source<'a, T> {
     }
 }
 
-/// Whether the products read the windows in place (masked loads of
-/// AVX-512 or AVX2, `f32`) instead of from a panel. Off x86-64 the answer
-/// is always no, and `T` goes unused there.
+/// Whether the products read the windows in place (masked loads, `f32`)
+/// instead of from a panel, for `c_out` output channels and `taps` taps:
+/// always on AVX-512; on AVX2 for at most 16 output channels (4 tiles) or
+/// a 1 × 1 kernel. Each tile repeats the masked loads a panel gathers once
+/// per block, and AVX2 builds its lane masks from the bits on every load:
+/// measured (docs/benchmarks/images.md, "On an AVX2 host (session 14)"),
+/// windows ran 0.28-0.84 of the panel's time up to 16 outputs and for
+/// 1 × 1, and 1.05-1.31 of it with 32-64 outputs of a 3 × 3 kernel. Off
+/// x86-64 the answer is always no, and `T` goes unused there.
 #[cfg_attr(
     not(target_arch = "x86_64"),
-    allow(clippy::extra_unused_type_parameters)
+    allow(clippy::extra_unused_type_parameters, unused_variables)
 )]
-fn reads_in_place<T: Element>(width: Width) -> bool {
+fn reads_in_place<T: Element>(width: Width, c_out: usize, taps: usize) -> bool {
     match width {
         #[cfg(target_arch = "x86_64")]
-        Width::Avx512 | Width::Avx2 => is::<T, f32>(),
+        Width::Avx512 => is::<T, f32>(),
+        #[cfg(target_arch = "x86_64")]
+        Width::Avx2 => is::<T, f32>() && (c_out <= 16 || taps == 1),
         _ => false,
     }
 }
@@ -556,9 +565,8 @@ fn products<T: Element, const OT: usize>(
     #[cfg(target_arch = "x86_64")]
     if let (Some(p), Some(w)) = (cast::<T, f32>(panel), cast::<T, f32>(weights)) {
         let acc = cast_mut::<T, f32>(acc).expect("the same element type");
-        // AVX-512 and AVX2 read f32 windows in place (`Source::Windows`);
-        // a panel of f32 meets AVX2 here only when a test asks for one
-        // (`products` is also reached from the panel path on purpose).
+        // AVX-512 reads f32 windows in place (`Source::Windows`), so a panel
+        // of f32 meets at most AVX2 here (more than 16 outputs, K > 1).
         if width == Width::Avx2 {
             // SAFETY: `simd::widest` found AVX2 on this CPU.
             return unsafe { super::x86::products_avx2::<OT>(p, w, acc) };

@@ -508,8 +508,8 @@ impl<'a, T: Element> Source<'a, T> {
 /// a 1 × 1 kernel. Each tile repeats the masked loads a panel gathers once
 /// per block, and AVX2 builds its lane masks from the bits on every load:
 /// measured (docs/benchmarks/images.md, "On an AVX2 host (session 14)"),
-/// windows ran 0.28-0.84 of the panel's time up to 16 outputs and for
-/// 1 × 1, and 1.05-1.31 of it with 32-64 outputs of a 3 × 3 kernel. Off
+/// windows ran 0.27-0.83 of the panel's time up to 16 outputs, 0.78-1.01
+/// for 1 × 1, and 1.00-1.31 with 32-64 outputs of a 3 × 3 kernel. Off
 /// x86-64 the answer is always no, and `T` goes unused there.
 #[cfg_attr(
     not(target_arch = "x86_64"),

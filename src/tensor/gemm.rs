@@ -25,7 +25,7 @@
 //! one-column-at-a-time sampling, or 40 columns, 40 of 48 filled, in its
 //! masked blocks) go to `matrixmultiply`.
 //!
-//! The same compile-time switch as the thin path's loops (`simd.rs`):
+//! The same compile-time switch as the thin path's loops (`cpu.rs`):
 //! with `MMTEST_FEATURE=none` this kernel stays off and `matrixmultiply`'s
 //! plain-Rust kernel runs, as on `wasm32`.
 
@@ -70,7 +70,7 @@ pub(crate) unsafe fn sgemm(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
-        if super::simd::has_avx2_fma() && k > 0 && ours_pays(m, n) {
+        if super::cpu::has_avx2_fma() && k > 0 && ours_pays(m, n) {
             x86::sgemm(
                 (m, k, n),
                 alpha,

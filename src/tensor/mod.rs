@@ -14,6 +14,7 @@
 
 pub mod blocked;
 mod conv;
+mod cpu;
 mod create;
 mod display;
 pub mod element;

@@ -219,7 +219,7 @@ fn sgemm_leaves_c_outside_the_product_untouched() {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn sgemm_kernel_is_the_ordered_fused_sum_bit_for_bit() {
-    if !crate::tensor::simd::has_avx2_fma() {
+    if !crate::tensor::cpu::has_avx2_fma() {
         // matrixmultiply runs instead: the f64 comparison above covers it.
         return;
     }

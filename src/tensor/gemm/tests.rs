@@ -16,13 +16,15 @@ struct Strided {
 impl Strided {
     /// `rows × cols` values from `fill(i, j)`, laid out as `layout` says:
     /// 0 row-major, 1 column-major, 2 row-major with padded rows, 3 rows in
-    /// reverse order (negative row stride).
+    /// reverse order (negative row stride), 4 columns in reverse order
+    /// (column-major, negative column stride).
     fn new(rows: usize, cols: usize, layout: u8, fill: impl Fn(usize, usize) -> f32) -> Self {
         let (rs, cs, len, offset) = match layout {
             0 => (cols as isize, 1, rows * cols, 0),
             1 => (1, rows as isize, rows * cols, 0),
             2 => (cols as isize + 3, 1, rows * (cols + 3), 0),
-            _ => (-(cols as isize), 1, rows * cols, (rows - 1) * cols),
+            3 => (-(cols as isize), 1, rows * cols, (rows - 1) * cols),
+            _ => (1, -(rows as isize), rows * cols, (cols - 1) * rows),
         };
         let mut buf = vec![f32::NAN; len];
         for i in 0..rows {
@@ -43,8 +45,9 @@ impl Strided {
     }
 }
 
-/// A small deterministic pseudo-random value in [-1, 1) with a few bits of
-/// mantissa, distinct for each (seed, i, j).
+/// A deterministic pseudo-random value in about [-1, 1) with a full 24-bit
+/// mantissa (so a product rounds, and a fused multiply-add differs from a
+/// multiply and an add), distinct for each (seed, i, j).
 fn value(seed: u32, i: usize, j: usize) -> f32 {
     let mut h = seed
         .wrapping_mul(0x9E37_79B9)
@@ -54,7 +57,7 @@ fn value(seed: u32, i: usize, j: usize) -> f32 {
     h ^= h >> 15;
     h = h.wrapping_mul(0x2C1B_3C6D);
     h ^= h >> 12;
-    (h % 2048) as f32 / 1024.0 - 1.0
+    ((h % 2048) as f32 / 1024.0 - 1.0) * (1.0 + 2f32.powi(-20) * ((h >> 11) & 0xFF) as f32)
 }
 
 /// Runs `sgemm` on the given shapes and layouts; returns C and the inputs.
@@ -185,7 +188,12 @@ fn sgemm_matches_an_f64_sum_for_every_layout_and_block_edge() {
 
 #[test]
 fn sgemm_with_beta_zero_writes_c_without_reading_it() {
-    let (m, k, n) = (9, 5, 20);
+    let (m, k, n) = (12, 5, 32);
+    #[cfg(target_arch = "x86_64")]
+    assert!(
+        ours_pays(m, n),
+        "the shape should take our kernel where it runs"
+    );
     let a = vec![1.0f32; m * k];
     let b = vec![2.0f32; k * n];
     for csc in [1isize, m as isize] {
@@ -198,9 +206,15 @@ fn sgemm_with_beta_zero_writes_c_without_reading_it() {
 
 #[test]
 fn sgemm_leaves_c_outside_the_product_untouched() {
-    // C is a [7, 18] window with row stride 21 inside a NaN-free buffer of
-    // sentinels: the padding and the rows after it must keep them.
-    let (m, k, n, ld) = (7, 33, 18, 21);
+    // C is a [12, 47] window with row stride 50 inside a NaN-free buffer of
+    // sentinels: the padding and the rows after it must keep them. 47
+    // columns end in a partial tile, which our kernel stores element-wise.
+    let (m, k, n, ld) = (12, 33, 47, 50);
+    #[cfg(target_arch = "x86_64")]
+    assert!(
+        ours_pays(m, n),
+        "the shape should take our kernel where it runs"
+    );
     let a: Vec<f32> = (0..m * k).map(|x| value(4, x, 0)).collect();
     let b: Vec<f32> = (0..k * n).map(|x| value(5, x, 0)).collect();
     let mut c = vec![-7.0f32; (m + 1) * ld];
@@ -230,7 +244,7 @@ fn sgemm_kernel_is_the_ordered_fused_sum_bit_for_bit() {
     // Block edges our kernel crosses: KC and MC, NC, a partial row and column tile.
     assert!(ours.len() >= 5, "too few shapes take our kernel: {ours:?}");
     for &&(m, k, n) in &ours {
-        for layouts in [(0, 0, 0), (1, 1, 1), (3, 2, 3)] {
+        for layouts in [(0, 0, 0), (1, 1, 1), (3, 2, 3), (4, 4, 4)] {
             for (alpha, beta) in [(1.0f32, 0.0f32), (1.0, 1.0), (-0.5, 2.0)] {
                 let (a, b, c0, c) = run((m, k, n), layouts, alpha, beta);
                 for i in 0..m {

@@ -32,6 +32,7 @@
 //! product" and "Same convolutions without a patch matrix").
 
 use super::parallel::serial_kernels;
+use super::simd;
 use super::{Element, Tensor};
 use crate::tensor::parallel::prelude::*;
 use geometry::{for_each_group, Geometry};
@@ -226,6 +227,7 @@ impl<T: Element> Tensor<T> {
         if let Some(plan) = Same::new(&g).filter(|s| s.pays(g.c_in, g.c_out)) {
             let weight = weight.contiguous();
             let out = same::forward(
+                simd::widest(),
                 &plan,
                 src,
                 g.batch,
@@ -318,6 +320,7 @@ impl<T: Element> Tensor<T> {
                 g.kernel,
             );
             let grad_in = same::forward(
+                simd::widest(),
                 &plan,
                 grad_out.as_slice().expect(contiguous),
                 g.batch,
@@ -403,7 +406,8 @@ impl<T: Element> Tensor<T> {
             let grad = grad
                 .as_slice()
                 .expect("contiguous() gives a contiguous tensor");
-            let found = same::weight_grad(plan, src, grad, g.batch, g.c_in, g.c_out, parallel);
+            let found =
+                same::weight_grad::weight_grad(plan, src, grad, g.batch, g.c_in, g.c_out, parallel);
             if let Some(total) = found {
                 return Tensor::from_vec(total, &weight_shape);
             }

@@ -44,7 +44,7 @@ fn every_width_gives_the_bits_of_the_plain_loops() {
         let weight: Vec<f32> = (0..c_out * c_in * k * k).map(|i| value(2, i)).collect();
         let bias: Vec<f32> = (0..c_out).map(|i| value(3, i)).collect();
         let run = |width: Width| {
-            forward_on(
+            forward(
                 width,
                 &plan,
                 &src,

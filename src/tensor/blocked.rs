@@ -18,6 +18,7 @@
 use super::element::Element;
 use super::matmul::THIN_N;
 use super::parallel::{current_num_threads, threads_available, PAR_MIN_MATMUL_FLOPS};
+use super::pool;
 use super::Tensor;
 use crate::tensor::parallel::prelude::*;
 use std::ops::Range;
@@ -440,7 +441,7 @@ impl<T: Element> Tensor<T> {
             x.as_slice().expect("contiguous"),
             b.as_slice().expect("contiguous"),
         );
-        let mut y = vec![T::ZERO; batch * out];
+        let mut y = pool::filled(batch * out, T::ZERO);
         by_batch_rows(&mut y, out, mask.flops(batch), |i0, chunk| {
             for row in chunk.chunks_mut(out) {
                 row.copy_from_slice(bs);
@@ -487,7 +488,7 @@ impl<T: Element> Tensor<T> {
         let batch = self.dim(0);
         let g = self.contiguous();
         let gs = g.as_slice().expect("contiguous");
-        let mut dx = vec![T::ZERO; batch * inp];
+        let mut dx = pool::filled(batch * inp, T::ZERO);
         by_batch_rows(&mut dx, inp, mask.flops(batch), |i0, chunk| {
             let m = chunk.len() / inp;
             for (t, tile) in mask.tiles.iter().enumerate() {
@@ -542,7 +543,7 @@ impl<T: Element> Tensor<T> {
             g.as_slice().expect("contiguous"),
         );
         let ms = mask.mask.as_slice().expect("the mask is contiguous");
-        let mut dw = vec![T::ZERO; inp * out];
+        let mut dw = pool::filled(inp * out, T::ZERO);
         let dp = Shared(dw.as_mut_ptr());
         let task = |t: usize| {
             let tile = &mask.tiles[t];

@@ -19,7 +19,7 @@ impl<T: Element> Tensor<T> {
             data.len()
         );
         Tensor {
-            storage: Arc::new(data),
+            storage: Arc::new(super::Storage(data)),
             layout,
         }
     }
@@ -40,7 +40,7 @@ impl<T: Element> Tensor<T> {
     /// A tensor of `shape` with every element `value`.
     pub fn full(shape: &[usize], value: T) -> Self {
         let n = shape.iter().product();
-        Tensor::from_vec(vec![value; n], shape)
+        Tensor::from_vec(super::pool::filled(n, value), shape)
     }
 
     /// Zeros of `shape`.

@@ -10,7 +10,7 @@
 
 use super::parallel::{go_parallel, PAR_CHUNK};
 use super::strided::{for_each_row, inner_stride, rows_of};
-use super::{broadcast_shapes, Element, Layout, Tensor};
+use super::{broadcast_shapes, pool, Element, Layout, Tensor};
 use crate::tensor::parallel::prelude::*;
 
 impl<T: Element> Tensor<T> {
@@ -19,14 +19,16 @@ impl<T: Element> Tensor<T> {
         let n = self.numel();
         if let Some(src) = self.as_slice() {
             let data: Vec<T> = if go_parallel(n) {
-                let mut out = Vec::with_capacity(n);
+                let mut out = pool::with_capacity(n);
                 src.par_iter()
                     .with_min_len(PAR_CHUNK)
                     .map(|&a| f(a))
                     .collect_into_vec(&mut out);
                 out
             } else {
-                src.iter().map(|&a| f(a)).collect()
+                let mut out = pool::with_capacity(n);
+                out.extend(src.iter().map(|&a| f(a)));
+                out
             };
             return Tensor::from_vec(data, self.shape());
         }
@@ -39,7 +41,7 @@ impl<T: Element> Tensor<T> {
         }
         let (n_rows, row_len) = rows_of(shape);
         let stride = inner_stride(self.layout());
-        let mut out = vec![T::ZERO; n];
+        let mut out = pool::filled(n, T::ZERO);
         let fill = |first_row: usize, dst: &mut [T]| {
             let mut at = 0;
             for_each_row(
@@ -75,7 +77,7 @@ impl<T: Element> Tensor<T> {
             if let (Some(a), Some(b)) = (self.as_slice(), rhs.as_slice()) {
                 let n = a.len();
                 let data: Vec<T> = if go_parallel(n) {
-                    let mut out = Vec::with_capacity(n);
+                    let mut out = pool::with_capacity(n);
                     a.par_iter()
                         .zip(b.par_iter())
                         .with_min_len(PAR_CHUNK)
@@ -83,7 +85,9 @@ impl<T: Element> Tensor<T> {
                         .collect_into_vec(&mut out);
                     out
                 } else {
-                    a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
+                    let mut out = pool::with_capacity(n);
+                    out.extend(a.iter().zip(b).map(|(&x, &y)| f(x, y)));
+                    out
                 };
                 return Tensor::from_vec(data, self.shape());
             }
@@ -105,7 +109,7 @@ impl<T: Element> Tensor<T> {
         let (n_rows, row_len) = rows_of(&shape);
         let (ls, rs) = (inner_stride(&lhs_layout), inner_stride(&rhs_layout));
         let (lhs, rhs_data) = (self.storage(), rhs.storage());
-        let mut out = vec![T::ZERO; n_rows * row_len];
+        let mut out = pool::filled(n_rows * row_len, T::ZERO);
         let fill = |first_row: usize, dst: &mut [T]| {
             let mut at = 0;
             let rows = dst.len() / row_len.max(1);
@@ -321,7 +325,7 @@ fn run_tiled<T: Element, const N: usize>(
     body: impl Fn([usize; N]) -> T + Sync,
 ) -> Vec<T> {
     let (n_rows, cols) = rows_of(shape);
-    let mut out = vec![T::ZERO; n_rows * cols];
+    let mut out = pool::filled(n_rows * cols, T::ZERO);
     if out.is_empty() {
         return out;
     }

@@ -7,7 +7,7 @@
 
 use super::parallel::prelude::*;
 use super::parallel::{current_num_threads, go_parallel};
-use super::Element;
+use super::{pool, Element};
 
 /// The backward pass of a linear layer's fused ReLU, `y = max(x·W + b, 0)`:
 /// masks the incoming gradient in place, `ḡ ← ḡ ⊙ 1(y > 0)`, and returns
@@ -28,7 +28,7 @@ pub(crate) fn relu_mask_and_column_sums<T: Element>(g: &mut [T], y: &[T], n: usi
         g.len(),
         y.len()
     );
-    let mut sums = vec![T::ZERO; n];
+    let mut sums = pool::filled(n, T::ZERO);
     if n == 0 {
         return sums;
     }
@@ -54,7 +54,9 @@ pub(crate) fn relu_mask_and_column_sums<T: Element>(g: &mut [T], y: &[T], n: usi
     // be stolen, not a region waiting on it.
     let width = (n.div_ceil(4 * threads).div_ceil(16) * 16).max(16);
     let parts = n.div_ceil(width);
-    let mut blocks: Vec<Vec<(&mut [T], &[T])>> = (0..parts).map(|_| Vec::new()).collect();
+    let rows = g.len() / n;
+    let mut blocks: Vec<Vec<(&mut [T], &[T])>> =
+        (0..parts).map(|_| Vec::with_capacity(rows)).collect();
     for (g_row, y_row) in g.chunks_mut(n).zip(y.chunks(n)) {
         for ((part, g_part), y_part) in blocks
             .iter_mut()
@@ -117,7 +119,7 @@ pub(crate) fn affine_tanh_update<T: Element>(
     // Row by row into buffers of their final size, each pass a simple loop
     // over slices that the compiler vectorises (the two elementary
     // functions are branch-free in f32).
-    let mut tanh = vec![T::ZERO; rows * n];
+    let mut tanh = pool::filled(rows * n, T::ZERO);
     for (t_row, h_row) in tanh.chunks_exact_mut(n).zip(h.chunks_exact(2 * n)) {
         for (t, &v) in t_row.iter_mut().zip(&h_row[..n]) {
             *t = v.tanh();
@@ -128,8 +130,8 @@ pub(crate) fn affine_tanh_update<T: Element>(
         AffineDirection::Forward => T::ONE,
         AffineDirection::Inverse => -T::ONE,
     };
-    let mut factor = vec![T::ZERO; rows * n];
-    let mut log_dets = vec![T::ZERO; rows];
+    let mut factor = pool::filled(rows * n, T::ZERO);
+    let mut log_dets = pool::filled(rows, T::ZERO);
     for ((f_row, th_row), log_det) in factor
         .chunks_exact_mut(n)
         .zip(tanh.chunks_exact(n))
@@ -147,7 +149,7 @@ pub(crate) fn affine_tanh_update<T: Element>(
     for f in factor.iter_mut() {
         *f = f.exp();
     }
-    let mut out = vec![T::ZERO; rows * (n + 1)];
+    let mut out = pool::filled(rows * (n + 1), T::ZERO);
     let rows_of = h.chunks_exact(2 * n).zip(x.chunks_exact(n));
     for (((o_row, (h_row, x_row)), e_row), &log_det) in out
         .chunks_exact_mut(n + 1)
@@ -211,9 +213,9 @@ pub(crate) fn affine_tanh_backward<T: Element>(
         tanh.len(),
         factor.len()
     );
-    let mut gh = vec![T::ZERO; 2 * rows * n];
-    let mut gc = vec![T::ZERO; n];
-    let mut gx = vec![T::ZERO; rows * n];
+    let mut gh = pool::filled(2 * rows * n, T::ZERO);
+    let mut gc = pool::filled(n, T::ZERO);
+    let mut gx = pool::filled(rows * n, T::ZERO);
     let rows_of = g
         .chunks_exact(n + 1)
         .zip(gh.chunks_exact_mut(2 * n))

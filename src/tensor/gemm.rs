@@ -86,15 +86,19 @@ pub(crate) unsafe fn sgemm(
 }
 
 /// Whether our 6 × 16 tiles waste no more of an `[m, n]` output on padding
-/// than `matrixmultiply`'s 8 × 8 ones, give or take the 3 % our kernel is
+/// than `matrixmultiply`'s 8 × 8 ones, give or take the 3-5 % our kernel is
 /// faster at equal fill (examples/gemm_speed.rs: 1.00-1.09 on full tiles;
 /// on a MADE's 64 × 40 block it ran at 0.82 of `matrixmultiply`, 40
-/// columns filling 40 of 48 against 40 of 40).
+/// columns filling 40 of 48 against 40 of 40). The margin, 0.96, lets in
+/// 64 and 128 rows (22 tiles of 6 for 128: 0.9697 of 8 × 8's fill), the
+/// halves of a 256-row product split over two threads: with 0.97 those went
+/// to `matrixmultiply`, which allocates its packing buffers in every call
+/// (25 calls of 320 KB per two-thread moons step, examples/step_profile.rs).
 #[cfg(target_arch = "x86_64")]
 fn ours_pays(m: usize, n: usize) -> bool {
     let fill =
         |len: usize, tile: usize| len as f64 / len.div_ceil(tile).max(1) as f64 / tile as f64;
-    m >= MR && n >= NR && fill(m, MR) * fill(n, NR) >= 0.97 * fill(m, 8) * fill(n, 8)
+    m >= MR && n >= NR && fill(m, MR) * fill(n, NR) >= 0.96 * fill(m, 8) * fill(n, 8)
 }
 
 #[cfg(target_arch = "x86_64")]

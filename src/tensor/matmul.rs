@@ -7,7 +7,7 @@
 //! 2-D coupling net) takes a dot-product path that beats the packed GEMM.
 
 use super::parallel::{go_parallel, threads_available, PAR_CHUNK, PAR_MIN_MATMUL_FLOPS};
-use super::{simd, Element, Tensor};
+use super::{pool, simd, Element, Tensor};
 use crate::tensor::parallel::prelude::*;
 
 /// Output columns at or below which the thin path runs.
@@ -41,7 +41,7 @@ fn gemm_into<T: Element>(
     }
     if accumulate && (n <= THIN_N || m <= THIN_N) {
         // The thin paths write their output; theirs is small, so add a fresh one.
-        let mut fresh = vec![T::ZERO; m * n];
+        let mut fresh = pool::filled(m * n, T::ZERO);
         gemm_into(
             m,
             k,
@@ -56,6 +56,7 @@ fn gemm_into<T: Element>(
             false,
         );
         c.iter_mut().zip(&fresh).for_each(|(c, &f)| *c += f);
+        pool::give(fresh);
         return;
     }
     if n <= THIN_N {
@@ -64,13 +65,14 @@ fn gemm_into<T: Element>(
     }
     if m <= THIN_N {
         // Cᵀ = Bᵀ·Aᵀ has a thin output: compute it, then transpose into C.
-        let mut ct = vec![T::ZERO; n * m];
+        let mut ct = pool::filled(n * m, T::ZERO);
         thin_gemm(n, k, m, b, b_off, (csb, rsb), a, a_off, (csa, rsa), &mut ct);
         for i in 0..m {
             for j in 0..n {
                 c[i * n + j] = ct[j * m + i];
             }
         }
+        pool::give(ct);
         return;
     }
     let threads = crate::tensor::parallel::current_num_threads();
@@ -200,7 +202,7 @@ impl<T: Element> Tensor<T> {
                     k, rs[0],
                     "matmul: inner dimensions differ: lhs {ls:?}, rhs {rs:?}"
                 );
-                let mut out = vec![T::ZERO; m * n];
+                let mut out = pool::filled(m * n, T::ZERO);
                 gemm_2d(self, rhs, &mut out, false);
                 Tensor::from_vec(out, &[m, n])
             }
@@ -226,7 +228,7 @@ impl<T: Element> Tensor<T> {
                     "matmul: inner dimensions differ: lhs {ls:?}, rhs {rs:?}"
                 );
                 let (m, k, n) = (l[1], l[2], r[2]);
-                let mut out = vec![T::ZERO; batch * m * n];
+                let mut out = pool::filled(batch * m * n, T::ZERO);
                 if m * n > 0 {
                     for (b, c) in out.chunks_mut(m * n).enumerate() {
                         gemm_into(
@@ -281,7 +283,7 @@ impl<T: Element> Tensor<T> {
         let b = b
             .as_slice()
             .expect("contiguous() gives a contiguous tensor");
-        let mut out = Vec::with_capacity(m * n);
+        let mut out = pool::with_capacity(m * n);
         for _ in 0..m {
             out.extend_from_slice(b);
         }

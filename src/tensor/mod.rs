@@ -26,6 +26,7 @@ pub mod linalg;
 pub mod math;
 mod matmul;
 pub mod parallel;
+pub mod pool;
 mod reduce;
 mod simd;
 pub mod strided;
@@ -42,8 +43,27 @@ use std::sync::Arc;
 /// Cloning is cheap (the storage is reference-counted); a view shares the
 /// storage; every kernel returns a new contiguous tensor.
 pub struct Tensor<T: Element> {
-    storage: Arc<Vec<T>>,
+    storage: Arc<Storage<T>>,
     layout: Layout,
+}
+
+/// A tensor's buffer. When the last tensor sharing it drops, the buffer goes
+/// to the thread's [`pool`] for the next kernel's output instead of back to
+/// the allocator.
+struct Storage<T: Element>(Vec<T>);
+
+impl<T: Element> Drop for Storage<T> {
+    fn drop(&mut self) {
+        pool::give(std::mem::take(&mut self.0));
+    }
+}
+
+impl<T: Element> Clone for Storage<T> {
+    fn clone(&self) -> Self {
+        let mut v = pool::with_capacity(self.0.len());
+        v.extend_from_slice(&self.0);
+        Storage(v)
+    }
 }
 
 impl<T: Element> Clone for Tensor<T> {
@@ -56,18 +76,21 @@ impl<T: Element> Clone for Tensor<T> {
 }
 
 impl<T: Element> Tensor<T> {
-    /// Builds a tensor from storage and a layout that fits inside it.
+    /// Builds a tensor from a buffer and a layout that fits inside it.
     ///
     /// # Panics
     /// If the layout reaches past the end of the storage.
-    pub fn from_storage(storage: Arc<Vec<T>>, layout: Layout) -> Self {
+    pub fn from_storage(storage: Vec<T>, layout: Layout) -> Self {
         assert!(
             layout.storage_span() <= storage.len(),
             "from_storage: {layout:?} reaches index {} of a storage of {}",
             layout.storage_span(),
             storage.len()
         );
-        Tensor { storage, layout }
+        Tensor {
+            storage: Arc::new(Storage(storage)),
+            layout,
+        }
     }
 
     /// The layout: shape, strides and offset.
@@ -112,7 +135,7 @@ impl<T: Element> Tensor<T> {
     /// The whole shared storage (not only the part this layout sees).
     #[inline]
     pub fn storage(&self) -> &[T] {
-        &self.storage
+        &self.storage.0
     }
 
     /// True when this tensor and `other` share one storage buffer.
@@ -132,7 +155,7 @@ impl<T: Element> Tensor<T> {
     pub fn as_slice(&self) -> Option<&[T]> {
         if self.is_contiguous() {
             let start = self.layout.offset();
-            Some(&self.storage[start..start + self.numel()])
+            Some(&self.storage.0[start..start + self.numel()])
         } else {
             None
         }
@@ -144,7 +167,7 @@ impl<T: Element> Tensor<T> {
             Some(s) => s.to_vec(),
             None => strided::offsets(&self.layout)
                 .into_iter()
-                .map(|i| self.storage[i])
+                .map(|i| self.storage.0[i])
                 .collect(),
         }
     }
@@ -152,8 +175,12 @@ impl<T: Element> Tensor<T> {
     /// The elements in row-major order, without a copy when this tensor owns
     /// its contiguous storage alone.
     pub fn into_vec(self) -> Vec<T> {
-        if self.is_contiguous() && self.layout.offset() == 0 && self.storage.len() == self.numel() {
-            Arc::try_unwrap(self.storage).unwrap_or_else(|arc| (*arc).clone())
+        if self.is_contiguous() && self.layout.offset() == 0 && self.storage.0.len() == self.numel()
+        {
+            match Arc::try_unwrap(self.storage) {
+                Ok(mut only) => std::mem::take(&mut only.0),
+                Err(shared) => shared.0.clone(),
+            }
         } else {
             self.to_vec()
         }
@@ -180,7 +207,9 @@ impl<T: Element> Tensor<T> {
         if self.is_contiguous() {
             self.clone()
         } else {
-            Tensor::from_vec(self.to_vec(), self.shape())
+            // The element-wise kernel's copy: rows (or tiles) of the view into
+            // a buffer from the pool, without a list of offsets.
+            self.map(|v| v)
         }
     }
 
@@ -189,7 +218,7 @@ impl<T: Element> Tensor<T> {
     /// # Panics
     /// If the index has the wrong rank or is out of range.
     pub fn get(&self, index: &[usize]) -> T {
-        self.storage[self.layout.index_of(index)]
+        self.storage.0[self.layout.index_of(index)]
     }
 
     /// The single element of a one-element tensor.
@@ -203,18 +232,19 @@ impl<T: Element> Tensor<T> {
             "item: tensor of shape {:?} does not hold one element",
             self.shape()
         );
-        self.storage[self.layout.offset()]
+        self.storage.0[self.layout.offset()]
     }
 
     /// The elements as a mutable row-major slice; copies first when the layout
     /// is not contiguous or the storage is shared (copy-on-write).
     pub fn as_mut_slice(&mut self) -> &mut [T] {
-        let whole =
-            self.is_contiguous() && self.layout.offset() == 0 && self.storage.len() == self.numel();
+        let whole = self.is_contiguous()
+            && self.layout.offset() == 0
+            && self.storage.0.len() == self.numel();
         if !whole {
-            *self = Tensor::from_vec(self.to_vec(), self.shape());
+            *self = self.map(|v| v);
         }
-        Arc::make_mut(&mut self.storage).as_mut_slice()
+        Arc::make_mut(&mut self.storage).0.as_mut_slice()
     }
 
     /// True when every element is finite (no NaN, no infinity).

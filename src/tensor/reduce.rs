@@ -3,7 +3,7 @@
 
 use super::math;
 use super::strided::{for_each_row, inner_stride, rows_of};
-use super::{Element, Layout, Tensor};
+use super::{pool, Element, Layout, Tensor};
 
 impl<T: Element> Tensor<T> {
     /// Checks `axes` and returns the keep-dim output shape.
@@ -33,7 +33,7 @@ impl<T: Element> Tensor<T> {
         // The output seen through the input's shape: stride 0 along reduced axes,
         // so walking the input walks the output slot each element folds into.
         let out_view = Layout::contiguous(&out_shape).broadcast_to(self.shape());
-        let mut out = vec![init; out_shape.iter().product()];
+        let mut out = pool::filled(out_shape.iter().product(), init);
         let (n_rows, row_len) = rows_of(self.shape());
         let (is, os) = (inner_stride(self.layout()), inner_stride(&out_view));
         let src = self.storage();
@@ -224,7 +224,7 @@ impl<T: Element> Tensor<T> {
         let perm: Vec<usize> = kept.chain(axes.iter().copied()).collect();
         let rows = self.permute(&perm).contiguous();
         let row_len: usize = axes.iter().map(|&a| self.shape()[a]).product();
-        let mut out = Vec::with_capacity(self.numel());
+        let mut out = pool::with_capacity(self.numel());
         let data = rows.as_slice().expect("contiguous() is contiguous");
         for row in data.chunks_exact(row_len) {
             let max = row

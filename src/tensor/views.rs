@@ -1,7 +1,7 @@
 //! Tensor methods that change only the layout (no data copied), and the few
 //! shape changes that must copy (`concat`, `index_select`).
 
-use super::{strided, Element, Tensor};
+use super::{pool, strided, Element, Tensor};
 
 impl<T: Element> Tensor<T> {
     fn with_layout(&self, layout: super::Layout) -> Tensor<T> {
@@ -111,11 +111,14 @@ impl<T: Element> Tensor<T> {
             shape[axis] += s[axis];
         }
         let outer: usize = shape[..axis].iter().product();
-        let mut data = Vec::with_capacity(shape.iter().product());
-        let chunks: Vec<Vec<T>> = parts.iter().map(|p| p.to_vec()).collect();
+        let mut data = pool::with_capacity(shape.iter().product());
+        let chunks: Vec<Tensor<T>> = parts.iter().map(|p| p.contiguous()).collect();
         for o in 0..outer {
-            for (p, c) in parts.iter().zip(&chunks) {
-                let block: usize = p.shape()[axis..].iter().product();
+            for c in &chunks {
+                let block: usize = c.shape()[axis..].iter().product();
+                let c = c
+                    .as_slice()
+                    .expect("contiguous() gives a contiguous tensor");
                 data.extend_from_slice(&c[o * block..(o + 1) * block]);
             }
         }
@@ -287,7 +290,7 @@ impl<T: Element> Tensor<T> {
         let s = src
             .as_slice()
             .expect("contiguous() gives a contiguous tensor");
-        let mut out = vec![T::ZERO; shape.iter().product()];
+        let mut out = pool::filled(shape.iter().product(), T::ZERO);
         let is_range = indices.windows(2).all(|w| w[1] == w[0] + 1);
         if is_range && !indices.is_empty() {
             // A narrow's gradient: each outer block lands as one contiguous run.

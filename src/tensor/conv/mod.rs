@@ -33,7 +33,7 @@
 
 use super::parallel::serial_kernels;
 use super::simd;
-use super::{Element, Tensor};
+use super::{pool, Element, Tensor};
 use crate::tensor::parallel::prelude::*;
 use geometry::{for_each_group, Geometry};
 use same::Same;
@@ -134,7 +134,7 @@ fn gather_out<T: Element>(
     let src = block
         .as_slice()
         .expect("contiguous() gives a contiguous tensor");
-    let mut data = Vec::with_capacity(g.c_out * images * pixels);
+    let mut data = pool::with_capacity(g.c_out * images * pixels);
     for o in 0..g.c_out {
         for n in 0..images {
             data.extend_from_slice(&src[(n * g.c_out + o) * pixels..][..pixels]);
@@ -246,10 +246,10 @@ impl<T: Element> Tensor<T> {
         let per_image = g.c_out * pixels;
         let parallel = g.parallel();
         let group = g.group_size(parallel);
-        let mut out = vec![T::ZERO; g.batch * per_image];
+        let mut out = pool::filled(g.batch * per_image, T::ZERO);
         for_each_group(&mut out, group * per_image, parallel, |index, dst| {
             let (first, images) = (index * group, dst.len() / per_image);
-            let mut col = vec![T::ZERO; g.patch() * images * pixels];
+            let mut col = pool::filled(g.patch() * images * pixels, T::ZERO);
             im2col(src, &g, first, images, &mut col);
             let col = Tensor::from_vec(col, &[g.patch(), images * pixels]);
             // [O, C·K·K] · [C·K·K, images·Hₒ·Wₒ]: column n·Hₒ·Wₒ + q is pixel q of image n.
@@ -338,7 +338,7 @@ impl<T: Element> Tensor<T> {
         let per_image = g.c_in * g.height * g.width;
         let parallel = g.parallel();
         let group = g.group_size(parallel);
-        let mut grad_in = vec![T::ZERO; g.batch * per_image];
+        let mut grad_in = pool::filled(g.batch * per_image, T::ZERO);
         for_each_group(&mut grad_in, group * per_image, parallel, |index, dst| {
             let (first, images) = (index * group, dst.len() / per_image);
             let grad_block = gather_out(grad_out, &g, first, images);
@@ -460,7 +460,7 @@ impl<T: Element> Tensor<T> {
         } else {
             vec![task_sum(0)]
         };
-        let mut total = vec![T::ZERO; size];
+        let mut total = pool::filled(size, T::ZERO);
         for s in &sums {
             for (t, &v) in total.iter_mut().zip(s) {
                 *t += v;

@@ -34,7 +34,7 @@
 //! product" and "Same convolutions without a patch matrix".
 
 use super::super::simd::Width;
-use super::super::Element;
+use super::super::{pool, Element};
 use super::geometry::{for_each_group, Geometry, LANES};
 #[cfg(target_arch = "x86_64")]
 use super::x86::{cast, cast_mut, is};
@@ -306,7 +306,7 @@ pub(super) fn forward<T: Element>(
         width,
     };
     let per_image = c_out * plan.pixels;
-    let mut out = vec![T::ZERO; batch * per_image];
+    let mut out = pool::filled(batch * per_image, T::ZERO);
     let threads = if parallel {
         crate::tensor::parallel::current_num_threads()
     } else {

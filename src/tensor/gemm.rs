@@ -90,8 +90,9 @@ pub(crate) unsafe fn sgemm(
 /// faster at equal fill (examples/gemm_speed.rs: 1.00-1.09 on full tiles;
 /// on a MADE's 64 × 40 block it ran at 0.82 of `matrixmultiply`, 40
 /// columns filling 40 of 48 against 40 of 40). The margin, 0.96, lets in
-/// 64 and 128 rows (22 tiles of 6 for 128: 0.9697 of 8 × 8's fill), the
-/// halves of a 256-row product split over two threads: with 0.97 those went
+/// the row counts whose fill is 0.96-0.97 of 8 × 8's (64, 104 and 128 among
+/// them; 22 tiles of 6 for 128: 0.9697), where 128 rows are the halves of a
+/// 256-row product split over two threads: with 0.97 those went
 /// to `matrixmultiply`, which allocates its packing buffers in every call
 /// (25 calls of 320 KB per two-thread moons step, examples/step_profile.rs).
 #[cfg(target_arch = "x86_64")]

@@ -48,8 +48,8 @@ pub struct Tensor<T: Element> {
 }
 
 /// A tensor's buffer. When the last tensor sharing it drops, the buffer goes
-/// to the thread's [`pool`] for the next kernel's output instead of back to
-/// the allocator.
+/// to the process-wide [`pool`] for the next kernel's output instead of back
+/// to the allocator.
 struct Storage<T: Element>(Vec<T>);
 
 impl<T: Element> Drop for Storage<T> {
@@ -76,7 +76,9 @@ impl<T: Element> Clone for Tensor<T> {
 }
 
 impl<T: Element> Tensor<T> {
-    /// Builds a tensor from a buffer and a layout that fits inside it.
+    /// Builds a tensor from a buffer and a layout that fits inside it. Like
+    /// every tensor's storage, the buffer goes to the [`pool`] when the last
+    /// tensor holding it drops.
     ///
     /// # Panics
     /// If the layout reaches past the end of the storage.

@@ -18,12 +18,17 @@
 //! thread caches would fill on one side and miss on the other.
 //!
 //! What a kernel gets from the cache is a `Vec` of length 0 (or filled, for
-//! [`filled`]) whose capacity is the length asked for: the old contents are
+//! `filled`) whose capacity is the length asked for: the old contents are
 //! never visible, so reuse cannot change a result.
 //!
-//! The cache keeps at most [`limit`] bytes (256 MiB unless [`set_limit`]
-//! says otherwise); a buffer that would pass it goes back to the allocator.
-//! [`release`] empties it.
+//! The cache keeps at most [`limit`] bytes in all (both element types; 256
+//! MiB unless [`set_limit`] says otherwise, 64 MiB on `wasm32`). A buffer
+//! that would pass it first evicts the buffers of the capacities least
+//! recently asked for (so a process that moves on to other shapes does not
+//! keep the old ones), and goes back to the allocator if it still does not
+//! fit. [`release`] empties the cache. The key is a buffer's capacity: a
+//! buffer handed to [`Tensor::from_vec`](super::Tensor::from_vec) with spare
+//! capacity is kept under a length that kernels may never ask for.
 
 use super::Element;
 use std::any::Any;
@@ -34,19 +39,26 @@ use std::sync::{Mutex, MutexGuard};
 /// small allocations are cheap and rarely fault.
 pub const MIN_BYTES: usize = 16 * 1024;
 
-/// The default of [`limit`]: 256 MiB.
+/// The default of [`limit`], in bytes: 256 MiB (64 MiB on `wasm32`, whose
+/// memory never shrinks).
+#[cfg(not(target_arch = "wasm32"))]
 pub const DEFAULT_LIMIT: usize = 256 << 20;
+/// The default of [`limit`], in bytes: 256 MiB (64 MiB on `wasm32`, whose
+/// memory never shrinks).
+#[cfg(target_arch = "wasm32")]
+pub const DEFAULT_LIMIT: usize = 64 << 20;
 
 static LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_LIMIT);
 
-/// The most bytes of freed storage the cache keeps for reuse.
+/// The most bytes of freed storage the cache keeps for reuse, in all (both
+/// element types, every thread).
 pub fn limit() -> usize {
     LIMIT.load(Ordering::Relaxed)
 }
 
-/// Sets the most bytes of freed storage the cache keeps, from the next
-/// freed buffer on. `0` turns the cache off; buffers already kept stay until
-/// they are reused or [`release`]d.
+/// Sets the most bytes of freed storage the cache keeps, in all, from the
+/// next freed buffer on (process-wide). `0` turns the cache off; buffers
+/// already kept stay until they are reused, evicted or [`release`]d.
 pub fn set_limit(bytes: usize) {
     LIMIT.store(bytes, Ordering::Relaxed);
 }
@@ -67,10 +79,18 @@ pub fn release() {
     drop((f32s, f64s));
 }
 
+/// The buffers kept for one capacity, and when that capacity was last
+/// asked for or given back (the cache's clock).
+struct Entry<T> {
+    capacity: usize,
+    buffers: Vec<Vec<T>>,
+    used: u64,
+}
+
 /// The cache of one element type: free buffers by capacity (few distinct
 /// lengths, so a list).
 struct Cache<T> {
-    free: Vec<(usize, Vec<Vec<T>>)>,
+    free: Vec<Entry<T>>,
     bytes: usize,
 }
 
@@ -85,26 +105,59 @@ impl<T> Default for Cache<T> {
 
 impl<T> Cache<T> {
     /// A kept buffer of capacity `n`, emptied, if there is one.
-    fn take(&mut self, n: usize) -> Option<Vec<T>> {
-        let (_, list) = self.free.iter_mut().find(|(cap, _)| *cap == n)?;
-        let v = list.pop()?;
+    fn take(&mut self, n: usize, now: u64) -> Option<Vec<T>> {
+        let entry = self.free.iter_mut().find(|e| e.capacity == n)?;
+        entry.used = now;
+        let v = entry.buffers.pop()?;
         self.bytes -= bytes_of::<T>(n);
         Some(v)
     }
 
-    /// Keeps the empty buffer `v` unless that would pass `limit` bytes, in
-    /// which case `v` comes back.
-    fn keep(&mut self, v: Vec<T>, limit: usize) -> Option<Vec<T>> {
+    /// Keeps the empty buffer `v` within `room` bytes for this cache. When it
+    /// does not fit, the buffers of the capacities least recently used go
+    /// first (a training loop that moved on to other shapes does not keep the
+    /// old ones); when it still does not fit, `v` is refused. Returns what
+    /// is to be freed (outside the lock).
+    fn keep(&mut self, v: Vec<T>, room: usize, now: u64) -> Vec<Vec<T>> {
         let (cap, bytes) = (v.capacity(), bytes_of::<T>(v.capacity()));
-        if self.bytes + bytes > limit {
-            return Some(v);
+        let mut freed = Vec::new();
+        while self.bytes + bytes > room {
+            let oldest = self
+                .free
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.capacity != cap)
+                .min_by_key(|(_, e)| e.used)
+                .map(|(i, _)| i);
+            let Some(i) = oldest else { break };
+            let entry = self.free.swap_remove(i);
+            self.bytes -= bytes_of::<T>(entry.capacity) * entry.buffers.len();
+            freed.extend(entry.buffers);
+        }
+        if self.bytes + bytes > room {
+            freed.push(v);
+            return freed;
         }
         self.bytes += bytes;
-        match self.free.iter_mut().find(|(at, _)| *at == cap) {
-            Some((_, list)) => list.push(v),
-            None => self.free.push((cap, vec![v])),
+        match self.free.iter_mut().find(|e| e.capacity == cap) {
+            Some(entry) => {
+                entry.buffers.push(v);
+                entry.used = now;
+            }
+            None => {
+                if self.free.len() >= 64 {
+                    // Forget capacities that hold nothing, so the list (scanned
+                    // under the lock) does not grow with every length seen.
+                    self.free.retain(|e| !e.buffers.is_empty());
+                }
+                self.free.push(Entry {
+                    capacity: cap,
+                    buffers: vec![v],
+                    used: now,
+                })
+            }
         }
-        None
+        freed
     }
 
     /// How many buffers of capacity `n` are kept.
@@ -112,43 +165,67 @@ impl<T> Cache<T> {
     fn count(&self, n: usize) -> usize {
         self.free
             .iter()
-            .find(|(cap, _)| *cap == n)
-            .map_or(0, |(_, l)| l.len())
+            .find(|e| e.capacity == n)
+            .map_or(0, |e| e.buffers.len())
     }
 }
 
 struct Pools {
     f32: Cache<f32>,
     f64: Cache<f64>,
+    /// Counts the calls that take or keep a buffer: the age of an entry.
+    clock: u64,
 }
 
-static POOLS: Mutex<Pools> = Mutex::new(Pools {
-    f32: Cache {
-        free: Vec::new(),
-        bytes: 0,
-    },
-    f64: Cache {
-        free: Vec::new(),
-        bytes: 0,
-    },
-});
+impl Pools {
+    const fn new() -> Self {
+        Pools {
+            f32: Cache {
+                free: Vec::new(),
+                bytes: 0,
+            },
+            f64: Cache {
+                free: Vec::new(),
+                bytes: 0,
+            },
+            clock: 0,
+        }
+    }
+
+    /// The cache of `T`, and the bytes the other element type's holds.
+    fn split<T: Element>(&mut self) -> Option<(&mut Cache<T>, usize)> {
+        let is_f32 = std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>();
+        let (cache, other): (&mut dyn Any, usize) = if is_f32 {
+            (&mut self.f32, self.f64.bytes)
+        } else {
+            (&mut self.f64, self.f32.bytes)
+        };
+        cache.downcast_mut::<Cache<T>>().map(|c| (c, other))
+    }
+
+    fn take<T: Element>(&mut self, n: usize) -> Option<Vec<T>> {
+        self.clock += 1;
+        let now = self.clock;
+        self.split::<T>()?.0.take(n, now)
+    }
+
+    /// [`Cache::keep`] within `limit` bytes for both element types together.
+    fn keep<T: Element>(&mut self, v: Vec<T>, limit: usize) -> Vec<Vec<T>> {
+        self.clock += 1;
+        let now = self.clock;
+        match self.split::<T>() {
+            Some((cache, other)) => cache.keep(v, limit.saturating_sub(other), now),
+            None => vec![v],
+        }
+    }
+}
+
+static POOLS: Mutex<Pools> = Mutex::new(Pools::new());
 
 /// The lock on the caches. Nothing that can panic runs under it, but a
 /// poisoned lock is still usable: the caches are consistent between calls.
 fn pools() -> MutexGuard<'static, Pools> {
     POOLS.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Runs `f` on the cache of `T` under the lock.
-fn with_cache<T: Element, R>(f: impl FnOnce(&mut Cache<T>) -> R) -> Option<R> {
-    let mut p = pools();
-    let p = &mut *p;
-    let cache: &mut dyn Any = if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
-        &mut p.f32
-    } else {
-        &mut p.f64
-    };
-    cache.downcast_mut::<Cache<T>>().map(f)
 }
 
 fn bytes_of<T>(capacity: usize) -> usize {
@@ -159,8 +236,7 @@ fn bytes_of<T>(capacity: usize) -> usize {
 /// that capacity when there is one, a fresh allocation otherwise.
 pub(crate) fn with_capacity<T: Element>(n: usize) -> Vec<T> {
     if bytes_of::<T>(n) >= MIN_BYTES {
-        let kept = with_cache::<T, _>(|c| c.take(n));
-        if let Some(Some(v)) = kept {
+        if let Some(v) = pools().take(n) {
             return v;
         }
     }
@@ -175,16 +251,17 @@ pub(crate) fn filled<T: Element>(n: usize, value: T) -> Vec<T> {
 }
 
 /// Keeps `v`'s buffer for reuse (emptied), or frees it when it is small or
-/// the cache is full.
+/// does not fit in [`limit`] even after the least recently used capacities
+/// of its element type are evicted.
 pub(crate) fn give<T: Element>(mut v: Vec<T>) {
     if bytes_of::<T>(v.capacity()) < MIN_BYTES {
         return;
     }
     let limit = limit();
     v.clear();
-    // A buffer the cache refuses comes back out and is freed after the lock.
-    let refused = with_cache::<T, _>(move |c| c.keep(v, limit));
-    drop(refused);
+    // What the cache refuses or evicts comes back out, freed after the lock.
+    let freed = pools().keep(v, limit);
+    drop(freed);
 }
 
 #[cfg(test)]
@@ -232,26 +309,52 @@ mod tests {
         let n = MIN_BYTES / 4 - 3; // f32: just under MIN_BYTES bytes
         give(vec![1.0f32; n]);
         assert_eq!(kept_f32(n), 0);
-        give(vec![1.0f32; n + 3]);
-        assert_eq!(kept_f32(n + 3), 1, "MIN_BYTES itself is kept");
+        let m = MIN_BYTES / 4 + 5; // just over, and an odd length
+        give(vec![1.0f32; m]);
+        assert!(kept_f32(m) >= 1, "over MIN_BYTES it is kept");
     }
 
     #[test]
-    fn a_full_cache_hands_the_buffer_back() {
+    fn a_full_cache_evicts_the_least_recently_used_lengths_then_refuses() {
         let mut cache = Cache::<f64>::default();
-        let n = MIN_BYTES / 8;
-        for _ in 0..2 {
-            assert!(cache.keep(Vec::with_capacity(n), 2 * MIN_BYTES).is_none());
-        }
-        let refused = cache.keep(Vec::with_capacity(n), 2 * MIN_BYTES);
-        assert!(
-            refused.is_some_and(|v| v.capacity() == n),
-            "the third passes the limit"
-        );
+        let (n, m) = (MIN_BYTES / 8, MIN_BYTES / 4);
+        let room = 2 * MIN_BYTES;
+        assert!(cache.keep(Vec::with_capacity(n), room, 1).is_empty());
+        assert!(cache.keep(Vec::with_capacity(n), room, 2).is_empty());
+        // The same length again: nothing of another length to evict, refused.
+        let refused = cache.keep(Vec::with_capacity(n), room, 3);
+        assert!(refused.len() == 1 && refused[0].capacity() == n);
         assert_eq!((cache.bytes, cache.count(n)), (2 * MIN_BYTES, 2));
-        assert!(cache.take(n).is_some() && cache.take(n).is_some());
-        assert!(cache.take(n).is_none());
+        // Another length evicts the older one.
+        let evicted = cache.keep(Vec::with_capacity(m), room, 4);
+        assert!(evicted.len() == 2 && evicted.iter().all(|v| v.capacity() == n));
+        assert_eq!((cache.bytes, cache.count(n), cache.count(m)), (room, 0, 1));
+        assert!(cache.take(m, 5).is_some() && cache.take(m, 6).is_none());
         assert_eq!(cache.bytes, 0);
+    }
+
+    #[test]
+    fn the_limit_counts_both_element_types() {
+        let mut pools = Pools::new();
+        let limit = 4 * MIN_BYTES;
+        for _ in 0..3 {
+            assert!(pools
+                .keep(Vec::<f64>::with_capacity(MIN_BYTES / 8), limit)
+                .is_empty());
+        }
+        // 3 × MIN_BYTES of f64 kept: an f32 buffer of 2 × MIN_BYTES does not
+        // fit, and f32 has nothing of its own to evict.
+        let refused = pools.keep(Vec::<f32>::with_capacity(MIN_BYTES / 2), limit);
+        assert_eq!(refused.len(), 1);
+        assert!(pools
+            .keep(Vec::<f32>::with_capacity(MIN_BYTES / 4), limit)
+            .is_empty());
+        assert_eq!(pools.f32.bytes + pools.f64.bytes, limit);
+        assert!(pools.take::<f32>(MIN_BYTES / 4).is_some());
+        assert!(
+            pools.take::<f64>(MIN_BYTES / 4).is_none(),
+            "each type its own buffers"
+        );
     }
 
     #[test]

@@ -167,10 +167,8 @@ impl<T: Element> Tensor<T> {
     pub fn to_vec(&self) -> Vec<T> {
         match self.as_slice() {
             Some(s) => s.to_vec(),
-            None => strided::offsets(&self.layout)
-                .into_iter()
-                .map(|i| self.storage.0[i])
-                .collect(),
+            // The copy `contiguous` makes (by rows, no list of offsets), owned.
+            None => self.contiguous().into_vec(),
         }
     }
 

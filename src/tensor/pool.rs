@@ -1,4 +1,4 @@
-//! Reuse of freed tensor storage: a cache of buffers by length, shared by
+//! Reuse of freed tensor storage: a cache of buffers by capacity, shared by
 //! every thread.
 //!
 //! A training step allocates the same tensors, of the same lengths, step
@@ -41,12 +41,11 @@ pub const MIN_BYTES: usize = 16 * 1024;
 
 /// The default of [`limit`], in bytes: 256 MiB (64 MiB on `wasm32`, whose
 /// memory never shrinks).
-#[cfg(not(target_arch = "wasm32"))]
-pub const DEFAULT_LIMIT: usize = 256 << 20;
-/// The default of [`limit`], in bytes: 256 MiB (64 MiB on `wasm32`, whose
-/// memory never shrinks).
-#[cfg(target_arch = "wasm32")]
-pub const DEFAULT_LIMIT: usize = 64 << 20;
+pub const DEFAULT_LIMIT: usize = if cfg!(target_arch = "wasm32") {
+    64 << 20
+} else {
+    256 << 20
+};
 
 static LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_LIMIT);
 
@@ -96,14 +95,18 @@ struct Cache<T> {
 
 impl<T> Default for Cache<T> {
     fn default() -> Self {
+        Cache::new()
+    }
+}
+
+impl<T> Cache<T> {
+    const fn new() -> Self {
         Cache {
             free: Vec::new(),
             bytes: 0,
         }
     }
-}
 
-impl<T> Cache<T> {
     /// A kept buffer of capacity `n`, emptied, if there is one.
     fn take(&mut self, n: usize, now: u64) -> Option<Vec<T>> {
         let entry = self.free.iter_mut().find(|e| e.capacity == n)?;
@@ -180,14 +183,8 @@ struct Pools {
 impl Pools {
     const fn new() -> Self {
         Pools {
-            f32: Cache {
-                free: Vec::new(),
-                bytes: 0,
-            },
-            f64: Cache {
-                free: Vec::new(),
-                bytes: 0,
-            },
+            f32: Cache::new(),
+            f64: Cache::new(),
             clock: 0,
         }
     }

@@ -6,7 +6,7 @@
 //! (proptests/fused.rs), values and gradients, in f32 and f64.
 
 use super::parallel::prelude::*;
-use super::parallel::{current_num_threads, go_parallel};
+use super::parallel::{current_num_threads, go_parallel, Shared};
 use super::{pool, Element};
 
 /// The backward pass of a linear layer's fused ReLU, `y = max(x·W + b, 0)`:
@@ -32,9 +32,17 @@ pub(crate) fn relu_mask_and_column_sums<T: Element>(g: &mut [T], y: &[T], n: usi
     if n == 0 {
         return sums;
     }
-    // One column block: every row's part of it, masked and summed in row order.
-    let block = |rows: Vec<(&mut [T], &[T])>, out: &mut [T]| {
-        for (g_row, y_row) in rows {
+    let rows = g.len() / n;
+    // Columns `c0..c0 + out.len()` of every row, masked and summed in row
+    // order into `out`.
+    let block = |g: Shared<T>, c0: usize, out: &mut [T]| {
+        for r in 0..rows {
+            let at = r * n + c0;
+            // SAFETY: `at + out.len() ≤ g.len()`, and each call touches its
+            // own columns only (the blocks below are disjoint), so no other
+            // task reads or writes these elements.
+            let g_row = unsafe { std::slice::from_raw_parts_mut(g.ptr().add(at), out.len()) };
+            let y_row = &y[at..at + out.len()];
             for ((o, gv), &yv) in out.iter_mut().zip(g_row.iter_mut()).zip(y_row) {
                 // ā = ȳ where y > 0 (0 at the kink and below, as Relu's rule)
                 *gv = if yv > T::ZERO { *gv } else { T::ZERO };
@@ -42,34 +50,20 @@ pub(crate) fn relu_mask_and_column_sums<T: Element>(g: &mut [T], y: &[T], n: usi
             }
         }
     };
+    let g = Shared(g.as_mut_ptr());
     let threads = current_num_threads();
-    if !go_parallel(g.len()) || threads < 2 || n < 2 * 16 {
+    if !go_parallel(rows * n) || threads < 2 || n < 2 * 16 {
         // Serial: too small to split, or one thread.
-        let rows = g.chunks_mut(n).zip(y.chunks(n)).collect();
-        block(rows, &mut sums);
+        block(g, 0, &mut sums);
         return sums;
     }
     // Column blocks of a multiple of 16 elements (whole cache lines of f32),
     // four per thread: a thread the system deschedules leaves its blocks to
     // be stolen, not a region waiting on it.
     let width = (n.div_ceil(4 * threads).div_ceil(16) * 16).max(16);
-    let parts = n.div_ceil(width);
-    let rows = g.len() / n;
-    let mut blocks: Vec<Vec<(&mut [T], &[T])>> =
-        (0..parts).map(|_| Vec::with_capacity(rows)).collect();
-    for (g_row, y_row) in g.chunks_mut(n).zip(y.chunks(n)) {
-        for ((part, g_part), y_part) in blocks
-            .iter_mut()
-            .zip(g_row.chunks_mut(width))
-            .zip(y_row.chunks(width))
-        {
-            part.push((g_part, y_part));
-        }
-    }
-    blocks
-        .into_par_iter()
-        .zip(sums.par_chunks_mut(width))
-        .for_each(|(rows, out)| block(rows, out));
+    sums.par_chunks_mut(width)
+        .enumerate()
+        .for_each(|(part, out)| block(g, part * width, out));
     sums
 }
 

@@ -13,7 +13,18 @@ use crate::tensor::parallel::prelude::*;
 /// Output columns at or below which the thin path runs.
 pub(super) const THIN_N: usize = 4;
 
-/// Raw strided product `C ← A·B` (or `C ← A·B + C` when `accumulate`) for
+/// What the output of [`gemm_into`] starts as.
+#[derive(Clone, Copy)]
+enum Start<'b, T> {
+    /// Nothing: `c`'s values are never read (`C ← A·B`), so its buffer may
+    /// hold anything (a kept buffer's old values, [`pool::reused`]).
+    Overwrite,
+    /// The bias `b` in every row (`C ← A·B + 1·bᵀ`): each thread writes its
+    /// own rows of `b` just before its share of the product adds into them.
+    Bias(&'b [T]),
+}
+
+/// Raw strided product `C ← A·B` (or `C ← A·B + 1·bᵀ`, see [`Start`]) for
 /// one matrix, with `c` contiguous `[m, n]`. Splits rows across threads when
 /// the product is large.
 #[allow(clippy::too_many_arguments)]
@@ -28,20 +39,28 @@ fn gemm_into<T: Element>(
     b_off: usize,
     (rsb, csb): (usize, usize),
     c: &mut [T],
-    accumulate: bool,
+    start: Start<'_, T>,
 ) {
     if m == 0 || n == 0 {
         return;
     }
+    let fill_bias = |rows: &mut [T], bias: &[T]| {
+        for row in rows.chunks_mut(n) {
+            row.copy_from_slice(bias);
+        }
+    };
     if k == 0 {
-        if !accumulate {
-            c.fill(T::ZERO);
+        match start {
+            Start::Overwrite => c.fill(T::ZERO),
+            Start::Bias(bias) => fill_bias(c, bias),
         }
         return;
     }
-    if accumulate && (n <= THIN_N || m <= THIN_N) {
-        // The thin paths write their output; theirs is small, so add a fresh one.
-        let mut fresh = pool::filled(m * n, T::ZERO);
+    if let (Start::Bias(bias), true) = (start, n <= THIN_N || m <= THIN_N) {
+        // The thin paths write their output; theirs is small, so add the
+        // bias to a fresh one.
+        fill_bias(c, bias);
+        let mut fresh = pool::reused(m * n);
         gemm_into(
             m,
             k,
@@ -53,7 +72,7 @@ fn gemm_into<T: Element>(
             b_off,
             (rsb, csb),
             &mut fresh,
-            false,
+            Start::Overwrite,
         );
         c.iter_mut().zip(&fresh).for_each(|(c, &f)| *c += f);
         pool::give(fresh);
@@ -65,7 +84,7 @@ fn gemm_into<T: Element>(
     }
     if m <= THIN_N {
         // Cᵀ = Bᵀ·Aᵀ has a thin output: compute it, then transpose into C.
-        let mut ct = pool::filled(n * m, T::ZERO);
+        let mut ct = pool::reused(n * m);
         thin_gemm(n, k, m, b, b_off, (csb, rsb), a, a_off, (csa, rsa), &mut ct);
         for i in 0..m {
             for j in 0..n {
@@ -78,10 +97,16 @@ fn gemm_into<T: Element>(
     let threads = crate::tensor::parallel::current_num_threads();
     let parallel = threads_available() && m * k * n >= PAR_MIN_MATMUL_FLOPS && m >= 2 * 8;
     let rows_per_task = if parallel { m.div_ceil(threads) } else { m };
-    let beta = if accumulate { T::ONE } else { T::ZERO };
+    let beta = match start {
+        Start::Overwrite => T::ZERO,
+        Start::Bias(_) => T::ONE,
+    };
     let run = |task: usize, c_rows: &mut [T]| {
         let row0 = task * rows_per_task;
         let rows = c_rows.len() / n;
+        if let Start::Bias(bias) = start {
+            fill_bias(c_rows, bias);
+        }
         // SAFETY: the layouts were checked against the storages by `Tensor`
         // (invariant 3), rows `row0..row0+rows` of A exist, and `c_rows` is a
         // distinct `[rows, n]` block of the output.
@@ -115,7 +140,7 @@ fn gemm_into<T: Element>(
 
 /// [`gemm_into`] for two rank-2 tensors whose shapes were checked, into `c`
 /// (`[a.dim(0), b.dim(1)]`, contiguous).
-fn gemm_2d<T: Element>(a: &Tensor<T>, b: &Tensor<T>, c: &mut [T], accumulate: bool) {
+fn gemm_2d<T: Element>(a: &Tensor<T>, b: &Tensor<T>, c: &mut [T], start: Start<'_, T>) {
     gemm_into(
         a.dim(0),
         a.dim(1),
@@ -127,7 +152,7 @@ fn gemm_2d<T: Element>(a: &Tensor<T>, b: &Tensor<T>, c: &mut [T], accumulate: bo
         b.layout().offset(),
         (b.strides()[0], b.strides()[1]),
         c,
-        accumulate,
+        start,
     );
 }
 
@@ -202,8 +227,8 @@ impl<T: Element> Tensor<T> {
                     k, rs[0],
                     "matmul: inner dimensions differ: lhs {ls:?}, rhs {rs:?}"
                 );
-                let mut out = pool::filled(m * n, T::ZERO);
-                gemm_2d(self, rhs, &mut out, false);
+                let mut out = pool::reused(m * n);
+                gemm_2d(self, rhs, &mut out, Start::Overwrite);
                 Tensor::from_vec(out, &[m, n])
             }
             (2 | 3, 2 | 3) => {
@@ -228,7 +253,7 @@ impl<T: Element> Tensor<T> {
                     "matmul: inner dimensions differ: lhs {ls:?}, rhs {rs:?}"
                 );
                 let (m, k, n) = (l[1], l[2], r[2]);
-                let mut out = pool::filled(batch * m * n, T::ZERO);
+                let mut out = pool::reused(batch * m * n);
                 if m * n > 0 {
                     for (b, c) in out.chunks_mut(m * n).enumerate() {
                         gemm_into(
@@ -242,7 +267,7 @@ impl<T: Element> Tensor<T> {
                             rhs.layout().offset() + b * rhs.strides()[0],
                             (rhs.strides()[1], rhs.strides()[2]),
                             c,
-                            false,
+                            Start::Overwrite,
                         );
                     }
                 }
@@ -283,11 +308,8 @@ impl<T: Element> Tensor<T> {
         let b = b
             .as_slice()
             .expect("contiguous() gives a contiguous tensor");
-        let mut out = pool::with_capacity(m * n);
-        for _ in 0..m {
-            out.extend_from_slice(b);
-        }
-        gemm_2d(self, weight, &mut out, true);
+        let mut out = pool::reused(m * n);
+        gemm_2d(self, weight, &mut out, Start::Bias(b));
         Tensor::from_vec(out, &[m, n])
     }
 

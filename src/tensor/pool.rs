@@ -17,9 +17,13 @@
 //! so a buffer is often allocated on one worker and freed on another; per
 //! thread caches would fill on one side and miss on the other.
 //!
-//! What a kernel gets from the cache is a `Vec` of length 0 (or filled, for
-//! `filled`) whose capacity is the length asked for: the old contents are
-//! never visible, so reuse cannot change a result.
+//! What a kernel gets from the cache is a `Vec` whose capacity is the length
+//! asked for: of length 0 (`with_capacity`), filled with one value
+//! (`filled`), or holding the old values (`reused`), which only kernels that
+//! write every element before any is read ask for (a product's output, whose
+//! GEMM never reads it: β = 0). So reuse cannot change a result. A kept
+//! buffer is always full (a `Vec` handed back with spare capacity has its
+//! tail zeroed first), so its old values are initialised `T`s.
 //!
 //! The cache keeps at most [`limit`] bytes in all (both element types; 256
 //! MiB unless [`set_limit`] says otherwise, 64 MiB on `wasm32`). A buffer
@@ -116,7 +120,7 @@ impl<T> Cache<T> {
         Some(v)
     }
 
-    /// Keeps the empty buffer `v` within `room` bytes for this cache. When it
+    /// Keeps the buffer `v` within `room` bytes for this cache. When it
     /// does not fit, the buffers of the capacities least recently used go
     /// first (a training loop that moved on to other shapes does not keep the
     /// old ones); when it still does not fit, `v` is refused. Returns what
@@ -233,7 +237,8 @@ fn bytes_of<T>(capacity: usize) -> usize {
 /// that capacity when there is one, a fresh allocation otherwise.
 pub(crate) fn with_capacity<T: Element>(n: usize) -> Vec<T> {
     if bytes_of::<T>(n) >= MIN_BYTES {
-        if let Some(v) = pools().take(n) {
+        if let Some(mut v) = pools().take(n) {
+            v.clear();
             return v;
         }
     }
@@ -247,7 +252,20 @@ pub(crate) fn filled<T: Element>(n: usize, value: T) -> Vec<T> {
     v
 }
 
-/// Keeps `v`'s buffer for reuse (emptied), or frees it when it is small or
+/// `n` values that the caller overwrites before reading any: a kept buffer
+/// of capacity `n` with its old values (no pass over it), or `n` zeros from
+/// the allocator (`calloc`: fresh pages come zeroed, nothing is written).
+pub(crate) fn reused<T: Element>(n: usize) -> Vec<T> {
+    if bytes_of::<T>(n) >= MIN_BYTES {
+        if let Some(v) = pools().take::<T>(n) {
+            debug_assert_eq!(v.len(), n, "kept buffers are full");
+            return v;
+        }
+    }
+    vec![T::ZERO; n]
+}
+
+/// Keeps `v`'s buffer for reuse (full: a spare tail is zeroed), or frees it when it is small or
 /// does not fit in [`limit`] even after the least recently used capacities
 /// of its element type are evicted.
 pub(crate) fn give<T: Element>(mut v: Vec<T>) {
@@ -255,7 +273,8 @@ pub(crate) fn give<T: Element>(mut v: Vec<T>) {
         return;
     }
     let limit = limit();
-    v.clear();
+    // Kept full, so that `reused` hands out initialised values.
+    v.resize(v.capacity(), T::ZERO);
     // What the cache refuses or evicts comes back out, freed after the lock.
     let freed = pools().keep(v, limit);
     drop(freed);
@@ -299,6 +318,77 @@ mod tests {
         assert_eq!(kept_f32(n), 1);
         let again = with_capacity::<f32>(n);
         assert_eq!(again.as_ptr(), at);
+    }
+
+    #[test]
+    fn reused_hands_out_the_old_values_of_a_kept_buffer_and_zeros_on_a_miss() {
+        let n = MIN_BYTES + 4111; // f32, an odd length no other test asks for
+        let mut v = Vec::with_capacity(n);
+        v.extend((0..n - 10).map(|i| i as f32));
+        let at = v.as_ptr();
+        give(v);
+        let w = reused::<f32>(n);
+        assert_eq!(w.as_ptr(), at, "the kept buffer is handed out again");
+        assert_eq!(w.len(), n);
+        assert_eq!((w[0], w[7], w[n - 11]), (0.0, 7.0, (n - 11) as f32));
+        assert!(
+            w[n - 10..].iter().all(|&x| x == 0.0),
+            "the spare tail was zeroed"
+        );
+        let miss = reused::<f32>(n);
+        assert_ne!(miss.as_ptr(), at);
+        assert!(miss.len() == n && miss.iter().all(|&x| x == 0.0));
+    }
+
+    #[test]
+    fn a_product_never_reads_the_old_values_of_its_reused_output() {
+        use crate::tensor::Tensor;
+        // One shape per path of the product (thin columns, thin rows, the
+        // packed GEMM, split across threads, k = 0), odd sizes that no other
+        // test asks for; NaN in the kept buffers, so one read shows.
+        for (m, k, n) in [
+            (2003, 7, 3),
+            (3, 9, 2011),
+            (211, 29, 53),
+            (257, 263, 261),
+            (127, 0, 59),
+        ] {
+            let a = Tensor::from_vec(
+                (0..m * k).map(|i| ((i * 7919) % 13) as f32 - 6.0).collect(),
+                &[m, k],
+            );
+            let w = Tensor::from_vec(
+                (0..k * n)
+                    .map(|i| ((i * 104_729) % 11) as f32 - 5.0)
+                    .collect(),
+                &[k, n],
+            );
+            let bias = Tensor::from_vec((0..n).map(|j| j as f32 * 0.5).collect(), &[n]);
+            // Exact in f32: small integers and halves, sums far below 2^24.
+            let naive = |with_bias: bool| -> Vec<f32> {
+                let (av, wv) = (a.to_vec(), w.to_vec());
+                let mut out = vec![0.0f32; m * n];
+                for i in 0..m {
+                    for j in 0..n {
+                        let dot: f32 = (0..k).map(|p| av[i * k + p] * wv[p * n + j]).sum();
+                        out[i * n + j] = dot + if with_bias { j as f32 * 0.5 } else { 0.0 };
+                    }
+                }
+                out
+            };
+            for _ in 0..3 {
+                give(vec![f32::NAN; m * n]);
+            }
+            assert_eq!(a.matmul(&w).to_vec(), naive(false), "matmul {m}×{k}×{n}");
+            for _ in 0..3 {
+                give(vec![f32::NAN; m * n]);
+            }
+            assert_eq!(
+                a.linear(&w, &bias).to_vec(),
+                naive(true),
+                "linear {m}×{k}×{n}"
+            );
+        }
     }
 
     #[test]

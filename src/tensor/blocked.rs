@@ -425,7 +425,8 @@ impl<T: Element> Tensor<T> {
             x.as_slice().expect("contiguous"),
             b.as_slice().expect("contiguous"),
         );
-        let mut y = pool::filled(batch * out, T::ZERO);
+        // Every row is written with the bias before a tile adds into it.
+        let mut y = pool::reused(batch * out);
         by_batch_rows(&mut y, out, mask.flops(batch), |i0, chunk| {
             for row in chunk.chunks_mut(out) {
                 row.copy_from_slice(bs);

@@ -17,7 +17,7 @@
 
 use super::element::Element;
 use super::matmul::THIN_N;
-use super::parallel::{current_num_threads, threads_available, Shared, PAR_MIN_MATMUL_FLOPS};
+use super::parallel::{current_num_threads, threads_available, PAR_MIN_MATMUL_FLOPS};
 use super::pool;
 use super::Tensor;
 use crate::tensor::parallel::prelude::*;
@@ -316,6 +316,22 @@ fn balanced(tiles: &[Tile]) -> Vec<usize> {
         }
     }
     out
+}
+
+/// A raw pointer that tasks writing disjoint parts of one buffer share.
+#[derive(Clone, Copy)]
+struct Shared<T>(*mut T);
+// SAFETY: every use writes through it only to a part of the buffer that no
+// other task touches (the tiles are disjoint), and the buffer outlives the
+// parallel region.
+unsafe impl<T: Send> Send for Shared<T> {}
+unsafe impl<T: Send> Sync for Shared<T> {}
+
+impl<T> Shared<T> {
+    /// The pointer (a method, so that closures capture the whole `Shared`).
+    fn ptr(&self) -> *mut T {
+        self.0
+    }
 }
 
 /// `C ← C + A·B` (`accumulate`) or `C ← A·B` with general strides.

@@ -179,19 +179,3 @@ pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     }
     f()
 }
-
-/// A raw pointer that tasks writing disjoint parts of one buffer share.
-#[derive(Clone, Copy)]
-pub(crate) struct Shared<T>(pub(crate) *mut T);
-// SAFETY: every use writes through it only to a part of the buffer that no
-// other task touches (tiles, column blocks: disjoint), and the buffer
-// outlives the parallel region.
-unsafe impl<T: Send> Send for Shared<T> {}
-unsafe impl<T: Send> Sync for Shared<T> {}
-
-impl<T> Shared<T> {
-    /// The pointer (a method, so that closures capture the whole `Shared`).
-    pub(crate) fn ptr(&self) -> *mut T {
-        self.0
-    }
-}

@@ -33,7 +33,7 @@ pub(crate) fn relu_mask_and_column_sums<T: Element>(g: &mut [T], y: &[T], n: usi
     // One walk over the rows in order (each column's sum adds the rows from
     // 0, as `sum_axes(&[0])` does). Not split across threads: the pass is
     // bound by memory, and column blocks walked by two threads (the split
-    // used until session 16) took 1.5-3 times as long as this single walk
+    // used until session 16) took 2-3 times as long as this single walk
     // at two threads ([4096, 256]: 0.44-0.59 ms against 0.21).
     for (g_row, y_row) in g.chunks_mut(n).zip(y.chunks(n)) {
         for ((o, gv), &yv) in sums.iter_mut().zip(g_row.iter_mut()).zip(y_row) {

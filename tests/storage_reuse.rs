@@ -1,7 +1,8 @@
 //! Products take their outputs from the cache of freed storage
 //! (`flowzoo::tensor::pool`) without filling them first: the GEMM never
 //! reads its output at β = 0, so a kept buffer's old values must never reach
-//! a result. These tests drop tensors full of NaN (their buffers go to the
+//! a result; nor may the element-wise kernels' walks over strided views,
+//! which take unfilled buffers too. These tests drop tensors full of NaN (their buffers go to the
 //! cache) just before each product, so that one read of an old value shows
 //! as a NaN in the result; the sizes are odd ones that no other test in this
 //! binary asks for.
@@ -66,6 +67,37 @@ fn products_never_read_old_values<T: Element + std::fmt::Debug>() {
         poison::<T>(m * n);
         assert_eq!(a.linear(&w, &bias).to_vec(), expected, "linear {what}");
     }
+    // The element-wise kernels' walks over strided views (rows, and tiles
+    // of a transposed plane), which also write every element of a reused
+    // buffer: a copy and a sum of the transposed view of a [301, 223].
+    let a_t = small_ints::<T>(301, 223, 7).t();
+    let (rows, cols) = (223, 301);
+    let source = small_ints::<T>(301, 223, 7).to_vec();
+    let transposed: Vec<T> = (0..rows * cols)
+        .map(|i| source[(i % cols) * rows + i / cols])
+        .collect();
+    poison::<T>(rows * cols);
+    assert_eq!(
+        a_t.contiguous().to_vec(),
+        transposed,
+        "copy of a strided view"
+    );
+    let doubled: Vec<T> = transposed.iter().map(|&v| v + v).collect();
+    poison::<T>(rows * cols);
+    assert_eq!(a_t.add(&a_t).to_vec(), doubled, "sum of strided views");
+    let narrowed = small_ints::<T>(rows, 2 * cols, 8);
+    let right = narrowed.narrow(1, cols, cols);
+    let expected: Vec<T> = narrowed
+        .to_vec()
+        .chunks(2 * cols)
+        .flat_map(|row| row[cols..].to_vec())
+        .collect();
+    poison::<T>(rows * cols);
+    assert_eq!(
+        right.contiguous().to_vec(),
+        expected,
+        "copy of a narrowed view"
+    );
     // A batched product: [3, 37, 41] × [41, 43].
     let (a, w) = (small_ints::<T>(3 * 37, 41, 3), small_ints::<T>(41, 43, 4));
     let expected = naive(&a, &w, None);

@@ -41,7 +41,8 @@ impl<T: Element> Tensor<T> {
         }
         let (n_rows, row_len) = rows_of(shape);
         let stride = inner_stride(self.layout());
-        let mut out = pool::filled(n, T::ZERO);
+        // Every row is written by the walk below.
+        let mut out = pool::reused(n);
         let fill = |first_row: usize, dst: &mut [T]| {
             let mut at = 0;
             for_each_row(
@@ -109,7 +110,8 @@ impl<T: Element> Tensor<T> {
         let (n_rows, row_len) = rows_of(&shape);
         let (ls, rs) = (inner_stride(&lhs_layout), inner_stride(&rhs_layout));
         let (lhs, rhs_data) = (self.storage(), rhs.storage());
-        let mut out = pool::filled(n_rows * row_len, T::ZERO);
+        // Every row is written by the walk below.
+        let mut out = pool::reused(n_rows * row_len);
         let fill = |first_row: usize, dst: &mut [T]| {
             let mut at = 0;
             let rows = dst.len() / row_len.max(1);
@@ -325,7 +327,8 @@ fn run_tiled<T: Element, const N: usize>(
     body: impl Fn([usize; N]) -> T + Sync,
 ) -> Vec<T> {
     let (n_rows, cols) = rows_of(shape);
-    let mut out = pool::filled(n_rows * cols, T::ZERO);
+    // Every block is written by `fill_tiled`.
+    let mut out = pool::reused(n_rows * cols);
     if out.is_empty() {
         return out;
     }

@@ -91,7 +91,8 @@ pub(crate) fn affine_tanh_update<T: Element>(
     // Row by row into buffers of their final size, each pass a simple loop
     // over slices that the compiler vectorises (the two elementary
     // functions are branch-free in f32).
-    let mut tanh = pool::filled(rows * n, T::ZERO);
+    // Every buffer below is written whole before it is read.
+    let mut tanh = pool::reused(rows * n);
     for (t_row, h_row) in tanh.chunks_exact_mut(n).zip(h.chunks_exact(2 * n)) {
         for (t, &v) in t_row.iter_mut().zip(&h_row[..n]) {
             *t = v.tanh();
@@ -102,8 +103,8 @@ pub(crate) fn affine_tanh_update<T: Element>(
         AffineDirection::Forward => T::ONE,
         AffineDirection::Inverse => -T::ONE,
     };
-    let mut factor = pool::filled(rows * n, T::ZERO);
-    let mut log_dets = pool::filled(rows, T::ZERO);
+    let mut factor = pool::reused(rows * n);
+    let mut log_dets = pool::reused(rows);
     for ((f_row, th_row), log_det) in factor
         .chunks_exact_mut(n)
         .zip(tanh.chunks_exact(n))
@@ -121,7 +122,7 @@ pub(crate) fn affine_tanh_update<T: Element>(
     for f in factor.iter_mut() {
         *f = f.exp();
     }
-    let mut out = pool::filled(rows * (n + 1), T::ZERO);
+    let mut out = pool::reused(rows * (n + 1));
     let rows_of = h.chunks_exact(2 * n).zip(x.chunks_exact(n));
     for (((o_row, (h_row, x_row)), e_row), &log_det) in out
         .chunks_exact_mut(n + 1)
@@ -185,9 +186,10 @@ pub(crate) fn affine_tanh_backward<T: Element>(
         tanh.len(),
         factor.len()
     );
-    let mut gh = pool::filled(2 * rows * n, T::ZERO);
+    // gh and gx are written whole; gc accumulates.
+    let mut gh = pool::reused(2 * rows * n);
     let mut gc = pool::filled(n, T::ZERO);
-    let mut gx = pool::filled(rows * n, T::ZERO);
+    let mut gx = pool::reused(rows * n);
     let rows_of = g
         .chunks_exact(n + 1)
         .zip(gh.chunks_exact_mut(2 * n))

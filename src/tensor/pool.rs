@@ -21,7 +21,8 @@
 //! asked for: of length 0 (`with_capacity`), filled with one value
 //! (`filled`), or holding the old values (`reused`), which only kernels that
 //! write every element before any is read ask for (a product's output, whose
-//! GEMM never reads it: β = 0). So reuse cannot change a result. A kept
+//! GEMM never reads it: β = 0; the element-wise walks over strided views;
+//! the fused coupling's buffers). So reuse cannot change a result. A kept
 //! buffer is always full (a `Vec` handed back with spare capacity has its
 //! tail zeroed first), so its old values are initialised `T`s.
 //!

@@ -86,10 +86,102 @@ pub trait Element:
         rsc: isize,
         csc: isize,
     );
+
+    /// `C ← A·B + 1·biasᵀ`, then `max(C, 0)` (0 for NaN) when `relu`, with
+    /// `c` `m` contiguous rows of `n` (row stride `n`): an affine layer and
+    /// its ReLU in one pass over C. For f32 where [`Element::gemm`] runs
+    /// flowzoo's AVX2 kernel, the bias and the ReLU are applied to each
+    /// tile of C as it is stored; otherwise C is filled with the bias, the
+    /// product added (β = 1), and the ReLU applied after. Both give the
+    /// same bits: each element is `bias + Σ` rounded once, as a fused
+    /// multiply-add `1·bias + Σ` rounds it.
+    ///
+    /// # Safety
+    /// As [`Element::gemm`], with `bias` holding `n` values.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_bias(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const Self,
+        a_strides: (isize, isize),
+        b: *const Self,
+        b_strides: (isize, isize),
+        bias: &[Self],
+        relu: bool,
+        c: &mut [Self],
+    );
+}
+
+/// The f64 route of [`Element::gemm_bias`] has no fused form: false, so
+/// [`gemm_bias_by_beta`] runs.
+#[allow(clippy::too_many_arguments)]
+unsafe fn no_fused_bias(
+    _: usize,
+    _: usize,
+    _: usize,
+    _: *const f64,
+    _: (isize, isize),
+    _: *const f64,
+    _: (isize, isize),
+    _: &[f64],
+    _: bool,
+    _: &mut [f64],
+) -> bool {
+    false
+}
+
+/// [`Element::gemm_bias`] by three steps: C filled with the bias in every
+/// row, `C ← A·B + 1·C`, then the ReLU over C.
+///
+/// # Safety
+/// As [`Element::gemm_bias`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_bias_by_beta<T: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const T,
+    (rsa, csa): (isize, isize),
+    b: *const T,
+    (rsb, csb): (isize, isize),
+    bias: &[T],
+    relu: bool,
+    c: &mut [T],
+) {
+    debug_assert!(bias.len() == n && c.len() == m * n);
+    for row in c.chunks_mut(n) {
+        row.copy_from_slice(bias);
+    }
+    if k > 0 {
+        // SAFETY: the caller's contract; C is `[m, n]` with row stride n.
+        unsafe {
+            T::gemm(
+                m,
+                k,
+                n,
+                T::ONE,
+                a,
+                rsa,
+                csa,
+                b,
+                rsb,
+                csb,
+                T::ONE,
+                c.as_mut_ptr(),
+                n as isize,
+                1,
+            )
+        };
+    }
+    if relu {
+        c.iter_mut()
+            .for_each(|v| *v = if *v > T::ZERO { *v } else { T::ZERO });
+    }
 }
 
 macro_rules! impl_element {
-    ($t:ty, $name:literal, $gemm:path, $exp:path, $ln:path, $ln_1p:path, $tanh:path, $powf:path) => {
+    ($t:ty, $name:literal, $gemm:path, $gemm_bias:expr, $exp:path, $ln:path, $ln_1p:path, $tanh:path, $powf:path) => {
         impl Element for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -162,6 +254,26 @@ macro_rules! impl_element {
             ) {
                 $gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
             }
+            #[inline]
+            unsafe fn gemm_bias(
+                m: usize,
+                k: usize,
+                n: usize,
+                a: *const Self,
+                a_strides: (isize, isize),
+                b: *const Self,
+                b_strides: (isize, isize),
+                bias: &[Self],
+                relu: bool,
+                c: &mut [Self],
+            ) {
+                // SAFETY: the caller's contract.
+                unsafe {
+                    if !$gemm_bias(m, k, n, a, a_strides, b, b_strides, bias, relu, c) {
+                        gemm_bias_by_beta(m, k, n, a, a_strides, b, b_strides, bias, relu, c)
+                    }
+                }
+            }
         }
     };
 }
@@ -170,6 +282,7 @@ impl_element!(
     f32,
     "f32",
     super::gemm::sgemm,
+    super::gemm::sgemm_bias,
     math::exp_f32,
     math::ln_f32,
     math::ln_1p_f32,
@@ -180,6 +293,7 @@ impl_element!(
     f64,
     "f64",
     matrixmultiply::dgemm,
+    no_fused_bias,
     math::exp,
     math::ln,
     math::ln_1p,

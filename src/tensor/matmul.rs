@@ -6,7 +6,7 @@
 //! output across rayon's threads; a thin output (n ≤ 4, the last layer of a
 //! 2-D coupling net) takes a dot-product path that beats the packed GEMM.
 
-use super::parallel::{go_parallel, threads_available, PAR_CHUNK, PAR_MIN_MATMUL_FLOPS};
+use super::parallel::{threads_available, PAR_MIN_MATMUL_FLOPS};
 use super::{pool, simd, Element, Tensor};
 use crate::tensor::parallel::prelude::*;
 
@@ -19,9 +19,11 @@ enum Start<'b, T> {
     /// Nothing: `c`'s values are never read (`C ← A·B`), so its buffer may
     /// hold anything (a kept buffer's old values, [`pool::reused`]).
     Overwrite,
-    /// The bias `b` in every row (`C ← A·B + 1·bᵀ`): each thread writes its
-    /// own rows of `b` just before its share of the product adds into them.
-    Bias(&'b [T]),
+    /// The bias `b` in every row (`C ← A·B + 1·bᵀ`), then `max(C, 0)` when
+    /// `relu`: each thread's share is one [`Element::gemm_bias`], which on
+    /// our AVX2 kernel adds the bias and applies the ReLU as it stores each
+    /// tile.
+    Bias { bias: &'b [T], relu: bool },
 }
 
 /// Raw strided product `C ← A·B` (or `C ← A·B + 1·bᵀ`, see [`Start`]) for
@@ -44,23 +46,28 @@ fn gemm_into<T: Element>(
     if m == 0 || n == 0 {
         return;
     }
-    let fill_bias = |rows: &mut [T], bias: &[T]| {
-        for row in rows.chunks_mut(n) {
-            row.copy_from_slice(bias);
-        }
+    // The ReLU as `Tensor::relu` computes it: max(v, 0), and 0 for NaN.
+    let relu_in_place = |c: &mut [T]| {
+        c.iter_mut()
+            .for_each(|v| *v = if *v > T::ZERO { *v } else { T::ZERO })
     };
     if k == 0 {
         match start {
             Start::Overwrite => c.fill(T::ZERO),
-            Start::Bias(bias) => fill_bias(c, bias),
+            Start::Bias { bias, relu } => {
+                for row in c.chunks_mut(n) {
+                    row.copy_from_slice(bias);
+                }
+                if relu {
+                    relu_in_place(c);
+                }
+            }
         }
         return;
     }
-    if let (Start::Bias(bias), true) = (start, n <= THIN_N || m <= THIN_N) {
+    if let (Start::Bias { bias, relu }, true) = (start, n <= THIN_N || m <= THIN_N) {
         // The thin paths write their output; theirs is small, so add the
         // bias to a fresh one.
-        fill_bias(c, bias);
-        let mut fresh = pool::reused(m * n);
         gemm_into(
             m,
             k,
@@ -71,11 +78,15 @@ fn gemm_into<T: Element>(
             b,
             b_off,
             (rsb, csb),
-            &mut fresh,
+            c,
             Start::Overwrite,
         );
-        c.iter_mut().zip(&fresh).for_each(|(c, &f)| *c += f);
-        pool::give(fresh);
+        for row in c.chunks_mut(n) {
+            row.iter_mut().zip(bias).for_each(|(c, &b)| *c = b + *c);
+        }
+        if relu {
+            relu_in_place(c);
+        }
         return;
     }
     if n <= THIN_N {
@@ -97,36 +108,45 @@ fn gemm_into<T: Element>(
     let threads = crate::tensor::parallel::current_num_threads();
     let parallel = threads_available() && m * k * n >= PAR_MIN_MATMUL_FLOPS && m >= 2 * 8;
     let rows_per_task = if parallel { m.div_ceil(threads) } else { m };
-    let beta = match start {
-        Start::Overwrite => T::ZERO,
-        Start::Bias(_) => T::ONE,
-    };
     let run = |task: usize, c_rows: &mut [T]| {
         let row0 = task * rows_per_task;
         let rows = c_rows.len() / n;
-        if let Start::Bias(bias) = start {
-            fill_bias(c_rows, bias);
-        }
         // SAFETY: the layouts were checked against the storages by `Tensor`
         // (invariant 3), rows `row0..row0+rows` of A exist, and `c_rows` is a
         // distinct `[rows, n]` block of the output.
         unsafe {
-            T::gemm(
-                rows,
-                k,
-                n,
-                T::ONE,
-                a.as_ptr().add(a_off + row0 * rsa),
-                rsa as isize,
-                csa as isize,
-                b.as_ptr().add(b_off),
-                rsb as isize,
-                csb as isize,
-                beta,
-                c_rows.as_mut_ptr(),
-                n as isize,
-                1,
-            )
+            let a_rows = a.as_ptr().add(a_off + row0 * rsa);
+            let b_start = b.as_ptr().add(b_off);
+            match start {
+                Start::Overwrite => T::gemm(
+                    rows,
+                    k,
+                    n,
+                    T::ONE,
+                    a_rows,
+                    rsa as isize,
+                    csa as isize,
+                    b_start,
+                    rsb as isize,
+                    csb as isize,
+                    T::ZERO,
+                    c_rows.as_mut_ptr(),
+                    n as isize,
+                    1,
+                ),
+                Start::Bias { bias, relu } => T::gemm_bias(
+                    rows,
+                    k,
+                    n,
+                    a_rows,
+                    (rsa as isize, csa as isize),
+                    b_start,
+                    (rsb as isize, csb as isize),
+                    bias,
+                    relu,
+                    c_rows,
+                ),
+            }
         }
     };
     if parallel {
@@ -289,6 +309,19 @@ impl<T: Element> Tensor<T> {
     /// # Panics
     /// If the shapes do not fit, naming the op and the shapes.
     pub fn linear(&self, weight: &Tensor<T>, bias: &Tensor<T>) -> Tensor<T> {
+        self.affine(weight, bias, false)
+    }
+
+    /// `max(x·W + b, 0)` (0 for NaN, as [`Tensor::relu`]): [`Tensor::linear`]
+    /// with the ReLU applied as the output is written (on the AVX2 GEMM,
+    /// to each tile as it is stored; elsewhere in a pass after the
+    /// product). Shapes and panics as [`Tensor::linear`].
+    pub fn linear_relu(&self, weight: &Tensor<T>, bias: &Tensor<T>) -> Tensor<T> {
+        self.affine(weight, bias, true)
+    }
+
+    /// [`Tensor::linear`], then the ReLU when `relu`.
+    fn affine(&self, weight: &Tensor<T>, bias: &Tensor<T>, relu: bool) -> Tensor<T> {
         assert!(
             self.ndim() == 2 && weight.ndim() == 2 && bias.shape() == [weight.dim(1)],
             "linear: shapes do not fit: x {:?}, weight {:?}, bias {:?}",
@@ -309,26 +342,7 @@ impl<T: Element> Tensor<T> {
             .as_slice()
             .expect("contiguous() gives a contiguous tensor");
         let mut out = pool::reused(m * n);
-        gemm_2d(self, weight, &mut out, Start::Bias(b));
+        gemm_2d(self, weight, &mut out, Start::Bias { bias: b, relu });
         Tensor::from_vec(out, &[m, n])
-    }
-
-    /// `max(x·W + b, 0)`: [`Tensor::linear`] with the ReLU applied to the
-    /// fresh output in place (no second tensor). Shapes and panics as
-    /// [`Tensor::linear`].
-    pub fn linear_relu(&self, weight: &Tensor<T>, bias: &Tensor<T>) -> Tensor<T> {
-        let mut out = self.linear(weight, bias);
-        // As Tensor::relu: max(v, 0), and 0 for NaN.
-        let relu = |c: &mut [T]| {
-            c.iter_mut()
-                .for_each(|v| *v = if *v > T::ZERO { *v } else { T::ZERO })
-        };
-        let values = out.as_mut_slice();
-        if go_parallel(values.len()) {
-            values.par_chunks_mut(PAR_CHUNK).for_each(relu);
-        } else {
-            relu(values);
-        }
-        out
     }
 }

@@ -3,6 +3,7 @@
 //! same order with one fused multiply-add per term (bit for bit).
 
 use super::*;
+use crate::tensor::element::gemm_bias_by_beta;
 
 /// A matrix stored in `buf` at `offset` with strides `(rs, cs)` (either may
 /// be negative: the offset then points at element (0, 0) inside `buf`).
@@ -272,4 +273,68 @@ fn sgemm_kernel_is_the_ordered_fused_sum_bit_for_bit() {
             }
         }
     }
+}
+
+/// `sgemm_bias` (on our kernel: the bias added and the ReLU applied as each
+/// tile is stored) gives the bits of the three passes it replaces (C filled
+/// with the bias, `C ← A·B + C`, then the ReLU), on every shape and layout
+/// above, over an output full of NaN that it must not read. The bias holds
+/// −0 (its sum with a +0 product is +0 either way), and A has a NaN row
+/// where there are enough rows, which the ReLU turns to 0.
+#[test]
+fn sgemm_bias_is_fill_then_product_then_relu_bit_for_bit() {
+    let mut fused_shapes = 0;
+    for &(m, k, n) in &SHAPES {
+        for layouts in [(0, 0), (1, 1), (3, 2), (4, 4), (0, 1), (1, 0)] {
+            let a = Strided::new(m, k, layouts.0, |i, j| {
+                if i == 7 {
+                    f32::NAN
+                } else {
+                    value(1, i, j)
+                }
+            });
+            let b = Strided::new(k, n, layouts.1, |i, j| value(2, i, j));
+            let bias: Vec<f32> = (0..n)
+                .map(|j| if j % 5 == 0 { -0.0 } else { value(3, j, 0) })
+                .collect();
+            for relu in [false, true] {
+                let mut fused = vec![f32::NAN; m * n];
+                let mut passes = vec![f32::NAN; m * n];
+                let (pa, pb) = (a.buf[a.offset..].as_ptr(), b.buf[b.offset..].as_ptr());
+                // SAFETY: A and B are valid for their strides, the outputs
+                // are `[m, n]` and distinct, the bias holds n values.
+                let took = unsafe {
+                    let (sa, sb) = ((a.rs, a.cs), (b.rs, b.cs));
+                    gemm_bias_by_beta(m, k, n, pa, sa, pb, sb, &bias, relu, &mut passes);
+                    sgemm_bias(m, k, n, pa, sa, pb, sb, &bias, relu, &mut fused)
+                };
+                if !took {
+                    assert!(
+                        fused.iter().all(|v| v.is_nan()),
+                        "[{m}, {k}] x [{k}, {n}]: off the route, C was written"
+                    );
+                    continue;
+                }
+                fused_shapes += 1;
+                for (x, (f, p)) in fused.iter().zip(&passes).enumerate() {
+                    assert_eq!(
+                        f.to_bits(),
+                        p.to_bits(),
+                        "[{m}, {k}] x [{k}, {n}], layouts {layouts:?}, relu {relu}: C[{}, {}] = {f}, want {p}",
+                        x / n,
+                        x % n
+                    );
+                }
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::tensor::cpu::has_avx2_fma() {
+        // Block edges: KC, MC, NC, partial row and column tiles.
+        assert!(
+            fused_shapes >= 5 * 12,
+            "too few shapes took the fused route: {fused_shapes}"
+        );
+    }
+    let _ = fused_shapes;
 }

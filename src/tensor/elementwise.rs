@@ -10,7 +10,7 @@
 
 use super::parallel::{go_parallel, PAR_CHUNK};
 use super::strided::{for_each_row, inner_stride, rows_of};
-use super::{broadcast_shapes, pool, Element, Layout, Tensor};
+use super::{broadcast_shapes, pool, wide, Element, Layout, Tensor};
 use crate::tensor::parallel::prelude::*;
 
 impl<T: Element> Tensor<T> {
@@ -18,19 +18,16 @@ impl<T: Element> Tensor<T> {
     pub fn map<F: Fn(T) -> T + Sync + Send>(&self, f: F) -> Tensor<T> {
         let n = self.numel();
         if let Some(src) = self.as_slice() {
-            let data: Vec<T> = if go_parallel(n) {
-                let mut out = pool::with_capacity(n);
-                src.par_iter()
-                    .with_min_len(PAR_CHUNK)
-                    .map(|&a| f(a))
-                    .collect_into_vec(&mut out);
-                out
+            // Every element is written by the loops below.
+            let mut out = pool::reused(n);
+            if go_parallel(n) {
+                out.par_chunks_mut(PAR_CHUNK)
+                    .zip(src.par_chunks(PAR_CHUNK))
+                    .for_each(|(o, s)| wide::map_into(s, o, &f));
             } else {
-                let mut out = pool::with_capacity(n);
-                out.extend(src.iter().map(|&a| f(a)));
-                out
-            };
-            return Tensor::from_vec(data, self.shape());
+                wide::map_into(src, &mut out, &f);
+            }
+            return Tensor::from_vec(out, self.shape());
         }
         let shape = self.shape();
         let storage = self.storage();
@@ -51,8 +48,14 @@ impl<T: Element> Tensor<T> {
                 first_row,
                 dst.len() / row_len.max(1),
                 |[s]| {
-                    for i in 0..row_len {
-                        dst[at + i] = f(storage[s + i * stride]);
+                    let row = &mut dst[at..at + row_len];
+                    if stride == 1 {
+                        // A narrowed view's rows (the MAF's log-scale half).
+                        wide::map_into(&storage[s..s + row_len], row, &f);
+                    } else {
+                        for (i, d) in row.iter_mut().enumerate() {
+                            *d = f(storage[s + i * stride]);
+                        }
                     }
                     at += row_len;
                 },
@@ -77,20 +80,16 @@ impl<T: Element> Tensor<T> {
         if same_shape {
             if let (Some(a), Some(b)) = (self.as_slice(), rhs.as_slice()) {
                 let n = a.len();
-                let data: Vec<T> = if go_parallel(n) {
-                    let mut out = pool::with_capacity(n);
-                    a.par_iter()
-                        .zip(b.par_iter())
-                        .with_min_len(PAR_CHUNK)
-                        .map(|(&x, &y)| f(x, y))
-                        .collect_into_vec(&mut out);
-                    out
+                // Every element is written by the loops below.
+                let mut out = pool::reused(n);
+                if go_parallel(n) {
+                    out.par_chunks_mut(PAR_CHUNK)
+                        .zip(a.par_chunks(PAR_CHUNK).zip(b.par_chunks(PAR_CHUNK)))
+                        .for_each(|(o, (x, y))| wide::zip_into(x, y, o, &f));
                 } else {
-                    let mut out = pool::with_capacity(n);
-                    out.extend(a.iter().zip(b).map(|(&x, &y)| f(x, y)));
-                    out
-                };
-                return Tensor::from_vec(data, self.shape());
+                    wide::zip_into(a, b, &mut out, &f);
+                }
+                return Tensor::from_vec(out, self.shape());
             }
         }
         let shape = if same_shape {
@@ -124,14 +123,10 @@ impl<T: Element> Tensor<T> {
                     let row = &mut dst[at..at + row_len];
                     if ls == 1 && rs == 1 {
                         let (x, y) = (&lhs[a..a + row_len], &rhs_data[b..b + row_len]);
-                        for i in 0..row_len {
-                            row[i] = f(x[i], y[i]);
-                        }
+                        wide::zip_into(x, y, row, &f);
                     } else if ls == 1 && rs == 0 {
                         let (x, y) = (&lhs[a..a + row_len], rhs_data[b]);
-                        for i in 0..row_len {
-                            row[i] = f(x[i], y);
-                        }
+                        wide::map_into(x, row, |v| f(v, y));
                     } else {
                         for (i, r) in row.iter_mut().enumerate() {
                             *r = f(lhs[a + i * ls], rhs_data[b + i * rs]);

@@ -5,7 +5,7 @@
 //! Proved against the unfused composition by the proptests `fused_*`
 //! (proptests/fused.rs), values and gradients, in f32 and f64.
 
-use super::{pool, Element};
+use super::{pool, wide, Element};
 
 /// The backward pass of a linear layer's fused ReLU, `y = max(x·W + b, 0)`:
 /// masks the incoming gradient in place, `ḡ ← ḡ ⊙ 1(y > 0)`, and returns
@@ -94,9 +94,7 @@ pub(crate) fn affine_tanh_update<T: Element>(
     // Every buffer below is written whole before it is read.
     let mut tanh = pool::reused(rows * n);
     for (t_row, h_row) in tanh.chunks_exact_mut(n).zip(h.chunks_exact(2 * n)) {
-        for (t, &v) in t_row.iter_mut().zip(&h_row[..n]) {
-            *t = v.tanh();
-        }
+        wide::map_into(&h_row[..n], t_row, T::tanh);
     }
     // s = tanh(ŝ) ⊙ c, its row sums, and ±s in `factor` (then exponentiated)
     let sign = match direction {
@@ -119,9 +117,7 @@ pub(crate) fn affine_tanh_update<T: Element>(
         }
         *log_det = sign * sum;
     }
-    for f in factor.iter_mut() {
-        *f = f.exp();
-    }
+    wide::map_in_place(&mut factor, T::exp);
     let mut out = pool::reused(rows * (n + 1));
     let rows_of = h.chunks_exact(2 * n).zip(x.chunks_exact(n));
     for (((o_row, (h_row, x_row)), e_row), &log_det) in out

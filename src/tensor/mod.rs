@@ -31,6 +31,7 @@ mod reduce;
 mod simd;
 pub mod strided;
 mod views;
+mod wide;
 
 pub use element::Element;
 pub use layout::{broadcast_shapes, Layout, MAX_DIMS};

@@ -66,8 +66,8 @@ fn gemm_into<T: Element>(
         return;
     }
     if let (Start::Bias { bias, relu }, true) = (start, n <= THIN_N || m <= THIN_N) {
-        // The thin paths write their output; theirs is small, so add the
-        // bias to a fresh one.
+        // The thin paths write their whole output (β = 0 only); theirs is
+        // small, so the bias and the ReLU follow in a pass over it.
         gemm_into(
             m,
             k,

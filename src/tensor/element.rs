@@ -113,24 +113,6 @@ pub trait Element:
     );
 }
 
-/// The f64 route of [`Element::gemm_bias`] has no fused form: false, so
-/// [`gemm_bias_by_beta`] runs.
-#[allow(clippy::too_many_arguments)]
-unsafe fn no_fused_bias(
-    _: usize,
-    _: usize,
-    _: usize,
-    _: *const f64,
-    _: (isize, isize),
-    _: *const f64,
-    _: (isize, isize),
-    _: &[f64],
-    _: bool,
-    _: &mut [f64],
-) -> bool {
-    false
-}
-
 /// [`Element::gemm_bias`] by three steps: C filled with the bias in every
 /// row, `C ← A·B + 1·C`, then the ReLU over C.
 ///
@@ -175,9 +157,15 @@ pub(crate) unsafe fn gemm_bias_by_beta<T: Element>(
         };
     }
     if relu {
-        c.iter_mut()
-            .for_each(|v| *v = if *v > T::ZERO { *v } else { T::ZERO });
+        relu_in_place(c);
     }
+}
+
+/// `v ← max(v, 0)` over a slice, 0 for NaN (as [`Tensor::relu`](super::Tensor::relu)).
+pub(crate) fn relu_in_place<T: Element>(values: &mut [T]) {
+    values
+        .iter_mut()
+        .for_each(|v| *v = if *v > T::ZERO { *v } else { T::ZERO });
 }
 
 macro_rules! impl_element {
@@ -269,7 +257,7 @@ macro_rules! impl_element {
             ) {
                 // SAFETY: the caller's contract.
                 unsafe {
-                    if !$gemm_bias(m, k, n, a, a_strides, b, b_strides, bias, relu, c) {
+                    if !$gemm_bias(m, k, n, a, a_strides, b, b_strides, bias, relu, &mut *c) {
                         gemm_bias_by_beta(m, k, n, a, a_strides, b, b_strides, bias, relu, c)
                     }
                 }
@@ -293,7 +281,8 @@ impl_element!(
     f64,
     "f64",
     matrixmultiply::dgemm,
-    no_fused_bias,
+    // f64 has no fused route: the three passes always run.
+    |_, _, _, _, _, _, _, _, _, _| false,
     math::exp,
     math::ln,
     math::ln_1p,

@@ -6,6 +6,7 @@
 //! output across rayon's threads; a thin output (n ≤ 4, the last layer of a
 //! 2-D coupling net) takes a dot-product path that beats the packed GEMM.
 
+use super::element::relu_in_place;
 use super::parallel::{threads_available, PAR_MIN_MATMUL_FLOPS};
 use super::{pool, simd, Element, Tensor};
 use crate::tensor::parallel::prelude::*;
@@ -46,11 +47,6 @@ fn gemm_into<T: Element>(
     if m == 0 || n == 0 {
         return;
     }
-    // The ReLU as `Tensor::relu` computes it: max(v, 0), and 0 for NaN.
-    let relu_in_place = |c: &mut [T]| {
-        c.iter_mut()
-            .for_each(|v| *v = if *v > T::ZERO { *v } else { T::ZERO })
-    };
     if k == 0 {
         match start {
             Start::Overwrite => c.fill(T::ZERO),

@@ -17,7 +17,7 @@ use flowzoo::autodiff::{
 use flowzoo::flows::check::{
     check_flow, finite_difference_jacobian, gradcheck_params, randomize_params, CheckOptions,
 };
-use flowzoo::flows::spline::RationalQuadraticSpline;
+use flowzoo::flows::spline::{RationalQuadraticSpline, SplineDirection};
 use flowzoo::flows::{Flow, Mask, SequentialMethod, SplineCoupling, SplineMaf};
 use flowzoo::nn::made::Order;
 use flowzoo::tensor::{Element, Tensor};
@@ -448,6 +448,16 @@ fn spread_points(batch: usize, dim: usize, seed: u64) -> Tensor<f64> {
     Tensor::<f64>::randn(&[batch, dim], &mut rng(seed)).mul_scalar(2.0)
 }
 
+/// The spline of the layer tests: K bins on [−3, 3], applied in the
+/// direction a drawn bool picks (both must pass every layer proof).
+fn layer_spline(bins: usize, data_to_noise: bool) -> RationalQuadraticSpline {
+    RationalQuadraticSpline::new(bins, 3.0).with_direction(if data_to_noise {
+        SplineDirection::DataToNoise
+    } else {
+        SplineDirection::NoiseToData
+    })
+}
+
 fn coupling_mask(dim: usize, kind: usize) -> Mask {
     match kind {
         0 => Mask::half(dim, false),
@@ -468,14 +478,17 @@ proptest! {
         mask in 0usize..4,
         bins in 2usize..=8,
         batch in 1usize..4,
+        data_to_noise in any::<bool>(),
         seed in any::<u64>(),
     ) {
         let mut r = rng(seed);
-        let spline = RationalQuadraticSpline::new(bins, 3.0);
+        let spline = layer_spline(bins, data_to_noise);
         let mut layer = SplineCoupling::<f64>::new(coupling_mask(dim, mask), 8, spline, &mut r);
         randomize_params(&mut layer, 0.5, &mut r);
         let z = spread_points(batch, dim, seed ^ 1);
-        if let Err(e) = check_flow(&layer, &z, check_options()) { panic!("K = {bins}: {e}"); }
+        if let Err(e) = check_flow(&layer, &z, check_options()) {
+            panic!("K = {bins}, {:?}: {e}", spline.direction);
+        }
     }
 
     #[test]
@@ -485,24 +498,31 @@ proptest! {
         reversed in any::<bool>(),
         full_passes in any::<bool>(),
         batch in 1usize..4,
+        data_to_noise in any::<bool>(),
         seed in any::<u64>(),
     ) {
         let mut r = rng(seed);
         let order = if reversed { Order::Reversed } else { Order::Natural };
-        let spline = RationalQuadraticSpline::new(bins, 3.0);
+        let spline = layer_spline(bins, data_to_noise);
         let mut layer = SplineMaf::<f64>::new(dim, &[8, 8], order, spline, &mut r);
         if full_passes { layer.method = SequentialMethod::FullPasses; }
         randomize_params(&mut layer, 0.5, &mut r);
         let z = spread_points(batch, dim, seed ^ 2);
-        if let Err(e) = check_flow(&layer, &z, check_options()) { panic!("K = {bins}, {order:?}: {e}"); }
+        if let Err(e) = check_flow(&layer, &z, check_options()) {
+            panic!("K = {bins}, {order:?}, {:?}: {e}", spline.direction);
+        }
     }
 
     // ∂L/∂θ from the tape = central differences, L = −mean log p(x), for
     // every parameter of both layers (the inverse direction trains).
     #[test]
-    fn spline_layers_gradient_reaches_every_parameter(bins in 2usize..=5, seed in any::<u64>()) {
+    fn spline_layers_gradient_reaches_every_parameter(
+        bins in 2usize..=5,
+        data_to_noise in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
         let mut r = rng(seed);
-        let spline = RationalQuadraticSpline::new(bins, 3.0);
+        let spline = layer_spline(bins, data_to_noise);
         let mut coupling = SplineCoupling::<f64>::new(Mask::alternating(3, 0), 4, spline, &mut r);
         randomize_params(&mut coupling, 0.5, &mut r);
         let x = spread_points(2, 3, seed ^ 3);
@@ -516,10 +536,15 @@ proptest! {
     // MADE's order, exactly (masked weights give exact zeros, and each
     // element's spline reads only its own parameters).
     #[test]
-    fn spline_maf_jacobian_is_triangular_in_its_order(dim in 2usize..=5, reversed in any::<bool>(), seed in any::<u64>()) {
+    fn spline_maf_jacobian_is_triangular_in_its_order(
+        dim in 2usize..=5,
+        reversed in any::<bool>(),
+        data_to_noise in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
         let mut r = rng(seed);
         let order = if reversed { Order::Reversed } else { Order::Natural };
-        let mut maf = SplineMaf::<f64>::new(dim, &[8], order, RationalQuadraticSpline::new(5, 3.0), &mut r);
+        let mut maf = SplineMaf::<f64>::new(dim, &[8], order, layer_spline(5, data_to_noise), &mut r);
         randomize_params(&mut maf, 0.5, &mut r);
         let degrees = maf.made().input_degrees.clone();
         let z = spread_points(1, dim, seed ^ 4);
@@ -531,9 +556,14 @@ proptest! {
     // The incremental solve and the D full passes sample the same x and
     // log-det (same ops, another grouping); 70 rows cross the thread split.
     #[test]
-    fn spline_maf_solvers_agree(dim in 1usize..=4, batch in prop_oneof![1usize..4, 64usize..72], seed in any::<u64>()) {
+    fn spline_maf_solvers_agree(
+        dim in 1usize..=4,
+        batch in prop_oneof![1usize..4, 64usize..72],
+        data_to_noise in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
         let mut r = rng(seed);
-        let mut maf = SplineMaf::<f64>::new(dim, &[8, 8], Order::Natural, RationalQuadraticSpline::new(6, 3.0), &mut r);
+        let mut maf = SplineMaf::<f64>::new(dim, &[8, 8], Order::Natural, layer_spline(6, data_to_noise), &mut r);
         randomize_params(&mut maf, 0.5, &mut r);
         let z = spread_points(batch, dim, seed ^ 5);
         let (x_fast, ld_fast) = maf.forward_tensor(&z);
@@ -558,6 +588,7 @@ fn image_spline_layer(
     bins: usize,
     blocks: usize,
     context_dim: usize,
+    data_to_noise: bool,
     seed: u64,
 ) -> (Box<dyn Flow<f64>>, usize) {
     use flowzoo::flows::context::AtContext;
@@ -567,7 +598,7 @@ fn image_spline_layer(
         0 | 1 => (ImageMask::Checkerboard { parity: kind }, channels),
         _ => (ImageMask::Channel { flip: kind == 3 }, channels.max(2)),
     };
-    let spline = RationalQuadraticSpline::new(bins, 3.0);
+    let spline = layer_spline(bins, data_to_noise);
     let mut layer = ImageSplineCoupling::<f64>::conditional(
         channels,
         mask,
@@ -607,12 +638,14 @@ proptest! {
         bins in 2usize..=6,
         blocks in 0usize..2,
         context_dim in 0usize..3,
+        data_to_noise in any::<bool>(),
         seed in any::<u64>(),
     ) {
-        let (layer, channels) = image_spline_layer(kind, channels, bins, blocks, context_dim, seed);
+        let (layer, channels) =
+            image_spline_layer(kind, channels, bins, blocks, context_dim, data_to_noise, seed);
         let z = Tensor::<f64>::randn(&[2, channels, 4, 4], &mut rng(seed ^ 1)).mul_scalar(2.0);
         if let Err(e) = check_flow(layer.as_ref(), &z, check_options()) {
-            panic!("mask {kind}, K = {bins}, context {context_dim}: {e}");
+            panic!("mask {kind}, K = {bins}, context {context_dim}, data to noise {data_to_noise}: {e}");
         }
         let (_, log_det) = layer.forward_tensor(&z);
         prop_assert!(log_det.to_vec().iter().all(|l| l.abs() > 1e-6), "log-det {log_det:?}");
@@ -624,12 +657,116 @@ proptest! {
     fn image_spline_coupling_gradient_reaches_every_parameter(
         kind in 0usize..4,
         context_dim in 0usize..2,
+        data_to_noise in any::<bool>(),
         seed in any::<u64>(),
     ) {
-        let (mut layer, channels) = image_spline_layer(kind, 2, 3, 1, context_dim, seed);
+        let (mut layer, channels) = image_spline_layer(kind, 2, 3, 1, context_dim, data_to_noise, seed);
         let x = Tensor::<f64>::randn(&[2, channels, 2, 2], &mut rng(seed ^ 3)).mul_scalar(2.0);
         if let Err(e) = gradcheck_params(layer.as_mut(), &x, IMAGE_GRADCHECK_H, GRADCHECK_RTOL) {
-            panic!("mask {kind}, context {context_dim}: {e}");
+            panic!("mask {kind}, context {context_dim}, data to noise {data_to_noise}: {e}");
         }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Which way the spline points (SplineDirection).
+// ---------------------------------------------------------------------------
+
+fn bits(t: &Tensor<f64>) -> Vec<u64> {
+    t.to_vec().iter().map(|v| v.to_bits()).collect()
+}
+
+/// `to_noise`'s density pass on `v` is `to_data`'s sampling pass and the
+/// other way round, values and log-dets bit for bit; and the two density
+/// passes' log-dets differ somewhere by more than 1e-6 (different models).
+fn assert_swapped(to_noise: &dyn Flow<f64>, to_data: &dyn Flow<f64>, v: &Tensor<f64>) {
+    for (a, b) in [
+        (to_noise.inverse_tensor(v), to_data.forward_tensor(v)),
+        (to_noise.forward_tensor(v), to_data.inverse_tensor(v)),
+    ] {
+        assert_eq!(bits(&a.0), bits(&b.0), "values");
+        assert_eq!(bits(&a.1), bits(&b.1), "log-dets");
+    }
+    let (a, b) = (to_noise.inverse_tensor(v).1, to_data.inverse_tensor(v).1);
+    assert!(
+        a.to_vec()
+            .iter()
+            .zip(b.to_vec())
+            .any(|(p, q)| (p - q).abs() > 1e-6),
+        "the two directions' log-dets {a:?} and {b:?} are the same"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(8))]
+
+    // A coupling's conditioner reads the half that passes through, the same
+    // on both sides of the layer; so with the same parameters the
+    // data-to-noise layer's density pass is the noise-to-data layer's
+    // sampling pass, bit for bit, and the other way round: the direction
+    // swaps g and g⁻¹ and nothing else. And the two are different models.
+    #[test]
+    fn a_spline_couplings_two_directions_are_each_others_inverse(
+        dim in 2usize..=5,
+        mask in 0usize..4,
+        bins in 2usize..=6,
+        seed in any::<u64>(),
+    ) {
+        let build = |data_to_noise| {
+            let mut r = rng(seed);
+            let spline = layer_spline(bins, data_to_noise);
+            let mut layer = SplineCoupling::<f64>::new(coupling_mask(dim, mask), 8, spline, &mut r);
+            randomize_params(&mut layer, 0.5, &mut r);
+            layer
+        };
+        assert_swapped(&build(true), &build(false), &spread_points(3, dim, seed ^ 7));
+    }
+
+    // The same for the image coupling, both mask kinds.
+    #[test]
+    fn an_image_spline_couplings_two_directions_are_each_others_inverse(
+        kind in 0usize..4,
+        channels in 1usize..3,
+        bins in 2usize..=5,
+        seed in any::<u64>(),
+    ) {
+        let (to_noise, c) = image_spline_layer(kind, channels, bins, 1, 0, true, seed);
+        let (to_data, _) = image_spline_layer(kind, channels, bins, 1, 0, false, seed);
+        let v = Tensor::<f64>::randn(&[2, c, 4, 4], &mut rng(seed ^ 7)).mul_scalar(2.0);
+        assert_swapped(to_noise.as_ref(), to_data.as_ref(), &v);
+    }
+
+    // A spline MAF's MADE reads x on both sides, so its two directions are
+    // not each other's inverse: the density pass applies g (data to noise)
+    // or g⁻¹ (noise to data) to x, with the parameters the MADE computes
+    // from x (output j of feature i in column j·D + i).
+    #[test]
+    fn a_spline_mafs_density_pass_applies_the_map_its_direction_names(
+        dim in 1usize..=4,
+        bins in 2usize..=6,
+        data_to_noise in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let mut r = rng(seed);
+        let spline = layer_spline(bins, data_to_noise);
+        let mut maf = SplineMaf::<f64>::new(dim, &[8], Order::Natural, spline, &mut r);
+        randomize_params(&mut maf, 0.5, &mut r);
+        let x = spread_points(3, dim, seed ^ 8);
+        let (z, log_det) = maf.inverse_tensor(&x);
+        let tape = Tape::<f64>::no_grad();
+        let x_var = tape.constant(x.clone());
+        let theta = maf
+            .made()
+            .forward(&x_var)
+            .reshape(&[3, spline.params_per_element(), dim])
+            .permute(&[0, 2, 1]);
+        let (w, h, d) = spline.split_params(&theta);
+        let (want, want_log) = if data_to_noise {
+            spline.forward(&x_var, &w, &h, &d)
+        } else {
+            spline.inverse(&x_var, &w, &h, &d)
+        };
+        prop_assert_eq!(bits(&z), bits(want.value()));
+        prop_assert_eq!(bits(&log_det), bits(want_log.sum_axes(&[1]).value()));
     }
 }

@@ -9,25 +9,13 @@
 //!
 //! and the expected values below were printed by that build.
 
+#[path = "common/fixtures.rs"]
+mod fixtures;
+
+use fixtures::{fixture, points};
 use flowzoo::tensor::Tensor;
 use flowzoo::train::checkpoint::Checkpoint;
-use std::path::PathBuf;
 use std::process::Command;
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-/// Points on which the stored models are evaluated: `[n, dim]`, each entry
-/// a fixed function of its index so that nothing random enters.
-fn points(n: usize, dim: usize, scale: f64) -> Tensor<f32> {
-    let values: Vec<f64> = (0..n * dim)
-        .map(|i| scale * (0.37 * i as f64 + 0.11).sin())
-        .collect();
-    Tensor::from_f64_slice(&values, &[n, dim])
-}
 
 #[test]
 fn version_1_moons_realnvp_loads_and_gives_its_log_densities() {

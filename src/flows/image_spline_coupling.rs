@@ -23,9 +23,12 @@ use rand::Rng;
 /// them, for every transformed element, the 3K − 1 parameters θ of its own
 /// monotonic spline g:
 ///
-/// x₂ = g(z₂; θ(z₁)),   log|det ∂x/∂z| = Σ log g′(z₂; θ(z₁))  (over the
-/// transformed channels and pixels); inverse z₂ = g⁻¹(x₂; θ(x₁)), the root
-/// of a quadratic per element.
+/// x₂ = τ(z₂; θ(z₁)),   log|det ∂x/∂z| = Σ log τ′(z₂; θ(z₁))  (over the
+/// transformed channels and pixels); inverse z₂ = τ⁻¹(x₂; θ(x₁)), where
+/// τ = g⁻¹ for the spline's
+/// [`SplineDirection::DataToNoise`](super::SplineDirection) (the default:
+/// the density's pass applies g) and τ = g for `NoiseToData`; g⁻¹ is the
+/// root of a quadratic per element.
 ///
 /// g is a [`RationalQuadraticSpline`] on [−B, B], the identity outside
 /// (log g′ = 0 there), applied element-wise exactly as in
@@ -192,7 +195,7 @@ impl<T: Element> ImageSplineCoupling<T> {
         ))
     }
 
-    /// g (or g⁻¹) of `v2` `[batch, n, H, W]`, its parameters from the
+    /// τ (or τ⁻¹) of `v2` `[batch, n, H, W]`, its parameters from the
     /// network's output `theta` `[batch, n·(3K − 1), H, W]`: the output and
     /// the element-wise log-derivative, both `[batch, n, H, W]`.
     fn spline_of<'t>(
@@ -210,15 +213,11 @@ impl<T: Element> ImageSplineCoupling<T> {
             .reshape(&[batch, n, p, height, width])
             .permute(&[0, 1, 3, 4, 2]);
         let (w, h, d) = self.spline.split_params(&theta);
-        if inverse {
-            self.spline.inverse(v2, &w, &h, &d)
-        } else {
-            self.spline.forward(v2, &w, &h, &d)
-        }
+        self.spline.layer_pass(v2, &w, &h, &d, inverse)
     }
 
-    /// The coupling in either direction: forward g to `v` = z, or `inverse`
-    /// g⁻¹ to `v` = x, given the context `c`. Returns the output and the
+    /// The coupling in either direction: forward τ to `v` = z, or `inverse`
+    /// τ⁻¹ to `v` = x, given the context `c`. Returns the output and the
     /// log-det `[batch]` of the map applied.
     fn couple<'t>(
         &self,
@@ -291,7 +290,7 @@ impl<T: Element> Flow<T> for ImageSplineCoupling<T> {
         z: &Var<'t, T>,
         c: Option<&Var<'t, T>>,
     ) -> (Var<'t, T>, Var<'t, T>) {
-        // x₂ = g(z₂; θ(z₁, c)),  log|det ∂x/∂z| = Σ log g′(z₂)
+        // x₂ = τ(z₂; θ(z₁, c)),  log|det ∂x/∂z| = Σ log τ′(z₂)
         self.couple(z, c, false)
     }
 
@@ -300,7 +299,7 @@ impl<T: Element> Flow<T> for ImageSplineCoupling<T> {
         x: &Var<'t, T>,
         c: Option<&Var<'t, T>>,
     ) -> (Var<'t, T>, Var<'t, T>) {
-        // z₂ = g⁻¹(x₂; θ(x₁, c)),  log|det ∂z/∂x| = −Σ log g′(z₂)
+        // z₂ = τ⁻¹(x₂; θ(x₁, c)),  log|det ∂z/∂x| = −Σ log τ′(z₂)
         self.couple(x, c, true)
     }
 

@@ -30,9 +30,9 @@
 //! | [`Split`] | `squeeze.rs` | inner's (+ −Σ log σ with a learned prior) | RealNVP §3.6; Glow | [RealNVP](crate::derivations::realnvp#multi-scale-factoring-out) |
 //! | [`Maf`] ([`Transform`]) | `autoregressive.rs` | Σ ℓᵢ(x) (ℓ from a MADE of x_{<i}) | MAF, arXiv:1705.07057 | [MAF](crate::derivations::maf#the-jacobian-and-its-log-determinant) |
 //! | [`Iaf`] ([`Transform`]) | `iaf.rs` | Σ ℓᵢ(z) (ℓ from a MADE of z_{<i}) | IAF, arXiv:1606.04934 | [IAF](crate::derivations::iaf#the-map) |
-//! | [`SplineCoupling`] ([`RationalQuadraticSpline`]) | `spline_coupling.rs`, `spline.rs` | Σ log g′(z₂ᵢ) (g a spline from a network of z₁) | NSF, arXiv:1906.04032 | [splines](crate::derivations::splines#the-coupling-and-the-autoregressive-layer) |
-//! | [`ImageSplineCoupling`] ([`ImageMask`], [`RationalQuadraticSpline`]) | `image_spline_coupling.rs` | Σ log g′ over the transformed channels and pixels (g a spline from a conv net of z₁) | NSF, arXiv:1906.04032; RealNVP | [splines](crate::derivations::splines#image-spline-couplings) |
-//! | [`SplineMaf`] ([`RationalQuadraticSpline`]) | `spline_maf.rs`, `spline.rs` | Σ log g′(zᵢ) (g from a MADE of x_{<i}) | NSF, arXiv:1906.04032 | [splines](crate::derivations::splines#the-coupling-and-the-autoregressive-layer) |
+//! | [`SplineCoupling`] ([`RationalQuadraticSpline`]) | `spline_coupling.rs`, `spline.rs` | Σ log τ′(z₂ᵢ) (τ a spline g or its inverse, from a network of z₁) | NSF, arXiv:1906.04032 | [splines](crate::derivations::splines#the-coupling-and-the-autoregressive-layer) |
+//! | [`ImageSplineCoupling`] ([`ImageMask`], [`RationalQuadraticSpline`]) | `image_spline_coupling.rs` | Σ log τ′ over the transformed channels and pixels (τ a spline or its inverse, from a conv net of z₁) | NSF, arXiv:1906.04032; RealNVP | [splines](crate::derivations::splines#image-spline-couplings) |
+//! | [`SplineMaf`] ([`RationalQuadraticSpline`]) | `spline_maf.rs`, `spline.rs` | Σ log τ′(zᵢ) (τ a spline or its inverse, from a MADE of x_{<i}) | NSF, arXiv:1906.04032 | [splines](crate::derivations::splines#the-coupling-and-the-autoregressive-layer) |
 //! | [`Sequential`] | `sequential.rs` | sum of its layers' | Rezende & Mohamed, arXiv:1505.05770 | [change of variables](crate::derivations::change_of_variables#composition-why-log-dets-add) |
 //! | [`Logit`] | `preprocess.rs` | Σ log((1−2α)/(p(1−p))) (inverse) | RealNVP §4.1 | [preprocessing](crate::derivations::preprocessing#logit) |
 //! | [`Standardize`] | `standardize.rs` | Σ log σᵢ | — | [preprocessing](crate::derivations::preprocessing#standardize) |
@@ -177,7 +177,7 @@ pub use preprocess::{Dequantize, Logit};
 pub use prior::{Logistic, Prior, StandardNormal};
 pub use rescale::Rescale;
 pub use sequential::Sequential;
-pub use spline::RationalQuadraticSpline;
+pub use spline::{RationalQuadraticSpline, SplineDirection};
 pub use spline_coupling::SplineCoupling;
 pub use spline_maf::SplineMaf;
 pub use squeeze::{Reshape, Split, Squeeze};

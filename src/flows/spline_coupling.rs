@@ -22,13 +22,16 @@ use rand::Rng;
 /// spline, whose 3K − 1 parameters a network computes from them.
 ///
 /// Forward, z → x, with z split by the mask into (z₁, z₂):
-/// x₁ = z₁,  x₂ = g(z₂; θ(z₁)),  log|det ∂x/∂z| = Σᵢ log g′(z₂ᵢ; θᵢ(z₁)).
-/// Inverse: z₂ = g⁻¹(x₂; θ(x₁)), the root of a quadratic per element. g is
+/// x₁ = z₁,  x₂ = τ(z₂; θ(z₁)),  log|det ∂x/∂z| = Σᵢ log τ′(z₂ᵢ; θᵢ(z₁)).
+/// Inverse: z₂ = τ⁻¹(x₂; θ(x₁)). τ is the spline g⁻¹ (the spline's
+/// [`SplineDirection::DataToNoise`](super::SplineDirection), the default
+/// and the paper's: the density's pass applies g) or g itself
+/// (`NoiseToData`); g⁻¹ is the root of a quadratic per element. g is
 /// a [`RationalQuadraticSpline`] on [−B, B] (identity outside), θ(z₁) =
 /// NN(z₁) an [`Mlp`] with `|trans|·(3K − 1)` outputs (for each transformed
 /// feature, contiguous: K widths, K heights, K − 1 derivatives), its last
 /// layer zero, so the layer starts as the identity. The Jacobian is
-/// triangular with diagonal g′, as for the affine coupling.
+/// triangular with diagonal τ′, as for the affine coupling.
 ///
 /// # Shapes
 /// `forward` and `inverse` take `[batch, dim]` and return `[batch, dim]`
@@ -91,7 +94,7 @@ impl<T: Element> SplineCoupling<T> {
     }
 
     /// A conditional spline coupling: as [`SplineCoupling::new`], with a
-    /// network that reads `[z₁ | c]`, so x₂ = g(z₂; θ(z₁, c)). With
+    /// network that reads `[z₁ | c]`, so x₂ = τ(z₂; θ(z₁, c)). With
     /// `context_dim = 0` it is [`SplineCoupling::new`], draw for draw.
     ///
     /// # Derivation
@@ -154,7 +157,7 @@ impl<T: Element> SplineCoupling<T> {
         );
     }
 
-    /// Applies g (or g⁻¹) to the transformed half of `v`, its parameters
+    /// Applies τ (or τ⁻¹) to the transformed half of `v`, its parameters
     /// from the conditioning half and the context.
     fn couple<'t>(
         &self,
@@ -175,12 +178,8 @@ impl<T: Element> SplineCoupling<T> {
                 .forward(&input)
                 .reshape(&[batch, n2, self.spline.params_per_element()]);
         let (w, h, d) = self.spline.split_params(&theta);
-        let (out2, log_det) = if inverse {
-            self.spline.inverse(&v2, &w, &h, &d)
-        } else {
-            self.spline.forward(&v2, &w, &h, &d)
-        };
-        // log|det| = Σᵢ log g′ (triangular Jacobian, diagonal g′), or its negative
+        let (out2, log_det) = self.spline.layer_pass(&v2, &w, &h, &d, inverse);
+        // log|det| = Σᵢ log τ′ (triangular Jacobian, diagonal τ′), or its negative
         (self.mask.assemble(&v1, &out2), log_det.sum_axes(&[1]))
     }
 }
@@ -211,7 +210,7 @@ impl<T: Element> Flow<T> for SplineCoupling<T> {
         z: &Var<'t, T>,
         c: Option<&Var<'t, T>>,
     ) -> (Var<'t, T>, Var<'t, T>) {
-        // x₂ = g(z₂; θ(z₁, c)),  log|det ∂x/∂z| = Σᵢ log g′(z₂ᵢ)
+        // x₂ = τ(z₂; θ(z₁, c)),  log|det ∂x/∂z| = Σᵢ log τ′(z₂ᵢ)
         self.couple(z, c, false)
     }
 
@@ -220,7 +219,7 @@ impl<T: Element> Flow<T> for SplineCoupling<T> {
         x: &Var<'t, T>,
         c: Option<&Var<'t, T>>,
     ) -> (Var<'t, T>, Var<'t, T>) {
-        // z₂ = g⁻¹(x₂; θ(x₁, c)),  log|det ∂z/∂x| = −Σᵢ log g′(z₂ᵢ)
+        // z₂ = τ⁻¹(x₂; θ(x₁, c)),  log|det ∂z/∂x| = −Σᵢ log τ′(z₂ᵢ)
         self.couple(x, c, true)
     }
 

@@ -21,14 +21,18 @@ use rand::Rng;
 /// moved by its own monotonic spline, whose 3K − 1 parameters a [`Made`]
 /// computes from the *data-side* features before it, as in [`Maf`](super::Maf):
 ///
-/// forward (z → x, D sequential steps): xᵢ = g(zᵢ; θᵢ(x_{<i})),
-/// inverse (x → z, one pass): zᵢ = g⁻¹(xᵢ; θᵢ(x_{<i})),
-/// log|det ∂x/∂z| = Σᵢ log g′(zᵢ; θᵢ(x_{<i})).
+/// forward (z → x, D sequential steps): xᵢ = τ(zᵢ; θᵢ(x_{<i})),
+/// inverse (x → z, one pass): zᵢ = τ⁻¹(xᵢ; θᵢ(x_{<i})),
+/// log|det ∂x/∂z| = Σᵢ log τ′(zᵢ; θᵢ(x_{<i})),
 ///
-/// g is a [`RationalQuadraticSpline`] on [−B, B] (identity outside); the
+/// where τ is g⁻¹ for the spline's
+/// [`SplineDirection::DataToNoise`](super::SplineDirection) (the default
+/// and the paper's: the one-pass density applies g, as in MAF-type NSF) or
+/// g for `NoiseToData`. g is a [`RationalQuadraticSpline`] on [−B, B]
+/// (identity outside); the
 /// MADE's output layer starts at zero, so the layer starts as the identity.
 /// "Before" is the MADE's order. The Jacobian is triangular in that order
-/// with diagonal g′.
+/// with diagonal τ′.
 ///
 /// # Shapes
 /// `forward` and `inverse` take `[batch, dim]` and return `[batch, dim]`
@@ -95,7 +99,7 @@ impl<T: Element> SplineMaf<T> {
 
     /// A conditional spline MAF layer: as [`SplineMaf::new`], its MADE also
     /// reading a context of width `context_dim` ([`Made::with_context`]),
-    /// so xᵢ = g(zᵢ; θᵢ(x_{<i}, c)). The sequential direction takes one
+    /// so xᵢ = τ(zᵢ; θᵢ(x_{<i}, c)). The sequential direction takes one
     /// pass of work, as without a context.
     ///
     /// # Derivation
@@ -161,7 +165,7 @@ impl<T: Element> SplineMaf<T> {
         );
     }
 
-    /// g (or g⁻¹) of `v` `[batch, n]` with the MADE's outputs `out`
+    /// τ (or τ⁻¹) of `v` `[batch, n]` with the MADE's outputs `out`
     /// `[batch, (3K − 1)·n]` (output j of feature i in column j·n + i), and
     /// the per-sample sum of the log-derivatives.
     fn spline_of<'t>(
@@ -175,11 +179,7 @@ impl<T: Element> SplineMaf<T> {
         // [batch, P·n] → [batch, P, n] → [batch, n, P]
         let theta = out.reshape(&[batch, per, n]).permute(&[0, 2, 1]);
         let (w, h, d) = self.spline.split_params(&theta);
-        let (u, log_det) = if inverse {
-            self.spline.inverse(v, &w, &h, &d)
-        } else {
-            self.spline.forward(v, &w, &h, &d)
-        };
+        let (u, log_det) = self.spline.layer_pass(v, &w, &h, &d, inverse);
         (u, log_det.sum_axes(&[1]))
     }
 }
@@ -213,7 +213,7 @@ impl<T: Element> Flow<T> for SplineMaf<T> {
         self.check(z);
         let (batch, dim) = (z.shape()[0], self.made.dim);
         if z.tape().is_recording() || self.method == SequentialMethod::FullPasses {
-            // xᵢ = g(zᵢ; θᵢ(x_{<i})): pass k leaves the first k features in
+            // xᵢ = τ(zᵢ; θᵢ(x_{<i})): pass k leaves the first k features in
             // the order exact, so after D passes all are, and the last
             // pass's log-derivatives were computed from the exact prefix.
             let mut x = z.constant(Tensor::zeros(&[batch, dim]));
@@ -256,7 +256,7 @@ impl<T: Element> Flow<T> for SplineMaf<T> {
         c: Option<&Var<'t, T>>,
     ) -> (Var<'t, T>, Var<'t, T>) {
         self.check(x);
-        // zᵢ = g⁻¹(xᵢ; θᵢ(x_{<i}, c)),  log|det ∂z/∂x| = −Σᵢ log g′(zᵢ)
+        // zᵢ = τ⁻¹(xᵢ; θᵢ(x_{<i}, c)),  log|det ∂z/∂x| = −Σᵢ log τ′(zᵢ)
         self.spline_of(x, &self.made.forward_with_context(x, c), true)
     }
 

@@ -103,7 +103,9 @@ pub enum FlowName {
     NsfImage,
 }
 
-/// The spline of the zoo's `nsf`, `nsf-ar` and `nsf-image`: K = 8 bins on [−5, 5].
+/// The spline of the zoo's `nsf`, `nsf-ar` and `nsf-image`: K = 8 bins on [−5, 5],
+/// applied data to noise ([`SplineDirection::DataToNoise`](super::SplineDirection), the paper's
+/// choice and the default of [`RationalQuadraticSpline::new`]).
 /// Why B = 5: the toy sets reach ±4 (the checkerboard fills [−4, 4]²,
 /// the eight Gaussians and the pinwheel come within ±4 in practice), the
 /// digits in logit space lie within ±2.95, and standardised tables mostly

@@ -13,7 +13,6 @@
 mod fixtures;
 
 use fixtures::{fixture, points};
-use flowzoo::tensor::Tensor;
 use flowzoo::train::checkpoint::Checkpoint;
 use std::process::Command;
 

@@ -3,7 +3,9 @@
 zuko's NSF with passes=2 is a rational-quadratic spline coupling flow: the same
 size as flowzoo's zoo default, 4 couplings whose conditioners are MLPs 2x128
 (ReLU), K = 8 bins on [-5, 5] (zuko's default bound), identity tails, the order
-flipped between transforms, a standard normal base. The data are drawn fresh
+flipped between transforms, a standard normal base; its log_prob applies the
+spline to the data (z = g(x)), as flowzoo's spline layers do by default since
+session 18 (SplineDirection::DataToNoise). The data are drawn fresh
 each step by the definitions of flowzoo's src/data/toy2d.rs (not the same
 random numbers); Adam 1e-3, batch 256; test NLL (nats) on 20,000 fresh points;
 ms per training step is the wall time of the steps divided by their number.

@@ -548,6 +548,24 @@ fn spline_layers_round_trip_with_their_directions() {
     for p in model.params_mut() {
         p.value = Tensor::randn(p.value.shape(), &mut r).mul_scalar(0.3);
     }
+    // A data-to-noise spline makes the file version 2 (a version 1 reader
+    // would ignore the field and load the layer backwards); a model whose
+    // splines are all noise-to-data stays version 1.
+    let version = |m: &FlowModel<f64>| {
+        let bytes = to_bytes(m, None, None).unwrap();
+        u32::from_le_bytes(bytes[8..12].try_into().unwrap())
+    };
+    assert_eq!(version(&model), 2);
+    let old_only = FlowModel::new(
+        3,
+        Sequential::new(vec![Box::new(SplineCoupling::<f64>::new(
+            Mask::half(3, false),
+            6,
+            spline(SplineDirection::NoiseToData),
+            &mut r,
+        ))]),
+    );
+    assert_eq!(version(&old_only), 1);
     let path = common::temp_dir("ckpt-spline-direction").join("model.flowzoo");
     save_model(&path, &model).unwrap();
     let loaded = load_model::<f64>(&path).unwrap();

@@ -246,7 +246,7 @@ impl<T: Element> ImageSplineCoupling<T> {
                 let theta = net(&v.mul(&v.constant(b.clone())));
                 let (g, log_g) = self.spline_of(v, &theta, inverse);
                 // where b = 1 the element conditions: its input passes
-                // through exactly and its log g′ is dropped
+                // through exactly and its log τ′ is dropped
                 let not_b = b.map(|x| T::ONE - x);
                 let out = Var::select(&not_b, &g, v);
                 (out, log_g.mul(&v.constant(not_b)))
@@ -258,8 +258,8 @@ impl<T: Element> ImageSplineCoupling<T> {
                 (ImageMask::join_channels(flip, &v1, &out2), log_g)
             }
         };
-        // log|det| = Σ log g′ over the transformed channels and pixels (the
-        // spline's inverse already returns −log g′)
+        // log|det| = Σ log τ′ over the transformed channels and pixels
+        // (`layer_pass` returns the log-derivative of the map it applied)
         (out, log_g.sum_axes(&[1, 2, 3]))
     }
 }

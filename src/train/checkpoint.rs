@@ -2,7 +2,7 @@
 //! back, bit for bit.
 //!
 //! A file holds the model's prior and its whole architecture as a
-//! [`LayerSpec`](crate::flows::spec::LayerSpec) tree (preprocessing layers such as `Logit` or `Standardize`
+//! [`LayerSpec`] tree (preprocessing layers such as `Logit` or `Standardize`
 //! included), every parameter and buffer tensor by name with its dtype and
 //! shape, optionally Adam's state (to resume training) and
 //! the record of the run ([`RunRecord`]: data, architecture name and sizes,
@@ -43,7 +43,8 @@ use super::record::RunRecord;
 use crate::error::CheckpointError;
 use crate::flows::prior::Prior;
 use crate::flows::registry::build_sequential;
-use crate::flows::spec::{check_network, size, sizes, with_element_budget};
+use crate::flows::spec::{check_network, size, sizes, with_element_budget, LayerSpec, SpecValue};
+use crate::flows::spline::SplineDirection;
 use crate::flows::{ContextEmbedding, FlowError};
 use crate::flows::{Flow, FlowModel};
 pub use crate::nn::AdamState;
@@ -53,7 +54,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The checkpoint format, version 1: the page docs/checkpoint-format.md.
+/// The checkpoint format, versions 1 and 2: the page docs/checkpoint-format.md.
 #[doc = include_str!("../../docs/checkpoint-format.md")]
 pub mod format {}
 
@@ -218,7 +219,23 @@ pub fn save<T: Element>(
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 
-/// The bytes of a checkpoint of `model` (see docs/checkpoint-format.md).
+/// The format version a flow with this spec is written as: 2 if a spline
+/// layer in it applies the spline data to noise, which a version 1 reader
+/// would load backwards without an error (it does not know the
+/// `direction` field), 1 otherwise.
+fn version_for(spec: &LayerSpec) -> u32 {
+    let data_to_noise = matches!(
+        spec.get("direction"),
+        Some(SpecValue::Str(d)) if d == SplineDirection::DataToNoise.name()
+    );
+    if data_to_noise {
+        return 2;
+    }
+    spec.children.iter().map(version_for).max().unwrap_or(1)
+}
+
+/// The bytes of a checkpoint of `model` (see docs/checkpoint-format.md): version 1, or 2 when a spline
+/// layer applies the spline data to noise.
 ///
 /// # Errors
 /// [`CheckpointError::NotSaveable`] naming the first layer without a spec.
@@ -235,7 +252,7 @@ pub fn to_bytes<T: Element>(
         })?;
     let mut out = Vec::new();
     out.extend_from_slice(&MAGIC);
-    put_u32(&mut out, FORMAT_VERSION);
+    put_u32(&mut out, version_for(&flow_spec));
     put_u64(&mut out, 0); // the file length, patched below
 
     section(&mut out, ARCH, |s| {

@@ -14,8 +14,13 @@ use std::path::PathBuf;
 /// The first eight bytes of every checkpoint: `FLOWZOO` and a NUL.
 pub const MAGIC: [u8; 8] = *b"FLOWZOO\0";
 
-/// The format version this build writes, and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest format version this build reads and writes: 2. A file is
+/// written as version 2 only when one of its spline layers applies the
+/// spline data to noise (a meaning version 1 readers would miss: they
+/// ignore the `direction` field and would load the layer backwards); every
+/// other model is written as version 1, byte for byte as before
+/// (docs/checkpoint-format.md, "Versioning").
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Bytes before the first section: magic, version, file length.
 pub(crate) const HEADER_LEN: usize = 8 + 4 + 8;

@@ -434,6 +434,14 @@ impl RationalQuadraticSpline {
     /// output and the element-wise log-det of the map applied, so that the
     /// layer's log-det is the sum of it in either pass.
     ///
+    /// # Shapes
+    /// As [`RationalQuadraticSpline::forward`]: an input of shape S, the
+    /// parameters S + `[K]`, S + `[K]`, S + `[K − 1]`; the output and the
+    /// log-derivatives of shape S.
+    ///
+    /// # Units
+    /// Log-derivatives in nats.
+    ///
     /// # Panics
     /// As [`RationalQuadraticSpline::forward`].
     pub fn layer_pass<'t, T: Element>(

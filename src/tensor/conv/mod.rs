@@ -224,7 +224,7 @@ impl<T: Element> Tensor<T> {
             .as_slice()
             .expect("contiguous() gives a contiguous tensor");
         let bias = bias.map(|b| b.to_vec());
-        if let Some(plan) = Same::new(&g).filter(|s| s.pays(g.c_in, g.c_out)) {
+        if let Some(plan) = Same::new(&g).filter(|s| s.pays::<T>(simd::widest(), g.c_in, g.c_out)) {
             let weight = weight.contiguous();
             let out = same::forward(
                 simd::widest(),
@@ -308,7 +308,7 @@ impl<T: Element> Tensor<T> {
             weight.shape()
         );
         // The input gradient runs c_out → c_in channels.
-        if let Some(plan) = Same::new(&g).filter(|s| s.pays(g.c_out, g.c_in)) {
+        if let Some(plan) = Same::new(&g).filter(|s| s.pays::<T>(simd::widest(), g.c_out, g.c_in)) {
             // The adjoint of a same convolution is the same convolution of
             // grad_out with the kernel flipped and its channel axes swapped.
             let (grad_out, weight) = (grad_out.contiguous(), weight.contiguous());

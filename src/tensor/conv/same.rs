@@ -109,13 +109,23 @@ impl Same {
     }
 
     /// Whether the direct kernel beats im2col + GEMM for `c_in → c_out`
-    /// channels: measured (docs/benchmarks/images.md, "Convolutions on the flows'
-    /// shapes"), it does for up to 32 output channels (two tiles), and for
-    /// more when each block has at least 256 rows `c·K² + tap` to sum; with
-    /// 64 outputs and few rows (1-8 channels 3×3, a 1×1 of 64) the packed
-    /// GEMM was faster.
-    pub(super) fn pays(&self, c_in: usize, c_out: usize) -> bool {
-        c_out <= 32 || c_in * self.taps >= 256
+    /// channels of `T` on `width`'s registers. Measured
+    /// (docs/benchmarks/images.md, "Convolutions on the flows' shapes" for
+    /// AVX-512, "Session 19" for AVX2): up to 32 output channels it always
+    /// does. With more, on AVX-512 it needs at least 256 rows `c·K² + tap`
+    /// per block (64 outputs of 1-8 channels 3×3, or a 1×1 of 64, ran
+    /// faster as a GEMM); on AVX2 with `f32` it needs a 3×3 (or larger)
+    /// kernel and 64 rows: 8 → 64 channels 3×3 ran 0.50 of the GEMM path's
+    /// time on 14×14 maps and 1.0 on 7×7, 16 → 64 0.55, while 4 → 64 (36
+    /// rows) ran 1.25 and a 1×1 of 64 channels 1.7.
+    pub(super) fn pays<T: Element>(&self, width: Width, c_in: usize, c_out: usize) -> bool {
+        let rows = c_in * self.taps;
+        #[cfg(target_arch = "x86_64")]
+        if width == Width::Avx2 && is::<T, f32>() {
+            return c_out <= 32 || (self.taps > 1 && rows >= 64);
+        }
+        let _ = width;
+        c_out <= 32 || rows >= 256
     }
 
     /// Lays images `first .. first + images` of the contiguous NCHW `src`
@@ -356,11 +366,16 @@ fn run<T: Element>(job: &Job<T>, first: usize, out: &mut [T]) {
                     let taps = k * plan.taps..(k + 1) * plan.taps;
                     plan.windows(t0, &mut starts[taps.clone()], &mut bits[taps]);
                 } else {
-                    plan.panel(
+                    let panel = &mut panels[k * rows * LANES..][..rows * LANES];
+                    fill_panel(
+                        plan,
+                        job.width,
                         &runs,
                         stride,
                         t0,
-                        &mut panels[k * rows * LANES..][..rows * LANES],
+                        panel,
+                        &mut starts,
+                        &mut bits,
                     );
                 }
                 // Where lane l's pixel t0 + l sits in channel 0 of `dst`:
@@ -403,6 +418,35 @@ fn run<T: Element>(job: &Job<T>, first: usize, out: &mut [T]) {
         }
         done += n;
     }
+}
+
+/// Fills `panel` with the masked windows of output pixels `t0 .. t0 +
+/// LANES` ([`Same::panel`]); for `f32` on AVX2 by masked vector loads
+/// (`x86::panel_avx2`, the same values), with `starts` and `bits` (at
+/// least a tap's worth each) as scratch.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn fill_panel<T: Element>(
+    plan: &Same,
+    width: Width,
+    runs: &[T],
+    stride: usize,
+    t0: usize,
+    panel: &mut [T],
+    starts: &mut [usize],
+    bits: &mut [u16],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if width == Width::Avx2 {
+        if let (Some(runs), Some(panel)) = (cast::<T, f32>(runs), cast_mut::<T, f32>(panel)) {
+            let (starts, bits) = (&mut starts[..plan.taps], &mut bits[..plan.taps]);
+            plan.windows(t0, starts, bits);
+            // SAFETY: `width` is `simd::widest()` or narrower, so the CPU has AVX2.
+            return unsafe { super::x86::panel_avx2(runs, stride, starts, bits, panel) };
+        }
+    }
+    let _ = (width, &starts, &bits);
+    plan.panel(runs, stride, t0, panel);
 }
 
 /// Where a block's lanes are stored.
@@ -486,12 +530,15 @@ impl<'a, T: Element> Source<'a, T> {
 
 /// Whether the products read the windows in place (masked loads, `f32`)
 /// instead of from a panel, for `c_out` output channels and `taps` taps:
-/// always on AVX-512; on AVX2 for at most 16 output channels (4 tiles) or
+/// always on AVX-512; on AVX2 for at most 8 output channels (2 tiles) or
 /// a 1 × 1 kernel. Each tile repeats the masked loads a panel gathers once
 /// per block, and AVX2 builds its lane masks from the bits on every load:
 /// measured (docs/benchmarks/images.md, "On an AVX2 host (session 14)"),
-/// windows ran 0.27-0.83 of the panel's time up to 16 outputs, 0.78-1.01
-/// for 1 × 1, and 1.00-1.31 with 32-64 outputs of a 3 × 3 kernel. Off
+/// windows ran 0.27-0.83 of the (scalar-gathered) panel's time up to 16
+/// outputs, 0.78-1.01 for 1 × 1, and 1.00-1.31 with 32-64 outputs of a
+/// 3 × 3 kernel; since the panel is gathered by masked vector loads
+/// (session 19), 16 outputs ran 0.85-0.90 of the windows' time, 8 outputs
+/// alike and 4 outputs 1.4 ("Session 19"). Off
 /// x86-64 the answer is always no, and `T` goes unused there.
 #[cfg_attr(
     not(target_arch = "x86_64"),
@@ -502,7 +549,7 @@ fn reads_in_place<T: Element>(width: Width, c_out: usize, taps: usize) -> bool {
         #[cfg(target_arch = "x86_64")]
         Width::Avx512 => is::<T, f32>(),
         #[cfg(target_arch = "x86_64")]
-        Width::Avx2 => is::<T, f32>() && (c_out <= 16 || taps == 1),
+        Width::Avx2 => is::<T, f32>() && (c_out <= 8 || taps == 1),
         _ => false,
     }
 }

@@ -93,6 +93,56 @@ pub(super) unsafe fn windows_avx2<const OT: usize>(
     }
 }
 
+/// Gathers the masked windows of one block into a panel (`[C·K²][LANES]`,
+/// row `c·K² + tap`): the rows [`windows_avx2`] would read in place, each
+/// loaded once by `vmaskmovps` (lanes outside `bits[tap]` as 0) and stored,
+/// so the tiles of a wide convolution read them with plain loads. Copies
+/// values or writes 0: the same panel as `same::Same::panel`.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn panel_avx2(
+    runs: &[f32],
+    stride: usize,
+    starts: &[usize],
+    bits: &[u16],
+    panel: &mut [f32],
+) {
+    let taps = starts.len();
+    let channels = windows_fit(runs, stride, starts, bits, panel.len() / LANES, LANES, 1);
+    let lane_lo = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    let lane_hi = _mm256_slli_epi32::<8>(lane_lo);
+    let masks: [(__m256i, __m256i); 64] = std::array::from_fn(|tap| {
+        let b = _mm256_set1_epi32(i32::from(*bits.get(tap).unwrap_or(&0)));
+        (
+            _mm256_cmpeq_epi32(_mm256_and_si256(b, lane_lo), lane_lo),
+            _mm256_cmpeq_epi32(_mm256_and_si256(b, lane_hi), lane_hi),
+        )
+    });
+    let mut out = panel.as_mut_ptr();
+    // SAFETY (every pointer below): `windows_fit` checked that every window
+    // lies in its run and that the panel has a row per channel and tap.
+    for c in 0..channels {
+        let run = runs.as_ptr().add(c * stride);
+        for tap in 0..taps {
+            let start = *starts.get_unchecked(tap);
+            let (m0, m1) = if tap < 64 {
+                *masks.get_unchecked(tap)
+            } else {
+                let b = _mm256_set1_epi32(i32::from(*bits.get_unchecked(tap)));
+                (
+                    _mm256_cmpeq_epi32(_mm256_and_si256(b, lane_lo), lane_lo),
+                    _mm256_cmpeq_epi32(_mm256_and_si256(b, lane_hi), lane_hi),
+                )
+            };
+            _mm256_storeu_ps(out, _mm256_maskload_ps(run.add(start), m0));
+            _mm256_storeu_ps(out.add(8), _mm256_maskload_ps(run.add(start + 8), m1));
+            out = out.add(LANES);
+        }
+    }
+}
+
 /// The channels of `runs` (`stride` apart), after checking that every
 /// window lies inside its run and that the weights (`OT` per row) and the
 /// accumulators (`OT` × 16 lanes) fit.

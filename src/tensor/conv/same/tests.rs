@@ -3,8 +3,8 @@
 //! promise, checked on the shapes that exercise every tile size (16, 8, 4,
 //! 2, 1 output channels), images whose pixel count is not a multiple of
 //! the 16 lanes, and kernels 1, 3 and 5; on AVX2 both of its sources (the
-//! windows read in place up to 16 outputs or 1 × 1, the panel for 31
-//! outputs of a 3 × 3).
+//! windows read in place up to 8 outputs or 1 × 1, the panel gathered by
+//! masked loads for 16 and 31 outputs of a 3 × 3).
 
 use super::*;
 

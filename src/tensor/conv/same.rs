@@ -22,8 +22,9 @@
 //! The input gradient of a same convolution is the same convolution of
 //! `∂L/∂out` by the kernel flipped, channel axes swapped: the same loops,
 //! no col2im. The weight gradient sums over every pixel in 16-lane
-//! registers on AVX-512 ([`weight_grad`]); elsewhere the masked windows
-//! are the rows of im2col's matrix for the GEMM ([`Same::col_rows`]).
+//! registers on AVX-512, or 8-lane ones on AVX2 + FMA ([`weight_grad`]);
+//! elsewhere the masked windows are the rows of im2col's matrix for the
+//! GEMM ([`Same::col_rows`]).
 //!
 //! **Bits.** A forward output is `bias[o]` plus the products in the order
 //! `(c, i, j)`, one rounding per multiply and per add, in plain loops or in

@@ -229,6 +229,72 @@ pub(super) unsafe fn weight_tile_avx512(
     }
 }
 
+/// One tile of `same::weight_grad` on AVX2 with FMA: `acc[(o·RT + r)·8 + l]
+/// += Σ_b g_rows[o][8b + l]·x_rows[r][8b + l]` over `blocks` blocks of 8
+/// pixels, the lanes of x where `m_rows[r]` is 0 read as 0 (`vmaskmovps`;
+/// the mask rows hold 0 or −1 per pixel). With `SAME_MASK` every row's
+/// mask is `m_rows[0]`, loaded once per block and applied to the gradient
+/// rows instead (x read whole: the same sums while x is finite). Each
+/// product is fused into
+/// its lane's sum (`vfmadd`): the weight gradient promises the same bits
+/// for a thread count on one machine, not across widths.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn weight_tile_avx2<const OT: usize, const RT: usize, const SAME_MASK: bool>(
+    g_rows: [&[f32]; OT],
+    x_rows: [&[f32]; RT],
+    m_rows: [&[i32]; RT],
+    blocks: usize,
+    acc: &mut [f32],
+) {
+    const L: usize = 8;
+    assert!(
+        acc.len() == OT * RT * L
+            && g_rows.iter().chain(&x_rows).all(|r| r.len() >= blocks * L)
+            && m_rows.iter().all(|m| m.len() >= blocks * L),
+        "weight_tile_avx2: rows, masks and accumulators disagree"
+    );
+    let out = acc.as_mut_ptr();
+    // SAFETY (every pointer below): the lengths were checked above.
+    let mut a = [[_mm256_setzero_ps(); RT]; OT];
+    for (o, a) in a.iter_mut().enumerate() {
+        for (r, a) in a.iter_mut().enumerate() {
+            *a = _mm256_loadu_ps(out.add((o * RT + r) * L));
+        }
+    }
+    for b in 0..blocks {
+        let at = b * L;
+        if SAME_MASK {
+            let m = _mm256_loadu_ps(m_rows[0].as_ptr().add(at).cast::<f32>());
+            let g: [__m256; OT] = std::array::from_fn(|o| {
+                _mm256_and_ps(m, _mm256_loadu_ps(g_rows[o].as_ptr().add(at)))
+            });
+            for r in 0..RT {
+                let x = _mm256_loadu_ps(x_rows[r].as_ptr().add(at));
+                for o in 0..OT {
+                    a[o][r] = _mm256_fmadd_ps(g[o], x, a[o][r]);
+                }
+            }
+            continue;
+        }
+        let g: [__m256; OT] = std::array::from_fn(|o| _mm256_loadu_ps(g_rows[o].as_ptr().add(at)));
+        for r in 0..RT {
+            let m = _mm256_loadu_si256(m_rows[r].as_ptr().add(at).cast::<__m256i>());
+            let x = _mm256_maskload_ps(x_rows[r].as_ptr().add(at), m);
+            for o in 0..OT {
+                a[o][r] = _mm256_fmadd_ps(g[o], x, a[o][r]);
+            }
+        }
+    }
+    for (o, a) in a.iter().enumerate() {
+        for (r, a) in a.iter().enumerate() {
+            _mm256_storeu_ps(out.add((o * RT + r) * L), *a);
+        }
+    }
+}
+
 /// See `same::products`; two 256-bit registers per channel.
 ///
 /// # Safety

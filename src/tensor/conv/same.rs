@@ -112,13 +112,17 @@ impl Same {
     /// Whether the direct kernel beats im2col + GEMM for `c_in → c_out`
     /// channels of `T` on `width`'s registers. Measured
     /// (docs/benchmarks/images.md, "Convolutions on the flows' shapes" for
-    /// AVX-512, "Session 19" for AVX2): up to 32 output channels it always
-    /// does. With more, on AVX-512 it needs at least 256 rows `c·K² + tap`
+    /// AVX-512, "On an AVX2 host (session 19)" for AVX2): up to 32 output
+    /// channels it always does. With more, on AVX-512 it needs at least 256 rows `c·K² + tap`
     /// per block (64 outputs of 1-8 channels 3×3, or a 1×1 of 64, ran
     /// faster as a GEMM); on AVX2 with `f32` it needs a 3×3 (or larger)
-    /// kernel and 64 rows: 8 → 64 channels 3×3 ran 0.50 of the GEMM path's
-    /// time on 14×14 maps and 1.0 on 7×7, 16 → 64 0.55, while 4 → 64 (36
-    /// rows) ran 1.25 and a 1×1 of 64 channels 1.7.
+    /// kernel and 64 rows: 8 → 64 channels 3×3 ran 0.34-0.49 of the GEMM
+    /// path's time on 14×14 maps and 0.89-0.98 on 7×7, 16 → 64 0.55, while
+    /// 4 → 64 (36 rows) ran 1.11-1.29 and a 1×1 of 64 channels 1.27-1.70.
+    #[cfg_attr(
+        not(target_arch = "x86_64"),
+        allow(clippy::extra_unused_type_parameters)
+    )]
     pub(super) fn pays<T: Element>(&self, width: Width, c_in: usize, c_out: usize) -> bool {
         let rows = c_in * self.taps;
         #[cfg(target_arch = "x86_64")]
@@ -538,9 +542,9 @@ impl<'a, T: Element> Source<'a, T> {
 /// windows ran 0.27-0.83 of the (scalar-gathered) panel's time up to 16
 /// outputs, 0.78-1.01 for 1 × 1, and 1.00-1.31 with 32-64 outputs of a
 /// 3 × 3 kernel; since the panel is gathered by masked vector loads
-/// (session 19), 16 outputs ran 0.85-0.90 of the windows' time, 8 outputs
-/// alike and 4 outputs 1.4 ("Session 19"). Off
-/// x86-64 the answer is always no, and `T` goes unused there.
+/// ("On an AVX2 host (session 19)"), the panel ran 0.87-0.90 of the
+/// windows' time with 16 outputs, but 1.04-1.10 with 8 and 1.35-1.43 with
+/// 4. Off x86-64 the answer is always no, and `T` goes unused there.
 #[cfg_attr(
     not(target_arch = "x86_64"),
     allow(clippy::extra_unused_type_parameters, unused_variables)

@@ -113,32 +113,19 @@ pub(super) unsafe fn panel_avx2(
     let channels = windows_fit(runs, stride, starts, bits, panel.len() / LANES, LANES, 1);
     let lane_lo = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
     let lane_hi = _mm256_slli_epi32::<8>(lane_lo);
-    let masks: [(__m256i, __m256i); 64] = std::array::from_fn(|tap| {
-        let b = _mm256_set1_epi32(i32::from(*bits.get(tap).unwrap_or(&0)));
-        (
-            _mm256_cmpeq_epi32(_mm256_and_si256(b, lane_lo), lane_lo),
-            _mm256_cmpeq_epi32(_mm256_and_si256(b, lane_hi), lane_hi),
-        )
-    });
-    let mut out = panel.as_mut_ptr();
+    let out = panel.as_mut_ptr();
     // SAFETY (every pointer below): `windows_fit` checked that every window
     // lies in its run and that the panel has a row per channel and tap.
-    for c in 0..channels {
-        let run = runs.as_ptr().add(c * stride);
-        for tap in 0..taps {
-            let start = *starts.get_unchecked(tap);
-            let (m0, m1) = if tap < 64 {
-                *masks.get_unchecked(tap)
-            } else {
-                let b = _mm256_set1_epi32(i32::from(*bits.get_unchecked(tap)));
-                (
-                    _mm256_cmpeq_epi32(_mm256_and_si256(b, lane_lo), lane_lo),
-                    _mm256_cmpeq_epi32(_mm256_and_si256(b, lane_hi), lane_hi),
-                )
-            };
-            _mm256_storeu_ps(out, _mm256_maskload_ps(run.add(start), m0));
-            _mm256_storeu_ps(out.add(8), _mm256_maskload_ps(run.add(start + 8), m1));
-            out = out.add(LANES);
+    for (tap, (&start, &bit)) in starts.iter().zip(bits).enumerate() {
+        // One tap's masks serve every channel.
+        let b = _mm256_set1_epi32(i32::from(bit));
+        let m0 = _mm256_cmpeq_epi32(_mm256_and_si256(b, lane_lo), lane_lo);
+        let m1 = _mm256_cmpeq_epi32(_mm256_and_si256(b, lane_hi), lane_hi);
+        for c in 0..channels {
+            let src = runs.as_ptr().add(c * stride + start);
+            let dst = out.add((c * taps + tap) * LANES);
+            _mm256_storeu_ps(dst, _mm256_maskload_ps(src, m0));
+            _mm256_storeu_ps(dst.add(8), _mm256_maskload_ps(src.add(8), m1));
         }
     }
 }

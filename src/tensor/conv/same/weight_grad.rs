@@ -8,6 +8,7 @@
 #[cfg(target_arch = "x86_64")]
 use super::super::super::simd::{self, Width};
 use super::super::super::Element;
+#[cfg(target_arch = "x86_64")]
 use super::super::geometry::LANES;
 #[cfg(target_arch = "x86_64")]
 use super::super::x86::{cast, is, weight_tile_avx2};
@@ -39,16 +40,19 @@ pub(crate) fn weight_grad<T: Element>(
     c_out: usize,
     parallel: bool,
 ) -> Option<Vec<T>> {
-    // Why a limit: every chunk of images adds into all the 16-lane sums, so
-    // they should stay in L2 (1 MiB: 32 → 32 channels 3×3 take 590 kB; the
-    // MNIST models' 64 → 64 would take 2.4 MB and run faster as a GEMM).
-    let lane_sums = c_out.div_ceil(4) * 4 * (c_in * plan.taps).div_ceil(4) * 4 * LANES;
     // The 16 sums of 16 lanes need AVX-512's 32 registers; AVX2 sums in 8
-    // lanes, tiles of 3 × 4 (measured against the GEMM: "Session 19" in
-    // docs/benchmarks/images.md).
+    // lanes, tiles of 3 × 4 (measured against the GEMM: "On an AVX2 host
+    // (session 19)" in docs/benchmarks/images.md).
     #[cfg(target_arch = "x86_64")]
     let (avx512, avx2) = (
-        simd::widest() == Width::Avx512 && is::<T, f32>() && lane_sums <= 1 << 18,
+        // Why a limit: every chunk of images adds into all the 16-lane sums,
+        // so they should stay in L2 (1 MiB: 32 → 32 channels 3×3 take 590
+        // kB; the MNIST models' 64 → 64 would take 2.4 MB and run faster as
+        // a GEMM).
+        {
+            let lane_sums = c_out.div_ceil(4) * 4 * (c_in * plan.taps).div_ceil(4) * 4 * LANES;
+            simd::widest() == Width::Avx512 && is::<T, f32>() && lane_sums <= 1 << 18
+        },
         simd::widest() == Width::Avx2 && is::<T, f32>() && crate::tensor::cpu::has_avx2_fma(),
     );
     #[cfg(not(target_arch = "x86_64"))]
@@ -173,8 +177,8 @@ fn weight_grad_images(
 /// The weight gradient of `images` alone on AVX2 with FMA (see
 /// [`weight_grad`]): tiles of up to 3 output channels × 4 rows
 /// `r = c·K² + tap`, each an 8-lane sum kept in `lanes` between stretches
-/// of [`STRETCH`] pixels (3 × 4 measured faster than 2 × 5: "Session 19"
-/// in docs/benchmarks/images.md). With at least 4 input channels a tile's
+/// of [`STRETCH`] pixels (3 × 4 measured faster than 2 × 5: "On an AVX2
+/// host (session 19)" in docs/benchmarks/images.md). With at least 4 input channels a tile's
 /// rows are 4 channels at one tap, which share one mask: the kernel
 /// zeroes the gradient's lanes outside it and reads the windows with plain
 /// loads (their other lanes hold finite neighbours or the runs' zero

@@ -16,7 +16,7 @@
 //! The forward pass takes the output pixels `LANES` at a time; each tile of
 //! up to 16 output channels sums `bias[o] + Σ_r weight[o, r]·window_r` in
 //! registers, one vector per channel, reading the `C·K²` windows in place
-//! by masked loads (`f32` on AVX-512, or on AVX2 up to 16 outputs or
+//! by masked loads (`f32` on AVX-512, or on AVX2 up to 8 outputs or
 //! 1 × 1) or from a panel they are gathered into (a few kB in L1), and
 //! stores the block straight into the NCHW output.
 //! The input gradient of a same convolution is the same convolution of
@@ -600,7 +600,7 @@ fn products<T: Element, const OT: usize>(
     if let (Some(p), Some(w)) = (cast::<T, f32>(panel), cast::<T, f32>(weights)) {
         let acc = cast_mut::<T, f32>(acc).expect("the same element type");
         // AVX-512 reads f32 windows in place (`Source::Windows`), so a panel
-        // of f32 meets at most AVX2 here (more than 16 outputs, K > 1).
+        // of f32 meets at most AVX2 here (more than 8 outputs, K > 1).
         if width == Width::Avx2 {
             // SAFETY: `simd::widest` found AVX2 on this CPU.
             return unsafe { super::x86::products_avx2::<OT>(p, w, acc) };

@@ -1,6 +1,8 @@
 //! The products of the same convolutions (`same.rs`) in AVX2 and AVX-512F
-//! intrinsics: a multiply, then an add (never a fused multiply-add), so the
-//! forward pass gives the bits of the plain loops on every width.
+//! intrinsics: in the forward pass (and the input gradient, the same
+//! kernel) a multiply, then an add (never a fused multiply-add), so it gives
+//! the bits of the plain loops on every width. The weight gradient's tiles
+//! (`weight_tile_*`) promise no bits across widths; the AVX2 one fuses.
 //!
 //! Each function is `unsafe` only for its CPU feature; it checks the
 //! lengths of its slices before it reads through pointers.

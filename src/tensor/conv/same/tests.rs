@@ -93,3 +93,19 @@ fn every_width_gives_the_bits_of_the_plain_loops() {
         }
     }
 }
+
+/// A layer without output (or input) channels has an empty weight
+/// gradient on every path; the AVX2 tiles once divided by the channel
+/// count (found by a review).
+#[test]
+fn a_weight_gradient_without_channels_is_empty() {
+    use crate::tensor::Tensor;
+    let input = Tensor::<f32>::ones(&[1, 1, 2, 2]);
+    let grad = Tensor::<f32>::ones(&[1, 0, 2, 2]);
+    let w = Tensor::conv2d_weight_grad(&input, &grad, 3, 1);
+    assert_eq!(w.shape(), &[0, 1, 3, 3]);
+    let input = Tensor::<f32>::ones(&[2, 0, 3, 3]);
+    let grad = Tensor::<f32>::ones(&[2, 4, 3, 3]);
+    let w = Tensor::conv2d_weight_grad(&input, &grad, 3, 1);
+    assert_eq!(w.shape(), &[4, 0, 3, 3]);
+}

@@ -57,7 +57,7 @@ pub(crate) fn weight_grad<T: Element>(
     );
     #[cfg(not(target_arch = "x86_64"))]
     let (avx512, avx2) = (false, false);
-    if !(avx512 || avx2) || batch == 0 {
+    if !(avx512 || avx2) || batch == 0 || c_in == 0 || c_out == 0 {
         return None;
     }
     #[cfg(target_arch = "x86_64")]
@@ -323,8 +323,8 @@ fn weight_grad_images_avx2(
     out
 }
 
-/// Pixels per stretch of the AVX2 weight gradient: a tile's rows (4
-/// windows, their masks, 3 rows of the gradient) take at most 44 kB, most
-/// of it in L1.
+/// Pixels per stretch of the AVX2 weight gradient: a tile's 4 windows
+/// and their masks take 32 kB, read again for every 3 output channels; the
+/// gradient's rows (4 kB per output channel) come from L2.
 #[cfg(target_arch = "x86_64")]
 const STRETCH: usize = 1024;

@@ -65,8 +65,6 @@ pub(super) unsafe fn windows_avx2<const OT: usize>(
 ) {
     let channels = windows_fit(runs, stride, starts, bits, weights.len(), acc.len(), OT);
     let (mut w, out) = (weights.as_ptr(), acc.as_mut_ptr());
-    let lane_lo = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-    let lane_hi = _mm256_slli_epi32::<8>(lane_lo);
     // SAFETY (every pointer below): the lengths were checked above.
     let (mut lo, mut hi) = ([_mm256_setzero_ps(); OT], [_mm256_setzero_ps(); OT]);
     for o in 0..OT {
@@ -76,9 +74,7 @@ pub(super) unsafe fn windows_avx2<const OT: usize>(
     for c in 0..channels {
         let run = runs.as_ptr().add(c * stride);
         for (&start, &bit) in starts.iter().zip(bits) {
-            let b = _mm256_set1_epi32(i32::from(bit));
-            let m0 = _mm256_cmpeq_epi32(_mm256_and_si256(b, lane_lo), lane_lo);
-            let m1 = _mm256_cmpeq_epi32(_mm256_and_si256(b, lane_hi), lane_hi);
+            let (m0, m1) = lane_masks(bit);
             let v0 = _mm256_maskload_ps(run.add(start), m0);
             let v1 = _mm256_maskload_ps(run.add(start + 8), m1);
             for o in 0..OT {
@@ -113,16 +109,12 @@ pub(super) unsafe fn panel_avx2(
 ) {
     let taps = starts.len();
     let channels = windows_fit(runs, stride, starts, bits, panel.len() / LANES, LANES, 1);
-    let lane_lo = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-    let lane_hi = _mm256_slli_epi32::<8>(lane_lo);
     let out = panel.as_mut_ptr();
     // SAFETY (every pointer below): `windows_fit` checked that every window
     // lies in its run and that the panel has a row per channel and tap.
     for (tap, (&start, &bit)) in starts.iter().zip(bits).enumerate() {
         // One tap's masks serve every channel.
-        let b = _mm256_set1_epi32(i32::from(bit));
-        let m0 = _mm256_cmpeq_epi32(_mm256_and_si256(b, lane_lo), lane_lo);
-        let m1 = _mm256_cmpeq_epi32(_mm256_and_si256(b, lane_hi), lane_hi);
+        let (m0, m1) = lane_masks(bit);
         for c in 0..channels {
             let src = runs.as_ptr().add(c * stride + start);
             let dst = out.add((c * taps + tap) * LANES);
@@ -130,6 +122,23 @@ pub(super) unsafe fn panel_avx2(
             _mm256_storeu_ps(dst.add(8), _mm256_maskload_ps(src.add(8), m1));
         }
     }
+}
+
+/// `vmaskmovps` masks of the 16 lanes of a block, as two halves: lane l
+/// kept (all ones) where bit l of `bits` is set, else 0.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn lane_masks(bits: u16) -> (__m256i, __m256i) {
+    let lane_lo = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    let lane_hi = _mm256_slli_epi32::<8>(lane_lo);
+    let b = _mm256_set1_epi32(i32::from(bits));
+    (
+        _mm256_cmpeq_epi32(_mm256_and_si256(b, lane_lo), lane_lo),
+        _mm256_cmpeq_epi32(_mm256_and_si256(b, lane_hi), lane_hi),
+    )
 }
 
 /// The channels of `runs` (`stride` apart), after checking that every

@@ -68,12 +68,14 @@ pub(crate) fn weight_grad<T: Element>(
         } else {
             1
         };
+        // Built once per call, read by every task (empty for AVX-512).
+        let table = if avx2 { mask_table(plan) } else { Vec::new() };
         let task_sum = |task: usize| {
             let images = task * batch / tasks..(task + 1) * batch / tasks;
             if avx512 {
                 weight_grad_images(plan, src, grad, c_in, c_out, images)
             } else {
-                weight_grad_images_avx2(plan, src, grad, c_in, c_out, images)
+                weight_grad_images_avx2(plan, src, grad, c_in, c_out, images, &table)
             }
         };
         let sums: Vec<Vec<f32>> = if tasks > 1 {
@@ -184,9 +186,7 @@ fn weight_grad_images(
 /// loads (their other lanes hold finite neighbours or the runs' zero
 /// margins, so a product with a zeroed lane is 0 for finite inputs). With
 /// fewer channels a tile is 4 consecutive rows, each window read by a
-/// masked load. The masks come from a table of 0/−1 per tap and pixel,
-/// extended past the period by a stretch so that a stretch's masks are
-/// one slice. Lanes past the last pixel multiply the zeros after the
+/// masked load. The masks come from `table` ([`mask_table`]). Lanes past the last pixel multiply the zeros after the
 /// gradient's runs.
 #[cfg(target_arch = "x86_64")]
 fn weight_grad_images_avx2(
@@ -196,19 +196,13 @@ fn weight_grad_images_avx2(
     c_in: usize,
     c_out: usize,
     images: std::ops::Range<usize>,
+    table: &[i32],
 ) -> Vec<f32> {
     const OT: usize = 3;
-    const RT: usize = 4;
     const L: usize = 8;
     let (p, taps, period) = (plan.pixels, plan.taps, plan.period);
     let rows = c_in * taps;
     let ext = period + STRETCH;
-    let table: Vec<i32> = (0..taps)
-        .flat_map(|tap| {
-            let masks = &plan.masks[tap * period..(tap + 1) * period];
-            (0..ext).map(move |t| -i32::from(masks[t % period]))
-        })
-        .collect();
     // Each tile's rows r (None past the last row).
     let same_mask = c_in >= RT;
     let tiles: Vec<[Option<usize>; RT]> = if same_mask {
@@ -253,55 +247,21 @@ fn weight_grad_images_avx2(
                     }
                     None => &zeros[..len],
                 });
+                let tile = Tile {
+                    x_rows,
+                    m_rows,
+                    blocks,
+                    same_mask,
+                };
                 let mut o0 = 0;
                 while o0 < c_out {
                     let acc = &mut lanes[o0 * RT * L..];
-                    let ot = OT.min(c_out - o0);
                     // SAFETY: the caller found AVX2 and FMA on this CPU.
                     unsafe {
-                        match (ot, same_mask) {
-                            (3, true) => weight_tile_avx2::<3, RT, true>(
-                                [g_row(o0), g_row(o0 + 1), g_row(o0 + 2)],
-                                x_rows,
-                                m_rows,
-                                blocks,
-                                &mut acc[..3 * RT * L],
-                            ),
-                            (3, false) => weight_tile_avx2::<3, RT, false>(
-                                [g_row(o0), g_row(o0 + 1), g_row(o0 + 2)],
-                                x_rows,
-                                m_rows,
-                                blocks,
-                                &mut acc[..3 * RT * L],
-                            ),
-                            (2, true) => weight_tile_avx2::<2, RT, true>(
-                                [g_row(o0), g_row(o0 + 1)],
-                                x_rows,
-                                m_rows,
-                                blocks,
-                                &mut acc[..2 * RT * L],
-                            ),
-                            (2, false) => weight_tile_avx2::<2, RT, false>(
-                                [g_row(o0), g_row(o0 + 1)],
-                                x_rows,
-                                m_rows,
-                                blocks,
-                                &mut acc[..2 * RT * L],
-                            ),
-                            (_, true) => weight_tile_avx2::<1, RT, true>(
-                                [g_row(o0)],
-                                x_rows,
-                                m_rows,
-                                blocks,
-                                &mut acc[..RT * L],
-                            ),
-                            (_, false) => weight_tile_avx2::<1, RT, false>(
-                                [g_row(o0)],
-                                x_rows,
-                                m_rows,
-                                blocks,
-                                &mut acc[..RT * L],
-                            ),
+                        match OT.min(c_out - o0) {
+                            3 => tile.run::<3>(std::array::from_fn(|k| g_row(o0 + k)), acc),
+                            2 => tile.run::<2>(std::array::from_fn(|k| g_row(o0 + k)), acc),
+                            _ => tile.run::<1>([g_row(o0)], acc),
                         }
                     }
                     o0 += OT;
@@ -328,3 +288,49 @@ fn weight_grad_images_avx2(
 /// gradient's rows (4 kB per output channel) come from L2.
 #[cfg(target_arch = "x86_64")]
 const STRETCH: usize = 1024;
+
+/// Rows `c·K² + tap` per tile of the AVX2 weight gradient.
+#[cfg(target_arch = "x86_64")]
+const RT: usize = 4;
+
+/// The AVX2 weight gradient's masks: `[tap][period + STRETCH]`, 0 or −1
+/// per pixel (−1 where the tap reads inside the image), extended past the
+/// period by a stretch so that a stretch's masks are one slice.
+#[cfg(target_arch = "x86_64")]
+fn mask_table(plan: &Same) -> Vec<i32> {
+    let (taps, period) = (plan.taps, plan.period);
+    (0..taps)
+        .flat_map(|tap| {
+            let masks = &plan.masks[tap * period..(tap + 1) * period];
+            (0..period + STRETCH).map(move |t| -i32::from(masks[t % period]))
+        })
+        .collect()
+}
+
+/// What one call of [`weight_tile_avx2`] reads besides the gradient's
+/// rows: the tile's [`RT`] windows, their masks, the blocks of 8 pixels, and
+/// whether the windows share `m_rows[0]`.
+#[cfg(target_arch = "x86_64")]
+struct Tile<'a> {
+    x_rows: [&'a [f32]; RT],
+    m_rows: [&'a [i32]; RT],
+    blocks: usize,
+    same_mask: bool,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Tile<'_> {
+    /// Adds the tile's sums for the `OT` gradient rows `g_rows` into the
+    /// first `OT·4·8` values of `acc`.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    unsafe fn run<const OT: usize>(&self, g_rows: [&[f32]; OT], acc: &mut [f32]) {
+        let acc = &mut acc[..OT * RT * 8];
+        if self.same_mask {
+            weight_tile_avx2::<OT, RT, true>(g_rows, self.x_rows, self.m_rows, self.blocks, acc)
+        } else {
+            weight_tile_avx2::<OT, RT, false>(g_rows, self.x_rows, self.m_rows, self.blocks, acc)
+        }
+    }
+}
